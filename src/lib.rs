@@ -1,0 +1,9 @@
+//! cclaunch: a chaincode launcher that runs beside a Hyperledger Fabric peer.
+//!
+//! Data flows one way: a [`package::Package`] is validated, a
+//! [`platform::Platform`] turns it into a build plan, the [`launcher::Launcher`]
+//! drives a [`runtime::Engine`] to build and start it, and [`logs`] mirrors the
+//! container's output. The CLI is a thin face over the launcher.
+
+pub mod naming;
+pub mod package;

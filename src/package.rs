@@ -1,0 +1,667 @@
+//! Fabric chaincode packages: validation, package id, and the code stream.
+//!
+//! A package is a gzip'd tar holding `metadata.json` and `code.tar.gz`. It is read
+//! as a stream, once, hashing the file's bytes (the package id is
+//! `label:sha256(file)`) while both tar layers are checked entry by entry. Nothing
+//! is written out and memory stays flat whatever the package's size: a gzip bomb
+//! is stopped when its inflated size passes the cap, having only been counted.
+
+use std::cell::Cell;
+use std::collections::HashSet;
+use std::fmt;
+use std::fs::File;
+use std::io::{self, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::LazyLock;
+
+use flate2::read::MultiGzDecoder;
+use regex::Regex;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+pub const METADATA_FILE: &str = "metadata.json";
+pub const CODE_FILE: &str = "code.tar.gz";
+
+/// Fabric's `persistence.LabelRegexp` (`[[:alnum:]]` is ASCII in both engines).
+static LABEL: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^[[:alnum:]][[:alnum:]_.+-]*$").expect("static regex is valid")
+});
+
+/// metadata.json is a few hundred bytes; anything far larger is not one.
+const METADATA_MAX: u64 = 1 << 20;
+/// go.mod is read to tell toolchain drift apart from other build failures.
+const GO_MOD_MAX: u64 = 64 << 10;
+const READ_BUF: usize = 256 << 10;
+
+/// `metadata.json`, as the peer CLI writes it. `type` is kept as typed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Metadata {
+    #[serde(default)]
+    pub path: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub label: String,
+}
+
+/// Bounds applied while reading a package.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Inflated bytes allowed in each tar layer (outer package, inner code).
+    pub max_unpacked_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_unpacked_bytes: 1 << 30,
+        }
+    }
+}
+
+/// A package that passed validation.
+#[derive(Debug, Clone)]
+pub struct Package {
+    pub file: PathBuf,
+    /// `label:sha256hex` of the whole file.
+    pub id: String,
+    pub metadata: Metadata,
+    /// Size of the file on disk.
+    pub size: u64,
+    /// Inflated size of the code tar.
+    pub code_unpacked: u64,
+    /// Number of regular files in the code tar.
+    pub code_files: u64,
+    /// `src/go.mod`, if the code has one (for Go toolchain checks).
+    pub go_mod: Option<String>,
+}
+
+/// Which tar layer a problem was found in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layer {
+    Package,
+    Code,
+}
+
+impl Layer {
+    fn allowed(self) -> &'static str {
+        match self {
+            Layer::Package => "only regular files are allowed",
+            Layer::Code => "only regular files and directories are allowed",
+        }
+    }
+}
+
+impl fmt::Display for Layer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Layer::Package => f.write_str("package"),
+            Layer::Code => f.write_str(CODE_FILE),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot read chaincode package {}", file.display())]
+    Read {
+        file: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("chaincode package {} is invalid: {problem}", file.display())]
+    Invalid { file: PathBuf, problem: Problem },
+}
+
+/// What makes a package invalid. Each message names the entry and the rule.
+#[derive(Debug, thiserror::Error)]
+pub enum Problem {
+    #[error("{layer} is not gzip data")]
+    NotGzip { layer: Layer },
+    #[error("{layer} is corrupt or truncated: {source}")]
+    Corrupt {
+        layer: Layer,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{layer} inflates to more than {limit} bytes (limit chaincode.package.maxUnpackedBytes); refusing it as a possible archive bomb")]
+    TooLarge { layer: Layer, limit: u64 },
+    #[error("{layer} has an entry whose name is not valid UTF-8: {name:?}")]
+    NonUtf8Name { layer: Layer, name: String },
+    #[error("{layer} entry {name:?} has an absolute path")]
+    AbsolutePath { layer: Layer, name: String },
+    #[error("{layer} entry {name:?} has a '..' path component")]
+    DotDot { layer: Layer, name: String },
+    #[error("{layer} entry {name:?} is a {kind}; {}", .layer.allowed())]
+    NotAFile {
+        layer: Layer,
+        name: String,
+        kind: &'static str,
+    },
+    #[error("{layer} has a duplicate entry {name:?}")]
+    Duplicate { layer: Layer, name: String },
+    #[error("missing {0}")]
+    Missing(&'static str),
+    #[error("metadata.json is not valid: {0}")]
+    Metadata(#[source] serde_json::Error),
+    #[error("metadata.json is larger than {METADATA_MAX} bytes")]
+    MetadataTooLarge,
+    #[error("invalid label '{0}': a label must match ^[[:alnum:]][[:alnum:]_.+-]*$")]
+    Label(String),
+}
+
+impl Package {
+    /// Reads and validates the package at `file`.
+    pub fn open(file: impl AsRef<Path>, limits: Limits) -> Result<Package, Error> {
+        let file = file.as_ref();
+        let invalid = |problem| Error::Invalid {
+            file: file.to_path_buf(),
+            problem,
+        };
+        let handle = File::open(file).map_err(|source| Error::Read {
+            file: file.to_path_buf(),
+            source,
+        })?;
+        let size = handle.metadata().map(|m| m.len()).unwrap_or(0);
+        let mut hashing = Hashing::new(BufReader::with_capacity(READ_BUF, handle));
+        let scan = scan_package(&mut hashing, limits).map_err(invalid)?;
+        // The id covers every byte of the file, trailing ones included.
+        io::copy(&mut hashing, &mut io::sink()).map_err(|source| Error::Read {
+            file: file.to_path_buf(),
+            source,
+        })?;
+        let digest = hashing.finish();
+        Ok(Package {
+            file: file.to_path_buf(),
+            id: format!("{}:{}", scan.metadata.label, digest),
+            metadata: scan.metadata,
+            size,
+            code_unpacked: scan.code.unpacked,
+            code_files: scan.code.files,
+            go_mod: scan.code.go_mod,
+        })
+    }
+
+    /// Calls `sink` with the raw `code.tar.gz` bytes, in order, in chunks, and
+    /// checks at the end that the file still hashes to this package's id, so a
+    /// file swapped after validation fails instead of being built.
+    pub fn read_code(&self, mut sink: impl FnMut(&[u8]) -> io::Result<()>) -> Result<(), Error> {
+        let read_err = |source| Error::Read {
+            file: self.file.clone(),
+            source,
+        };
+        let handle = File::open(&self.file).map_err(read_err)?;
+        let mut hashing = Hashing::new(BufReader::with_capacity(READ_BUF, handle));
+        {
+            let mut archive = tar::Archive::new(MultiGzDecoder::new(&mut hashing));
+            let mut found = false;
+            for entry in archive.entries().map_err(read_err)? {
+                let mut entry = entry.map_err(read_err)?;
+                if entry.path_bytes().as_ref() != CODE_FILE.as_bytes() || found {
+                    continue;
+                }
+                found = true;
+                let mut buf = vec![0u8; READ_BUF];
+                loop {
+                    let n = entry.read(&mut buf).map_err(read_err)?;
+                    if n == 0 {
+                        break;
+                    }
+                    sink(&buf[..n]).map_err(read_err)?;
+                }
+            }
+            let mut rest = archive.into_inner();
+            io::copy(&mut rest, &mut io::sink()).map_err(read_err)?;
+        }
+        io::copy(&mut hashing, &mut io::sink()).map_err(read_err)?;
+        let digest = hashing.finish();
+        if !self.id.ends_with(&digest) {
+            return Err(read_err(io::Error::other(
+                "the file changed after it was validated (its sha256 no longer matches the package id)",
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The package id of any file, without validating it: `label:sha256(file)`.
+pub fn package_id(label: &str, bytes: &[u8]) -> String {
+    format!("{label}:{}", hex::encode(Sha256::digest(bytes)))
+}
+
+pub fn validate_label(label: &str) -> Result<(), Problem> {
+    if LABEL.is_match(label) {
+        Ok(())
+    } else {
+        Err(Problem::Label(label.to_string()))
+    }
+}
+
+struct Scan {
+    metadata: Metadata,
+    code: CodeScan,
+}
+
+#[derive(Default)]
+struct CodeScan {
+    unpacked: u64,
+    files: u64,
+    go_mod: Option<String>,
+}
+
+fn scan_package(source: &mut impl Read, limits: Limits) -> Result<Scan, Problem> {
+    let layer = Layer::Package;
+    let over = Rc::new(Cell::new(false));
+    let inflated = Capped::new(
+        MultiGzDecoder::new(source),
+        limits.max_unpacked_bytes,
+        over.clone(),
+    );
+    let mut archive = tar::Archive::new(inflated);
+    let mut metadata: Option<Metadata> = None;
+    let mut code: Option<CodeScan> = None;
+    let corrupt = |source: io::Error| classify(layer, source, &over, limits);
+
+    for entry in archive.entries().map_err(corrupt)? {
+        let mut entry = entry.map_err(corrupt)?;
+        let name = entry_name(layer, &entry)?;
+        let kind = entry.header().entry_type();
+        if !kind.is_file() {
+            return Err(Problem::NotAFile {
+                layer,
+                name,
+                kind: kind_name(kind),
+            });
+        }
+        match name.as_str() {
+            METADATA_FILE => {
+                if metadata.is_some() {
+                    return Err(Problem::Duplicate { layer, name });
+                }
+                if entry.size() > METADATA_MAX {
+                    return Err(Problem::MetadataTooLarge);
+                }
+                let mut text = Vec::new();
+                (&mut entry)
+                    .take(METADATA_MAX)
+                    .read_to_end(&mut text)
+                    .map_err(corrupt)?;
+                let parsed: Metadata = serde_json::from_slice(&text).map_err(Problem::Metadata)?;
+                validate_label(&parsed.label)?;
+                metadata = Some(parsed);
+            }
+            CODE_FILE => {
+                if code.is_some() {
+                    return Err(Problem::Duplicate { layer, name });
+                }
+                code = Some(scan_code(&mut entry, limits).map_err(|p| match p {
+                    // A short read of the code entry is the outer tar's fault.
+                    Problem::Corrupt { source, .. } if over.get() => {
+                        classify(layer, source, &over, limits)
+                    }
+                    p => p,
+                })?);
+            }
+            other => {
+                // Fabric only warns here; so do we, and skip the entry.
+                tracing::warn!(entry = other, "unexpected file in top level of chaincode package");
+            }
+        }
+    }
+    // Drain the end-of-archive blocks and anything after them through the cap.
+    let mut rest = archive.into_inner();
+    io::copy(&mut rest, &mut io::sink()).map_err(corrupt)?;
+
+    let metadata = metadata.ok_or(Problem::Missing(METADATA_FILE))?;
+    let code = code.ok_or(Problem::Missing(CODE_FILE))?;
+    Ok(Scan { metadata, code })
+}
+
+fn scan_code(source: &mut impl Read, limits: Limits) -> Result<CodeScan, Problem> {
+    let layer = Layer::Code;
+    let over = Rc::new(Cell::new(false));
+    let mut head = [0u8; 2];
+    let peeked = read_up_to(source, &mut head).map_err(|source| Problem::Corrupt { layer, source })?;
+    if peeked < 2 || head != [0x1f, 0x8b] {
+        return Err(Problem::NotGzip { layer });
+    }
+    let inflated = Capped::new(
+        MultiGzDecoder::new(head[..peeked].chain(source)),
+        limits.max_unpacked_bytes,
+        over.clone(),
+    );
+    let mut archive = tar::Archive::new(inflated);
+    let corrupt = |source: io::Error| classify(layer, source, &over, limits);
+    let mut seen = HashSet::new();
+    let mut scan = CodeScan::default();
+
+    for entry in archive.entries().map_err(corrupt)? {
+        let mut entry = entry.map_err(corrupt)?;
+        let name = entry_name(layer, &entry)?;
+        let kind = entry.header().entry_type();
+        match kind {
+            tar::EntryType::Regular | tar::EntryType::Directory => {}
+            tar::EntryType::XGlobalHeader => continue,
+            other => {
+                return Err(Problem::NotAFile {
+                    layer,
+                    name,
+                    kind: kind_name(other),
+                })
+            }
+        }
+        let normal = normalize(&name);
+        if !normal.is_empty() && !seen.insert(normal.clone()) {
+            return Err(Problem::Duplicate { layer, name });
+        }
+        if kind.is_file() {
+            scan.files += 1;
+            if normal == "src/go.mod" && entry.size() <= GO_MOD_MAX {
+                let mut text = String::new();
+                // A go.mod that is not UTF-8 simply is not looked at.
+                if (&mut entry).take(GO_MOD_MAX).read_to_string(&mut text).is_ok() {
+                    scan.go_mod = Some(text);
+                }
+            }
+        }
+    }
+    let mut rest = archive.into_inner();
+    io::copy(&mut rest, &mut io::sink()).map_err(corrupt)?;
+    scan.unpacked = rest.count;
+    Ok(scan)
+}
+
+/// A read error is the cap speaking when the cap tripped, and corruption otherwise.
+fn classify(layer: Layer, source: io::Error, over: &Cell<bool>, limits: Limits) -> Problem {
+    if over.get() {
+        Problem::TooLarge {
+            layer,
+            limit: limits.max_unpacked_bytes,
+        }
+    } else if layer == Layer::Package && is_not_gzip(&source) {
+        Problem::NotGzip { layer }
+    } else {
+        Problem::Corrupt { layer, source }
+    }
+}
+
+fn is_not_gzip(err: &io::Error) -> bool {
+    err.kind() == io::ErrorKind::InvalidInput && err.to_string().contains("header")
+}
+
+/// The entry's name, refused unless it is UTF-8, relative and free of `..`.
+fn entry_name<R: Read>(layer: Layer, entry: &tar::Entry<'_, R>) -> Result<String, Problem> {
+    let raw = entry.path_bytes();
+    let name = match std::str::from_utf8(&raw) {
+        Ok(name) if !name.contains('\0') => name.to_string(),
+        _ => {
+            return Err(Problem::NonUtf8Name {
+                layer,
+                name: String::from_utf8_lossy(&raw).into_owned(),
+            })
+        }
+    };
+    if name.starts_with('/') {
+        return Err(Problem::AbsolutePath { layer, name });
+    }
+    if name.split(['/', '\\']).any(|part| part == "..") {
+        return Err(Problem::DotDot { layer, name });
+    }
+    Ok(name)
+}
+
+/// `./src//a/` and `src/a` are the same entry.
+fn normalize(name: &str) -> String {
+    name.split('/')
+        .filter(|part| !part.is_empty() && *part != ".")
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+fn kind_name(kind: tar::EntryType) -> &'static str {
+    match kind {
+        tar::EntryType::Regular => "regular file",
+        tar::EntryType::Directory => "directory",
+        tar::EntryType::Symlink => "symlink",
+        tar::EntryType::Link => "hard link",
+        tar::EntryType::Char => "character device",
+        tar::EntryType::Block => "block device",
+        tar::EntryType::Fifo => "fifo",
+        tar::EntryType::Continuous => "contiguous file",
+        tar::EntryType::GNUSparse => "sparse file",
+        _ => "special entry",
+    }
+}
+
+fn read_up_to(source: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match source.read(&mut buf[filled..])? {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    Ok(filled)
+}
+
+/// Counts inflated bytes and fails the read once they pass the limit.
+struct Capped<R> {
+    inner: R,
+    limit: u64,
+    count: u64,
+    over: Rc<Cell<bool>>,
+}
+
+impl<R> Capped<R> {
+    fn new(inner: R, limit: u64, over: Rc<Cell<bool>>) -> Self {
+        Self {
+            inner,
+            limit,
+            count: 0,
+            over,
+        }
+    }
+}
+
+impl<R: Read> Read for Capped<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count += n as u64;
+        if self.count > self.limit {
+            self.over.set(true);
+            return Err(io::Error::other("inflated size limit exceeded"));
+        }
+        Ok(n)
+    }
+}
+
+/// Hashes every byte read through it.
+struct Hashing<R> {
+    inner: R,
+    hasher: Sha256,
+}
+
+impl<R: Read> Hashing<R> {
+    fn new(inner: R) -> Self {
+        Self {
+            inner,
+            hasher: Sha256::new(),
+        }
+    }
+
+    fn finish(self) -> String {
+        hex::encode(self.hasher.finalize())
+    }
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// Writes a package the way `peer lifecycle chaincode package` lays it out:
+/// `metadata.json` + `code.tar.gz`, the code under `src/`. Deterministic: the
+/// same directory gives the same bytes, so the same package id.
+pub fn write(metadata: &Metadata, code_dir: &Path, out: &Path) -> io::Result<String> {
+    validate_label(&metadata.label).map_err(|p| io::Error::new(io::ErrorKind::InvalidInput, p.to_string()))?;
+    let code = code_tar_gz(code_dir)?;
+    let meta = serde_json::to_vec(metadata)?;
+
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    let mut tar = tar::Builder::new(gz);
+    append_file(&mut tar, METADATA_FILE, &meta)?;
+    append_file(&mut tar, CODE_FILE, &code)?;
+    let bytes = tar.into_inner()?.finish()?;
+
+    let mut file = tempfile::NamedTempFile::new_in(out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")))?;
+    file.write_all(&bytes)?;
+    file.persist(out).map_err(|e| e.error)?;
+    Ok(package_id(&metadata.label, &bytes))
+}
+
+fn code_tar_gz(dir: &Path) -> io::Result<Vec<u8>> {
+    let mut files = Vec::new();
+    collect_files(dir, dir, &mut files)?;
+    files.sort();
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    let mut tar = tar::Builder::new(gz);
+    for rel in files {
+        let data = std::fs::read(dir.join(&rel))?;
+        append_file(&mut tar, &format!("src/{rel}"), &data)?;
+    }
+    tar.into_inner()?.finish()
+}
+
+fn collect_files(root: &Path, dir: &Path, out: &mut Vec<String>) -> io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        let path = entry.path();
+        if kind.is_dir() {
+            if entry.file_name() == "node_modules" || entry.file_name() == ".git" {
+                // Fabric's packager skips neither, but node_modules is rebuilt by
+                // `npm install` in the build container; shipping it only bloats.
+                continue;
+            }
+            collect_files(root, &path, out)?;
+        } else if kind.is_file() {
+            let rel = path
+                .strip_prefix(root)
+                .map_err(io::Error::other)?
+                .to_str()
+                .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, format!("file name is not UTF-8: {}", path.display())))?
+                .to_string();
+            out.push(rel);
+        }
+        // Symlinks and special files are not packaged, as in Fabric.
+    }
+    Ok(())
+}
+
+/// Fabric writes package entries as mode 0100644 with zero times and owners.
+fn append_file<W: Write>(tar: &mut tar::Builder<W>, name: &str, data: &[u8]) -> io::Result<()> {
+    let mut header = tar::Header::new_ustar();
+    header.set_size(data.len() as u64);
+    header.set_mode(0o100644);
+    header.set_mtime(0);
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_entry_type(tar::EntryType::Regular);
+    tar.append_data(&mut header, name, data)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(dir: &Path) -> PathBuf {
+        let code = dir.join("code");
+        std::fs::create_dir_all(code.join("lib")).unwrap();
+        std::fs::write(code.join("package.json"), "{}").unwrap();
+        std::fs::write(code.join("lib/index.js"), "1").unwrap();
+        let out = dir.join("cc.tar.gz");
+        let meta = Metadata {
+            path: String::new(),
+            kind: "node".into(),
+            label: "cc_1.0".into(),
+        };
+        write(&meta, &code, &out).unwrap();
+        out
+    }
+
+    #[test]
+    fn a_written_package_validates_and_its_id_is_the_file_hash() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = sample(dir.path());
+        let pkg = Package::open(&file, Limits::default()).unwrap();
+        let bytes = std::fs::read(&file).unwrap();
+        assert_eq!(pkg.id, package_id("cc_1.0", &bytes));
+        assert_eq!(pkg.metadata.kind, "node");
+        assert_eq!(pkg.code_files, 2);
+    }
+
+    #[test]
+    fn writing_is_deterministic() {
+        let a = tempfile::tempdir().unwrap();
+        let b = tempfile::tempdir().unwrap();
+        assert_eq!(std::fs::read(sample(a.path())).unwrap(), std::fs::read(sample(b.path())).unwrap());
+    }
+
+    #[test]
+    fn read_code_yields_the_code_entry_and_checks_the_hash() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = sample(dir.path());
+        let pkg = Package::open(&file, Limits::default()).unwrap();
+        let mut code = Vec::new();
+        pkg.read_code(|chunk| {
+            code.extend_from_slice(chunk);
+            Ok(())
+        })
+        .unwrap();
+        let mut names = Vec::new();
+        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(&code[..]));
+        for e in archive.entries().unwrap() {
+            names.push(e.unwrap().path().unwrap().display().to_string());
+        }
+        assert_eq!(names, ["src/lib/index.js", "src/package.json"]);
+
+        // Swap the file for another valid package: the stream must fail.
+        let other = dir.path().join("other");
+        std::fs::create_dir_all(&other).unwrap();
+        std::fs::write(other.join("package.json"), "{\"x\":1}").unwrap();
+        write(&pkg.metadata, &other, &file).unwrap();
+        let err = pkg.read_code(|_| Ok(())).unwrap_err();
+        assert!(err.to_string().contains("cannot read"), "{err}");
+        assert!(format!("{:?}", err).contains("changed after it was validated"));
+    }
+
+    #[test]
+    fn labels_follow_fabric() {
+        for ok in ["a", "A1", "cc_1.0+b-2", "9"] {
+            assert!(validate_label(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "_a", "-a", "a b", "../evil", "a/b", "é"] {
+            assert!(validate_label(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_cap_stops_inflation_early() {
+        let dir = tempfile::tempdir().unwrap();
+        let code = dir.path().join("code");
+        std::fs::create_dir_all(&code).unwrap();
+        std::fs::write(code.join("zeros"), vec![0u8; 4 << 20]).unwrap();
+        let out = dir.path().join("p.tar.gz");
+        let meta = Metadata {
+            path: String::new(),
+            kind: "node".into(),
+            label: "z".into(),
+        };
+        write(&meta, &code, &out).unwrap();
+        let err = Package::open(&out, Limits { max_unpacked_bytes: 1 << 20 }).unwrap_err();
+        assert!(err.to_string().contains("inflates to more than 1048576 bytes"), "{err}");
+    }
+}
