@@ -7,3 +7,5 @@
 
 pub mod naming;
 pub mod package;
+pub mod config;
+pub mod platform;

@@ -124,7 +124,7 @@ pub enum Problem {
         #[source]
         source: io::Error,
     },
-    #[error("{layer} inflates to more than {limit} bytes (limit chaincode.package.maxUnpackedBytes); refusing it as a possible archive bomb")]
+    #[error("{layer} inflates to more than {limit} bytes (limit cclaunch.package.maxUnpackedBytes); refusing it as a possible archive bomb")]
     TooLarge { layer: Layer, limit: u64 },
     #[error("{layer} has an entry whose name is not valid UTF-8: {name:?}")]
     NonUtf8Name { layer: Layer, name: String },

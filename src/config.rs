@@ -1,0 +1,446 @@
+//! Configuration: a YAML file with Fabric's core.yaml key names (`vm.*`,
+//! `chaincode.*`, `peer.*`), plus cclaunch's own keys under `cclaunch.*`.
+//!
+//! Precedence, lowest first: built-in defaults (Fabric's sampleconfig values),
+//! the file, then environment variables named the way a peer's viper names them:
+//! `CORE_` + the key path upper-cased with `.` as `_` (`CORE_PEER_ID`,
+//! `CORE_CHAINCODE_BUILDER`); cclaunch keys use `CCLAUNCH_` (`CCLAUNCH_FABRICVERSION`).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bollard::models::HostConfig;
+use serde::Deserialize;
+use serde_yaml::Value;
+
+/// Built-in defaults. Image names and peer identity are Fabric's own defaults.
+pub const DEFAULTS: &str = r#"
+vm:
+  endpoint: unix:///var/run/docker.sock
+  docker:
+    attachStdout: true
+    hostConfig:
+      NetworkMode: host
+      LogConfig:
+        Type: json-file
+        Config:
+          max-size: "50m"
+          max-file: "5"
+      Memory: 2147483648
+chaincode:
+  builder: $(DOCKER_NS)/fabric-ccenv:$(TWO_DIGIT_VERSION)
+  pull: false
+  golang:
+    runtime: $(DOCKER_NS)/fabric-baseos:$(TWO_DIGIT_VERSION)
+    dynamicLink: false
+  java:
+    runtime: $(DOCKER_NS)/fabric-javaenv:$(TWO_DIGIT_VERSION)
+  node:
+    runtime: $(DOCKER_NS)/fabric-nodeenv:$(TWO_DIGIT_VERSION)
+  startuptimeout: 300s
+  logging:
+    level: info
+    shim: warning
+    format: '%{color}%{time:2006-01-02 15:04:05.000 MST} [%{module}] %{shortfunc} -> %{level:.4s} %{id:03x}%{color:reset} %{message}'
+peer:
+  id: jdoe
+  networkId: dev
+  localMspId: SampleOrg
+cclaunch:
+  fabricVersion: 2.5.16
+  package:
+    maxUnpackedBytes: 1073741824
+  build:
+    networkMode: ""
+    env: []
+    mounts: []
+  output:
+    maxLineBytes: 65536
+    keepLines: 1000
+"#;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot read config file {}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("config file {} is not valid YAML", path.display())]
+    Yaml {
+        path: PathBuf,
+        #[source]
+        source: serde_yaml::Error,
+    },
+    #[error("invalid configuration{}: {source}", origin.as_ref().map(|p| format!(" in {}", p.display())).unwrap_or_default())]
+    Invalid {
+        origin: Option<PathBuf>,
+        #[source]
+        source: serde_yaml::Error,
+    },
+    #[error("invalid duration {value:?} for {key}: use a number with a unit (ms, s, m, h), as in 300s")]
+    Duration { key: &'static str, value: String },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Config {
+    pub vm: Vm,
+    pub chaincode: Chaincode,
+    pub peer: Peer,
+    pub cclaunch: Cclaunch,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Vm {
+    pub endpoint: String,
+    pub docker: VmDocker,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VmDocker {
+    pub attach_stdout: bool,
+    /// Docker's own HostConfig, keys as the engine API spells them.
+    pub host_config: HostConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Chaincode {
+    pub builder: String,
+    pub pull: bool,
+    pub golang: Golang,
+    pub java: Runtime,
+    pub node: Runtime,
+    /// Go duration syntax, as in core.yaml.
+    #[serde(rename = "startuptimeout")]
+    pub startup_timeout: String,
+    pub logging: Logging,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Golang {
+    pub runtime: String,
+    pub dynamic_link: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Runtime {
+    pub runtime: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Logging {
+    pub level: String,
+    pub shim: String,
+    pub format: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Peer {
+    pub id: String,
+    pub network_id: String,
+    pub local_msp_id: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Cclaunch {
+    /// The Fabric version written into images (LABEL, CORE_CHAINCODE_BUILDLEVEL)
+    /// and substituted for `$(PROJECT_VERSION)` / `$(TWO_DIGIT_VERSION)`.
+    pub fabric_version: String,
+    pub package: PackageLimits,
+    pub build: Build,
+    pub output: Output,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PackageLimits {
+    pub max_unpacked_bytes: u64,
+}
+
+/// Settings for the build container (Fabric gives it none of these).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Build {
+    /// Network mode of the build container; empty = the engine's default.
+    pub network_mode: String,
+    /// Extra `KEY=value` entries for the build container (proxies, GOPROXY,
+    /// npm_config_registry, ...), after the platform's own.
+    pub env: Vec<String>,
+    /// Read-only bind mounts `host:container` (a CA bundle, an .npmrc).
+    pub mounts: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Output {
+    /// A longer line is mirrored in pieces of this size (memory stays bounded).
+    pub max_line_bytes: usize,
+    /// Lines kept per chaincode for error reports and `logs`.
+    pub keep_lines: usize,
+}
+
+impl Config {
+    /// Defaults, then `file` (if any), then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Config, Error> {
+        Self::load_with_env(file, |key| std::env::var(key).ok())
+    }
+
+    pub fn load_with_env(
+        file: Option<&Path>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, Error> {
+        let config: Config = serde_yaml::from_value(tree(file, env)?).map_err(|source| Error::Invalid {
+            origin: file.map(Path::to_path_buf),
+            source,
+        })?;
+        config.startup_timeout()?;
+        Ok(config)
+    }
+
+    /// An image name from config with Fabric's `$(...)` variables substituted.
+    pub fn image(&self, configured: &str) -> String {
+        configured
+            .replace("$(ARCH)", go_arch())
+            .replace("$(PROJECT_VERSION)", &self.cclaunch.fabric_version)
+            .replace("$(TWO_DIGIT_VERSION)", &two_digit(&self.cclaunch.fabric_version))
+            .replace("$(DOCKER_NS)", "hyperledger")
+    }
+
+    pub fn startup_timeout(&self) -> Result<Duration, Error> {
+        parse_duration(&self.chaincode.startup_timeout).ok_or_else(|| Error::Duration {
+            key: "chaincode.startuptimeout",
+            value: self.chaincode.startup_timeout.clone(),
+        })
+    }
+
+    /// The three `CORE_CHAINCODE_LOGGING_*` entries a peer hands its chaincode.
+    pub fn logging_env(&self) -> [String; 3] {
+        let logging = &self.chaincode.logging;
+        [
+            format!("CORE_CHAINCODE_LOGGING_LEVEL={}", log_level("chaincode.logging.level", &logging.level)),
+            format!("CORE_CHAINCODE_LOGGING_SHIM={}", log_level("chaincode.logging.shim", &logging.shim)),
+            format!("CORE_CHAINCODE_LOGGING_FORMAT={}", logging.format),
+        ]
+    }
+}
+
+/// Fabric's `getLogLevelFromViper`: a known level name becomes zap's spelling
+/// of it; an unknown one falls back to `info`, with a warning.
+fn log_level(key: &str, name: &str) -> &'static str {
+    match name {
+        "PAYLOAD" | "payload" => "Level(-2)",
+        "DEBUG" | "debug" => "debug",
+        "INFO" | "info" | "NOTICE" | "notice" => "info",
+        "WARNING" | "WARN" | "warning" | "warn" => "warn",
+        "ERROR" | "error" | "CRITICAL" | "critical" => "error",
+        "DPANIC" | "dpanic" => "dpanic",
+        "PANIC" | "panic" => "panic",
+        "FATAL" | "fatal" => "fatal",
+        other => {
+            tracing::warn!("{key} has invalid log level {other}. defaulting to info");
+            "info"
+        }
+    }
+}
+
+/// `2.5.16` → `2.5`; a version without dots is kept; a leading `v` is dropped.
+fn two_digit(version: &str) -> String {
+    let version = version.strip_prefix('v').unwrap_or(version);
+    match version.rfind('.') {
+        Some(i) => version[..i].to_string(),
+        None => version.to_string(),
+    }
+}
+
+fn go_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        "powerpc64" => "ppc64le",
+        other => other,
+    }
+}
+
+/// Go's duration syntax for the forms core.yaml uses: `300s`, `1m30s`, `500ms`.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let mut total = Duration::ZERO;
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit() && c != '.')?;
+        let (number, tail) = rest.split_at(digits);
+        let value: f64 = number.parse().ok()?;
+        let unit_len = tail.find(|c: char| c.is_ascii_digit()).unwrap_or(tail.len());
+        let (unit, tail) = tail.split_at(unit_len);
+        let seconds = match unit {
+            "ms" => value / 1000.0,
+            "s" => value,
+            "m" => value * 60.0,
+            "h" => value * 3600.0,
+            _ => return None,
+        };
+        total += Duration::from_secs_f64(seconds);
+        rest = tail;
+    }
+    Some(total)
+}
+
+/// Deep-merges `overlay` into `base`: mappings merge key by key, anything else
+/// replaces. A null in the overlay (an empty YAML key) keeps the default.
+fn merge(base: &mut Value, overlay: Value) {
+    match (base, overlay) {
+        (Value::Mapping(base), Value::Mapping(overlay)) => {
+            for (key, value) in overlay {
+                match base.get_mut(&key) {
+                    Some(slot) => merge(slot, value),
+                    None => {
+                        base.insert(key, value);
+                    }
+                }
+            }
+        }
+        (_, Value::Null) => {}
+        (slot, value) => *slot = value,
+    }
+}
+
+/// Every scalar leaf can be overridden from the environment, as viper does.
+fn apply_env(node: &mut Value, path: &mut Vec<String>, env: &impl Fn(&str) -> Option<String>) {
+    match node {
+        Value::Mapping(map) => {
+            let keys: Vec<Value> = map.keys().cloned().collect();
+            for key in keys {
+                let Some(name) = key.as_str().map(str::to_string) else {
+                    continue;
+                };
+                path.push(name);
+                if let Some(child) = map.get_mut(&key) {
+                    apply_env(child, path, env);
+                }
+                path.pop();
+            }
+        }
+        Value::Sequence(_) | Value::Tagged(_) => {}
+        leaf => {
+            if let Some(text) = env(&env_name(path)) {
+                *leaf = serde_yaml::from_str::<Value>(&text)
+                    .ok()
+                    .filter(|v| !matches!(v, Value::Mapping(_) | Value::Sequence(_) | Value::Null))
+                    .unwrap_or(Value::String(text));
+            }
+        }
+    }
+}
+
+fn env_name(path: &[String]) -> String {
+    let joined = path.join("_").to_uppercase().replace('-', "_");
+    match joined.strip_prefix("CCLAUNCH_") {
+        Some(rest) => format!("CCLAUNCH_{rest}"),
+        None => format!("CORE_{joined}"),
+    }
+}
+
+/// Defaults merged with `file` and the environment, as a YAML tree.
+fn tree(file: Option<&Path>, env: impl Fn(&str) -> Option<String>) -> Result<Value, Error> {
+    let mut tree: Value = serde_yaml::from_str(DEFAULTS).expect("built-in defaults are valid YAML");
+    if let Some(path) = file {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let overlay: Value = serde_yaml::from_str(&text).map_err(|source| Error::Yaml {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        merge(&mut tree, overlay);
+    }
+    apply_env(&mut tree, &mut Vec::new(), &env);
+    Ok(tree)
+}
+
+/// The effective configuration as YAML (for `cclaunch config`), validated.
+pub fn effective_yaml(file: Option<&Path>) -> Result<String, Error> {
+    Config::load(file)?;
+    let tree = tree(file, |key| std::env::var(key).ok())?;
+    Ok(serde_yaml::to_string(&tree).unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn defaults_are_fabrics() {
+        let c = Config::load_with_env(None, no_env).unwrap();
+        assert_eq!(c.image(&c.chaincode.builder), "hyperledger/fabric-ccenv:2.5");
+        assert_eq!(c.image(&c.chaincode.golang.runtime), "hyperledger/fabric-baseos:2.5");
+        assert_eq!(c.image(&c.chaincode.node.runtime), "hyperledger/fabric-nodeenv:2.5");
+        assert_eq!(c.image(&c.chaincode.java.runtime), "hyperledger/fabric-javaenv:2.5");
+        assert_eq!(c.vm.docker.host_config.network_mode.as_deref(), Some("host"));
+        assert_eq!(c.vm.docker.host_config.memory, Some(2147483648));
+        assert_eq!(c.startup_timeout().unwrap(), Duration::from_secs(300));
+        assert_eq!(c.logging_env()[0], "CORE_CHAINCODE_LOGGING_LEVEL=info");
+        assert_eq!(c.logging_env()[1], "CORE_CHAINCODE_LOGGING_SHIM=warn");
+        assert!(c.logging_env()[2].starts_with("CORE_CHAINCODE_LOGGING_FORMAT=%{color}%{time:2006-01-02"));
+        assert_eq!((c.peer.id.as_str(), c.peer.network_id.as_str()), ("jdoe", "dev"));
+    }
+
+    #[test]
+    fn file_then_env_override_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("core.yaml");
+        std::fs::write(
+            &file,
+            "peer:\n  id: peer0\nchaincode:\n  builder: local/ccenv:1\n  logging:\n    level: DEBUG\nvm:\n  docker:\n    hostConfig:\n      NetworkMode: bridge\n      Dns:\n",
+        )
+        .unwrap();
+        let env = |key: &str| match key {
+            "CORE_PEER_NETWORKID" => Some("net9".to_string()),
+            "CORE_CHAINCODE_PULL" => Some("true".to_string()),
+            "CCLAUNCH_PACKAGE_MAXUNPACKEDBYTES" => Some("1024".to_string()),
+            _ => None,
+        };
+        let c = Config::load_with_env(Some(&file), env).unwrap();
+        assert_eq!(c.peer.id, "peer0");
+        assert_eq!(c.peer.network_id, "net9");
+        assert!(c.chaincode.pull);
+        assert_eq!(c.chaincode.builder, "local/ccenv:1");
+        assert_eq!(c.logging_env()[0], "CORE_CHAINCODE_LOGGING_LEVEL=debug");
+        assert_eq!(c.vm.docker.host_config.network_mode.as_deref(), Some("bridge"));
+        assert_eq!(c.cclaunch.package.max_unpacked_bytes, 1024);
+    }
+
+    #[test]
+    fn bad_values_are_reported_with_their_key() {
+        let env = |key: &str| (key == "CORE_CHAINCODE_STARTUPTIMEOUT").then(|| "soon".to_string());
+        let err = Config::load_with_env(None, env).unwrap_err();
+        assert!(err.to_string().contains("chaincode.startuptimeout"), "{err}");
+        let env = |key: &str| (key == "CORE_CHAINCODE_LOGGING_LEVEL").then(|| "loud".to_string());
+        let c = Config::load_with_env(None, env).unwrap();
+        assert_eq!(c.logging_env()[0], "CORE_CHAINCODE_LOGGING_LEVEL=info");
+    }
+
+    #[test]
+    fn durations_parse_like_go() {
+        assert_eq!(parse_duration("300s"), Some(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1m30s"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_duration("5"), None);
+        assert_eq!(parse_duration(""), None);
+    }
+}
