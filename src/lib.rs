@@ -9,3 +9,5 @@ pub mod naming;
 pub mod package;
 pub mod config;
 pub mod platform;
+pub mod logs;
+pub mod runtime;

@@ -1,0 +1,537 @@
+//! [`Engine`] on a Docker engine, through bollard.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bollard::container::LogOutput;
+use bollard::errors::Error as BollardError;
+use bollard::models::{ContainerCreateBody, HostConfig};
+use bollard::query_parameters::{
+    AttachContainerOptions, BuildImageOptions, CreateContainerOptions,
+    DownloadFromContainerOptions, KillContainerOptions, ListContainersOptions, LogsOptions,
+    RemoveContainerOptions, RemoveImageOptions, StopContainerOptions, UploadToContainerOptions,
+};
+use bytes::Bytes;
+use futures_util::{StreamExt, TryStreamExt};
+use tokio::io::AsyncWriteExt;
+
+use super::{
+    BuildJob, ByteStream, ContainerInfo, ContainerSpec, Engine, EngineInfo, Error, Labels, Output,
+    OutputStream, Progress,
+};
+
+/// How long a plain request may take before the engine counts as hung.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(600);
+/// How long connecting (and version negotiation) may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A Docker engine, with the API version negotiated (Debian's 20.10 speaks 1.41).
+#[derive(Clone)]
+pub struct Docker {
+    client: bollard::Docker,
+    endpoint: String,
+}
+
+impl Docker {
+    /// Connects to `endpoint` (`unix:///var/run/docker.sock`, `tcp://host:2375`)
+    /// and settles the API version; an engine that is down fails here, fast.
+    pub async fn connect(endpoint: &str) -> Result<Docker, Error> {
+        let unreachable = |reason: String| Error::Unreachable {
+            endpoint: endpoint.to_string(),
+            reason,
+        };
+        let timeout = REQUEST_TIMEOUT.as_secs();
+        let client = if let Some(path) = endpoint.strip_prefix("unix://") {
+            if !std::path::Path::new(path).exists() {
+                return Err(unreachable(format!("no socket at {path}; is the engine running?")));
+            }
+            bollard::Docker::connect_with_unix(path, timeout, bollard::API_DEFAULT_VERSION)
+        } else if endpoint.starts_with("tcp://") || endpoint.starts_with("http://") {
+            bollard::Docker::connect_with_http(endpoint, timeout, bollard::API_DEFAULT_VERSION)
+        } else {
+            return Err(unreachable(
+                "unsupported endpoint scheme; use unix:///path or tcp://host:port".to_string(),
+            ));
+        }
+        .map_err(|e| unreachable(e.to_string()))?;
+        let client = tokio::time::timeout(CONNECT_TIMEOUT, client.negotiate_version())
+            .await
+            .map_err(|_| unreachable(format!("no answer within {} s", CONNECT_TIMEOUT.as_secs())))?
+            .map_err(|e| unreachable(e.to_string()))?;
+        Ok(Docker {
+            client,
+            endpoint: endpoint.to_string(),
+        })
+    }
+
+    /// The bollard client, for callers that need an API this trait lacks.
+    pub fn client(&self) -> &bollard::Docker {
+        &self.client
+    }
+
+    /// Turns a bollard error into ours: 404 is NotFound, a broken connection
+    /// is Unreachable, anything else keeps the operation and its target.
+    fn fail(&self, op: &'static str, target: &str) -> impl Fn(BollardError) -> Error + '_ {
+        let target = target.to_string();
+        move |source| match source {
+            BollardError::DockerResponseServerError {
+                status_code: 404, ..
+            } => Error::NotFound {
+                what: target.clone(),
+            },
+            BollardError::HyperLegacyError { .. }
+            | BollardError::IOError { .. }
+            | BollardError::SocketNotFoundError(_)
+            | BollardError::RequestTimeoutError => Error::Unreachable {
+                endpoint: self.endpoint.clone(),
+                reason: format!("{op} {target}: {source}"),
+            },
+            source => Error::Engine {
+                op,
+                target: target.clone(),
+                source,
+            },
+        }
+    }
+
+    async fn force_remove(&self, id: &str) -> Result<(), Error> {
+        let options = RemoveContainerOptions {
+            force: true,
+            ..Default::default()
+        };
+        match self.client.remove_container(id, Some(options)).await {
+            Ok(()) => Ok(()),
+            Err(e) => match self.fail("remove container", id)(e) {
+                Error::NotFound { .. } => Ok(()),
+                e => Err(e),
+            },
+        }
+    }
+
+    async fn build_steps(
+        &self,
+        id: &str,
+        job: &BuildJob,
+        input: ByteStream,
+        progress: &dyn Progress,
+    ) -> Result<tempfile::TempPath, Error> {
+        // Builder images are expected to have /chaincode/{input,output}; make
+        // sure, so an image without them fails on the build, not the upload.
+        self.upload(id, "/", dirs_tar()?).await?;
+        self.client
+            .upload_to_container(
+                id,
+                Some(UploadToContainerOptions {
+                    path: "/chaincode/input".to_string(),
+                    ..Default::default()
+                }),
+                bollard::body_try_stream(input),
+            )
+            .await
+            .map_err(self.fail("upload code to build container", &job.image))?;
+        let mut output = self.attach(id).await?;
+        self.start_container(id).await?;
+        let mut lines = crate::logs::Lines::new(64 << 10);
+        while let Some(frame) = output.next().await {
+            match frame? {
+                Output::Stdout(bytes) | Output::Stderr(bytes) => {
+                    lines.push(&bytes, |line| progress.line(&line.text));
+                }
+            }
+        }
+        lines.finish(|line| progress.line(&line.text));
+        let code = self.wait_container(id).await?;
+        if code != 0 {
+            return Err(Error::BuildFailed {
+                image: job.image.clone(),
+                code,
+            });
+        }
+        let io_err = |context: &str| {
+            let context = context.to_string();
+            move |source| Error::Io { context, source }
+        };
+        let file = tempfile::NamedTempFile::new().map_err(io_err("creating temp file for build output"))?;
+        let (std_file, path) = file.into_parts();
+        let mut out = tokio::fs::File::from_std(std_file);
+        let mut archive = self.client.download_from_container(
+            id,
+            Some(DownloadFromContainerOptions {
+                path: "/chaincode/output/.".to_string(),
+            }),
+        );
+        while let Some(chunk) = archive.next().await {
+            let chunk = chunk.map_err(self.fail("download build output from", &job.image))?;
+            out.write_all(&chunk).await.map_err(io_err("writing build output"))?;
+        }
+        out.flush().await.map_err(io_err("writing build output"))?;
+        Ok(path)
+    }
+}
+
+/// A tar creating /chaincode/input and /chaincode/output.
+fn dirs_tar() -> Result<Bytes, Error> {
+    let mut tar = tar::Builder::new(Vec::new());
+    for dir in ["chaincode/", "chaincode/input/", "chaincode/output/"] {
+        let mut header = tar::Header::new_ustar();
+        header.set_entry_type(tar::EntryType::Directory);
+        header.set_mode(0o755);
+        header.set_size(0);
+        tar.append_data(&mut header, dir, std::io::empty())
+            .map_err(|source| Error::Io {
+                context: "making build directories".into(),
+                source,
+            })?;
+    }
+    tar.into_inner().map(Bytes::from).map_err(|source| Error::Io {
+        context: "making build directories".into(),
+        source,
+    })
+}
+
+/// Removes a container if the future owning this guard is dropped midway
+/// (a cancelled caller), so no half-made container is left behind.
+struct RemoveOnDrop {
+    docker: Option<Docker>,
+    id: String,
+}
+
+impl RemoveOnDrop {
+    fn disarm(mut self) {
+        self.docker = None;
+    }
+}
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        if let Some(docker) = self.docker.take() {
+            let id = std::mem::take(&mut self.id);
+            if let Ok(handle) = tokio::runtime::Handle::try_current() {
+                handle.spawn(async move {
+                    let _ = docker.force_remove(&id).await;
+                });
+            }
+        }
+    }
+}
+
+fn output_stream(
+    stream: impl futures_util::Stream<Item = Result<LogOutput, BollardError>> + Send + 'static,
+    docker: Docker,
+    target: String,
+) -> OutputStream {
+    Box::pin(stream.filter_map(move |frame| {
+        let fail = docker.clone();
+        let target = target.clone();
+        async move {
+            match frame {
+                Ok(LogOutput::StdOut { message }) | Ok(LogOutput::Console { message }) => {
+                    Some(Ok(Output::Stdout(message)))
+                }
+                Ok(LogOutput::StdErr { message }) => Some(Ok(Output::Stderr(message))),
+                Ok(LogOutput::StdIn { .. }) => None,
+                Err(e) => Some(Err(fail.fail("read output of", &target)(e))),
+            }
+        }
+    }))
+}
+
+fn info(inspect: bollard::models::ContainerInspectResponse) -> ContainerInfo {
+    let state = inspect.state.unwrap_or_default();
+    let config = inspect.config.unwrap_or_default();
+    let running = state.running.unwrap_or(false);
+    ContainerInfo {
+        id: inspect.id.unwrap_or_default(),
+        name: inspect.name.unwrap_or_default().trim_start_matches('/').to_string(),
+        image: config.image.unwrap_or_default(),
+        labels: config.labels.unwrap_or_default(),
+        running,
+        status: state.status.map(|s| s.to_string()).unwrap_or_default(),
+        exit_code: if running { None } else { state.exit_code },
+        args: config.cmd.unwrap_or_default(),
+        env: config.env.unwrap_or_default(),
+    }
+}
+
+#[async_trait]
+impl Engine for Docker {
+    async fn ping(&self) -> Result<EngineInfo, Error> {
+        self.client.ping().await.map_err(self.fail("ping", "engine"))?;
+        let version = self.client.version().await.map_err(self.fail("query version of", "engine"))?;
+        Ok(EngineInfo {
+            version: version.version.unwrap_or_default(),
+            api_version: self.client.client_version().to_string(),
+        })
+    }
+
+    async fn image_labels(&self, image: &str) -> Result<Option<Labels>, Error> {
+        match self.client.inspect_image(image).await {
+            Ok(found) => Ok(Some(found.config.and_then(|c| c.labels).unwrap_or_default())),
+            Err(e) => match self.fail("inspect image", image)(e) {
+                Error::NotFound { .. } => Ok(None),
+                e => Err(e),
+            },
+        }
+    }
+
+    async fn run_build(
+        &self,
+        job: &BuildJob,
+        input: ByteStream,
+        progress: &dyn Progress,
+    ) -> Result<tempfile::TempPath, Error> {
+        let binds: Vec<String> = job
+            .mounts
+            .iter()
+            .map(|m| if m.ends_with(":ro") { m.clone() } else { format!("{m}:ro") })
+            .collect();
+        let config = ContainerCreateBody {
+            image: Some(job.image.clone()),
+            cmd: Some(vec!["/bin/sh".into(), "-c".into(), job.script.clone()]),
+            env: Some(job.env.clone()),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            labels: Some(job.labels.clone()),
+            host_config: Some(HostConfig {
+                network_mode: (!job.network_mode.is_empty()).then(|| job.network_mode.clone()),
+                binds: (!binds.is_empty()).then_some(binds),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let created = self
+            .client
+            .create_container(None::<CreateContainerOptions>, config)
+            .await
+            .map_err(self.fail("create build container from", &job.image))?;
+        let guard = RemoveOnDrop {
+            docker: Some(self.clone()),
+            id: created.id.clone(),
+        };
+        let result = self.build_steps(&created.id, job, input, progress).await;
+        guard.disarm();
+        let removed = self.force_remove(&created.id).await;
+        let path = result?;
+        removed?;
+        Ok(path)
+    }
+
+    async fn build_image(
+        &self,
+        tag: &str,
+        labels: &Labels,
+        context: PathBuf,
+        pull: bool,
+        network_mode: &str,
+        progress: &dyn Progress,
+    ) -> Result<(), Error> {
+        let file = tokio::fs::File::open(&context).await.map_err(|source| Error::Io {
+            context: format!("opening build context {}", context.display()),
+            source,
+        })?;
+        let body = tokio_util::io::ReaderStream::new(file);
+        let options = BuildImageOptions {
+            t: Some(tag.to_string()),
+            labels: Some(labels.clone()),
+            pull: pull.then(|| "1".to_string()),
+            networkmode: (!network_mode.is_empty()).then(|| network_mode.to_string()),
+            rm: true,
+            forcerm: true,
+            ..Default::default()
+        };
+        let mut stream = self
+            .client
+            .build_image(options, None, Some(bollard::body_try_stream(body)));
+        while let Some(item) = stream.next().await {
+            let info = item.map_err(self.fail("build image", tag))?;
+            if let Some(detail) = info.error_detail {
+                return Err(Error::ImageBuildFailed {
+                    image: tag.to_string(),
+                    message: detail.message.unwrap_or_default(),
+                });
+            }
+            if let Some(text) = info.stream {
+                for line in text.lines().filter(|l| !l.trim().is_empty()) {
+                    progress.line(line);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn remove_image(&self, image: &str) -> Result<(), Error> {
+        self.client
+            .remove_image(image, None::<RemoveImageOptions>, None)
+            .await
+            .map(|_| ())
+            .map_err(self.fail("remove image", image))
+    }
+
+    async fn inspect_container(&self, name: &str) -> Result<Option<ContainerInfo>, Error> {
+        match self.client.inspect_container(name, None).await {
+            Ok(found) => Ok(Some(info(found))),
+            Err(e) => match self.fail("inspect container", name)(e) {
+                Error::NotFound { .. } => Ok(None),
+                e => Err(e),
+            },
+        }
+    }
+
+    async fn create_container(&self, spec: &ContainerSpec) -> Result<String, Error> {
+        let options = CreateContainerOptions {
+            name: Some(spec.name.clone()),
+            ..Default::default()
+        };
+        let config = ContainerCreateBody {
+            image: Some(spec.image.clone()),
+            cmd: Some(spec.args.clone()),
+            env: Some(spec.env.clone()),
+            labels: Some(spec.labels.clone()),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            host_config: Some(spec.host_config.clone()),
+            ..Default::default()
+        };
+        self.client
+            .create_container(Some(options), config)
+            .await
+            .map(|created| created.id)
+            .map_err(self.fail("create container", &spec.name))
+    }
+
+    async fn upload(&self, container: &str, path: &str, tar: Bytes) -> Result<(), Error> {
+        let options = UploadToContainerOptions {
+            path: path.to_string(),
+            ..Default::default()
+        };
+        self.client
+            .upload_to_container(container, Some(options), bollard::body_full(tar))
+            .await
+            .map_err(self.fail("upload files to container", container))
+    }
+
+    async fn attach(&self, container: &str) -> Result<OutputStream, Error> {
+        let options = AttachContainerOptions {
+            stream: true,
+            stdout: true,
+            stderr: true,
+            logs: true,
+            ..Default::default()
+        };
+        let attached = self
+            .client
+            .attach_container(container, Some(options))
+            .await
+            .map_err(self.fail("attach to container", container))?;
+        Ok(output_stream(attached.output, self.clone(), container.to_string()))
+    }
+
+    async fn start_container(&self, container: &str) -> Result<(), Error> {
+        self.client
+            .start_container(container, None)
+            .await
+            .map_err(self.fail("start container", container))
+    }
+
+    async fn stop_container(&self, container: &str, timeout_secs: i64) -> Result<(), Error> {
+        let options = StopContainerOptions {
+            t: Some(timeout_secs as i32),
+            ..Default::default()
+        };
+        self.client
+            .stop_container(container, Some(options))
+            .await
+            .map_err(self.fail("stop container", container))
+    }
+
+    async fn kill_container(&self, container: &str) -> Result<(), Error> {
+        self.client
+            .kill_container(container, None::<KillContainerOptions>)
+            .await
+            .map_err(self.fail("kill container", container))
+    }
+
+    async fn remove_container(&self, container: &str) -> Result<(), Error> {
+        let options = RemoveContainerOptions {
+            force: true,
+            ..Default::default()
+        };
+        self.client
+            .remove_container(container, Some(options))
+            .await
+            .map_err(self.fail("remove container", container))
+    }
+
+    async fn wait_container(&self, container: &str) -> Result<i64, Error> {
+        let mut stream = self.client.wait_container(container, None);
+        match stream.next().await {
+            Some(Ok(response)) => Ok(response.status_code),
+            // bollard reports a non-zero exit as an error; it is an exit code.
+            Some(Err(BollardError::DockerContainerWaitError { code, .. })) => Ok(code),
+            Some(Err(e)) => Err(self.fail("wait for container", container)(e)),
+            None => Err(Error::Unreachable {
+                endpoint: self.endpoint.clone(),
+                reason: format!("wait for container {container}: the engine closed the stream"),
+            }),
+        }
+    }
+
+    async fn logs(&self, container: &str, follow: bool, tail: &str) -> Result<OutputStream, Error> {
+        // Fail early on an unknown container rather than inside the stream.
+        if self.inspect_container(container).await?.is_none() {
+            return Err(Error::NotFound {
+                what: format!("container {container}"),
+            });
+        }
+        let options = LogsOptions {
+            follow,
+            stdout: true,
+            stderr: true,
+            tail: tail.to_string(),
+            ..Default::default()
+        };
+        let stream = self.client.logs(container, Some(options));
+        Ok(output_stream(stream, self.clone(), container.to_string()))
+    }
+
+    async fn list_containers(&self, labels: &[(&str, &str)]) -> Result<Vec<ContainerInfo>, Error> {
+        let filters: HashMap<String, Vec<String>> = HashMap::from([(
+            "label".to_string(),
+            labels.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+        )]);
+        let options = ListContainersOptions {
+            all: true,
+            filters: Some(filters),
+            ..Default::default()
+        };
+        let summaries = self
+            .client
+            .list_containers(Some(options))
+            .await
+            .map_err(self.fail("list containers", "engine"))?;
+        let mut found = Vec::new();
+        for summary in summaries {
+            let Some(id) = summary.id else { continue };
+            // Inspect for exit codes; a container gone meanwhile is skipped.
+            if let Some(info) = self.inspect_container(&id).await? {
+                found.push(info);
+            }
+        }
+        Ok(found)
+    }
+
+    async fn download(&self, container: &str, path: &str) -> Result<Bytes, Error> {
+        let options = DownloadFromContainerOptions {
+            path: path.to_string(),
+        };
+        let chunks: Vec<Bytes> = self
+            .client
+            .download_from_container(container, Some(options))
+            .try_collect()
+            .await
+            .map_err(self.fail("download from container", container))?;
+        Ok(Bytes::from(chunks.concat()))
+    }
+}

@@ -1,0 +1,182 @@
+//! The container engine, behind a narrow trait owned by the launcher.
+//!
+//! Each method is one engine step, so the launcher's ordering (remove the old
+//! container, create, upload TLS, attach, start) is visible in one place and
+//! testable with a fake; [`docker::Docker`] implements it against a real engine.
+
+pub mod docker;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::pin::Pin;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures_util::Stream;
+
+/// Labels on everything cclaunch creates; nothing without them is touched.
+pub const LABEL_MANAGED: &str = "org.cclaunch.managed";
+pub const LABEL_PACKAGE_ID: &str = "org.cclaunch.package-id";
+pub const LABEL_PEER_ID: &str = "org.cclaunch.peer-id";
+pub const LABEL_NETWORK_ID: &str = "org.cclaunch.network-id";
+pub const LABEL_VERSION: &str = "org.cclaunch.version";
+/// Fabric's own image label carrying the chaincode type (`GOLANG`, ...).
+pub const LABEL_FABRIC_TYPE: &str = "org.hyperledger.fabric.chaincode.type";
+
+pub type Labels = HashMap<String, String>;
+
+/// A stream of raw bytes (tar archives, build contexts).
+pub type ByteStream = Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send>>;
+
+/// A container's output, frame by frame, as the engine hands it over.
+pub type OutputStream = Pin<Box<dyn Stream<Item = Result<Output, Error>> + Send>>;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    Stdout(Bytes),
+    Stderr(Bytes),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot reach the container engine at {endpoint}: {reason}")]
+    Unreachable { endpoint: String, reason: String },
+    #[error("{what} not found")]
+    NotFound { what: String },
+    #[error("engine refused to {op} {target}: {source}")]
+    Engine {
+        op: &'static str,
+        target: String,
+        #[source]
+        source: bollard::errors::Error,
+    },
+    #[error("{op} {target} timed out after {seconds} s")]
+    Timeout {
+        op: &'static str,
+        target: String,
+        seconds: u64,
+    },
+    #[error("build in {image} exited with code {code}")]
+    BuildFailed { image: String, code: i64 },
+    #[error("building image {image} failed: {message}")]
+    ImageBuildFailed { image: String, message: String },
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Error::NotFound { .. })
+    }
+}
+
+/// Engine identity, for health checks.
+#[derive(Debug, Clone)]
+pub struct EngineInfo {
+    pub version: String,
+    pub api_version: String,
+}
+
+/// One run of a build container.
+#[derive(Debug, Clone)]
+pub struct BuildJob {
+    pub image: String,
+    pub script: String,
+    pub env: Vec<String>,
+    /// Empty: the engine's default network.
+    pub network_mode: String,
+    /// Read-only `host:container` bind mounts.
+    pub mounts: Vec<String>,
+    pub labels: Labels,
+}
+
+/// A chaincode container to create.
+#[derive(Debug, Clone)]
+pub struct ContainerSpec {
+    pub name: String,
+    pub image: String,
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    pub labels: Labels,
+    pub host_config: bollard::models::HostConfig,
+}
+
+/// What the engine knows of a container.
+#[derive(Debug, Clone)]
+pub struct ContainerInfo {
+    pub id: String,
+    pub name: String,
+    pub image: String,
+    pub labels: Labels,
+    pub running: bool,
+    pub status: String,
+    pub exit_code: Option<i64>,
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+}
+
+/// Receives progress of long operations (build output lines).
+pub trait Progress: Send + Sync {
+    fn line(&self, line: &str);
+}
+
+impl<F: Fn(&str) + Send + Sync> Progress for F {
+    fn line(&self, line: &str) {
+        self(line)
+    }
+}
+
+#[async_trait]
+pub trait Engine: Send + Sync {
+    async fn ping(&self) -> Result<EngineInfo, Error>;
+
+    /// The image's labels, or `None` when there is no such image.
+    async fn image_labels(&self, image: &str) -> Result<Option<Labels>, Error>;
+
+    /// Runs `job` with `input` (a tar, possibly gzip'd) unpacked at
+    /// /chaincode/input, streams its output to `progress`, and returns a file
+    /// holding /chaincode/output as a tar. The build container is removed
+    /// whatever happens.
+    async fn run_build(
+        &self,
+        job: &BuildJob,
+        input: ByteStream,
+        progress: &dyn Progress,
+    ) -> Result<tempfile::TempPath, Error>;
+
+    /// Builds `tag` from a build context (a tar.gz holding a Dockerfile).
+    async fn build_image(
+        &self,
+        tag: &str,
+        labels: &Labels,
+        context: PathBuf,
+        pull: bool,
+        network_mode: &str,
+        progress: &dyn Progress,
+    ) -> Result<(), Error>;
+
+    async fn remove_image(&self, image: &str) -> Result<(), Error>;
+
+    async fn inspect_container(&self, name: &str) -> Result<Option<ContainerInfo>, Error>;
+    async fn create_container(&self, spec: &ContainerSpec) -> Result<String, Error>;
+    /// Unpacks a tar (gzip'd or not) at `path` in the container.
+    async fn upload(&self, container: &str, path: &str, tar: Bytes) -> Result<(), Error>;
+    /// Attaches to stdout and stderr, replaying what was written so far.
+    async fn attach(&self, container: &str) -> Result<OutputStream, Error>;
+    async fn start_container(&self, container: &str) -> Result<(), Error>;
+    async fn stop_container(&self, container: &str, timeout_secs: i64) -> Result<(), Error>;
+    async fn kill_container(&self, container: &str) -> Result<(), Error>;
+    async fn remove_container(&self, container: &str) -> Result<(), Error>;
+    /// Blocks until the container exits; its exit code, non-zero ones too.
+    async fn wait_container(&self, container: &str) -> Result<i64, Error>;
+    /// The container's logged output; `tail` = "all" or a number of lines.
+    async fn logs(&self, container: &str, follow: bool, tail: &str) -> Result<OutputStream, Error>;
+    /// Containers (running or not) carrying all of `labels`.
+    async fn list_containers(&self, labels: &[(&str, &str)]) -> Result<Vec<ContainerInfo>, Error>;
+    /// Downloads `path` from a container as a tar.
+    async fn download(&self, container: &str, path: &str) -> Result<Bytes, Error>;
+}
