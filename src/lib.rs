@@ -11,3 +11,5 @@ pub mod config;
 pub mod platform;
 pub mod logs;
 pub mod runtime;
+pub mod launcher;
+pub mod cli;

@@ -1,0 +1,199 @@
+//! CLI handlers: each turns arguments into one launcher call and prints the
+//! outcome. Errors get their prose here, at the edge.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use futures_util::StreamExt;
+
+use super::progress::BuildProgress;
+use super::{Cli, Command, LogsArgs, NamesArgs, PackageArgs, StartArgs};
+use crate::config::{self, Config};
+use crate::launcher::{Launcher, StartRequest, TlsMaterial};
+use crate::logs::Lines;
+use crate::naming::Scope;
+use crate::package::{self, Limits, Metadata, Package};
+use crate::platform::Platform;
+use crate::runtime::docker::Docker;
+use crate::runtime::Output;
+
+/// Runs one command; the process exit code on success.
+pub async fn run(cli: Cli) -> Result<i32> {
+    let config_file = cli.config.as_deref();
+    let config = Config::load(config_file)?;
+    match cli.command {
+        Command::PackageId { file } => {
+            let package = open_package(&file, &config)?;
+            println!("{}", package.id);
+        }
+        Command::Package(args) => make_package(args)?,
+        Command::Names(args) => names(args, &config)?,
+        Command::Dockerfile { package } => {
+            let package = open_package(&package, &config)?;
+            let platform = Platform::from_type(&package.metadata.kind)
+                .with_context(|| format!("chaincode {}", package.id))?;
+            println!("{}", platform.dockerfile(&config));
+        }
+        Command::Build { package } => {
+            let launcher = launcher(config).await?;
+            let package = open_package(&package, launcher.config())?;
+            build(&launcher, &package).await?;
+        }
+        Command::Start(args) => return start(args, config).await,
+        Command::Stop { chaincode } => {
+            let launcher = launcher(config).await?;
+            let id = package_id(&chaincode, launcher.config())?;
+            launcher.stop(&id).await?;
+            println!("stopped {}", launcher.names(&id)?.container);
+        }
+        Command::Wait { chaincode } => {
+            let launcher = launcher(config).await?;
+            let id = package_id(&chaincode, launcher.config())?;
+            println!("{}", launcher.wait(&id).await?);
+        }
+        Command::Logs(args) => logs(args, config).await?,
+        Command::Ps => ps(config).await?,
+        Command::Health => {
+            let endpoint = config.vm.endpoint.clone();
+            let launcher = launcher(config).await?;
+            let info = launcher.health().await.context("failed to ping to Docker daemon")?;
+            println!("engine {endpoint}: ok (Docker {}, API {})", info.version, info.api_version);
+        }
+        Command::Config => print!("{}", config::effective_yaml(config_file)?),
+    }
+    Ok(0)
+}
+
+async fn launcher(config: Config) -> Result<Launcher> {
+    let docker = Docker::connect(&config.vm.endpoint).await?;
+    Ok(Launcher::new(Arc::new(docker), config))
+}
+
+fn limits(config: &Config) -> Limits {
+    Limits {
+        max_unpacked_bytes: config.cclaunch.package.max_unpacked_bytes,
+    }
+}
+
+fn open_package(file: &Path, config: &Config) -> Result<Package> {
+    Ok(Package::open(file, limits(config))?)
+}
+
+/// A package id as given, or the id of the package file at that path.
+fn package_id(arg: &str, config: &Config) -> Result<String> {
+    let path = Path::new(arg);
+    if path.is_file() {
+        return Ok(open_package(path, config)?.id);
+    }
+    if !arg.contains(':') {
+        anyhow::bail!("{arg:?} is neither a package file nor a package id (label:hash)");
+    }
+    Ok(arg.to_string())
+}
+
+fn make_package(args: PackageArgs) -> Result<()> {
+    Platform::from_type(&args.kind)?;
+    if !args.dir.is_dir() {
+        anyhow::bail!("source directory {} does not exist", args.dir.display());
+    }
+    let metadata = Metadata {
+        path: args.path,
+        kind: args.kind,
+        label: args.label,
+    };
+    let id = package::write(&metadata, &args.dir, &args.output)
+        .with_context(|| format!("cannot write package {}", args.output.display()))?;
+    println!("{id}");
+    Ok(())
+}
+
+fn names(args: NamesArgs, config: &Config) -> Result<()> {
+    let scope = Scope::new(
+        args.network_id.unwrap_or_else(|| config.peer.network_id.clone()),
+        args.peer_id.unwrap_or_else(|| config.peer.id.clone()),
+    );
+    let names = scope.names(&args.ccid)?;
+    println!("container: {}", names.container);
+    println!("image: {}", names.image);
+    Ok(())
+}
+
+async fn build(launcher: &Launcher, package: &Package) -> Result<crate::launcher::Built> {
+    let progress = BuildProgress::new(&format!("build {}", package.id));
+    let built = launcher.build(package, &progress).await?;
+    progress.finish(if built.reused { "image exists, reused" } else { "built" });
+    println!("image: {}{}", built.image, if built.reused { " (reused)" } else { "" });
+    Ok(built)
+}
+
+async fn start(args: StartArgs, config: Config) -> Result<i32> {
+    let launcher = launcher(config).await?;
+    let path = Path::new(&args.chaincode);
+    let (package_id, platform) = if path.is_file() {
+        let package = open_package(path, launcher.config())?;
+        let built = build(&launcher, &package).await?;
+        (package.id, Some(built.platform))
+    } else {
+        (package_id(&args.chaincode, launcher.config())?, None)
+    };
+    let tls = match (&args.client_cert, &args.client_key, &args.root_cert) {
+        (Some(cert), Some(key), Some(root)) => Some(TlsMaterial {
+            client_cert: read(cert)?,
+            client_key: read(key)?,
+            root_cert: read(root)?,
+        }),
+        _ => None,
+    };
+    let started = launcher
+        .start(StartRequest {
+            package_id: package_id.clone(),
+            platform,
+            peer_address: args.peer_address,
+            tls,
+            msp_id: args.msp_id,
+        })
+        .await?;
+    println!("started {} ({})", started.container, started.platform);
+    if !args.follow {
+        return Ok(0);
+    }
+    let code = launcher.wait(&package_id).await?;
+    launcher.output_closed(&package_id).await;
+    eprintln!("chaincode {package_id} exited with code {code}");
+    Ok(i32::try_from(code).unwrap_or(1))
+}
+
+fn read(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+}
+
+async fn logs(args: LogsArgs, config: Config) -> Result<()> {
+    let launcher = launcher(config).await?;
+    let id = package_id(&args.chaincode, launcher.config())?;
+    let max = launcher.config().cclaunch.output.max_line_bytes;
+    let mut output = launcher.logs(&id, args.follow, &args.tail).await?;
+    let (mut out, mut err) = (Lines::new(max), Lines::new(max));
+    let print = |line: crate::logs::Line| println!("{}", line.text);
+    while let Some(frame) = output.next().await {
+        match frame? {
+            Output::Stdout(bytes) => out.push(&bytes, print),
+            Output::Stderr(bytes) => err.push(&bytes, print),
+        }
+    }
+    out.finish(print);
+    err.finish(print);
+    Ok(())
+}
+
+async fn ps(config: Config) -> Result<()> {
+    let launcher = launcher(config).await?;
+    let containers = launcher.list().await?;
+    println!("{:<48} {:<10} {:<6} PACKAGE ID", "CONTAINER", "STATE", "EXIT");
+    for c in containers {
+        let exit = c.exit_code.map(|c| c.to_string()).unwrap_or_else(|| "-".into());
+        let id = c.labels.get(crate::runtime::LABEL_PACKAGE_ID).cloned().unwrap_or_default();
+        println!("{:<48} {:<10} {:<6} {id}", c.name, c.status, exit);
+    }
+    Ok(())
+}

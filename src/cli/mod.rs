@@ -1,0 +1,152 @@
+//! The admin and harness CLI: clap definitions. Handlers live in `commands`.
+
+mod commands;
+mod progress;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+pub use commands::run;
+
+const ABOUT: &str = "Chaincode launcher for Hyperledger Fabric: builds chaincode packages into images \
+and runs them exactly as a peer's Docker controller would (same names, args, env and TLS files).";
+
+const AFTER_HELP: &str = "\
+Typical flow:
+  cclaunch package --type node --label mycc_1 ./chaincode -o mycc.tar.gz
+  cclaunch build mycc.tar.gz                     # image named as a peer names it; reused if present
+  cclaunch start mycc.tar.gz --peer-address 127.0.0.1:7052
+  cclaunch logs -f mycc.tar.gz                   # or the package id instead of the file
+  cclaunch stop mycc.tar.gz
+
+Configuration uses Fabric's core.yaml keys (vm.endpoint, vm.docker.hostConfig, chaincode.builder,
+chaincode.{golang,node,java}.runtime, chaincode.logging.*, peer.id, peer.networkId,
+peer.localMspId) from --config, overridden by CORE_* environment variables as a peer reads them
+(CORE_PEER_ID, CORE_CHAINCODE_BUILDER, ...). `cclaunch config` shows the effective values.
+Log filtering: RUST_LOG, e.g. RUST_LOG=info,peer.chaincode=warn";
+
+#[derive(Debug, Parser)]
+#[command(name = "cclaunch", version, about = ABOUT, after_help = AFTER_HELP)]
+pub struct Cli {
+    /// YAML config file with core.yaml key names.
+    #[arg(long, global = true, env = "CCLAUNCH_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate a chaincode package and print its package id (label:sha256).
+    ///
+    /// Refuses hostile archives (absolute or `..` paths, links, devices,
+    /// duplicates, non-UTF-8 names, archive bombs) at both tar layers.
+    PackageId {
+        /// The package file (.tar.gz, as `peer lifecycle chaincode package` writes).
+        file: PathBuf,
+    },
+    /// Make a chaincode package from a source directory, laid out as the peer CLI does.
+    ///
+    /// The directory's files go under src/ in code.tar.gz. Prints the package id.
+    Package(PackageArgs),
+    /// Print the container and image names a peer gives a chaincode id.
+    Names(NamesArgs),
+    /// Print the Dockerfile cclaunch (and a peer) would build for a package.
+    Dockerfile {
+        /// The package file.
+        package: PathBuf,
+    },
+    /// Build a package into its chaincode image, or reuse the image if it exists.
+    Build {
+        /// The package file.
+        package: PathBuf,
+    },
+    /// Start a chaincode container (building it first when given a package file).
+    Start(StartArgs),
+    /// Stop and remove a chaincode container started by cclaunch.
+    Stop {
+        /// Package id, or the package file.
+        chaincode: String,
+    },
+    /// Block until a chaincode container exits and print its exit code.
+    Wait {
+        /// Package id, or the package file.
+        chaincode: String,
+    },
+    /// Print a chaincode container's output.
+    Logs(LogsArgs),
+    /// List the chaincode containers cclaunch manages.
+    Ps,
+    /// Check that the container engine answers; print its version.
+    Health,
+    /// Print the effective configuration (defaults, file, environment).
+    Config,
+}
+
+#[derive(Debug, Args)]
+pub struct PackageArgs {
+    /// Chaincode type: golang, node or java.
+    #[arg(long = "type", value_name = "TYPE")]
+    pub kind: String,
+    /// Package label (letters, digits and _.+- ; must start alphanumeric).
+    #[arg(long)]
+    pub label: String,
+    /// metadata.json path: the Go import path for golang, empty otherwise.
+    #[arg(long, default_value = "")]
+    pub path: String,
+    /// Source directory (for Go, the module root).
+    pub dir: PathBuf,
+    /// Output file.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct NamesArgs {
+    /// Chaincode id (a package id, label:hash).
+    pub ccid: String,
+    /// Network id (default: peer.networkId from config).
+    #[arg(long)]
+    pub network_id: Option<String>,
+    /// Peer id (default: peer.id from config).
+    #[arg(long)]
+    pub peer_id: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    /// Package id of a built image, or a package file (built first if needed).
+    pub chaincode: String,
+    /// Address the chaincode dials back (host:port of the peer's chaincode listener).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub peer_address: String,
+    /// Client TLS certificate (PEM). With --client-key and --root-cert turns TLS on.
+    #[arg(long, value_name = "FILE", requires_all = ["client_key", "root_cert"])]
+    pub client_cert: Option<PathBuf>,
+    /// Client TLS private key (PEM). Uploaded into the container, never logged.
+    #[arg(long, value_name = "FILE", requires_all = ["client_cert", "root_cert"])]
+    pub client_key: Option<PathBuf>,
+    /// The peer's TLS root certificate (PEM).
+    #[arg(long, value_name = "FILE", requires_all = ["client_cert", "client_key"])]
+    pub root_cert: Option<PathBuf>,
+    /// MSP id handed to the chaincode (default: peer.localMspId).
+    #[arg(long)]
+    pub msp_id: Option<String>,
+    /// Stay and mirror the output until the container exits, then exit with its code.
+    #[arg(short, long)]
+    pub follow: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Package id, or the package file.
+    pub chaincode: String,
+    /// Keep following new output.
+    #[arg(short, long)]
+    pub follow: bool,
+    /// Only the last N lines.
+    #[arg(long, value_name = "N", default_value = "all")]
+    pub tail: String,
+}

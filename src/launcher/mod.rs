@@ -1,0 +1,254 @@
+//! The launcher: builds, starts, stops and watches chaincode on an [`Engine`].
+//!
+//! It owns naming, the env and TLS bundle, the per-chaincode output tails and
+//! the rule that only containers carrying cclaunch's labels are touched. The CLI
+//! (and later the gRPC service) are thin faces over it.
+
+mod build;
+pub mod env;
+mod start;
+pub mod tls;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use crate::config::Config;
+use crate::logs::Tail;
+use crate::naming::{self, Names, Scope};
+use crate::platform;
+use crate::runtime::{self, ContainerInfo, Engine, EngineInfo, Labels, OutputStream};
+
+pub use build::Built;
+pub use start::{StartRequest, Started};
+pub use tls::TlsMaterial;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Package(#[from] crate::package::Error),
+    #[error("chaincode {package_id}")]
+    Naming {
+        package_id: String,
+        #[source]
+        source: naming::Error,
+    },
+    #[error("chaincode {package_id}")]
+    Platform {
+        package_id: String,
+        #[source]
+        source: platform::Error,
+    },
+    #[error("chaincode {package_id}: image {image} is not built; run `cclaunch build` on its package first")]
+    NotBuilt { package_id: String, image: String },
+    #[error("chaincode {package_id}: image {image} has no {} label, so its type is unknown; start it from its package file instead", runtime::LABEL_FABRIC_TYPE)]
+    UnknownType { package_id: String, image: String },
+    #[error("chaincode {package_id}: build failed in {builder} with exit code {code}{hint}\nBuild output (last {} lines):\n********************\n{}\n********************", output.len(), output.join("\n"))]
+    BuildFailed {
+        package_id: String,
+        builder: String,
+        code: i64,
+        hint: String,
+        output: Vec<String>,
+    },
+    #[error("chaincode {package_id}: container {container} exists but was not created by cclaunch (no {} label); remove it yourself or use another peer id", runtime::LABEL_MANAGED)]
+    NotOurs { package_id: String, container: String },
+    #[error("chaincode {package_id}: there is no container {container}")]
+    NoContainer { package_id: String, container: String },
+    #[error("chaincode {package_id}: invalid TLS material: {reason}")]
+    Tls { package_id: String, reason: String },
+    #[error("chaincode {package_id}")]
+    Engine {
+        package_id: String,
+        #[source]
+        source: runtime::Error,
+    },
+    #[error(transparent)]
+    EngineOnly(runtime::Error),
+    #[error("chaincode {package_id}: {context}")]
+    Io {
+        package_id: String,
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// The engine error underneath, if any (for exit codes and status mapping).
+    pub fn engine_error(&self) -> Option<&runtime::Error> {
+        match self {
+            Error::Engine { source, .. } | Error::EngineOnly(source) => Some(source),
+            _ => None,
+        }
+    }
+}
+
+/// Wraps an engine error with the chaincode it concerned.
+fn engine(package_id: &str) -> impl Fn(runtime::Error) -> Error + '_ {
+    move |source| Error::Engine {
+        package_id: package_id.to_string(),
+        source,
+    }
+}
+
+pub struct Launcher {
+    engine: Arc<dyn Engine>,
+    config: Config,
+    scope: Scope,
+    tails: Mutex<HashMap<String, Arc<Tail>>>,
+    mirrors: Mutex<HashMap<String, tokio::task::JoinHandle<u64>>>,
+}
+
+impl Launcher {
+    pub fn new(engine: Arc<dyn Engine>, config: Config) -> Launcher {
+        let scope = Scope::new(config.peer.network_id.clone(), config.peer.id.clone());
+        Launcher {
+            engine,
+            config,
+            scope,
+            tails: Mutex::default(),
+            mirrors: Mutex::default(),
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn engine(&self) -> &Arc<dyn Engine> {
+        &self.engine
+    }
+
+    /// The container and image names of a package id, as the peer makes them.
+    pub fn names(&self, package_id: &str) -> Result<Names, Error> {
+        self.scope.names(package_id).map_err(|source| Error::Naming {
+            package_id: package_id.to_string(),
+            source,
+        })
+    }
+
+    /// Labels marking what cclaunch made for a chaincode.
+    fn labels(&self, package_id: &str) -> Labels {
+        Labels::from([
+            (runtime::LABEL_MANAGED.to_string(), "true".to_string()),
+            (runtime::LABEL_PACKAGE_ID.to_string(), package_id.to_string()),
+            (runtime::LABEL_PEER_ID.to_string(), self.config.peer.id.clone()),
+            (runtime::LABEL_NETWORK_ID.to_string(), self.config.peer.network_id.clone()),
+            (runtime::LABEL_VERSION.to_string(), env!("CARGO_PKG_VERSION").to_string()),
+        ])
+    }
+
+    pub async fn health(&self) -> Result<EngineInfo, Error> {
+        self.engine.ping().await.map_err(Error::EngineOnly)
+    }
+
+    /// The chaincode container of `package_id`, refused unless it is ours.
+    async fn own_container(&self, package_id: &str) -> Result<(Names, Option<ContainerInfo>), Error> {
+        let names = self.names(package_id)?;
+        let found = self
+            .engine
+            .inspect_container(&names.container)
+            .await
+            .map_err(engine(package_id))?;
+        if let Some(info) = &found {
+            if info.labels.get(runtime::LABEL_MANAGED).map(String::as_str) != Some("true") {
+                return Err(Error::NotOurs {
+                    package_id: package_id.to_string(),
+                    container: names.container,
+                });
+            }
+        }
+        Ok((names, found))
+    }
+
+    /// Fabric's stop: stop with no grace period, kill, remove. Stop and kill
+    /// failures are expected on a container that already exited, so only the
+    /// removal's outcome is reported.
+    pub async fn stop(&self, package_id: &str) -> Result<(), Error> {
+        let (names, found) = self.own_container(package_id).await?;
+        if found.is_none() {
+            return Err(Error::NoContainer {
+                package_id: package_id.to_string(),
+                container: names.container,
+            });
+        }
+        self.remove_container(package_id, &names.container).await
+    }
+
+    async fn remove_container(&self, package_id: &str, container: &str) -> Result<(), Error> {
+        if let Err(e) = self.engine.stop_container(container, 0).await {
+            tracing::debug!(container, error = %e, "stop container");
+        }
+        if let Err(e) = self.engine.kill_container(container).await {
+            tracing::debug!(container, error = %e, "kill container");
+        }
+        self.engine
+            .remove_container(container)
+            .await
+            .map_err(engine(package_id))
+    }
+
+    /// Blocks until the chaincode's container exits; its exit code.
+    pub async fn wait(&self, package_id: &str) -> Result<i64, Error> {
+        let (names, found) = self.own_container(package_id).await?;
+        if found.is_none() {
+            return Err(Error::NoContainer {
+                package_id: package_id.to_string(),
+                container: names.container,
+            });
+        }
+        self.engine
+            .wait_container(&names.container)
+            .await
+            .map_err(engine(package_id))
+    }
+
+    /// The container's logged output (`tail`: "all" or a number of lines).
+    pub async fn logs(&self, package_id: &str, follow: bool, tail: &str) -> Result<OutputStream, Error> {
+        let (names, found) = self.own_container(package_id).await?;
+        if found.is_none() {
+            return Err(Error::NoContainer {
+                package_id: package_id.to_string(),
+                container: names.container,
+            });
+        }
+        self.engine
+            .logs(&names.container, follow, tail)
+            .await
+            .map_err(engine(package_id))
+    }
+
+    /// cclaunch's chaincode containers, running or not.
+    pub async fn list(&self) -> Result<Vec<ContainerInfo>, Error> {
+        let mut found = self
+            .engine
+            .list_containers(&[(runtime::LABEL_MANAGED, "true")])
+            .await
+            .map_err(Error::EngineOnly)?;
+        // Build containers are ours too, but short-lived and not chaincode.
+        found.retain(|c| c.labels.contains_key(runtime::LABEL_PACKAGE_ID) && !c.labels.contains_key(LABEL_BUILD));
+        found.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(found)
+    }
+
+    /// The last lines a chaincode started by this launcher wrote.
+    pub fn tail(&self, package_id: &str) -> Option<Arc<Tail>> {
+        let names = self.names(package_id).ok()?;
+        let tails = self.tails.lock().unwrap_or_else(|p| p.into_inner());
+        tails.get(&names.container).cloned()
+    }
+
+    /// Waits until the output of a chaincode started by this launcher has been
+    /// mirrored to the end (its container closed its IO); the line count.
+    pub async fn output_closed(&self, package_id: &str) -> Option<u64> {
+        let names = self.names(package_id).ok()?;
+        let handle = {
+            let mut mirrors = self.mirrors.lock().unwrap_or_else(|p| p.into_inner());
+            mirrors.remove(&names.container)?
+        };
+        handle.await.ok()
+    }
+}
+
+/// Marks build containers, which `list` leaves out.
+pub(crate) const LABEL_BUILD: &str = "org.cclaunch.build";

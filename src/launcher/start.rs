@@ -1,0 +1,145 @@
+//! Start: image → running chaincode container, in the peer's order: remove
+//! any previous container of the name, create with Fabric's args and env,
+//! attach the output (before start, so nothing is missed), upload the TLS
+//! files, start. A failure after create removes the container again.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::{engine, env, Error, Launcher, TlsMaterial};
+use crate::logs::{self, Tail};
+use crate::platform::Platform;
+use crate::runtime::{self, ContainerSpec};
+
+#[derive(Debug, Clone)]
+pub struct StartRequest {
+    pub package_id: String,
+    /// Known when starting from a package; otherwise read from the image.
+    pub platform: Option<Platform>,
+    pub peer_address: String,
+    /// `None` starts the chaincode with TLS off.
+    pub tls: Option<TlsMaterial>,
+    /// Defaults to `peer.localMspId`.
+    pub msp_id: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Started {
+    pub container: String,
+    pub id: String,
+    pub image: String,
+    pub platform: Platform,
+}
+
+impl Launcher {
+    pub async fn start(&self, request: StartRequest) -> Result<Started, Error> {
+        let package_id = request.package_id.as_str();
+        if let Some(tls) = &request.tls {
+            tls.validate().map_err(|reason| Error::Tls {
+                package_id: package_id.to_string(),
+                reason,
+            })?;
+        }
+        let (names, existing) = self.own_container(package_id).await?;
+        let platform = self.platform_of(&request, &names.image).await?;
+        if existing.is_some() {
+            tracing::info!(chaincode = package_id, container = %names.container, "removing previous container");
+            self.remove_container(package_id, &names.container).await?;
+        }
+
+        let msp_id = request.msp_id.as_deref().unwrap_or(&self.config.peer.local_msp_id);
+        let spec = ContainerSpec {
+            name: names.container.clone(),
+            image: names.image.clone(),
+            args: platform.args(&request.peer_address),
+            env: env::chaincode_env(package_id, &self.config.logging_env(), request.tls.is_some(), msp_id),
+            labels: self.labels(package_id),
+            host_config: self.config.vm.docker.host_config.clone(),
+        };
+        tracing::debug!(chaincode = package_id, args = ?spec.args, env = ?spec.env, "creating container");
+        let id = self.engine.create_container(&spec).await.map_err(engine(package_id))?;
+
+        match self.prepare_and_start(package_id, &names.container, request.tls.as_ref()).await {
+            Ok(()) => {
+                tracing::info!(chaincode = package_id, container = %names.container, "started chaincode container");
+                Ok(Started {
+                    container: names.container,
+                    id,
+                    image: names.image,
+                    platform,
+                })
+            }
+            Err(e) => {
+                // Leave nothing half-done: the container never ran.
+                if let Err(cleanup) = self.engine.remove_container(&names.container).await {
+                    tracing::warn!(chaincode = package_id, error = %cleanup, "could not remove the container after a failed start");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn prepare_and_start(&self, package_id: &str, container: &str, tls: Option<&TlsMaterial>) -> Result<(), Error> {
+        if self.config.vm.docker.attach_stdout {
+            let output = self.engine.attach(container).await.map_err(engine(package_id))?;
+            self.spawn_mirror(container, output);
+        }
+        if let Some(tls) = tls {
+            let tarball = tls.tarball().map_err(|source| Error::Io {
+                package_id: package_id.to_string(),
+                context: "packing TLS files".into(),
+                source,
+            })?;
+            self.engine
+                .upload(container, "/", Bytes::from(tarball))
+                .await
+                .map_err(engine(package_id))?;
+        }
+        self.engine.start_container(container).await.map_err(engine(package_id))
+    }
+
+    fn spawn_mirror(&self, container: &str, output: runtime::OutputStream) {
+        let tail = Tail::new(self.config.cclaunch.output.keep_lines);
+        let max_line = self.config.cclaunch.output.max_line_bytes;
+        let name = container.to_string();
+        let task_tail = Arc::clone(&tail);
+        let handle = tokio::spawn(async move { logs::mirror(&name, output, max_line, task_tail, |_| {}).await });
+        self.tails
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(container.to_string(), tail);
+        if let Some(old) = self
+            .mirrors
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(container.to_string(), handle)
+        {
+            old.abort();
+        }
+    }
+
+    /// The platform from the request, or from the type label Fabric puts on
+    /// every chaincode image (so images a peer built start too).
+    async fn platform_of(&self, request: &StartRequest, image: &str) -> Result<Platform, Error> {
+        let package_id = request.package_id.as_str();
+        let labels = self.engine.image_labels(image).await.map_err(engine(package_id))?;
+        let Some(labels) = labels else {
+            return Err(Error::NotBuilt {
+                package_id: package_id.to_string(),
+                image: image.to_string(),
+            });
+        };
+        if let Some(platform) = request.platform {
+            return Ok(platform);
+        }
+        let kind = labels.get(runtime::LABEL_FABRIC_TYPE).ok_or_else(|| Error::UnknownType {
+            package_id: package_id.to_string(),
+            image: image.to_string(),
+        })?;
+        Platform::from_type(kind).map_err(|source| Error::Platform {
+            package_id: package_id.to_string(),
+            source,
+        })
+    }
+}
