@@ -103,7 +103,7 @@ impl Launcher {
         self.engine
             .build_image(
                 &names.image,
-                &self.labels(package_id),
+                &image_labels(package_id),
                 context.to_path_buf(),
                 self.config.chaincode.pull,
                 &network_mode,
@@ -114,6 +114,15 @@ impl Launcher {
         tracing::info!(chaincode = package_id, image = %names.image, "built image");
         Ok(built(false))
     }
+}
+
+/// The classic builder turns every label into a build step of its own, so
+/// images carry only what garbage collection needs.
+fn image_labels(package_id: &str) -> runtime::Labels {
+    runtime::Labels::from([
+        (runtime::LABEL_MANAGED.to_string(), "true".to_string()),
+        (runtime::LABEL_PACKAGE_ID.to_string(), package_id.to_string()),
+    ])
 }
 
 /// Keeps the last build lines while passing them on.

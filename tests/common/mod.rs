@@ -1,0 +1,223 @@
+//! Shared set-up for tests against the real Docker engine.
+//!
+//! Every test gets its own peer id, so its container and image names are its
+//! own (tests run in parallel safely), and a guard that removes whatever
+//! carries that peer id when the test ends, pass or fail.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cclaunch::config::Config;
+use cclaunch::launcher::{Launcher, TlsMaterial};
+use cclaunch::package::{self, Limits, Metadata, Package};
+use cclaunch::runtime::docker::Docker;
+use cclaunch::runtime::{self, Engine};
+
+pub const BUSYBOX: &str = "cclaunch-test/busybox:latest";
+pub const SHENV: &str = "cclaunch-test/shenv:latest";
+pub const CCENV: &str = "cclaunch-test/ccenv:latest";
+pub const NODEENV: &str = "cclaunch-test/nodeenv:latest";
+pub const JAVAENV: &str = "cclaunch-test/javaenv:latest";
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn endpoint() -> String {
+    std::env::var("CORE_VM_ENDPOINT").unwrap_or_else(|_| "unix:///var/run/docker.sock".into())
+}
+
+/// A peer id no other test uses.
+pub fn unique_peer(test: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!("t{}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed), test)
+}
+
+/// The test config: local stand-in images, this test's peer id, then
+/// `overrides` as environment variables (`CORE_CHAINCODE_NODE_RUNTIME`, ...).
+pub fn config(peer: &str, overrides: &[(&str, &str)]) -> Config {
+    let yaml = format!(
+        "vm:\n  endpoint: {endpoint}\nchaincode:\n  builder: {CCENV}\n  golang:\n    runtime: {BUSYBOX}\n  node:\n    runtime: {NODEENV}\n  java:\n    runtime: {JAVAENV}\npeer:\n  id: {peer}\n  networkId: test\n  localMspId: Org1MSP\n",
+        endpoint = endpoint()
+    );
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("core.yaml");
+    std::fs::write(&file, yaml).expect("write config");
+    let env = |key: &str| overrides.iter().find(|(k, _)| *k == key).map(|(_, v)| v.to_string());
+    Config::load_with_env(Some(&file), env).expect("test config is valid")
+}
+
+/// A launcher on the real engine plus the guard that cleans up after it.
+pub struct Env {
+    pub launcher: Arc<Launcher>,
+    pub engine: Arc<Docker>,
+    pub peer: String,
+    pub dir: tempfile::TempDir,
+}
+
+impl Env {
+    pub async fn new(test: &str, overrides: &[(&str, &str)]) -> Env {
+        let peer = unique_peer(test);
+        let config = config(&peer, overrides);
+        let engine = Arc::new(Docker::connect(&config.vm.endpoint).await.expect("engine is up (scripts/ensure-docker.sh)"));
+        for image in [BUSYBOX, SHENV] {
+            assert!(
+                engine.image_labels(image).await.expect("inspect").is_some(),
+                "test image {image} missing: run testdata/images/make-images.sh"
+            );
+        }
+        let launcher = Arc::new(Launcher::new(engine.clone() as Arc<dyn Engine>, config));
+        Env {
+            launcher,
+            engine,
+            peer,
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    /// Packages `code_dir` (files under src/) into this test's temp dir.
+    pub fn package(&self, kind: &str, label: &str, path: &str, code_dir: &Path) -> Package {
+        let file = self.dir.path().join(format!("{label}.tar.gz"));
+        let metadata = Metadata {
+            path: path.to_string(),
+            kind: kind.to_string(),
+            label: label.to_string(),
+        };
+        package::write(&metadata, code_dir, &file).expect("write package");
+        Package::open(&file, Limits::default()).expect("package is valid")
+    }
+
+    /// A node-type package for the busybox `shenv` runtime whose start.sh is `script`.
+    pub fn shell_package(&self, label: &str, script: &str) -> Package {
+        let code = self.dir.path().join(format!("{label}-src"));
+        std::fs::create_dir_all(&code).expect("mkdir");
+        std::fs::write(code.join("start.sh"), script).expect("write start.sh");
+        self.package("node", label, "", &code)
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        cleanup(&self.peer);
+    }
+}
+
+/// Removes every container and image labelled with this peer id.
+pub fn cleanup(peer: &str) {
+    let filter = format!("label={}={peer}", runtime::LABEL_PEER_ID);
+    let ids = docker(&["ps", "-aq", "--filter", &filter]);
+    for id in ids.split_whitespace() {
+        docker(&["rm", "-f", id]);
+    }
+    // Images carry the package id, whose name embeds the peer id.
+    let images = docker(&["images", "--format", "{{.Repository}}", "--filter", "label=org.cclaunch.managed=true"]);
+    for image in images.split_whitespace().filter(|i| i.contains(&peer.to_lowercase())) {
+        docker(&["rmi", "-f", image]);
+    }
+}
+
+pub fn docker(args: &[&str]) -> String {
+    Command::new("docker")
+        .args(args)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default()
+}
+
+/// A CA and a client certificate signed by it, as a peer would issue them.
+pub fn tls_material() -> TlsMaterial {
+    let ca_key = rcgen::KeyPair::generate().expect("key");
+    let mut ca_params = rcgen::CertificateParams::new(vec!["test-ca".into()]).expect("params");
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).expect("ca");
+    let key = rcgen::KeyPair::generate().expect("key");
+    let cert = rcgen::CertificateParams::new(vec!["chaincode".into()])
+        .expect("params")
+        .signed_by(&key, &ca, &ca_key)
+        .expect("cert");
+    TlsMaterial {
+        client_cert: cert.pem().into_bytes(),
+        client_key: key.serialize_pem().into_bytes(),
+        root_cert: ca.pem().into_bytes(),
+    }
+}
+
+/// Collects what the chaincode loggers receive: (target, message).
+#[derive(Clone, Default)]
+pub struct Captured {
+    pub lines: Arc<Mutex<Vec<(String, String)>>>,
+    pub bytes: Arc<Mutex<u64>>,
+    /// When set, only byte counts are kept (for huge outputs).
+    pub count_only: bool,
+}
+
+impl Captured {
+    pub fn for_target(&self, target: &str) -> Vec<String> {
+        self.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(t, _)| t == target)
+            .map(|(_, m)| m.clone())
+            .collect()
+    }
+}
+
+struct MessageVisitor(String);
+
+impl tracing::field::Visit for MessageVisitor {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            self.0 = format!("{value:?}");
+        }
+    }
+}
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Captured {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        let target = event.metadata().target();
+        if !target.starts_with("peer.chaincode.") {
+            return;
+        }
+        let mut visitor = MessageVisitor(String::new());
+        event.record(&mut visitor);
+        *self.bytes.lock().unwrap() += visitor.0.len() as u64;
+        if !self.count_only {
+            self.lines.lock().unwrap().push((target.to_string(), visitor.0));
+        }
+    }
+}
+
+/// Installs `captured` as the global subscriber (once per test binary).
+pub fn capture(captured: Captured) {
+    use tracing_subscriber::prelude::*;
+    let _ = tracing_subscriber::registry().with(captured).try_init();
+}
+
+/// Polls `check` until it holds or `timeout` passes.
+pub async fn eventually<F: FnMut() -> bool>(timeout: Duration, mut check: F) -> bool {
+    let deadline = tokio::time::Instant::now() + timeout;
+    while tokio::time::Instant::now() < deadline {
+        if check() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    check()
+}
+
+/// Reads a file from a container (through the engine's archive API).
+pub async fn read_container_file(engine: &Docker, container: &str, path: &str) -> (Vec<u8>, u32) {
+    use std::io::Read;
+    let tar_bytes = engine.download(container, path).await.expect("download");
+    let mut archive = tar::Archive::new(&tar_bytes[..]);
+    let mut entry = archive.entries().expect("tar").next().expect("one entry").expect("entry");
+    let mode = entry.header().mode().expect("mode");
+    let mut data = Vec::new();
+    entry.read_to_end(&mut data).expect("read");
+    (data, mode)
+}
