@@ -56,7 +56,7 @@ cclaunch:
     mounts: []
   output:
     maxLineBytes: 65536
-    keepLines: 1000
+    keepLines: 200
 "#;
 
 #[derive(Debug, thiserror::Error)]

@@ -89,6 +89,10 @@ impl Lines {
     }
 }
 
+/// A tail line longer than this keeps only its start: the tail is for error
+/// reports, and must stay small however the chaincode writes.
+const TAIL_LINE_MAX: usize = 2048;
+
 /// The last lines a chaincode wrote, for error reports.
 #[derive(Debug, Default)]
 pub struct Tail {
@@ -112,7 +116,12 @@ impl Tail {
         if lines.len() == self.keep {
             lines.pop_front();
         }
-        lines.push_back(line.to_string());
+        let mut end = line.len().min(TAIL_LINE_MAX);
+        while !line.is_char_boundary(end) {
+            end -= 1;
+        }
+        let kept = if end < line.len() { format!("{}…", &line[..end]) } else { line.to_string() };
+        lines.push_back(kept);
     }
 
     /// Up to `n` of the most recent lines, oldest first.
@@ -282,6 +291,8 @@ mod tests {
         }
         assert_eq!(tail.last(2), ["8", "9"]);
         assert_eq!(tail.last(50), ["7", "8", "9"]);
+        tail.record(&"x".repeat(100_000));
+        assert_eq!(tail.last(1)[0].len(), TAIL_LINE_MAX + "…".len());
     }
 
     #[test]
