@@ -5,7 +5,7 @@
 mod common;
 
 use cclaunch::launcher::StartRequest;
-use common::{capture, Captured, Env, SHENV};
+use common::{captured_counting, Env, SHENV};
 
 const TEN_MIB: u64 = 10 << 20;
 
@@ -20,11 +20,7 @@ fn peak_rss_kib() -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ten_mib_line_does_not_blow_up_memory() {
-    let captured = Captured {
-        count_only: true,
-        ..Default::default()
-    };
-    capture(captured.clone());
+    let captured = captured_counting();
     let env = Env::new("hugeline", &[("CORE_CHAINCODE_NODE_RUNTIME", SHENV)]).await;
     let package = env.shell_package("huge", "head -c 10485760 /dev/zero | tr '\\0' x\n");
     env.launcher.build(&package, &|_: &str| {}).await.expect("build");

@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use cclaunch::launcher::StartRequest;
-use common::{capture, Captured, Env, SHENV};
+use common::{captured, Env, SHENV};
 
 const SHELL_RUNTIME: &[(&str, &str)] = &[("CORE_CHAINCODE_NODE_RUNTIME", SHENV)];
 
@@ -22,8 +22,7 @@ fn request(package_id: &str) -> StartRequest {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hundred_thousand_lines_arrive_complete_and_in_order() {
-    let captured = Captured::default();
-    capture(captured.clone());
+    let captured = captured();
     let env = Env::new("lines", SHELL_RUNTIME).await;
     assert_eq!(env.launcher.config().chaincode.node.runtime, SHENV);
     let package = env.shell_package("lines", "seq 1 100000 | sed 's/^/line /'\necho done-on-stderr >&2\n");

@@ -192,10 +192,30 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Captured {
     }
 }
 
-/// Installs `captured` as the global subscriber (once per test binary).
-pub fn capture(captured: Captured) {
+/// The process-wide capture of chaincode output, installed on first use.
+/// Targets are per container, and containers per test, so tests share it.
+pub fn captured() -> Captured {
+    captured_with(false)
+}
+
+/// As [`captured`], keeping only byte counts (for huge outputs).
+pub fn captured_counting() -> Captured {
+    captured_with(true)
+}
+
+fn captured_with(count_only: bool) -> Captured {
     use tracing_subscriber::prelude::*;
-    let _ = tracing_subscriber::registry().with(captured).try_init();
+    static CAPTURED: std::sync::OnceLock<Captured> = std::sync::OnceLock::new();
+    CAPTURED
+        .get_or_init(|| {
+            let captured = Captured {
+                count_only,
+                ..Default::default()
+            };
+            let _ = tracing_subscriber::registry().with(captured.clone()).try_init();
+            captured
+        })
+        .clone()
 }
 
 /// Polls `check` until it holds or `timeout` passes.
