@@ -79,7 +79,9 @@ pub enum Error {
         #[source]
         source: serde_yaml::Error,
     },
-    #[error("invalid duration {value:?} for {key}: use a number with a unit (ms, s, m, h), as in 300s")]
+    #[error(
+        "invalid duration {value:?} for {key}: use a number with a unit (ms, s, m, h), as in 300s"
+    )]
     Duration { key: &'static str, value: String },
 }
 
@@ -197,10 +199,11 @@ impl Config {
         file: Option<&Path>,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Config, Error> {
-        let config: Config = serde_yaml::from_value(tree(file, env)?).map_err(|source| Error::Invalid {
-            origin: file.map(Path::to_path_buf),
-            source,
-        })?;
+        let config: Config =
+            serde_yaml::from_value(tree(file, env)?).map_err(|source| Error::Invalid {
+                origin: file.map(Path::to_path_buf),
+                source,
+            })?;
         config.startup_timeout()?;
         Ok(config)
     }
@@ -210,7 +213,10 @@ impl Config {
         configured
             .replace("$(ARCH)", go_arch())
             .replace("$(PROJECT_VERSION)", &self.cclaunch.fabric_version)
-            .replace("$(TWO_DIGIT_VERSION)", &two_digit(&self.cclaunch.fabric_version))
+            .replace(
+                "$(TWO_DIGIT_VERSION)",
+                &two_digit(&self.cclaunch.fabric_version),
+            )
             .replace("$(DOCKER_NS)", "hyperledger")
     }
 
@@ -225,8 +231,14 @@ impl Config {
     pub fn logging_env(&self) -> [String; 3] {
         let logging = &self.chaincode.logging;
         [
-            format!("CORE_CHAINCODE_LOGGING_LEVEL={}", log_level("chaincode.logging.level", &logging.level)),
-            format!("CORE_CHAINCODE_LOGGING_SHIM={}", log_level("chaincode.logging.shim", &logging.shim)),
+            format!(
+                "CORE_CHAINCODE_LOGGING_LEVEL={}",
+                log_level("chaincode.logging.level", &logging.level)
+            ),
+            format!(
+                "CORE_CHAINCODE_LOGGING_SHIM={}",
+                log_level("chaincode.logging.shim", &logging.shim)
+            ),
             format!("CORE_CHAINCODE_LOGGING_FORMAT={}", logging.format),
         ]
     }
@@ -281,7 +293,9 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
         let digits = rest.find(|c: char| !c.is_ascii_digit() && c != '.')?;
         let (number, tail) = rest.split_at(digits);
         let value: f64 = number.parse().ok()?;
-        let unit_len = tail.find(|c: char| c.is_ascii_digit()).unwrap_or(tail.len());
+        let unit_len = tail
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(tail.len());
         let (unit, tail) = tail.split_at(unit_len);
         let seconds = match unit {
             "ms" => value / 1000.0,
@@ -387,17 +401,36 @@ mod tests {
     #[test]
     fn defaults_are_fabrics() {
         let c = Config::load_with_env(None, no_env).unwrap();
-        assert_eq!(c.image(&c.chaincode.builder), "hyperledger/fabric-ccenv:2.5");
-        assert_eq!(c.image(&c.chaincode.golang.runtime), "hyperledger/fabric-baseos:2.5");
-        assert_eq!(c.image(&c.chaincode.node.runtime), "hyperledger/fabric-nodeenv:2.5");
-        assert_eq!(c.image(&c.chaincode.java.runtime), "hyperledger/fabric-javaenv:2.5");
-        assert_eq!(c.vm.docker.host_config.network_mode.as_deref(), Some("host"));
+        assert_eq!(
+            c.image(&c.chaincode.builder),
+            "hyperledger/fabric-ccenv:2.5"
+        );
+        assert_eq!(
+            c.image(&c.chaincode.golang.runtime),
+            "hyperledger/fabric-baseos:2.5"
+        );
+        assert_eq!(
+            c.image(&c.chaincode.node.runtime),
+            "hyperledger/fabric-nodeenv:2.5"
+        );
+        assert_eq!(
+            c.image(&c.chaincode.java.runtime),
+            "hyperledger/fabric-javaenv:2.5"
+        );
+        assert_eq!(
+            c.vm.docker.host_config.network_mode.as_deref(),
+            Some("host")
+        );
         assert_eq!(c.vm.docker.host_config.memory, Some(2147483648));
         assert_eq!(c.startup_timeout().unwrap(), Duration::from_secs(300));
         assert_eq!(c.logging_env()[0], "CORE_CHAINCODE_LOGGING_LEVEL=info");
         assert_eq!(c.logging_env()[1], "CORE_CHAINCODE_LOGGING_SHIM=warn");
-        assert!(c.logging_env()[2].starts_with("CORE_CHAINCODE_LOGGING_FORMAT=%{color}%{time:2006-01-02"));
-        assert_eq!((c.peer.id.as_str(), c.peer.network_id.as_str()), ("jdoe", "dev"));
+        assert!(c.logging_env()[2]
+            .starts_with("CORE_CHAINCODE_LOGGING_FORMAT=%{color}%{time:2006-01-02"));
+        assert_eq!(
+            (c.peer.id.as_str(), c.peer.network_id.as_str()),
+            ("jdoe", "dev")
+        );
     }
 
     #[test]
@@ -421,7 +454,10 @@ mod tests {
         assert!(c.chaincode.pull);
         assert_eq!(c.chaincode.builder, "local/ccenv:1");
         assert_eq!(c.logging_env()[0], "CORE_CHAINCODE_LOGGING_LEVEL=debug");
-        assert_eq!(c.vm.docker.host_config.network_mode.as_deref(), Some("bridge"));
+        assert_eq!(
+            c.vm.docker.host_config.network_mode.as_deref(),
+            Some("bridge")
+        );
         assert_eq!(c.cclaunch.package.max_unpacked_bytes, 1024);
     }
 
@@ -429,7 +465,10 @@ mod tests {
     fn bad_values_are_reported_with_their_key() {
         let env = |key: &str| (key == "CORE_CHAINCODE_STARTUPTIMEOUT").then(|| "soon".to_string());
         let err = Config::load_with_env(None, env).unwrap_err();
-        assert!(err.to_string().contains("chaincode.startuptimeout"), "{err}");
+        assert!(
+            err.to_string().contains("chaincode.startuptimeout"),
+            "{err}"
+        );
         let env = |key: &str| (key == "CORE_CHAINCODE_LOGGING_LEVEL").then(|| "loud".to_string());
         let c = Config::load_with_env(None, env).unwrap();
         assert_eq!(c.logging_env()[0], "CORE_CHAINCODE_LOGGING_LEVEL=info");

@@ -5,11 +5,11 @@
 //! drives a [`runtime::Engine`] to build and start it, and [`logs`] mirrors the
 //! container's output. The CLI is a thin face over the launcher.
 
+pub mod cli;
+pub mod config;
+pub mod launcher;
+pub mod logs;
 pub mod naming;
 pub mod package;
-pub mod config;
 pub mod platform;
-pub mod logs;
 pub mod runtime;
-pub mod launcher;
-pub mod cli;

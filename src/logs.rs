@@ -120,14 +120,22 @@ impl Tail {
         while !line.is_char_boundary(end) {
             end -= 1;
         }
-        let kept = if end < line.len() { format!("{}…", &line[..end]) } else { line.to_string() };
+        let kept = if end < line.len() {
+            format!("{}…", &line[..end])
+        } else {
+            line.to_string()
+        };
         lines.push_back(kept);
     }
 
     /// Up to `n` of the most recent lines, oldest first.
     pub fn last(&self, n: usize) -> Vec<String> {
         let lines = self.lines.lock().unwrap_or_else(|p| p.into_inner());
-        lines.iter().skip(lines.len().saturating_sub(n)).cloned().collect()
+        lines
+            .iter()
+            .skip(lines.len().saturating_sub(n))
+            .cloned()
+            .collect()
     }
 }
 
@@ -144,7 +152,9 @@ struct LoggerCallsite {
 impl Callsite for LoggerCallsite {
     fn set_interest(&self, _: Interest) {}
     fn metadata(&self) -> &Metadata<'static> {
-        self.metadata.get().expect("metadata is set before the callsite is registered")
+        self.metadata
+            .get()
+            .expect("metadata is set before the callsite is registered")
     }
 }
 
@@ -159,7 +169,8 @@ impl ChaincodeLogger {
             .lock()
             .unwrap_or_else(|p| p.into_inner());
         let callsite = *loggers.entry(container.to_string()).or_insert_with(|| {
-            let target: &'static str = Box::leak(format!("peer.chaincode.{container}").into_boxed_str());
+            let target: &'static str =
+                Box::leak(format!("peer.chaincode.{container}").into_boxed_str());
             let callsite: &'static LoggerCallsite = Box::leak(Box::new(LoggerCallsite {
                 metadata: OnceLock::new(),
             }));
@@ -232,7 +243,11 @@ pub async fn mirror(
     }
     stdout.finish(&mut emit);
     stderr.finish(&mut emit);
-    tracing::info!(container, lines = count, "Container {container} has closed its IO channel");
+    tracing::info!(
+        container,
+        lines = count,
+        "Container {container} has closed its IO channel"
+    );
     count
 }
 
@@ -261,14 +276,26 @@ mod tests {
     fn lines_are_joined_across_chunks() {
         assert_eq!(
             split(64, &[b"he", b"llo\nwor", b"ld\n", b"tail"]),
-            [line("hello", false), line("world", false), line("tail", false)]
+            [
+                line("hello", false),
+                line("world", false),
+                line("tail", false)
+            ]
         );
     }
 
     #[test]
     fn long_lines_come_out_in_bounded_pieces_with_nothing_lost() {
         let out = split(4, &[b"abcdefghij\nxy\n"]);
-        assert_eq!(out, [line("abcd", true), line("efgh", true), line("ij", false), line("xy", false)]);
+        assert_eq!(
+            out,
+            [
+                line("abcd", true),
+                line("efgh", true),
+                line("ij", false),
+                line("xy", false)
+            ]
+        );
     }
 
     #[test]
@@ -280,7 +307,10 @@ mod tests {
 
     #[test]
     fn empty_lines_and_crlf_are_kept_as_lines() {
-        assert_eq!(split(16, &[b"a\r\n\nb\n"]), [line("a", false), line("", false), line("b", false)]);
+        assert_eq!(
+            split(16, &[b"a\r\n\nb\n"]),
+            [line("a", false), line("", false), line("b", false)]
+        );
     }
 
     #[test]

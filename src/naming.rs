@@ -115,21 +115,72 @@ mod tests {
     #[test]
     fn names_follow_fabric_for_every_prefix_shape() {
         let table = [
-            ("dev", "peer0", "mycc:1.0", "dev-peer0-mycc-1.0", "dev-peer0-mycc-1.0", "dev-peer0-mycc-1.0"),
-            ("", "peer0", "mycc:1.0", "peer0-mycc-1.0", "peer0-mycc-1.0", "peer0-mycc-1.0"),
-            ("dev", "", "mycc:1.0", "dev-mycc-1.0", "dev-mycc-1.0", "dev-mycc-1.0"),
+            (
+                "dev",
+                "peer0",
+                "mycc:1.0",
+                "dev-peer0-mycc-1.0",
+                "dev-peer0-mycc-1.0",
+                "dev-peer0-mycc-1.0",
+            ),
+            (
+                "",
+                "peer0",
+                "mycc:1.0",
+                "peer0-mycc-1.0",
+                "peer0-mycc-1.0",
+                "peer0-mycc-1.0",
+            ),
+            (
+                "dev",
+                "",
+                "mycc:1.0",
+                "dev-mycc-1.0",
+                "dev-mycc-1.0",
+                "dev-mycc-1.0",
+            ),
             ("", "", "mycc:1.0", "mycc-1.0", "mycc-1.0", "mycc-1.0"),
             // Upper case: the container keeps it, the image is lower-cased, the
             // hash is of the unlowered name.
-            ("Dev", "Peer0", "MyCC:ABC", "Dev-Peer0-MyCC-ABC", "dev-peer0-mycc-abc", "Dev-Peer0-MyCC-ABC"),
+            (
+                "Dev",
+                "Peer0",
+                "MyCC:ABC",
+                "Dev-Peer0-MyCC-ABC",
+                "dev-peer0-mycc-abc",
+                "Dev-Peer0-MyCC-ABC",
+            ),
             // Odd characters are replaced in both; the hash is of the raw name.
-            ("net#1", "peer@x", "cc+1:f00", "net-1-peer-x-cc-1-f00", "net-1-peer-x-cc-1-f00", "net#1-peer@x-cc+1-f00"),
-            ("dev", "peer0.org1.example.com", "basic_1.0:deadbeef", "dev-peer0.org1.example.com-basic_1.0-deadbeef", "dev-peer0.org1.example.com-basic_1.0-deadbeef", "dev-peer0.org1.example.com-basic_1.0-deadbeef"),
+            (
+                "net#1",
+                "peer@x",
+                "cc+1:f00",
+                "net-1-peer-x-cc-1-f00",
+                "net-1-peer-x-cc-1-f00",
+                "net#1-peer@x-cc+1-f00",
+            ),
+            (
+                "dev",
+                "peer0.org1.example.com",
+                "basic_1.0:deadbeef",
+                "dev-peer0.org1.example.com-basic_1.0-deadbeef",
+                "dev-peer0.org1.example.com-basic_1.0-deadbeef",
+                "dev-peer0.org1.example.com-basic_1.0-deadbeef",
+            ),
         ];
         for (net, peer, ccid, container, image_prefix, hashed) in table {
-            let names = Scope::new(net, peer).names(ccid).unwrap_or_else(|e| panic!("{ccid}: {e}"));
-            assert_eq!(names.container, container, "container for {net}/{peer}/{ccid}");
-            assert_eq!(names.image, format!("{image_prefix}-{}", sha(hashed)), "image for {net}/{peer}/{ccid}");
+            let names = Scope::new(net, peer)
+                .names(ccid)
+                .unwrap_or_else(|e| panic!("{ccid}: {e}"));
+            assert_eq!(
+                names.container, container,
+                "container for {net}/{peer}/{ccid}"
+            );
+            assert_eq!(
+                names.image,
+                format!("{image_prefix}-{}", sha(hashed)),
+                "image for {net}/{peer}/{ccid}"
+            );
         }
     }
 
@@ -139,10 +190,24 @@ mod tests {
         // still leaves a `--` run: invalid, though the container name is fine.
         let scope = Scope::new("dev", "pé");
         assert_eq!(scope.container_name("cc:1"), "dev-p--cc-1");
-        for (net, peer, ccid) in [("dev", "pé", "cc:1"), ("-dev", "peer0", "cc:1"), ("dev", "peer0", "_cc:1"), ("dev", "peer0", "a..b:1")] {
-            let msg = Scope::new(net, peer).image_name(ccid).unwrap_err().to_string();
-            assert!(msg.starts_with("Error constructing Docker VM Name. '"), "{msg}");
-            assert!(msg.ends_with("' breaks Docker's repository naming rules"), "{msg}");
+        for (net, peer, ccid) in [
+            ("dev", "pé", "cc:1"),
+            ("-dev", "peer0", "cc:1"),
+            ("dev", "peer0", "_cc:1"),
+            ("dev", "peer0", "a..b:1"),
+        ] {
+            let msg = Scope::new(net, peer)
+                .image_name(ccid)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                msg.starts_with("Error constructing Docker VM Name. '"),
+                "{msg}"
+            );
+            assert!(
+                msg.ends_with("' breaks Docker's repository naming rules"),
+                "{msg}"
+            );
         }
         let err = Scope::new("dev", "peer0").image_name("a..b:1").unwrap_err();
         assert_eq!(

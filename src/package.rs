@@ -10,7 +10,7 @@ use std::cell::Cell;
 use std::collections::HashSet;
 use std::fmt;
 use std::fs::File;
-use std::io::{self, BufReader, Read, Write};
+use std::io::{self, BufReader, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::LazyLock;
@@ -24,9 +24,8 @@ pub const METADATA_FILE: &str = "metadata.json";
 pub const CODE_FILE: &str = "code.tar.gz";
 
 /// Fabric's `persistence.LabelRegexp` (`[[:alnum:]]` is ASCII in both engines).
-static LABEL: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^[[:alnum:]][[:alnum:]_.+-]*$").expect("static regex is valid")
-});
+static LABEL: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^[[:alnum:]][[:alnum:]_.+-]*$").expect("static regex is valid"));
 
 /// metadata.json is a few hundred bytes; anything far larger is not one.
 const METADATA_MAX: u64 = 1 << 20;
@@ -304,7 +303,10 @@ fn scan_package(source: &mut impl Read, limits: Limits) -> Result<Scan, Problem>
             }
             other => {
                 // Fabric only warns here; so do we, and skip the entry.
-                tracing::warn!(entry = other, "unexpected file in top level of chaincode package");
+                tracing::warn!(
+                    entry = other,
+                    "unexpected file in top level of chaincode package"
+                );
             }
         }
     }
@@ -321,7 +323,8 @@ fn scan_code(source: &mut impl Read, limits: Limits) -> Result<CodeScan, Problem
     let layer = Layer::Code;
     let over = Rc::new(Cell::new(false));
     let mut head = [0u8; 2];
-    let peeked = read_up_to(source, &mut head).map_err(|source| Problem::Corrupt { layer, source })?;
+    let peeked =
+        read_up_to(source, &mut head).map_err(|source| Problem::Corrupt { layer, source })?;
     if peeked < 2 || head != [0x1f, 0x8b] {
         return Err(Problem::NotGzip { layer });
     }
@@ -359,7 +362,11 @@ fn scan_code(source: &mut impl Read, limits: Limits) -> Result<CodeScan, Problem
             if normal == "src/go.mod" && entry.size() <= GO_MOD_MAX {
                 let mut text = String::new();
                 // A go.mod that is not UTF-8 simply is not looked at.
-                if (&mut entry).take(GO_MOD_MAX).read_to_string(&mut text).is_ok() {
+                if (&mut entry)
+                    .take(GO_MOD_MAX)
+                    .read_to_string(&mut text)
+                    .is_ok()
+                {
                     scan.go_mod = Some(text);
                 }
             }
@@ -504,35 +511,75 @@ impl<R: Read> Read for Hashing<R> {
 
 /// Writes a package the way `peer lifecycle chaincode package` lays it out:
 /// `metadata.json` + `code.tar.gz`, the code under `src/`. Deterministic: the
-/// same directory gives the same bytes, so the same package id.
+/// same directory gives the same bytes, so the same package id. Streams file
+/// by file (memory stays flat), and replaces `out` only once it is complete.
 pub fn write(metadata: &Metadata, code_dir: &Path, out: &Path) -> io::Result<String> {
-    validate_label(&metadata.label).map_err(|p| io::Error::new(io::ErrorKind::InvalidInput, p.to_string()))?;
-    let code = code_tar_gz(code_dir)?;
-    let meta = serde_json::to_vec(metadata)?;
+    validate_label(&metadata.label)
+        .map_err(|p| io::Error::new(io::ErrorKind::InvalidInput, p.to_string()))?;
+    let dir = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
 
-    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    let mut code = tempfile::tempfile_in(dir)?;
+    write_code_tar_gz(code_dir, &mut code)?;
+    let code_len = code.stream_position()?;
+    code.rewind()?;
+
+    let file = tempfile::NamedTempFile::new_in(dir)?;
+    let hashing = HashingWriter {
+        inner: io::BufWriter::with_capacity(READ_BUF, file.as_file().try_clone()?),
+        hasher: Sha256::new(),
+    };
+    let gz = flate2::write::GzEncoder::new(hashing, flate2::Compression::default());
     let mut tar = tar::Builder::new(gz);
-    append_file(&mut tar, METADATA_FILE, &meta)?;
-    append_file(&mut tar, CODE_FILE, &code)?;
-    let bytes = tar.into_inner()?.finish()?;
-
-    let mut file = tempfile::NamedTempFile::new_in(out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")))?;
-    file.write_all(&bytes)?;
+    let meta = serde_json::to_vec(metadata)?;
+    tar.append_data(
+        &mut file_header(meta.len() as u64),
+        METADATA_FILE,
+        meta.as_slice(),
+    )?;
+    tar.append_data(&mut file_header(code_len), CODE_FILE, code)?;
+    let hashing = tar.into_inner()?.finish()?;
+    let HashingWriter { mut inner, hasher } = hashing;
+    inner.flush()?;
+    let digest = hex::encode(hasher.finalize());
     file.persist(out).map_err(|e| e.error)?;
-    Ok(package_id(&metadata.label, &bytes))
+    Ok(format!("{}:{digest}", metadata.label))
 }
 
-fn code_tar_gz(dir: &Path) -> io::Result<Vec<u8>> {
+fn write_code_tar_gz(dir: &Path, out: &mut File) -> io::Result<()> {
     let mut files = Vec::new();
     collect_files(dir, dir, &mut files)?;
     files.sort();
-    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    let gz = flate2::write::GzEncoder::new(
+        io::BufWriter::with_capacity(READ_BUF, out),
+        flate2::Compression::default(),
+    );
     let mut tar = tar::Builder::new(gz);
     for rel in files {
-        let data = std::fs::read(dir.join(&rel))?;
-        append_file(&mut tar, &format!("src/{rel}"), &data)?;
+        let file = File::open(dir.join(&rel))?;
+        let len = file.metadata()?.len();
+        tar.append_data(&mut file_header(len), format!("src/{rel}"), file)?;
     }
-    tar.into_inner()?.finish()
+    tar.into_inner()?.finish()?.flush()
+}
+
+struct HashingWriter<W> {
+    inner: W,
+    hasher: Sha256,
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 fn collect_files(root: &Path, dir: &Path, out: &mut Vec<String>) -> io::Result<()> {
@@ -552,7 +599,12 @@ fn collect_files(root: &Path, dir: &Path, out: &mut Vec<String>) -> io::Result<(
                 .strip_prefix(root)
                 .map_err(io::Error::other)?
                 .to_str()
-                .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, format!("file name is not UTF-8: {}", path.display())))?
+                .ok_or_else(|| {
+                    io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("file name is not UTF-8: {}", path.display()),
+                    )
+                })?
                 .to_string();
             out.push(rel);
         }
@@ -562,15 +614,15 @@ fn collect_files(root: &Path, dir: &Path, out: &mut Vec<String>) -> io::Result<(
 }
 
 /// Fabric writes package entries as mode 0100644 with zero times and owners.
-fn append_file<W: Write>(tar: &mut tar::Builder<W>, name: &str, data: &[u8]) -> io::Result<()> {
+pub(crate) fn file_header(size: u64) -> tar::Header {
     let mut header = tar::Header::new_ustar();
-    header.set_size(data.len() as u64);
+    header.set_size(size);
     header.set_mode(0o100644);
     header.set_mtime(0);
     header.set_uid(0);
     header.set_gid(0);
     header.set_entry_type(tar::EntryType::Regular);
-    tar.append_data(&mut header, name, data)
+    header
 }
 
 #[cfg(test)]
@@ -607,7 +659,10 @@ mod tests {
     fn writing_is_deterministic() {
         let a = tempfile::tempdir().unwrap();
         let b = tempfile::tempdir().unwrap();
-        assert_eq!(std::fs::read(sample(a.path())).unwrap(), std::fs::read(sample(b.path())).unwrap());
+        assert_eq!(
+            std::fs::read(sample(a.path())).unwrap(),
+            std::fs::read(sample(b.path())).unwrap()
+        );
     }
 
     #[test]
@@ -661,7 +716,17 @@ mod tests {
             label: "z".into(),
         };
         write(&meta, &code, &out).unwrap();
-        let err = Package::open(&out, Limits { max_unpacked_bytes: 1 << 20 }).unwrap_err();
-        assert!(err.to_string().contains("inflates to more than 1048576 bytes"), "{err}");
+        let err = Package::open(
+            &out,
+            Limits {
+                max_unpacked_bytes: 1 << 20,
+            },
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("inflates to more than 1048576 bytes"),
+            "{err}"
+        );
     }
 }

@@ -30,31 +30,79 @@ fn go_source(env: &Env, name: &str, go_mod: &str, main: &str) -> std::path::Path
 }
 
 fn build_containers_of(peer: &str) -> String {
-    docker(&["ps", "-aq", "--filter", "label=org.cclaunch.build=true", "--filter", &format!("label=org.cclaunch.peer-id={peer}")])
+    docker(&[
+        "ps",
+        "-aq",
+        "--filter",
+        "label=org.cclaunch.build=true",
+        "--filter",
+        &format!("label=org.cclaunch.peer-id={peer}"),
+    ])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_build_reports_its_output_and_leaves_no_build_container() {
     let env = Env::new("buildfail", &[]).await;
-    let code = go_source(&env, "broken", "module example.com/broken\n\ngo 1.19\n", "package main\n\nfunc main() { this is not go }\n");
+    let code = go_source(
+        &env,
+        "broken",
+        "module example.com/broken\n\ngo 1.19\n",
+        "package main\n\nfunc main() { this is not go }\n",
+    );
     let package = env.package("golang", "broken_1", "example.com/broken", &code);
-    let err = env.launcher.build(&package, &|_: &str| {}).await.unwrap_err();
+    let err = env
+        .launcher
+        .build(&package, &|_: &str| {})
+        .await
+        .unwrap_err();
     let text = err.to_string();
-    assert!(matches!(err, Error::BuildFailed { code: 1.., .. }), "{text}");
-    assert!(text.starts_with(&format!("chaincode {}: build failed in cclaunch-test/ccenv:latest", package.id)), "{text}");
-    assert!(text.contains("main.go:3"), "the compiler's own message is in the error: {text}");
-    assert!(build_containers_of(&env.peer).trim().is_empty(), "build container removed");
+    assert!(
+        matches!(err, Error::BuildFailed { code: 1.., .. }),
+        "{text}"
+    );
+    assert!(
+        text.starts_with(&format!(
+            "chaincode {}: build failed in cclaunch-test/ccenv:latest",
+            package.id
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("main.go:3"),
+        "the compiler's own message is in the error: {text}"
+    );
+    assert!(
+        build_containers_of(&env.peer).trim().is_empty(),
+        "build container removed"
+    );
     let names = env.launcher.names(&package.id).unwrap();
-    assert!(env.engine.image_labels(&names.image).await.unwrap().is_none(), "no image");
+    assert!(
+        env.engine
+            .image_labels(&names.image)
+            .await
+            .unwrap()
+            .is_none(),
+        "no image"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn toolchain_drift_is_named_in_the_error() {
     let env = Env::new("drift", &[]).await;
     // Range over an int needs Go 1.22; the builder stand-in has Debian's 1.19.
-    let code = go_source(&env, "newgo", "module example.com/newgo\n\ngo 1.22\n", "package main\n\nfunc main() {\n\tfor range 3 {\n\t}\n}\n");
+    let code = go_source(
+        &env,
+        "newgo",
+        "module example.com/newgo\n\ngo 1.22\n",
+        "package main\n\nfunc main() {\n\tfor range 3 {\n\t}\n}\n",
+    );
     let package = env.package("golang", "newgo_1", "example.com/newgo", &code);
-    let text = env.launcher.build(&package, &|_: &str| {}).await.unwrap_err().to_string();
+    let text = env
+        .launcher
+        .build(&package, &|_: &str| {})
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(text.contains("hint: src/go.mod asks for Go 1.22"), "{text}");
 }
 
@@ -62,10 +110,22 @@ async fn toolchain_drift_is_named_in_the_error() {
 async fn a_container_cclaunch_did_not_make_is_never_touched() {
     let env = Env::new("foreign", &[("CORE_CHAINCODE_NODE_RUNTIME", common::SHENV)]).await;
     let package = env.shell_package("foreign", "sleep 600\n");
-    env.launcher.build(&package, &|_: &str| {}).await.expect("build");
+    env.launcher
+        .build(&package, &|_: &str| {})
+        .await
+        .expect("build");
     let container = env.launcher.names(&package.id).unwrap().container;
     // Someone else's container under the same name (no cclaunch labels).
-    let made = docker(&["create", "--name", &container, "--label", &format!("org.cclaunch.peer-id={}", env.peer), BUSYBOX, "sleep", "600"]);
+    let made = docker(&[
+        "create",
+        "--name",
+        &container,
+        "--label",
+        &format!("org.cclaunch.peer-id={}", env.peer),
+        BUSYBOX,
+        "sleep",
+        "600",
+    ]);
     assert!(!made.trim().is_empty(), "docker create failed");
 
     for err in [
@@ -74,20 +134,47 @@ async fn a_container_cclaunch_did_not_make_is_never_touched() {
         env.launcher.wait(&package.id).await.unwrap_err(),
     ] {
         assert!(matches!(err, Error::NotOurs { .. }), "{err}");
-        assert!(err.to_string().contains("was not created by cclaunch"), "{err}");
+        assert!(
+            err.to_string().contains("was not created by cclaunch"),
+            "{err}"
+        );
     }
-    let info = env.engine.inspect_container(&container).await.unwrap().expect("still there");
+    let info = env
+        .engine
+        .inspect_container(&container)
+        .await
+        .unwrap()
+        .expect("still there");
     assert_eq!(info.args, ["sleep", "600"], "untouched");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn starting_an_unbuilt_chaincode_says_to_build_it() {
     let env = Env::new("unbuilt", &[]).await;
-    let err = env.launcher.start(request("never_built:0123abcd")).await.unwrap_err();
+    let err = env
+        .launcher
+        .start(request("never_built:0123abcd"))
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::NotBuilt { .. }), "{err}");
-    assert!(err.to_string().contains("chaincode never_built:0123abcd: image"), "{err}");
-    let container = env.launcher.names("never_built:0123abcd").unwrap().container;
-    assert!(env.engine.inspect_container(&container).await.unwrap().is_none(), "nothing created");
+    assert!(
+        err.to_string()
+            .contains("chaincode never_built:0123abcd: image"),
+        "{err}"
+    );
+    let container = env
+        .launcher
+        .names("never_built:0123abcd")
+        .unwrap()
+        .container;
+    assert!(
+        env.engine
+            .inspect_container(&container)
+            .await
+            .unwrap()
+            .is_none(),
+        "nothing created"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -97,9 +184,16 @@ async fn an_unknown_chaincode_type_is_refused_before_any_engine_work() {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("x"), "x").unwrap();
     let package = env.package("car", "car_1", "", &dir);
-    let err = env.launcher.build(&package, &|_: &str| {}).await.unwrap_err();
+    let err = env
+        .launcher
+        .build(&package, &|_: &str| {})
+        .await
+        .unwrap_err();
     assert_eq!(err.to_string(), format!("chaincode {}", package.id));
-    assert_eq!(std::error::Error::source(&err).unwrap().to_string(), "unknown chaincodeType: car");
+    assert_eq!(
+        std::error::Error::source(&err).unwrap().to_string(),
+        "unknown chaincodeType: car"
+    );
 }
 
 /// The CLI against an engine that is not there: a clear error, fast.
@@ -123,7 +217,14 @@ fn engine_down_is_a_clear_error_not_a_hang() {
             .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{endpoint}");
-        assert!(stderr.contains(&format!("cannot reach the container engine at {endpoint}")), "{endpoint}: {stderr}");
-        assert!(started.elapsed() < Duration::from_secs(15), "{endpoint}: took {:?}", started.elapsed());
+        assert!(
+            stderr.contains(&format!("cannot reach the container engine at {endpoint}")),
+            "{endpoint}: {stderr}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "{endpoint}: took {:?}",
+            started.elapsed()
+        );
     }
 }

@@ -26,13 +26,32 @@ async fn build_start_and_inspect(case: Case) {
     let captured = captured();
     let env = Env::new(case.kind, &[]).await;
     let code = repo().join("testdata/chaincode").join(case.kind);
-    let package = env.package(case.kind, &format!("sample-{}_1.0", case.kind), case.path, &code);
+    let package = env.package(
+        case.kind,
+        &format!("sample-{}_1.0", case.kind),
+        case.path,
+        &code,
+    );
 
-    let built = env.launcher.build(&package, &|_: &str| {}).await.expect("build");
+    let built = env
+        .launcher
+        .build(&package, &|_: &str| {})
+        .await
+        .expect("build");
     assert!(!built.reused, "first build builds");
     assert_eq!(built.platform, case.platform);
-    let labels = env.engine.image_labels(&built.image).await.unwrap().expect("image exists");
-    assert_eq!(labels.get("org.hyperledger.fabric.chaincode.type").map(String::as_str), Some(case.platform.fabric_type()));
+    let labels = env
+        .engine
+        .image_labels(&built.image)
+        .await
+        .unwrap()
+        .expect("image exists");
+    assert_eq!(
+        labels
+            .get("org.hyperledger.fabric.chaincode.type")
+            .map(String::as_str),
+        Some(case.platform.fabric_type())
+    );
 
     // The peer's chaincode listener stand-in: the sample must dial it.
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -50,10 +69,19 @@ async fn build_start_and_inspect(case: Case) {
         .await
         .expect("start");
     let accepted = tokio::time::timeout(Duration::from_secs(120), listener.accept()).await;
-    assert!(accepted.is_ok(), "{}: the chaincode never dialled {peer_address}", case.kind);
+    assert!(
+        accepted.is_ok(),
+        "{}: the chaincode never dialled {peer_address}",
+        case.kind
+    );
 
     // Args and env, as the engine recorded them (Config.Env keeps the order).
-    let info = env.engine.inspect_container(&started.container).await.unwrap().expect("container");
+    let info = env
+        .engine
+        .inspect_container(&started.container)
+        .await
+        .unwrap()
+        .expect("container");
     assert_eq!(info.args, case.platform.args(&peer_address));
     let logging = env.launcher.config().logging_env();
     let expected_env: Vec<String> = [
@@ -70,8 +98,16 @@ async fn build_start_and_inspect(case: Case) {
         "CORE_PEER_LOCALMSPID=Org1MSP".into(),
     ]
     .to_vec();
-    assert_eq!(info.env[..expected_env.len()], expected_env[..], "env in the peer's order");
-    assert!(info.env.contains(&"CORE_CHAINCODE_BUILDLEVEL=2.5.16".to_string()), "image ENV from the Dockerfile");
+    assert_eq!(
+        info.env[..expected_env.len()],
+        expected_env[..],
+        "env in the peer's order"
+    );
+    assert!(
+        info.env
+            .contains(&"CORE_CHAINCODE_BUILDLEVEL=2.5.16".to_string()),
+        "image ENV from the Dockerfile"
+    );
 
     // The five TLS files: two base64, three PEM, all mode 0644.
     let b64 = base64::engine::general_purpose::STANDARD;
@@ -82,7 +118,12 @@ async fn build_start_and_inspect(case: Case) {
         ("client_pem.crt", tls.client_cert.clone()),
         ("peer.crt", tls.root_cert.clone()),
     ] {
-        let (data, mode) = read_container_file(&env.engine, &started.container, &format!("/etc/hyperledger/fabric/{file}")).await;
+        let (data, mode) = read_container_file(
+            &env.engine,
+            &started.container,
+            &format!("/etc/hyperledger/fabric/{file}"),
+        )
+        .await;
         assert_eq!(data, want, "{file}");
         assert_eq!(mode & 0o7777, 0o644, "{file} mode");
     }
@@ -90,20 +131,43 @@ async fn build_start_and_inspect(case: Case) {
     // The chaincode itself saw the same: its own report in the mirrored output.
     let target = format!("peer.chaincode.{}", started.container);
     let ready = format!("{} ready", case.name);
-    let seen = eventually(Duration::from_secs(60), || captured.for_target(&target).contains(&ready)).await;
+    let seen = eventually(Duration::from_secs(60), || {
+        captured.for_target(&target).contains(&ready)
+    })
+    .await;
     let lines = captured.for_target(&target);
     assert!(seen, "{}: no ready line; output: {lines:?}", case.kind);
-    assert!(lines.contains(&"tls ok".to_string()), "{}: {lines:?}", case.kind);
-    assert!(lines.contains(&format!("peer connected {peer_address}")), "{}: {lines:?}", case.kind);
-    assert!(lines.contains(&format!("env CORE_CHAINCODE_ID_NAME={}", package.id)), "{lines:?}");
+    assert!(
+        lines.contains(&"tls ok".to_string()),
+        "{}: {lines:?}",
+        case.kind
+    );
+    assert!(
+        lines.contains(&format!("peer connected {peer_address}")),
+        "{}: {lines:?}",
+        case.kind
+    );
+    assert!(
+        lines.contains(&format!("env CORE_CHAINCODE_ID_NAME={}", package.id)),
+        "{lines:?}"
+    );
 
     // Building again reuses the image.
-    let again = env.launcher.build(&package, &|_: &str| {}).await.expect("rebuild");
+    let again = env
+        .launcher
+        .build(&package, &|_: &str| {})
+        .await
+        .expect("rebuild");
     assert!(again.reused);
     assert_eq!(again.image, built.image);
 
     env.launcher.stop(&package.id).await.expect("stop");
-    assert!(env.engine.inspect_container(&started.container).await.unwrap().is_none());
+    assert!(env
+        .engine
+        .inspect_container(&started.container)
+        .await
+        .unwrap()
+        .is_none());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

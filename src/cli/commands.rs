@@ -57,8 +57,14 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::Health => {
             let endpoint = config.vm.endpoint.clone();
             let launcher = launcher(config).await?;
-            let info = launcher.health().await.context("failed to ping to Docker daemon")?;
-            println!("engine {endpoint}: ok (Docker {}, API {})", info.version, info.api_version);
+            let info = launcher
+                .health()
+                .await
+                .context("failed to ping to Docker daemon")?;
+            println!(
+                "engine {endpoint}: ok (Docker {}, API {})",
+                info.version, info.api_version
+            );
         }
         Command::Config => print!("{}", config::effective_yaml(config_file)?),
     }
@@ -110,7 +116,8 @@ fn make_package(args: PackageArgs) -> Result<()> {
 
 fn names(args: NamesArgs, config: &Config) -> Result<()> {
     let scope = Scope::new(
-        args.network_id.unwrap_or_else(|| config.peer.network_id.clone()),
+        args.network_id
+            .unwrap_or_else(|| config.peer.network_id.clone()),
         args.peer_id.unwrap_or_else(|| config.peer.id.clone()),
     );
     let names = scope.names(&args.ccid)?;
@@ -122,8 +129,16 @@ fn names(args: NamesArgs, config: &Config) -> Result<()> {
 async fn build(launcher: &Launcher, package: &Package) -> Result<crate::launcher::Built> {
     let progress = BuildProgress::new(&format!("build {}", package.id));
     let built = launcher.build(package, &progress).await?;
-    progress.finish(if built.reused { "image exists, reused" } else { "built" });
-    println!("image: {}{}", built.image, if built.reused { " (reused)" } else { "" });
+    progress.finish(if built.reused {
+        "image exists, reused"
+    } else {
+        "built"
+    });
+    println!(
+        "image: {}{}",
+        built.image,
+        if built.reused { " (reused)" } else { "" }
+    );
     Ok(built)
 }
 
@@ -189,10 +204,20 @@ async fn logs(args: LogsArgs, config: Config) -> Result<()> {
 async fn ps(config: Config) -> Result<()> {
     let launcher = launcher(config).await?;
     let containers = launcher.list().await?;
-    println!("{:<48} {:<10} {:<6} PACKAGE ID", "CONTAINER", "STATE", "EXIT");
+    println!(
+        "{:<48} {:<10} {:<6} PACKAGE ID",
+        "CONTAINER", "STATE", "EXIT"
+    );
     for c in containers {
-        let exit = c.exit_code.map(|c| c.to_string()).unwrap_or_else(|| "-".into());
-        let id = c.labels.get(crate::runtime::LABEL_PACKAGE_ID).cloned().unwrap_or_default();
+        let exit = c
+            .exit_code
+            .map(|c| c.to_string())
+            .unwrap_or_else(|| "-".into());
+        let id = c
+            .labels
+            .get(crate::runtime::LABEL_PACKAGE_ID)
+            .cloned()
+            .unwrap_or_default();
         println!("{:<48} {:<10} {:<6} {id}", c.name, c.status, exit);
     }
     Ok(())

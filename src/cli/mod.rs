@@ -9,7 +9,8 @@ use clap::{Args, Parser, Subcommand};
 
 pub use commands::run;
 
-const ABOUT: &str = "Chaincode launcher for Hyperledger Fabric: builds chaincode packages into images \
+const ABOUT: &str =
+    "Chaincode launcher for Hyperledger Fabric: builds chaincode packages into images \
 and runs them exactly as a peer's Docker controller would (same names, args, env and TLS files).";
 
 const AFTER_HELP: &str = "\

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use super::{engine, Error, Launcher, LABEL_BUILD};
-use crate::package::Package;
+use crate::package::{self, Package};
 use crate::platform::{golang, Platform};
 use crate::runtime::{self, BuildJob, ByteStream, Progress};
 
@@ -29,10 +29,11 @@ pub struct Built {
 impl Launcher {
     pub async fn build(&self, package: &Package, progress: &dyn Progress) -> Result<Built, Error> {
         let package_id = package.id.as_str();
-        let platform = Platform::from_type(&package.metadata.kind).map_err(|source| Error::Platform {
-            package_id: package_id.to_string(),
-            source,
-        })?;
+        let platform =
+            Platform::from_type(&package.metadata.kind).map_err(|source| Error::Platform {
+                package_id: package_id.to_string(),
+                source,
+            })?;
         let names = self.names(package_id)?;
         let built = |reused| Built {
             package_id: package_id.to_string(),
@@ -52,7 +53,9 @@ impl Launcher {
         }
 
         let plan = platform
-            .plan(&self.config, &package.metadata.path, &|key| std::env::var(key).ok())
+            .plan(&self.config, &package.metadata.path, &|key| {
+                std::env::var(key).ok()
+            })
             .map_err(|source| Error::Platform {
                 package_id: package_id.to_string(),
                 source,
@@ -63,7 +66,11 @@ impl Launcher {
         let job = BuildJob {
             image: plan.builder_image.clone(),
             script: plan.script,
-            env: plan.env.into_iter().chain(build.env.iter().cloned()).collect(),
+            env: plan
+                .env
+                .into_iter()
+                .chain(build.env.iter().cloned())
+                .collect(),
             network_mode: build.network_mode.clone(),
             mounts: build.mounts.clone(),
             labels,
@@ -74,10 +81,17 @@ impl Launcher {
             inner: progress,
             lines: Mutex::default(),
         };
-        let binpackage = match self.engine.run_build(&job, code_stream(package), &recorder).await {
+        let binpackage = match self
+            .engine
+            .run_build(&job, code_stream(package), &recorder)
+            .await
+        {
             Ok(path) => path,
             Err(runtime::Error::BuildFailed { image, code }) => {
-                let output = recorder.lines.into_inner().unwrap_or_else(|p| p.into_inner());
+                let output = recorder
+                    .lines
+                    .into_inner()
+                    .unwrap_or_else(|p| p.into_inner());
                 return Err(Error::BuildFailed {
                     package_id: package_id.to_string(),
                     builder: image,
@@ -99,7 +113,14 @@ impl Launcher {
                 context: "writing the image build context".into(),
                 source,
             })?;
-        let network_mode = self.config.vm.docker.host_config.network_mode.clone().unwrap_or_default();
+        let network_mode = self
+            .config
+            .vm
+            .docker
+            .host_config
+            .network_mode
+            .clone()
+            .unwrap_or_default();
         self.engine
             .build_image(
                 &names.image,
@@ -121,7 +142,10 @@ impl Launcher {
 fn image_labels(package_id: &str) -> runtime::Labels {
     runtime::Labels::from([
         (runtime::LABEL_MANAGED.to_string(), "true".to_string()),
-        (runtime::LABEL_PACKAGE_ID.to_string(), package_id.to_string()),
+        (
+            runtime::LABEL_PACKAGE_ID.to_string(),
+            package_id.to_string(),
+        ),
     ])
 }
 
@@ -168,28 +192,23 @@ fn build_context(dockerfile: &str, binpackage: &Path) -> io::Result<tempfile::Te
     let (out, path) = file.into_parts();
     let gz = flate2::write::GzEncoder::new(io::BufWriter::new(out), flate2::Compression::fast());
     let mut tar = tar::Builder::new(gz);
-    let mut header = file_header(dockerfile.len() as u64);
+    let mut header = package::file_header(dockerfile.len() as u64);
     tar.append_data(&mut header, "Dockerfile", dockerfile.as_bytes())?;
     let bin = std::fs::File::open(binpackage)?;
-    let mut header = file_header(bin.metadata()?.len());
+    let mut header = package::file_header(bin.metadata()?.len());
     tar.append_data(&mut header, "binpackage.tar", bin)?;
     let mut writer = tar.into_inner()?.finish()?;
     writer.flush()?;
     Ok(path)
 }
 
-fn file_header(size: u64) -> tar::Header {
-    let mut header = tar::Header::new_ustar();
-    header.set_size(size);
-    header.set_mode(0o100644);
-    header.set_mtime(0);
-    header.set_entry_type(tar::EntryType::Regular);
-    header
-}
-
 /// A Go build that failed on a builder older than go.mod asks for is the most
 /// common chaincode build failure ("toolchain drift"); say so plainly.
-fn go_hint(platform: Platform, package: &Package, output: &std::collections::VecDeque<String>) -> String {
+fn go_hint(
+    platform: Platform,
+    package: &Package,
+    output: &std::collections::VecDeque<String>,
+) -> String {
     if platform != Platform::Golang {
         return String::new();
     }
@@ -197,7 +216,10 @@ fn go_hint(platform: Platform, package: &Package, output: &std::collections::Vec
         return String::new();
     };
     let drift = output.iter().any(|l| {
-        l.contains("requires go >=") || l.contains("module requires Go") || l.contains("invalid go version") || l.contains("unknown directive: toolchain")
+        l.contains("requires go >=")
+            || l.contains("module requires Go")
+            || l.contains("invalid go version")
+            || l.contains("unknown directive: toolchain")
     });
     if drift {
         format!(

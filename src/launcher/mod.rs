@@ -51,9 +51,15 @@ pub enum Error {
         output: Vec<String>,
     },
     #[error("chaincode {package_id}: container {container} exists but was not created by cclaunch (no {} label); remove it yourself or use another peer id", runtime::LABEL_MANAGED)]
-    NotOurs { package_id: String, container: String },
+    NotOurs {
+        package_id: String,
+        container: String,
+    },
     #[error("chaincode {package_id}: there is no container {container}")]
-    NoContainer { package_id: String, container: String },
+    NoContainer {
+        package_id: String,
+        container: String,
+    },
     #[error("chaincode {package_id}: invalid TLS material: {reason}")]
     Tls { package_id: String, reason: String },
     #[error("chaincode {package_id}")]
@@ -121,20 +127,34 @@ impl Launcher {
 
     /// The container and image names of a package id, as the peer makes them.
     pub fn names(&self, package_id: &str) -> Result<Names, Error> {
-        self.scope.names(package_id).map_err(|source| Error::Naming {
-            package_id: package_id.to_string(),
-            source,
-        })
+        self.scope
+            .names(package_id)
+            .map_err(|source| Error::Naming {
+                package_id: package_id.to_string(),
+                source,
+            })
     }
 
     /// Labels marking what cclaunch made for a chaincode.
     fn labels(&self, package_id: &str) -> Labels {
         Labels::from([
             (runtime::LABEL_MANAGED.to_string(), "true".to_string()),
-            (runtime::LABEL_PACKAGE_ID.to_string(), package_id.to_string()),
-            (runtime::LABEL_PEER_ID.to_string(), self.config.peer.id.clone()),
-            (runtime::LABEL_NETWORK_ID.to_string(), self.config.peer.network_id.clone()),
-            (runtime::LABEL_VERSION.to_string(), env!("CARGO_PKG_VERSION").to_string()),
+            (
+                runtime::LABEL_PACKAGE_ID.to_string(),
+                package_id.to_string(),
+            ),
+            (
+                runtime::LABEL_PEER_ID.to_string(),
+                self.config.peer.id.clone(),
+            ),
+            (
+                runtime::LABEL_NETWORK_ID.to_string(),
+                self.config.peer.network_id.clone(),
+            ),
+            (
+                runtime::LABEL_VERSION.to_string(),
+                env!("CARGO_PKG_VERSION").to_string(),
+            ),
         ])
     }
 
@@ -143,7 +163,10 @@ impl Launcher {
     }
 
     /// The chaincode container of `package_id`, refused unless it is ours.
-    async fn own_container(&self, package_id: &str) -> Result<(Names, Option<ContainerInfo>), Error> {
+    async fn own_container(
+        &self,
+        package_id: &str,
+    ) -> Result<(Names, Option<ContainerInfo>), Error> {
         let names = self.names(package_id)?;
         let found = self
             .engine
@@ -204,7 +227,12 @@ impl Launcher {
     }
 
     /// The container's logged output (`tail`: "all" or a number of lines).
-    pub async fn logs(&self, package_id: &str, follow: bool, tail: &str) -> Result<OutputStream, Error> {
+    pub async fn logs(
+        &self,
+        package_id: &str,
+        follow: bool,
+        tail: &str,
+    ) -> Result<OutputStream, Error> {
         let (names, found) = self.own_container(package_id).await?;
         if found.is_none() {
             return Err(Error::NoContainer {
@@ -226,7 +254,9 @@ impl Launcher {
             .await
             .map_err(Error::EngineOnly)?;
         // Build containers are ours too, but short-lived and not chaincode.
-        found.retain(|c| c.labels.contains_key(runtime::LABEL_PACKAGE_ID) && !c.labels.contains_key(LABEL_BUILD));
+        found.retain(|c| {
+            c.labels.contains_key(runtime::LABEL_PACKAGE_ID) && !c.labels.contains_key(LABEL_BUILD)
+        });
         found.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(found)
     }

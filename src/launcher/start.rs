@@ -48,19 +48,34 @@ impl Launcher {
             self.remove_container(package_id, &names.container).await?;
         }
 
-        let msp_id = request.msp_id.as_deref().unwrap_or(&self.config.peer.local_msp_id);
+        let msp_id = request
+            .msp_id
+            .as_deref()
+            .unwrap_or(&self.config.peer.local_msp_id);
         let spec = ContainerSpec {
             name: names.container.clone(),
             image: names.image.clone(),
             args: platform.args(&request.peer_address),
-            env: env::chaincode_env(package_id, &self.config.logging_env(), request.tls.is_some(), msp_id),
+            env: env::chaincode_env(
+                package_id,
+                &self.config.logging_env(),
+                request.tls.is_some(),
+                msp_id,
+            ),
             labels: self.labels(package_id),
             host_config: self.config.vm.docker.host_config.clone(),
         };
         tracing::debug!(chaincode = package_id, args = ?spec.args, env = ?spec.env, "creating container");
-        let id = self.engine.create_container(&spec).await.map_err(engine(package_id))?;
+        let id = self
+            .engine
+            .create_container(&spec)
+            .await
+            .map_err(engine(package_id))?;
 
-        match self.prepare_and_start(package_id, &names.container, request.tls.as_ref()).await {
+        match self
+            .prepare_and_start(package_id, &names.container, request.tls.as_ref())
+            .await
+        {
             Ok(()) => {
                 tracing::info!(chaincode = package_id, container = %names.container, "started chaincode container");
                 Ok(Started {
@@ -80,9 +95,18 @@ impl Launcher {
         }
     }
 
-    async fn prepare_and_start(&self, package_id: &str, container: &str, tls: Option<&TlsMaterial>) -> Result<(), Error> {
+    async fn prepare_and_start(
+        &self,
+        package_id: &str,
+        container: &str,
+        tls: Option<&TlsMaterial>,
+    ) -> Result<(), Error> {
         if self.config.vm.docker.attach_stdout {
-            let output = self.engine.attach(container).await.map_err(engine(package_id))?;
+            let output = self
+                .engine
+                .attach(container)
+                .await
+                .map_err(engine(package_id))?;
             self.spawn_mirror(container, output);
         }
         if let Some(tls) = tls {
@@ -96,7 +120,10 @@ impl Launcher {
                 .await
                 .map_err(engine(package_id))?;
         }
-        self.engine.start_container(container).await.map_err(engine(package_id))
+        self.engine
+            .start_container(container)
+            .await
+            .map_err(engine(package_id))
     }
 
     fn spawn_mirror(&self, container: &str, output: runtime::OutputStream) {
@@ -104,7 +131,10 @@ impl Launcher {
         let max_line = self.config.cclaunch.output.max_line_bytes;
         let name = container.to_string();
         let task_tail = Arc::clone(&tail);
-        let handle = tokio::spawn(async move { logs::mirror(&name, output, max_line, task_tail, |_| {}).await });
+        let handle =
+            tokio::spawn(
+                async move { logs::mirror(&name, output, max_line, task_tail, |_| {}).await },
+            );
         self.tails
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -123,7 +153,11 @@ impl Launcher {
     /// every chaincode image (so images a peer built start too).
     async fn platform_of(&self, request: &StartRequest, image: &str) -> Result<Platform, Error> {
         let package_id = request.package_id.as_str();
-        let labels = self.engine.image_labels(image).await.map_err(engine(package_id))?;
+        let labels = self
+            .engine
+            .image_labels(image)
+            .await
+            .map_err(engine(package_id))?;
         let Some(labels) = labels else {
             return Err(Error::NotBuilt {
                 package_id: package_id.to_string(),
@@ -133,10 +167,12 @@ impl Launcher {
         if let Some(platform) = request.platform {
             return Ok(platform);
         }
-        let kind = labels.get(runtime::LABEL_FABRIC_TYPE).ok_or_else(|| Error::UnknownType {
-            package_id: package_id.to_string(),
-            image: image.to_string(),
-        })?;
+        let kind = labels
+            .get(runtime::LABEL_FABRIC_TYPE)
+            .ok_or_else(|| Error::UnknownType {
+                package_id: package_id.to_string(),
+                image: image.to_string(),
+            })?;
         Platform::from_type(kind).map_err(|source| Error::Platform {
             package_id: package_id.to_string(),
             source,

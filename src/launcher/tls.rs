@@ -5,7 +5,9 @@ use std::io::{self, Write};
 
 use base64::Engine as _;
 
-use super::env::{CLIENT_CERT_FILE, CLIENT_CERT_PATH, CLIENT_KEY_FILE, CLIENT_KEY_PATH, ROOT_CERT_FILE};
+use super::env::{
+    CLIENT_CERT_FILE, CLIENT_CERT_PATH, CLIENT_KEY_FILE, CLIENT_KEY_PATH, ROOT_CERT_FILE,
+};
 
 /// A chaincode's mutual-TLS client identity and the peer's root certificate,
 /// all PEM. The key never appears in logs or debug output.
@@ -19,7 +21,10 @@ pub struct TlsMaterial {
 impl fmt::Debug for TlsMaterial {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TlsMaterial")
-            .field("client_cert", &format_args!("{} bytes", self.client_cert.len()))
+            .field(
+                "client_cert",
+                &format_args!("{} bytes", self.client_cert.len()),
+            )
             .field("client_key", &"<redacted>")
             .field("root_cert", &format_args!("{} bytes", self.root_cert.len()))
             .finish()
@@ -83,7 +88,8 @@ mod tests {
     fn material() -> TlsMaterial {
         TlsMaterial {
             client_cert: b"-----BEGIN CERTIFICATE-----\nAAA\n-----END CERTIFICATE-----\n".to_vec(),
-            client_key: b"-----BEGIN PRIVATE KEY-----\nSECRET\n-----END PRIVATE KEY-----\n".to_vec(),
+            client_key: b"-----BEGIN PRIVATE KEY-----\nSECRET\n-----END PRIVATE KEY-----\n"
+                .to_vec(),
             root_cert: b"-----BEGIN CERTIFICATE-----\nROOT\n-----END CERTIFICATE-----\n".to_vec(),
         }
     }
@@ -106,11 +112,26 @@ mod tests {
         assert_eq!(
             seen,
             [
-                ("/etc/hyperledger/fabric/client.key".to_string(), b64.encode(&tls.client_key).into_bytes()),
-                ("/etc/hyperledger/fabric/client.crt".to_string(), b64.encode(&tls.client_cert).into_bytes()),
-                ("/etc/hyperledger/fabric/client_pem.key".to_string(), tls.client_key.clone()),
-                ("/etc/hyperledger/fabric/client_pem.crt".to_string(), tls.client_cert.clone()),
-                ("/etc/hyperledger/fabric/peer.crt".to_string(), tls.root_cert.clone()),
+                (
+                    "/etc/hyperledger/fabric/client.key".to_string(),
+                    b64.encode(&tls.client_key).into_bytes()
+                ),
+                (
+                    "/etc/hyperledger/fabric/client.crt".to_string(),
+                    b64.encode(&tls.client_cert).into_bytes()
+                ),
+                (
+                    "/etc/hyperledger/fabric/client_pem.key".to_string(),
+                    tls.client_key.clone()
+                ),
+                (
+                    "/etc/hyperledger/fabric/client_pem.crt".to_string(),
+                    tls.client_cert.clone()
+                ),
+                (
+                    "/etc/hyperledger/fabric/peer.crt".to_string(),
+                    tls.root_cert.clone()
+                ),
             ]
         );
     }
@@ -118,13 +139,19 @@ mod tests {
     #[test]
     fn debug_never_shows_the_key() {
         let shown = format!("{:?}", material());
-        assert!(!shown.contains("SECRET") && shown.contains("<redacted>"), "{shown}");
+        assert!(
+            !shown.contains("SECRET") && shown.contains("<redacted>"),
+            "{shown}"
+        );
     }
 
     #[test]
     fn non_pem_is_named() {
         let mut tls = material();
         tls.root_cert = b"garbage".to_vec();
-        assert_eq!(tls.validate().unwrap_err(), "root certificate is not PEM (no -----BEGIN/-----END block)");
+        assert_eq!(
+            tls.validate().unwrap_err(),
+            "root certificate is not PEM (no -----BEGIN/-----END block)"
+        );
     }
 }

@@ -30,7 +30,9 @@ const STATIC_LDFLAGS: &str = "-ldflags \"-linkmode external -extldflags '-static
 
 pub(super) fn build_script(path: &str, dynamic_link: bool) -> String {
     let ldflags = if dynamic_link { "" } else { STATIC_LDFLAGS };
-    BUILD_SCRIPT.replace("{ldflags}", ldflags).replace("{path}", path)
+    BUILD_SCRIPT
+        .replace("{ldflags}", ldflags)
+        .replace("{path}", path)
 }
 
 /// GOPROXY and GOSUMDB come from the launcher's own environment, as the peer
@@ -48,7 +50,10 @@ pub(super) fn build_env(lookup: &dyn Fn(&str) -> Option<String>) -> Vec<String> 
 }
 
 pub(super) fn args(peer_address: &str) -> Vec<String> {
-    vec!["chaincode".to_string(), format!("-peer.address={peer_address}")]
+    vec![
+        "chaincode".to_string(),
+        format!("-peer.address={peer_address}"),
+    ]
 }
 
 /// The Go version a go.mod asks for (`toolchain` wins over `go`), to explain a

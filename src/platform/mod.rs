@@ -14,7 +14,9 @@ pub enum Error {
     /// Fabric's wording for a type no platform claims.
     #[error("unknown chaincodeType: {0}")]
     Unknown(String),
-    #[error("golang chaincode path {0:?} is not a Go import path (letters, digits and -._~/+@ only)")]
+    #[error(
+        "golang chaincode path {0:?} is not a Go import path (letters, digits and -._~/+@ only)"
+    )]
     GoPath(String),
 }
 
@@ -113,7 +115,10 @@ impl Platform {
         [
             format!("FROM {}", self.runtime_image(config)),
             format!("ADD binpackage.tar {dest}"),
-            format!(r#"LABEL org.hyperledger.fabric.chaincode.type="{}" \"#, self.fabric_type()),
+            format!(
+                r#"LABEL org.hyperledger.fabric.chaincode.type="{}" \"#,
+                self.fabric_type()
+            ),
             format!(r#"      org.hyperledger.fabric.version="{version}""#),
             format!("ENV CORE_CHAINCODE_BUILDLEVEL={version}"),
         ]
@@ -162,7 +167,10 @@ mod tests {
         assert_eq!(Platform::from_type("GoLang"), Ok(Platform::Golang));
         assert_eq!(Platform::from_type("NODE"), Ok(Platform::Node));
         assert_eq!(Platform::from_type("java"), Ok(Platform::Java));
-        assert_eq!(Platform::from_type("car").unwrap_err().to_string(), "unknown chaincodeType: car");
+        assert_eq!(
+            Platform::from_type("car").unwrap_err().to_string(),
+            "unknown chaincodeType: car"
+        );
         assert!(Platform::from_type("ccaas").is_err());
     }
 
@@ -173,7 +181,9 @@ mod tests {
             Platform::Golang.dockerfile(&c),
             "FROM hyperledger/fabric-baseos:2.5\nADD binpackage.tar /usr/local/bin\nLABEL org.hyperledger.fabric.chaincode.type=\"GOLANG\" \\\n      org.hyperledger.fabric.version=\"2.5.16\"\nENV CORE_CHAINCODE_BUILDLEVEL=2.5.16"
         );
-        assert!(Platform::Node.dockerfile(&c).starts_with("FROM hyperledger/fabric-nodeenv:2.5\nADD binpackage.tar /usr/local/src\n"));
+        assert!(Platform::Node.dockerfile(&c).starts_with(
+            "FROM hyperledger/fabric-nodeenv:2.5\nADD binpackage.tar /usr/local/src\n"
+        ));
         assert!(Platform::Java
             .dockerfile(&c)
             .starts_with("FROM hyperledger/fabric-javaenv:2.5\nADD binpackage.tar /root/chaincode-java/chaincode\nLABEL org.hyperledger.fabric.chaincode.type=\"JAVA\" \\\n"));
@@ -181,8 +191,14 @@ mod tests {
 
     #[test]
     fn args_are_fabrics() {
-        assert_eq!(Platform::Golang.args("peer:7052"), ["chaincode", "-peer.address=peer:7052"]);
-        assert_eq!(Platform::Java.args("peer:7052"), ["/root/chaincode-java/start", "--peerAddress", "peer:7052"]);
+        assert_eq!(
+            Platform::Golang.args("peer:7052"),
+            ["chaincode", "-peer.address=peer:7052"]
+        );
+        assert_eq!(
+            Platform::Java.args("peer:7052"),
+            ["/root/chaincode-java/start", "--peerAddress", "peer:7052"]
+        );
         let node = Platform::Node.args("peer:7052");
         assert_eq!(&node[..2], ["/bin/sh", "-c"]);
         assert_eq!(
@@ -194,18 +210,27 @@ mod tests {
     #[test]
     fn go_plan_uses_the_builder_and_static_linking() {
         let c = config();
-        let plan = Platform::Golang.plan(&c, "example.com/cc", &|_| None).unwrap();
+        let plan = Platform::Golang
+            .plan(&c, "example.com/cc", &|_| None)
+            .unwrap();
         assert_eq!(plan.builder_image, "hyperledger/fabric-ccenv:2.5");
         assert_eq!(plan.env, ["GOPROXY=https://proxy.golang.org"]);
-        assert!(plan.script.starts_with("\nset -e\n\nif [ -f \"/chaincode/input/src/go.mod\" ]"));
+        assert!(plan
+            .script
+            .starts_with("\nset -e\n\nif [ -f \"/chaincode/input/src/go.mod\" ]"));
         assert!(plan.script.contains(
             "GO111MODULE=on go build -v -mod=readonly -ldflags \"-linkmode external -extldflags '-static'\" -o /chaincode/output/chaincode example.com/cc\n"
         ));
         assert!(plan.script.ends_with("fi\necho Done!\n"));
         let env = |k: &str| (k == "GOSUMDB").then(|| "off".to_string());
-        assert_eq!(Platform::Golang.plan(&c, "x", &env).unwrap().env, ["GOPROXY=https://proxy.golang.org", "GOSUMDB=off"]);
         assert_eq!(
-            Platform::Golang.plan(&c, "x; rm -rf /", &|_| None).unwrap_err(),
+            Platform::Golang.plan(&c, "x", &env).unwrap().env,
+            ["GOPROXY=https://proxy.golang.org", "GOSUMDB=off"]
+        );
+        assert_eq!(
+            Platform::Golang
+                .plan(&c, "x; rm -rf /", &|_| None)
+                .unwrap_err(),
             Error::GoPath("x; rm -rf /".into())
         );
     }
@@ -217,13 +242,22 @@ mod tests {
         assert_eq!(node.builder_image, "hyperledger/fabric-nodeenv:2.5");
         assert!(node.script.contains("\tcp -R /chaincode/input/src/. /chaincode/output && cd /chaincode/output && npm install --production\n"));
         let java = Platform::Java.plan(&c, "", &|_| None).unwrap();
-        assert_eq!((java.builder_image.as_str(), java.script.as_str()), ("hyperledger/fabric-javaenv:2.5", "./build.sh"));
+        assert_eq!(
+            (java.builder_image.as_str(), java.script.as_str()),
+            ("hyperledger/fabric-javaenv:2.5", "./build.sh")
+        );
     }
 
     #[test]
     fn go_mod_version_is_read() {
-        assert_eq!(golang::required_go("module x\n\ngo 1.22\n"), Some("1.22".into()));
-        assert_eq!(golang::required_go("module x\ngo 1.21\ntoolchain go1.22.3\n"), Some("1.22.3".into()));
+        assert_eq!(
+            golang::required_go("module x\n\ngo 1.22\n"),
+            Some("1.22".into())
+        );
+        assert_eq!(
+            golang::required_go("module x\ngo 1.21\ntoolchain go1.22.3\n"),
+            Some("1.22.3".into())
+        );
         assert_eq!(golang::required_go("module x\n"), None);
     }
 }

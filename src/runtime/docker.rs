@@ -45,7 +45,9 @@ impl Docker {
         let timeout = REQUEST_TIMEOUT.as_secs();
         let client = if let Some(path) = endpoint.strip_prefix("unix://") {
             if !std::path::Path::new(path).exists() {
-                return Err(unreachable(format!("no socket at {path}; is the engine running?")));
+                return Err(unreachable(format!(
+                    "no socket at {path}; is the engine running?"
+                )));
             }
             bollard::Docker::connect_with_unix(path, timeout, bollard::API_DEFAULT_VERSION)
         } else if endpoint.starts_with("tcp://") || endpoint.starts_with("http://") {
@@ -153,7 +155,8 @@ impl Docker {
             let context = context.to_string();
             move |source| Error::Io { context, source }
         };
-        let file = tempfile::NamedTempFile::new().map_err(io_err("creating temp file for build output"))?;
+        let file = tempfile::NamedTempFile::new()
+            .map_err(io_err("creating temp file for build output"))?;
         let (std_file, path) = file.into_parts();
         let mut out = tokio::fs::File::from_std(std_file);
         let mut archive = self.client.download_from_container(
@@ -164,7 +167,9 @@ impl Docker {
         );
         while let Some(chunk) = archive.next().await {
             let chunk = chunk.map_err(self.fail("download build output from", &job.image))?;
-            out.write_all(&chunk).await.map_err(io_err("writing build output"))?;
+            out.write_all(&chunk)
+                .await
+                .map_err(io_err("writing build output"))?;
         }
         out.flush().await.map_err(io_err("writing build output"))?;
         Ok(path)
@@ -185,10 +190,12 @@ fn dirs_tar() -> Result<Bytes, Error> {
                 source,
             })?;
     }
-    tar.into_inner().map(Bytes::from).map_err(|source| Error::Io {
-        context: "making build directories".into(),
-        source,
-    })
+    tar.into_inner()
+        .map(Bytes::from)
+        .map_err(|source| Error::Io {
+            context: "making build directories".into(),
+            source,
+        })
 }
 
 /// Removes a container if the future owning this guard is dropped midway
@@ -244,7 +251,11 @@ fn info(inspect: bollard::models::ContainerInspectResponse) -> ContainerInfo {
     let running = state.running.unwrap_or(false);
     ContainerInfo {
         id: inspect.id.unwrap_or_default(),
-        name: inspect.name.unwrap_or_default().trim_start_matches('/').to_string(),
+        name: inspect
+            .name
+            .unwrap_or_default()
+            .trim_start_matches('/')
+            .to_string(),
         image: config.image.unwrap_or_default(),
         labels: config.labels.unwrap_or_default(),
         running,
@@ -258,8 +269,15 @@ fn info(inspect: bollard::models::ContainerInspectResponse) -> ContainerInfo {
 #[async_trait]
 impl Engine for Docker {
     async fn ping(&self) -> Result<EngineInfo, Error> {
-        self.client.ping().await.map_err(self.fail("ping", "engine"))?;
-        let version = self.client.version().await.map_err(self.fail("query version of", "engine"))?;
+        self.client
+            .ping()
+            .await
+            .map_err(self.fail("ping", "engine"))?;
+        let version = self
+            .client
+            .version()
+            .await
+            .map_err(self.fail("query version of", "engine"))?;
         Ok(EngineInfo {
             version: version.version.unwrap_or_default(),
             api_version: self.client.client_version().to_string(),
@@ -268,7 +286,9 @@ impl Engine for Docker {
 
     async fn image_labels(&self, image: &str) -> Result<Option<Labels>, Error> {
         match self.client.inspect_image(image).await {
-            Ok(found) => Ok(Some(found.config.and_then(|c| c.labels).unwrap_or_default())),
+            Ok(found) => Ok(Some(
+                found.config.and_then(|c| c.labels).unwrap_or_default(),
+            )),
             Err(e) => match self.fail("inspect image", image)(e) {
                 Error::NotFound { .. } => Ok(None),
                 e => Err(e),
@@ -285,7 +305,13 @@ impl Engine for Docker {
         let binds: Vec<String> = job
             .mounts
             .iter()
-            .map(|m| if m.ends_with(":ro") { m.clone() } else { format!("{m}:ro") })
+            .map(|m| {
+                if m.ends_with(":ro") {
+                    m.clone()
+                } else {
+                    format!("{m}:ro")
+                }
+            })
             .collect();
         let config = ContainerCreateBody {
             image: Some(job.image.clone()),
@@ -305,7 +331,12 @@ impl Engine for Docker {
             .client
             .create_container(None::<CreateContainerOptions>, config)
             .await
-            .map_err(self.fail("create build container from", &job.image))?;
+            .map_err(|e| match self.fail("create build container from", &job.image)(e) {
+                Error::NotFound { .. } => Error::NotFound {
+                    what: format!("builder image {} (chaincode.builder or chaincode.<lang>.runtime; cclaunch never pulls it)", job.image),
+                },
+                e => e,
+            })?;
         let guard = RemoveOnDrop {
             docker: Some(self.clone()),
             id: created.id.clone(),
@@ -327,10 +358,12 @@ impl Engine for Docker {
         network_mode: &str,
         progress: &dyn Progress,
     ) -> Result<(), Error> {
-        let file = tokio::fs::File::open(&context).await.map_err(|source| Error::Io {
-            context: format!("opening build context {}", context.display()),
-            source,
-        })?;
+        let file = tokio::fs::File::open(&context)
+            .await
+            .map_err(|source| Error::Io {
+                context: format!("opening build context {}", context.display()),
+                source,
+            })?;
         let body = tokio_util::io::ReaderStream::new(file);
         let options = BuildImageOptions {
             t: Some(tag.to_string()),
@@ -341,9 +374,9 @@ impl Engine for Docker {
             forcerm: true,
             ..Default::default()
         };
-        let mut stream = self
-            .client
-            .build_image(options, None, Some(bollard::body_try_stream(body)));
+        let mut stream =
+            self.client
+                .build_image(options, None, Some(bollard::body_try_stream(body)));
         while let Some(item) = stream.next().await {
             let info = item.map_err(self.fail("build image", tag))?;
             if let Some(detail) = info.error_detail {
@@ -398,7 +431,12 @@ impl Engine for Docker {
             .create_container(Some(options), config)
             .await
             .map(|created| created.id)
-            .map_err(self.fail("create container", &spec.name))
+            .map_err(|e| match self.fail("create container", &spec.name)(e) {
+                Error::NotFound { .. } => Error::NotFound {
+                    what: format!("image {}", spec.image),
+                },
+                e => e,
+            })
     }
 
     async fn upload(&self, container: &str, path: &str, tar: Bytes) -> Result<(), Error> {
@@ -425,7 +463,11 @@ impl Engine for Docker {
             .attach_container(container, Some(options))
             .await
             .map_err(self.fail("attach to container", container))?;
-        Ok(output_stream(attached.output, self.clone(), container.to_string()))
+        Ok(output_stream(
+            attached.output,
+            self.clone(),
+            container.to_string(),
+        ))
     }
 
     async fn start_container(&self, container: &str) -> Result<(), Error> {

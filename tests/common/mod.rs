@@ -34,7 +34,12 @@ pub fn endpoint() -> String {
 /// A peer id no other test uses.
 pub fn unique_peer(test: &str) -> String {
     static N: AtomicU32 = AtomicU32::new(0);
-    format!("t{}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed), test)
+    format!(
+        "t{}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed),
+        test
+    )
 }
 
 /// The test config: local stand-in images, this test's peer id, then
@@ -47,7 +52,12 @@ pub fn config(peer: &str, overrides: &[(&str, &str)]) -> Config {
     let dir = tempfile::tempdir().expect("temp dir");
     let file = dir.path().join("core.yaml");
     std::fs::write(&file, yaml).expect("write config");
-    let env = |key: &str| overrides.iter().find(|(k, _)| *k == key).map(|(_, v)| v.to_string());
+    let env = |key: &str| {
+        overrides
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v.to_string())
+    };
     Config::load_with_env(Some(&file), env).expect("test config is valid")
 }
 
@@ -63,7 +73,11 @@ impl Env {
     pub async fn new(test: &str, overrides: &[(&str, &str)]) -> Env {
         let peer = unique_peer(test);
         let config = config(&peer, overrides);
-        let engine = Arc::new(Docker::connect(&config.vm.endpoint).await.expect("engine is up (scripts/ensure-docker.sh)"));
+        let engine = Arc::new(
+            Docker::connect(&config.vm.endpoint)
+                .await
+                .expect("engine is up (scripts/ensure-docker.sh)"),
+        );
         for image in [BUSYBOX, SHENV] {
             assert!(
                 engine.image_labels(image).await.expect("inspect").is_some(),
@@ -114,8 +128,17 @@ pub fn cleanup(peer: &str) {
         docker(&["rm", "-f", id]);
     }
     // Images carry the package id, whose name embeds the peer id.
-    let images = docker(&["images", "--format", "{{.Repository}}", "--filter", "label=org.cclaunch.managed=true"]);
-    for image in images.split_whitespace().filter(|i| i.contains(&peer.to_lowercase())) {
+    let images = docker(&[
+        "images",
+        "--format",
+        "{{.Repository}}",
+        "--filter",
+        "label=org.cclaunch.managed=true",
+    ]);
+    for image in images
+        .split_whitespace()
+        .filter(|i| i.contains(&peer.to_lowercase()))
+    {
         docker(&["rmi", "-f", image]);
     }
 }
@@ -187,7 +210,10 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Captured {
         event.record(&mut visitor);
         *self.bytes.lock().unwrap() += visitor.0.len() as u64;
         if !self.count_only {
-            self.lines.lock().unwrap().push((target.to_string(), visitor.0));
+            self.lines
+                .lock()
+                .unwrap()
+                .push((target.to_string(), visitor.0));
         }
     }
 }
@@ -212,7 +238,9 @@ fn captured_with(count_only: bool) -> Captured {
                 count_only,
                 ..Default::default()
             };
-            let _ = tracing_subscriber::registry().with(captured.clone()).try_init();
+            let _ = tracing_subscriber::registry()
+                .with(captured.clone())
+                .try_init();
             captured
         })
         .clone()
@@ -235,7 +263,12 @@ pub async fn read_container_file(engine: &Docker, container: &str, path: &str) -
     use std::io::Read;
     let tar_bytes = engine.download(container, path).await.expect("download");
     let mut archive = tar::Archive::new(&tar_bytes[..]);
-    let mut entry = archive.entries().expect("tar").next().expect("one entry").expect("entry");
+    let mut entry = archive
+        .entries()
+        .expect("tar")
+        .next()
+        .expect("one entry")
+        .expect("entry");
     let mode = entry.header().mode().expect("mode");
     let mut data = Vec::new();
     entry.read_to_end(&mut data).expect("read");

@@ -1,0 +1,44 @@
+# cclaunch: make demo | test | images | bench | lint
+SHELL := /bin/bash
+CARGO ?= cargo
+
+.PHONY: all build demo test unit images engine bench lint fmt clean-test-images docker-image
+
+all: build
+
+build:
+	$(CARGO) build --release
+
+## The whole job end to end: engine, base images, package, build, start, logs, ps, stop.
+demo: engine build
+	testdata/images/make-images.sh busybox toolchain ccenv
+	scripts/demo.sh
+
+## Every test, against a real Docker engine with locally made images.
+test: engine images
+	$(CARGO) test --all-targets -- --test-threads=4
+
+## Unit tests only (no engine needed).
+unit:
+	$(CARGO) test --lib
+
+engine:
+	scripts/ensure-docker.sh
+
+images: engine
+	testdata/images/make-images.sh
+
+## Benchmarks with side-by-side comparisons; figures in docs/BENCHMARKS.md.
+bench: engine images
+	$(CARGO) run --release --example bench
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+## The sidecar's own image (see Dockerfile for the base image arguments).
+docker-image:
+	docker build -t cclaunch:$$($(CARGO) pkgid | sed 's/.*[#@]//') .

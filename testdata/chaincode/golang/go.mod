@@ -1,0 +1,3 @@
+module example.com/cclaunch/sample
+
+go 1.19
