@@ -228,3 +228,65 @@ fn engine_down_is_a_clear_error_not_a_hang() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gc_removes_only_the_chosen_chaincode_of_this_peer() {
+    use cclaunch::launcher::Selection;
+    let env = Env::new("gc", &[("CORE_CHAINCODE_NODE_RUNTIME", common::SHENV)]).await;
+    let keep = env.shell_package("keepme", "sleep 600\n");
+    let drop_ = env.shell_package("dropme", "sleep 600\n");
+    for p in [&keep, &drop_] {
+        env.launcher.build(p, &|_: &str| {}).await.expect("build");
+        env.launcher.start(request(&p.id)).await.expect("start");
+    }
+    // A foreign container that merely looks like ours is never collected.
+    let foreign = format!("{}-foreign", env.peer);
+    docker(&[
+        "create",
+        "--name",
+        &foreign,
+        "--label",
+        &format!("org.cclaunch.peer-id={}", env.peer),
+        BUSYBOX,
+        "true",
+    ]);
+
+    let collected = env
+        .launcher
+        .gc(&Selection::AllBut(vec![keep.id.clone()]))
+        .await
+        .expect("gc");
+    let dropped = env.launcher.names(&drop_.id).unwrap();
+    assert_eq!(collected.containers, [dropped.container.clone()]);
+    assert_eq!(collected.images.len(), 1);
+    assert!(collected.images[0].starts_with(&dropped.image));
+    assert!(env
+        .engine
+        .inspect_container(&dropped.container)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(env
+        .engine
+        .image_labels(&dropped.image)
+        .await
+        .unwrap()
+        .is_none());
+    let kept = env.launcher.names(&keep.id).unwrap();
+    assert!(
+        env.engine
+            .inspect_container(&kept.container)
+            .await
+            .unwrap()
+            .is_some(),
+        "kept container stays"
+    );
+    assert!(
+        env.engine
+            .inspect_container(&foreign)
+            .await
+            .unwrap()
+            .is_some(),
+        "foreign container untouched"
+    );
+}

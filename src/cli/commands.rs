@@ -8,9 +8,9 @@ use anyhow::{Context, Result};
 use futures_util::StreamExt;
 
 use super::progress::BuildProgress;
-use super::{Cli, Command, LogsArgs, NamesArgs, PackageArgs, StartArgs};
+use super::{Cli, Command, GcArgs, LogsArgs, NamesArgs, PackageArgs, StartArgs};
 use crate::config::{self, Config};
-use crate::launcher::{Launcher, StartRequest, TlsMaterial};
+use crate::launcher::{Launcher, Selection, StartRequest, TlsMaterial};
 use crate::logs::Lines;
 use crate::naming::Scope;
 use crate::package::{self, Limits, Metadata, Package};
@@ -54,6 +54,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
         }
         Command::Logs(args) => logs(args, config).await?,
         Command::Ps => ps(config).await?,
+        Command::Gc(args) => gc(args, config).await?,
         Command::Health => {
             let endpoint = config.vm.endpoint.clone();
             let launcher = launcher(config).await?;
@@ -219,6 +220,31 @@ async fn ps(config: Config) -> Result<()> {
             .cloned()
             .unwrap_or_default();
         println!("{:<48} {:<10} {:<6} {id}", c.name, c.status, exit);
+    }
+    Ok(())
+}
+
+async fn gc(args: GcArgs, config: Config) -> Result<()> {
+    let launcher = launcher(config).await?;
+    let selection = if args.chaincode.is_empty() {
+        Selection::AllBut(args.keep)
+    } else {
+        let ids = args
+            .chaincode
+            .iter()
+            .map(|c| package_id(c, launcher.config()))
+            .collect::<Result<Vec<_>>>()?;
+        Selection::Only(ids)
+    };
+    let collected = launcher.gc(&selection).await?;
+    for container in &collected.containers {
+        println!("removed container {container}");
+    }
+    for image in &collected.images {
+        println!("removed image {image}");
+    }
+    if collected.containers.is_empty() && collected.images.is_empty() {
+        println!("nothing to remove");
     }
     Ok(())
 }

@@ -80,6 +80,11 @@ pub enum Command {
     Logs(LogsArgs),
     /// List the chaincode containers cclaunch manages.
     Ps,
+    /// Remove this peer's chaincode containers and images that cclaunch made.
+    ///
+    /// Give package ids (or package files) to remove just those, or --keep to
+    /// remove everything else. Nothing without cclaunch's labels is touched.
+    Gc(GcArgs),
     /// Check that the container engine answers; print its version.
     Health,
     /// Print the effective configuration (defaults, file, environment).
@@ -138,6 +143,19 @@ pub struct StartArgs {
     /// Stay and mirror the output until the container exits, then exit with its code.
     #[arg(short, long)]
     pub follow: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("what").required(true).args(["chaincode", "keep", "all"]))]
+pub struct GcArgs {
+    /// Package ids (or package files) to remove.
+    pub chaincode: Vec<String>,
+    /// Remove everything except these package ids (repeatable).
+    #[arg(long, value_name = "PACKAGE_ID")]
+    pub keep: Vec<String>,
+    /// Remove everything of this peer's that cclaunch made.
+    #[arg(long, conflicts_with_all = ["chaincode", "keep"])]
+    pub all: bool,
 }
 
 #[derive(Debug, Args)]

@@ -6,6 +6,7 @@
 
 mod build;
 pub mod env;
+mod gc;
 mod start;
 pub mod tls;
 
@@ -19,6 +20,7 @@ use crate::platform;
 use crate::runtime::{self, ContainerInfo, Engine, EngineInfo, Labels, OutputStream};
 
 pub use build::Built;
+pub use gc::{Collected, Selection};
 pub use start::{StartRequest, Started};
 pub use tls::TlsMaterial;
 

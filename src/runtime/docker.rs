@@ -10,8 +10,9 @@ use bollard::errors::Error as BollardError;
 use bollard::models::{ContainerCreateBody, HostConfig};
 use bollard::query_parameters::{
     AttachContainerOptions, BuildImageOptions, CreateContainerOptions,
-    DownloadFromContainerOptions, KillContainerOptions, ListContainersOptions, LogsOptions,
-    RemoveContainerOptions, RemoveImageOptions, StopContainerOptions, UploadToContainerOptions,
+    DownloadFromContainerOptions, KillContainerOptions, ListContainersOptions, ListImagesOptions,
+    LogsOptions, RemoveContainerOptions, RemoveImageOptions, StopContainerOptions,
+    UploadToContainerOptions,
 };
 use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
@@ -245,6 +246,13 @@ fn output_stream(
     }))
 }
 
+fn label_filter(labels: &[(&str, &str)]) -> HashMap<String, Vec<String>> {
+    HashMap::from([(
+        "label".to_string(),
+        labels.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+    )])
+}
+
 fn info(inspect: bollard::models::ContainerInspectResponse) -> ContainerInfo {
     let state = inspect.state.unwrap_or_default();
     let config = inspect.config.unwrap_or_default();
@@ -402,6 +410,22 @@ impl Engine for Docker {
             .map_err(self.fail("remove image", image))
     }
 
+    async fn list_images(&self, labels: &[(&str, &str)]) -> Result<Vec<(String, Labels)>, Error> {
+        let options = ListImagesOptions {
+            filters: Some(label_filter(labels)),
+            ..Default::default()
+        };
+        let images = self
+            .client
+            .list_images(Some(options))
+            .await
+            .map_err(self.fail("list images", "engine"))?;
+        Ok(images
+            .into_iter()
+            .map(|i| (i.repo_tags.into_iter().next().unwrap_or(i.id), i.labels))
+            .collect())
+    }
+
     async fn inspect_container(&self, name: &str) -> Result<Option<ContainerInfo>, Error> {
         match self.client.inspect_container(name, None).await {
             Ok(found) => Ok(Some(info(found))),
@@ -539,13 +563,9 @@ impl Engine for Docker {
     }
 
     async fn list_containers(&self, labels: &[(&str, &str)]) -> Result<Vec<ContainerInfo>, Error> {
-        let filters: HashMap<String, Vec<String>> = HashMap::from([(
-            "label".to_string(),
-            labels.iter().map(|(k, v)| format!("{k}={v}")).collect(),
-        )]);
         let options = ListContainersOptions {
             all: true,
-            filters: Some(filters),
+            filters: Some(label_filter(labels)),
             ..Default::default()
         };
         let summaries = self

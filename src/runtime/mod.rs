@@ -160,6 +160,8 @@ pub trait Engine: Send + Sync {
     ) -> Result<(), Error>;
 
     async fn remove_image(&self, image: &str) -> Result<(), Error>;
+    /// Images carrying all of `labels`: (first tag or id, labels).
+    async fn list_images(&self, labels: &[(&str, &str)]) -> Result<Vec<(String, Labels)>, Error>;
 
     async fn inspect_container(&self, name: &str) -> Result<Option<ContainerInfo>, Error>;
     async fn create_container(&self, spec: &ContainerSpec) -> Result<String, Error>;

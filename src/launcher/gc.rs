@@ -1,0 +1,81 @@
+//! Garbage collection: removes the containers and images cclaunch made, for
+//! this peer, for chaincode that is no longer wanted. Only what carries
+//! cclaunch's labels is looked at, so a peer's own `dev-*` containers and
+//! other peers' chaincode on the same engine are safe.
+
+use std::collections::BTreeSet;
+
+use super::{Error, Launcher};
+use crate::runtime;
+
+/// What to collect.
+#[derive(Debug, Clone)]
+pub enum Selection {
+    /// These package ids.
+    Only(Vec<String>),
+    /// Every package id except these.
+    AllBut(Vec<String>),
+}
+
+impl Selection {
+    fn wants(&self, package_id: &str) -> bool {
+        match self {
+            Selection::Only(ids) => ids.iter().any(|id| id == package_id),
+            Selection::AllBut(keep) => !keep.iter().any(|id| id == package_id),
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct Collected {
+    pub containers: Vec<String>,
+    pub images: Vec<String>,
+}
+
+impl Launcher {
+    /// Removes the chosen chaincode's containers (running ones too) and images.
+    pub async fn gc(&self, selection: &Selection) -> Result<Collected, Error> {
+        let mut collected = Collected::default();
+        let containers = self
+            .engine
+            .list_containers(&[
+                (runtime::LABEL_MANAGED, "true"),
+                (runtime::LABEL_PEER_ID, &self.config.peer.id),
+                (runtime::LABEL_NETWORK_ID, &self.config.peer.network_id),
+            ])
+            .await
+            .map_err(Error::EngineOnly)?;
+        for container in containers {
+            let Some(id) = container.labels.get(runtime::LABEL_PACKAGE_ID) else {
+                continue;
+            };
+            if selection.wants(id) {
+                self.remove_container(id, &container.name).await?;
+                collected.containers.push(container.name);
+            }
+        }
+        let images = self
+            .engine
+            .list_images(&[(runtime::LABEL_MANAGED, "true")])
+            .await
+            .map_err(Error::EngineOnly)?;
+        let mut removed = BTreeSet::new();
+        for (image, labels) in images {
+            let Some(id) = labels.get(runtime::LABEL_PACKAGE_ID) else {
+                continue;
+            };
+            // Images carry no peer label: this peer's are those named for it.
+            let ours = self
+                .names(id)
+                .is_ok_and(|n| image == n.image || image == format!("{}:latest", n.image));
+            if ours && selection.wants(id) && removed.insert(image.clone()) {
+                self.engine
+                    .remove_image(&image)
+                    .await
+                    .map_err(super::engine(id))?;
+                collected.images.push(image);
+            }
+        }
+        Ok(collected)
+    }
+}
