@@ -293,13 +293,18 @@ fn scan_package(source: &mut impl Read, limits: Limits) -> Result<Scan, Problem>
                 if code.is_some() {
                     return Err(Problem::Duplicate { layer, name });
                 }
-                code = Some(scan_code(&mut entry, limits).map_err(|p| match p {
-                    // A short read of the code entry is the outer tar's fault.
-                    Problem::Corrupt { source, .. } if over.get() => {
-                        classify(layer, source, &over, limits)
+                code = Some(match scan_code(&mut entry, limits) {
+                    Ok(scan) => scan,
+                    // The code entry may have been cut short by the outer
+                    // layer (a truncated file, an outer bomb): if the rest of
+                    // the entry cannot be read either, the outer layer is to blame.
+                    Err(Problem::Corrupt { source, .. })
+                        if over.get() || io::copy(&mut entry, &mut io::sink()).is_err() =>
+                    {
+                        return Err(classify(layer, source, &over, limits));
                     }
-                    p => p,
-                })?);
+                    Err(problem) => return Err(problem),
+                });
             }
             other => {
                 // Fabric only warns here; so do we, and skip the entry.

@@ -12,6 +12,8 @@ use common::repo;
 
 struct Case {
     file: String,
+    /// `outer` or `code`: the tar layer the problem is in.
+    level: String,
     expect: String,
 }
 
@@ -27,6 +29,7 @@ fn cases() -> Vec<Case> {
             assert!(cols.len() >= 3, "bad row in cases.tsv: {l:?}");
             Case {
                 file: cols[0].to_string(),
+                level: cols[1].to_string(),
                 expect: cols[2].to_lowercase(),
             }
         })
@@ -43,7 +46,13 @@ fn is_warning_only(case: &Case) -> bool {
 fn every_hostile_package_is_refused_with_an_error_naming_the_problem() {
     for case in cases() {
         let path = repo().join("testdata/bad").join(&case.file);
-        let result = Package::open(&path, Limits::default());
+        // A small cap keeps the bombs quick; the cap's semantics are the same.
+        let result = Package::open(
+            &path,
+            Limits {
+                max_unpacked_bytes: 64 << 20,
+            },
+        );
         if is_warning_only(&case) {
             // Fabric only warns about an extra top-level file; so do we.
             assert!(result.is_ok(), "{}: {:?}", case.file, result.err());
@@ -58,12 +67,30 @@ fn every_hostile_package_is_refused_with_an_error_naming_the_problem() {
             "{}: the error names the file: {err}",
             case.file
         );
+        // Match the keyword against the message without the path: several
+        // file names contain their own keyword.
+        let problem = err
+            .replace(&path.display().to_string(), "<file>")
+            .to_lowercase();
         assert!(
-            err.to_lowercase().contains(&case.expect),
-            "{}: expected {:?} in: {err}",
+            problem.contains(&case.expect),
+            "{}: expected {:?} in: {problem}",
             case.file,
             case.expect
         );
+        if case.level == "code" {
+            assert!(
+                problem.contains("code.tar.gz"),
+                "{}: blames the code layer: {problem}",
+                case.file
+            );
+        } else if problem.contains("corrupt") {
+            assert!(
+                problem.contains("package is corrupt"),
+                "{}: blames the outer layer: {problem}",
+                case.file
+            );
+        }
     }
 }
 
@@ -123,6 +150,7 @@ fn the_cli_refuses_them_and_builds_starts_and_writes_nothing() {
             .current_dir(cwd.path())
             .env("TMPDIR", tmp.path())
             .env("CORE_PEER_ID", &peer)
+            .env("CCLAUNCH_PACKAGE_MAXUNPACKEDBYTES", "8388608")
             .env("CORE_VM_ENDPOINT", common::endpoint())
             .output()
             .unwrap();
@@ -153,4 +181,26 @@ fn the_cli_refuses_them_and_builds_starts_and_writes_nothing() {
     assert!(made.trim().is_empty(), "no container was made: {made}");
     let images = common::docker(&["images", "--format", "{{.Repository}}"]);
     assert!(!images.contains(&peer.to_lowercase()), "no image was built");
+}
+
+#[test]
+fn the_good_packages_validate_with_their_recorded_ids() {
+    let table = std::fs::read_to_string(repo().join("testdata/good/ids.tsv")).expect("ids.tsv");
+    let mut seen = 0;
+    for line in table.lines().skip(1).filter(|l| !l.trim().is_empty()) {
+        let cols: Vec<&str> = line.split('\t').collect();
+        let package = Package::open(
+            repo().join("testdata/good").join(cols[0]),
+            Limits::default(),
+        )
+        .expect(cols[0]);
+        assert!(
+            cols.contains(&package.id.as_str()),
+            "{}: {} not in {line:?}",
+            cols[0],
+            package.id
+        );
+        seen += 1;
+    }
+    assert_eq!(seen, 3);
 }

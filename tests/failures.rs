@@ -257,7 +257,10 @@ async fn gc_removes_only_the_chosen_chaincode_of_this_peer() {
         .await
         .expect("gc");
     let dropped = env.launcher.names(&drop_.id).unwrap();
-    assert_eq!(collected.containers, std::slice::from_ref(&dropped.container));
+    assert_eq!(
+        collected.containers,
+        std::slice::from_ref(&dropped.container)
+    );
     assert_eq!(collected.images.len(), 1);
     assert!(collected.images[0].starts_with(&dropped.image));
     assert!(env
