@@ -32,6 +32,12 @@ type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<()> {
+    // Mirrored lines are formatted as in production, then discarded, so the
+    // mirroring figure includes the logger's cost.
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
+        .with_writer(std::io::sink)
+        .init();
     let dir = tempfile::tempdir()?;
     let config_file = dir.path().join("core.yaml");
     std::fs::write(
