@@ -7,6 +7,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod devpeer;
 pub mod launcher;
 pub mod logs;
 pub mod naming;

@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use futures_util::StreamExt;
 
 use super::progress::BuildProgress;
-use super::{Cli, Command, GcArgs, LogsArgs, NamesArgs, PackageArgs, StartArgs};
+use super::{Cli, Command, GcArgs, LogsArgs, NamesArgs, PackageArgs, StartArgs, TryArgs};
 use crate::config::{self, Config};
 use crate::launcher::{Launcher, Selection, StartRequest, TlsMaterial};
 use crate::logs::Lines;
@@ -55,6 +55,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::Logs(args) => logs(args, config).await?,
         Command::Ps => ps(config).await?,
         Command::Gc(args) => gc(args, config).await?,
+        Command::Try(args) => return try_package(args, config).await,
         Command::Health => {
             let endpoint = config.vm.endpoint.clone();
             let launcher = launcher(config).await?;
@@ -247,4 +248,70 @@ async fn gc(args: GcArgs, config: Config) -> Result<()> {
         println!("nothing to remove");
     }
     Ok(())
+}
+
+fn json_args(text: &str) -> Result<Vec<String>> {
+    serde_json::from_str(text).with_context(|| {
+        format!("{text:?} is not a JSON array of strings, e.g. '[\"CreateAsset\",\"a1\"]'")
+    })
+}
+
+async fn try_package(args: TryArgs, config: Config) -> Result<i32> {
+    use crate::devpeer::tryout::{self, Invocation, Options};
+    let startup_timeout = match &args.timeout {
+        Some(text) => config::parse_duration(text)
+            .with_context(|| format!("--timeout {text:?}: use a duration such as 300s"))?,
+        None => config.startup_timeout()?,
+    };
+    let mut invocations = Vec::new();
+    if let Some(init) = &args.init {
+        invocations.push(Invocation {
+            args: json_args(init)?,
+            init: true,
+        });
+    }
+    for invoke in &args.invoke {
+        invocations.push(Invocation {
+            args: json_args(invoke)?,
+            init: false,
+        });
+    }
+    let options = Options {
+        tls: args.tls,
+        channel: args.channel,
+        msp_id: args
+            .msp_id
+            .unwrap_or_else(|| config.peer.local_msp_id.clone()),
+        startup_timeout,
+        invoke_timeout: std::time::Duration::from_secs(30),
+        invocations,
+        keep: args.keep,
+    };
+    let launcher = launcher(config).await?;
+    let package = open_package(&args.package, launcher.config())?;
+    let progress = BuildProgress::new(&format!("build {}", package.id));
+    let outcome = tryout::run(&launcher, &package, &options, &progress).await?;
+    progress.finish("ready");
+    println!(
+        "registered {} with devpeer at {} in {:.1} s (container start {:.2} s){}",
+        outcome.package_id,
+        outcome.peer_address,
+        outcome.registered_after.as_secs_f64(),
+        outcome.start_took.as_secs_f64(),
+        if options.tls { ", mutual TLS" } else { "" }
+    );
+    for (invocation, response) in &outcome.responses {
+        let call = serde_json::to_string(&invocation.args).unwrap_or_default();
+        match response {
+            Ok(r) => println!(
+                "{} {call} -> status {} message {:?} payload {:?}",
+                if invocation.init { "init" } else { "invoke" },
+                r.status,
+                r.message,
+                String::from_utf8_lossy(&r.payload)
+            ),
+            Err(e) => println!("invoke {call} -> error: {e}"),
+        }
+    }
+    Ok(if outcome.all_ok() { 0 } else { 1 })
 }

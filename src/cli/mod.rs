@@ -85,6 +85,14 @@ pub enum Command {
     /// Give package ids (or package files) to remove just those, or --keep to
     /// remove everything else. Nothing without cclaunch's labels is touched.
     Gc(GcArgs),
+    /// Try a package end to end against a stand-in peer (devpeer), no Fabric network needed.
+    ///
+    /// Starts devpeer on loopback, builds and starts the package pointed at it
+    /// (with fresh mutual-TLS material with --tls), waits until the chaincode
+    /// registers, runs each --invoke in order and prints the responses, then
+    /// stops the chaincode. Exits non-zero if any step failed. A chaincode that
+    /// dies before registering is reported with its exit code and last output.
+    Try(TryArgs),
     /// Check that the container engine answers; print its version.
     Health,
     /// Print the effective configuration (defaults, file, environment).
@@ -156,6 +164,33 @@ pub struct GcArgs {
     /// Remove everything of this peer's that cclaunch made.
     #[arg(long, conflicts_with_all = ["chaincode", "keep"])]
     pub all: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TryArgs {
+    /// The package file.
+    pub package: PathBuf,
+    /// Mutual TLS between the chaincode and devpeer.
+    #[arg(long)]
+    pub tls: bool,
+    /// A transaction as a JSON array of strings, e.g. '["CreateAsset","a1","blue"]' (repeatable, in order).
+    #[arg(long, value_name = "JSON")]
+    pub invoke: Vec<String>,
+    /// Send this one as INIT first (JSON array of strings).
+    #[arg(long, value_name = "JSON")]
+    pub init: Option<String>,
+    /// Channel the transactions are sent on.
+    #[arg(long, default_value = "mychannel")]
+    pub channel: String,
+    /// MSP id of the chaincode and of the transaction creator (default: peer.localMspId).
+    #[arg(long)]
+    pub msp_id: Option<String>,
+    /// How long the chaincode may take to register (default: chaincode.startuptimeout).
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<String>,
+    /// Leave the chaincode running at the end.
+    #[arg(long)]
+    pub keep: bool,
 }
 
 #[derive(Debug, Args)]

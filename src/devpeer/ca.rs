@@ -24,7 +24,9 @@ impl DevCa {
     pub fn new() -> Result<DevCa, Error> {
         let key = KeyPair::generate()?;
         let mut params = CertificateParams::new(Vec::<String>::new())?;
-        params.distinguished_name.push(DnType::CommonName, "cclaunch devpeer CA");
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "cclaunch devpeer CA");
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         let cert = params.self_signed(&key)?;
         Ok(DevCa { cert, key })
@@ -37,10 +39,16 @@ impl DevCa {
     /// The devpeer's server certificate, valid for the loopback names the
     /// chaincode dials (`localhost`, `127.0.0.1`, `::1`) plus `hosts`.
     pub fn server(&self, hosts: &[String]) -> Result<Identity, Error> {
-        let mut names = vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()];
+        let mut names = vec![
+            "localhost".to_string(),
+            "127.0.0.1".to_string(),
+            "::1".to_string(),
+        ];
         names.extend(hosts.iter().cloned());
         let mut params = CertificateParams::new(names)?;
-        params.distinguished_name.push(DnType::CommonName, "cclaunch devpeer");
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "cclaunch devpeer");
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         self.sign(params)
     }
