@@ -73,6 +73,8 @@ struct Session {
 }
 
 type WorldState = BTreeMap<String, Vec<u8>>;
+/// A transaction's pending writes: key → new value, or `None` for a delete.
+type Writes = BTreeMap<String, Option<Vec<u8>>>;
 
 #[derive(Default)]
 struct Shared {
@@ -80,7 +82,7 @@ struct Shared {
     /// Committed state per (channel, chaincode).
     state: Mutex<HashMap<(String, String), WorldState>>,
     /// Writes of in-flight transactions per txid: key → Some(value) | None (delete).
-    writes: Mutex<HashMap<String, BTreeMap<String, Option<Vec<u8>>>>>,
+    writes: Mutex<HashMap<String, Writes>>,
 }
 
 /// The devpeer: shared state plus a feed of registrations.
@@ -162,7 +164,7 @@ impl DevPeer {
             .writes
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(txid.clone(), BTreeMap::new());
+            .insert(txid.clone(), Writes::new());
         let outcome = async {
             session
                 .outbound
