@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use prost::Message;
 use tokio::sync::{mpsc, oneshot};
@@ -13,6 +14,8 @@ use super::proto::protos::chaincode_message::Type;
 use super::proto::protos::chaincode_support_server::{ChaincodeSupport, ChaincodeSupportServer};
 use super::proto::protos::{ChaincodeId, ChaincodeMessage, DelState, GetState, PutState};
 use super::{DevPeer, Error, Session};
+
+const MAX_MESSAGE: usize = 100 << 20;
 
 /// Mutual TLS for the listener: the server identity and the CA client
 /// certificates must chain to (a chaincode without one is refused).
@@ -31,11 +34,18 @@ pub struct Listening {
 }
 
 impl Listening {
+    /// Stops accepting and lets open chaincode streams finish for up to
+    /// five seconds, then cuts them.
     pub async fn shutdown(mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
-        let _ = (&mut self.task).await;
+        if tokio::time::timeout(Duration::from_secs(5), &mut self.task)
+            .await
+            .is_err()
+        {
+            self.task.abort();
+        }
     }
 }
 
@@ -72,7 +82,11 @@ pub(super) async fn listen(
             .map_err(|e| Error::Tls(e.to_string()))?;
     }
     let (tx, rx) = oneshot::channel::<()>();
-    let router = builder.add_service(ChaincodeSupportServer::new(Service { peer }));
+    // Fabric's peer accepts chaincode messages up to 100 MiB; tonic's default is 4.
+    let service = ChaincodeSupportServer::new(Service { peer })
+        .max_decoding_message_size(MAX_MESSAGE)
+        .max_encoding_message_size(MAX_MESSAGE);
+    let router = builder.add_service(service);
     let task = tokio::spawn(async move {
         let incoming = TcpListenerStream::new(listener);
         if let Err(e) = router

@@ -42,11 +42,16 @@ pub fn unique_peer(test: &str) -> String {
     )
 }
 
+/// The build container trusts the host's CA bundle, so `npm install` in it
+/// reaches the npm registry from this machine (whose TLS chain only the host
+/// bundle has): the build-container settings a real network needs.
+const BUILD_CA: &str = "cclaunch:\n  build:\n    mounts: [\"/etc/ssl/certs/ca-certificates.crt:/etc/ssl/certs/host-ca.crt\"]\n    env: [\"npm_config_cafile=/etc/ssl/certs/host-ca.crt\", \"NODE_EXTRA_CA_CERTS=/etc/ssl/certs/host-ca.crt\"]\n";
+
 /// The test config: local stand-in images, this test's peer id, then
 /// `overrides` as environment variables (`CORE_CHAINCODE_NODE_RUNTIME`, ...).
 pub fn config(peer: &str, overrides: &[(&str, &str)]) -> Config {
     let yaml = format!(
-        "vm:\n  endpoint: {endpoint}\nchaincode:\n  builder: {CCENV}\n  golang:\n    runtime: {BUSYBOX}\n  node:\n    runtime: {NODEENV}\n  java:\n    runtime: {JAVAENV}\npeer:\n  id: {peer}\n  networkId: test\n  localMspId: Org1MSP\n",
+        "{BUILD_CA}vm:\n  endpoint: {endpoint}\nchaincode:\n  builder: {CCENV}\n  golang:\n    runtime: {BUSYBOX}\n  node:\n    runtime: {NODEENV}\n  java:\n    runtime: {JAVAENV}\npeer:\n  id: {peer}\n  networkId: test\n  localMspId: Org1MSP\n",
         endpoint = endpoint()
     );
     let dir = tempfile::tempdir().expect("temp dir");

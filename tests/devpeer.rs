@@ -1,0 +1,413 @@
+//! A real chaincode comes up: the npm fabric-shim / fabric-contract-api
+//! chaincode in testdata is built (npm install runs in the build container),
+//! started by cclaunch, registers with devpeer over mutual TLS or plain TCP,
+//! and answers transactions; its own log lines arrive in the mirrored output.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use cclaunch::devpeer::ca::DevCa;
+use cclaunch::devpeer::proto::protos::chaincode_message::Type;
+use cclaunch::devpeer::proto::protos::chaincode_support_client::ChaincodeSupportClient;
+use cclaunch::devpeer::proto::protos::{ChaincodeId, ChaincodeMessage};
+use cclaunch::devpeer::tryout::{self, Invocation, Options};
+use cclaunch::devpeer::{Creator, DevPeer, TlsSetup};
+use cclaunch::launcher::StartRequest;
+use common::{captured, eventually, repo, Env};
+use prost::Message;
+
+fn options(tls: bool, calls: &[&[&str]]) -> Options {
+    Options {
+        tls,
+        channel: "mychannel".into(),
+        msp_id: "Org1MSP".into(),
+        startup_timeout: Duration::from_secs(120),
+        invoke_timeout: Duration::from_secs(30),
+        invocations: calls
+            .iter()
+            .map(|args| Invocation {
+                args: args.iter().map(|a| a.to_string()).collect(),
+                init: false,
+            })
+            .collect(),
+        keep: false,
+    }
+}
+
+fn lines_of(container: &str) -> Vec<String> {
+    captured().for_target(&format!("peer.chaincode.{container}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contract_api_chaincode_registers_over_mutual_tls_and_keeps_state() {
+    let _ = captured();
+    let env = Env::new("contract", &[]).await;
+    let package = env.package(
+        "node",
+        "asset-contract_1.0",
+        "",
+        &repo().join("testdata/chaincode/node-contract"),
+    );
+    let outcome = tryout::run(
+        &env.launcher,
+        &package,
+        &options(
+            true,
+            &[
+                &["CreateAsset", "a1", "blue"],
+                &["ReadAsset", "a1"],
+                &["AssetExists", "a2"],
+                &["NoSuchFunction"],
+            ],
+        ),
+        &|_: &str| {},
+    )
+    .await
+    .expect("try");
+    assert_eq!(
+        outcome.package_id, package.id,
+        "registered under the package id"
+    );
+    let r = &outcome.responses;
+    let ok = |i: usize| r[i].1.as_ref().expect("answered");
+    assert_eq!(ok(0).status, 200);
+    assert_eq!(
+        (
+            ok(1).status,
+            String::from_utf8_lossy(&ok(1).payload).into_owned()
+        ),
+        (200, r#"{"ID":"a1","Color":"blue"}"#.to_string())
+    );
+    assert_eq!(String::from_utf8_lossy(&ok(2).payload), "false");
+    assert_eq!(ok(3).status, 500);
+    assert!(
+        ok(3).message.contains("does not exist: NoSuchFunction"),
+        "{}",
+        ok(3).message
+    );
+    assert!(!outcome.all_ok());
+
+    let logs = lines_of(&outcome.container);
+    assert!(
+        logs.iter()
+            .any(|l| l.contains("asset-contract: CreateAsset a1")),
+        "chaincode's own log lines are mirrored: {logs:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn low_level_shim_chaincode_works_with_tls_off() {
+    let _ = captured();
+    let env = Env::new("shim", &[]).await;
+    let package = env.package(
+        "node",
+        "shim_1.0",
+        "",
+        &repo().join("testdata/chaincode/node-shim"),
+    );
+    let outcome = tryout::run(
+        &env.launcher,
+        &package,
+        &options(
+            false,
+            &[
+                &["put", "k1", "v1"],
+                &["get", "k1"],
+                &["del", "k1"],
+                &["get", "k1"],
+                &["nope"],
+            ],
+        ),
+        &|_: &str| {},
+    )
+    .await
+    .expect("try");
+    let payloads: Vec<(i32, String)> = outcome
+        .responses
+        .iter()
+        .map(|(_, r)| {
+            let r = r.as_ref().expect("answered");
+            (r.status, String::from_utf8_lossy(&r.payload).into_owned())
+        })
+        .collect();
+    assert_eq!(
+        payloads[..4],
+        [
+            (200, "".into()),
+            (200, "v1".into()),
+            (200, "".into()),
+            (200, "".into())
+        ]
+    );
+    assert_eq!(payloads[4].0, 500, "unknown function is an error status");
+    let logs = lines_of(&outcome.container);
+    assert!(
+        logs.iter()
+            .any(|l| l.contains("node-shim") && l.contains("put")),
+        "{logs:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chaincode_that_dies_before_registering_is_reported_with_its_output_in_seconds() {
+    let env = Env::new("badstart", &[]).await;
+    let package = env.package(
+        "node",
+        "badstart_1",
+        "",
+        &repo().join("testdata/chaincode/node-badstart"),
+    );
+    env.launcher
+        .build(&package, &|_: &str| {})
+        .await
+        .expect("build");
+    let started = Instant::now();
+    let err = tryout::run(&env.launcher, &package, &options(true, &[]), &|_: &str| {})
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.starts_with("chaincode registration failed: container exited with 3\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("badstart: line one") && text.contains("badstart: about to fail"),
+        "{text}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "took {:?}, not the startup timeout",
+        started.elapsed()
+    );
+    let container = env.launcher.names(&package.id).unwrap().container;
+    assert_eq!(
+        common::docker(&["ps", "-aq", "--filter", &format!("name={container}")]).trim(),
+        "",
+        "cleaned up"
+    );
+}
+
+async fn tls_devpeer(ca: &DevCa) -> (DevPeer, cclaunch::devpeer::Listening) {
+    let admin = ca.client("Admin@Org1MSP").unwrap();
+    let peer = DevPeer::new(Creator {
+        msp_id: "Org1MSP".into(),
+        cert_pem: admin.client_cert,
+    });
+    let server = ca.server(&[]).unwrap();
+    let listening = peer
+        .listen(
+            SocketAddr::from(([127, 0, 0, 1], 0)),
+            Some(TlsSetup {
+                cert_pem: server.cert_pem,
+                key_pem: server.key_pem,
+                client_ca_pem: ca.ca_pem(),
+            }),
+        )
+        .await
+        .unwrap();
+    (peer, listening)
+}
+
+/// Tries to register `name`; Ok(first answer type) or the failure.
+async fn register_as(
+    addr: SocketAddr,
+    tls: tonic::transport::ClientTlsConfig,
+    name: &str,
+) -> Result<i32, String> {
+    let channel = tonic::transport::Endpoint::from_shared(format!("https://{addr}"))
+        .map_err(|e| e.to_string())?
+        .tls_config(tls)
+        .map_err(|e| e.to_string())?
+        .connect()
+        .await
+        .map_err(|e| format!("connect: {e:?}"))?;
+    let mut client = ChaincodeSupportClient::new(channel);
+    let hello = ChaincodeMessage {
+        r#type: Type::Register as i32,
+        payload: ChaincodeId {
+            name: name.into(),
+            ..Default::default()
+        }
+        .encode_to_vec(),
+        ..Default::default()
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tx.send(hello).await.unwrap();
+    let mut answers = client
+        .register(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .map_err(|e| format!("register: {e}"))?
+        .into_inner();
+    let first = answers
+        .message()
+        .await
+        .map_err(|e| format!("stream: {e}"))?;
+    drop(tx);
+    first.map(|m| m.r#type).ok_or_else(|| "no answer".into())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_tls_on_a_client_without_a_valid_certificate_is_refused() {
+    use tonic::transport::{Certificate, ClientTlsConfig, Identity};
+    let ca = DevCa::new().unwrap();
+    let (peer, listening) = tls_devpeer(&ca).await;
+    let trust = Certificate::from_pem(ca.ca_pem());
+
+    let no_cert = ClientTlsConfig::new()
+        .ca_certificate(trust.clone())
+        .domain_name("localhost");
+    assert!(
+        register_as(listening.addr, no_cert, "nocert:1")
+            .await
+            .is_err(),
+        "no client certificate"
+    );
+
+    let other = DevCa::new().unwrap().client("intruder").unwrap();
+    let foreign = ClientTlsConfig::new()
+        .ca_certificate(trust.clone())
+        .domain_name("localhost")
+        .identity(Identity::from_pem(other.client_cert, other.client_key));
+    assert!(
+        register_as(listening.addr, foreign, "foreign:1")
+            .await
+            .is_err(),
+        "certificate from another CA"
+    );
+
+    let good = ca.client("good").unwrap();
+    let valid = ClientTlsConfig::new()
+        .ca_certificate(trust)
+        .domain_name("localhost")
+        .identity(Identity::from_pem(good.client_cert, good.client_key));
+    assert_eq!(
+        register_as(listening.addr, valid.clone(), "good:1").await,
+        Ok(Type::Registered as i32)
+    );
+    assert!(eventually(Duration::from_secs(5), || peer.registered().is_empty()).await);
+    assert_eq!(
+        peer.registered(),
+        Vec::<String>::new(),
+        "the stream ended with the client"
+    );
+    listening.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_registration_of_the_same_id_gets_error() {
+    let peer = DevPeer::new(Creator {
+        msp_id: "Org1MSP".into(),
+        cert_pem: Vec::new(),
+    });
+    let listening = peer
+        .listen(SocketAddr::from(([127, 0, 0, 1], 0)), None)
+        .await
+        .unwrap();
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", listening.addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut streams = Vec::new();
+    for _ in 0..2 {
+        let mut client = ChaincodeSupportClient::new(channel.clone());
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let hello = ChaincodeMessage {
+            r#type: Type::Register as i32,
+            payload: ChaincodeId {
+                name: "twice:1".into(),
+                ..Default::default()
+            }
+            .encode_to_vec(),
+            ..Default::default()
+        };
+        tx.send(hello).await.unwrap();
+        let mut answers = client
+            .register(tokio_stream::wrappers::ReceiverStream::new(rx))
+            .await
+            .unwrap()
+            .into_inner();
+        let first = answers.message().await.unwrap().unwrap();
+        streams.push((tx, answers, first.r#type));
+    }
+    assert_eq!(streams[0].2, Type::Registered as i32);
+    assert_eq!(streams[1].2, Type::Error as i32);
+
+    // A malformed first message (not REGISTER) is refused with ERROR too.
+    let mut client = ChaincodeSupportClient::new(channel.clone());
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tx.send(ChaincodeMessage {
+        r#type: Type::Transaction as i32,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let mut answers = client
+        .register(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        answers.message().await.unwrap().unwrap().r#type,
+        Type::Error as i32
+    );
+    drop((tx, streams));
+    listening.shutdown().await;
+}
+
+/// No Fabric shim exists here for Go or Java; the samples prove they dial
+/// devpeer's address and read their TLS files.
+async fn sample_reaches_devpeer_with_tls(kind: &str, name: &str, path: &str) {
+    let _ = captured();
+    let env = Env::new(kind, &[]).await;
+    let ca = DevCa::new().unwrap();
+    let (_peer, listening) = tls_devpeer(&ca).await;
+    let package = env.package(
+        kind,
+        &format!("devpeer-{kind}_1"),
+        path,
+        &repo().join("testdata/chaincode").join(kind),
+    );
+    env.launcher
+        .build(&package, &|_: &str| {})
+        .await
+        .expect("build");
+    let started = env
+        .launcher
+        .start(StartRequest {
+            package_id: package.id.clone(),
+            platform: None,
+            peer_address: listening.addr.to_string(),
+            tls: Some(ca.client(&package.id).unwrap()),
+            msp_id: None,
+        })
+        .await
+        .expect("start");
+    let ready = format!("{name} ready");
+    assert!(
+        eventually(Duration::from_secs(60), || lines_of(&started.container)
+            .contains(&ready))
+        .await,
+        "{:?}",
+        lines_of(&started.container)
+    );
+    let logs = lines_of(&started.container);
+    assert!(logs.contains(&"tls ok".to_string()), "{logs:?}");
+    assert!(
+        logs.contains(&format!("peer connected {}", listening.addr)),
+        "{logs:?}"
+    );
+    env.launcher.stop(&package.id).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn go_sample_dials_devpeer_and_reads_its_tls_files() {
+    sample_reaches_devpeer_with_tls("golang", "sample-go", "example.com/cclaunch/sample").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn java_sample_dials_devpeer_and_reads_its_tls_files() {
+    sample_reaches_devpeer_with_tls("java", "sample-java", "").await;
+}
