@@ -411,3 +411,150 @@ async fn go_sample_dials_devpeer_and_reads_its_tls_files() {
 async fn java_sample_dials_devpeer_and_reads_its_tls_files() {
     sample_reaches_devpeer_with_tls("java", "sample-java", "").await;
 }
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A minimal HTTP/1.1 exchange (the control endpoint speaks plain HTTP).
+async fn http(addr: &str, method: &str, path: &str, body: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connect control");
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or_default()
+        .to_string();
+    (status, body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn devpeer_serve_lets_a_harness_start_chaincode_separately_and_query_it() {
+    use cclaunch::launcher::TlsMaterial;
+    let env = Env::new("serve", &[]).await;
+    let (listen, control) = (
+        format!("127.0.0.1:{}", free_port()),
+        format!("127.0.0.1:{}", free_port()),
+    );
+    let tls_dir = env.dir.path().join("devpeer-tls");
+    let mut serve = tokio::process::Command::new(env!("CARGO_BIN_EXE_cclaunch"))
+        .args([
+            "devpeer",
+            "serve",
+            "--listen",
+            &listen,
+            "--control",
+            &control,
+            "--tls",
+            "--tls-dir",
+        ])
+        .arg(&tls_dir)
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut out = tokio::io::BufReader::new(serve.stdout.take().unwrap());
+    let mut banner = String::new();
+    tokio::io::AsyncBufReadExt::read_line(&mut out, &mut banner)
+        .await
+        .unwrap();
+    assert!(
+        banner.contains(&listen) && banner.contains("mutual TLS"),
+        "{banner}"
+    );
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(tls_dir.join("client.key"))
+            .unwrap()
+            .permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600, "the client key is private");
+
+    let package = env.package(
+        "node",
+        "served_1",
+        "",
+        &repo().join("testdata/chaincode/node-shim"),
+    );
+    env.launcher
+        .build(&package, &|_: &str| {})
+        .await
+        .expect("build");
+    let read = |f: &str| std::fs::read(tls_dir.join(f)).unwrap();
+    env.launcher
+        .start(StartRequest {
+            package_id: package.id.clone(),
+            platform: None,
+            peer_address: listen.clone(),
+            tls: Some(TlsMaterial {
+                client_cert: read("client.crt"),
+                client_key: read("client.key"),
+                root_cert: read("ca.crt"),
+            }),
+            msp_id: None,
+        })
+        .await
+        .expect("start");
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, body) = http(&control, "GET", "/chaincodes", "").await;
+        assert_eq!(status, 200, "{body}");
+        if body.contains(&package.id) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never registered: {body}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let call = |args: &str| format!(r#"{{"chaincode":"{}","args":{args}}}"#, package.id);
+    assert_eq!(
+        http(&control, "POST", "/invoke", &call(r#"["put","k","v"]"#))
+            .await
+            .0,
+        200
+    );
+    let (status, body) = http(&control, "POST", "/invoke", &call(r#"["get","k"]"#)).await;
+    assert_eq!(status, 200);
+    assert!(
+        body.contains(r#""status":200"#) && body.contains(r#""payload":"v""#),
+        "{body}"
+    );
+    let (status, _) = http(
+        &control,
+        "POST",
+        "/invoke",
+        r#"{"chaincode":"nobody:1","args":["x"]}"#,
+    )
+    .await;
+    assert_eq!(status, 404, "unknown chaincode");
+
+    env.launcher.stop(&package.id).await.unwrap();
+    // SIGTERM: devpeer stops cleanly.
+    let pid = serve.id().unwrap().to_string();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(15), serve.wait())
+        .await
+        .expect("exits")
+        .unwrap();
+    assert!(status.success(), "{status}");
+}

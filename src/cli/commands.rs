@@ -8,7 +8,10 @@ use anyhow::{Context, Result};
 use futures_util::StreamExt;
 
 use super::progress::BuildProgress;
-use super::{Cli, Command, GcArgs, LogsArgs, NamesArgs, PackageArgs, StartArgs, TryArgs};
+use super::{
+    Cli, Command, DevpeerCommand, DevpeerServeArgs, GcArgs, LogsArgs, NamesArgs, PackageArgs,
+    StartArgs, TryArgs,
+};
 use crate::config::{self, Config};
 use crate::launcher::{Launcher, Selection, StartRequest, TlsMaterial};
 use crate::logs::Lines;
@@ -56,6 +59,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::Ps => ps(config).await?,
         Command::Gc(args) => gc(args, config).await?,
         Command::Try(args) => return try_package(args, config).await,
+        Command::Devpeer(DevpeerCommand::Serve(args)) => devpeer_serve(args, config).await?,
         Command::Health => {
             let endpoint = config.vm.endpoint.clone();
             let launcher = launcher(config).await?;
@@ -314,4 +318,77 @@ async fn try_package(args: TryArgs, config: Config) -> Result<i32> {
         }
     }
     Ok(if outcome.all_ok() { 0 } else { 1 })
+}
+
+async fn devpeer_serve(args: DevpeerServeArgs, config: Config) -> Result<()> {
+    use crate::devpeer::{ca::DevCa, control, Creator, DevPeer, TlsSetup};
+    let msp_id = args
+        .msp_id
+        .unwrap_or_else(|| config.peer.local_msp_id.clone());
+    let ca = DevCa::new()?;
+    let admin = ca.client(&format!("Admin@{msp_id}"))?;
+    let peer = DevPeer::new(Creator {
+        msp_id,
+        cert_pem: admin.client_cert,
+    });
+    let tls = match (&args.tls, &args.tls_dir) {
+        (true, Some(dir)) => {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+            let client = ca.client("chaincode")?;
+            write_file(&dir.join("ca.crt"), ca.ca_pem().as_bytes(), 0o644)?;
+            write_file(&dir.join("client.crt"), &client.client_cert, 0o644)?;
+            write_file(&dir.join("client.key"), &client.client_key, 0o600)?;
+            let server = ca.server(&[])?;
+            Some(TlsSetup {
+                cert_pem: server.cert_pem,
+                key_pem: server.key_pem,
+                client_ca_pem: ca.ca_pem(),
+            })
+        }
+        _ => None,
+    };
+    let with_tls = tls.is_some();
+    let listening = peer.listen(args.listen, tls).await?;
+    let (control_addr, control_task) = control::serve(peer.clone(), args.control).await?;
+    println!(
+        "devpeer: chaincode address {}{}; control http://{control_addr} (GET /chaincodes, POST /invoke)",
+        listening.addr,
+        if with_tls { " (mutual TLS)" } else { "" }
+    );
+    shutdown_signal().await;
+    control_task.abort();
+    listening.shutdown().await;
+    Ok(())
+}
+
+fn write_file(path: &Path, data: &[u8], mode: u32) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    file.write_all(data)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
 }

@@ -93,6 +93,9 @@ pub enum Command {
     /// stops the chaincode. Exits non-zero if any step failed. A chaincode that
     /// dies before registering is reported with its exit code and last output.
     Try(TryArgs),
+    /// A stand-in peer (ChaincodeSupport server) for harnesses.
+    #[command(subcommand)]
+    Devpeer(DevpeerCommand),
     /// Check that the container engine answers; print its version.
     Health,
     /// Print the effective configuration (defaults, file, environment).
@@ -191,6 +194,37 @@ pub struct TryArgs {
     /// Leave the chaincode running at the end.
     #[arg(long)]
     pub keep: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DevpeerCommand {
+    /// Serve until interrupted, so chaincode started separately can register.
+    ///
+    /// With --tls it makes a CA and writes ca.crt, client.crt and client.key
+    /// to --tls-dir: start chaincode with `cclaunch start ... --client-cert
+    /// DIR/client.crt --client-key DIR/client.key --root-cert DIR/ca.crt`.
+    /// The control endpoint answers `GET /chaincodes` (who registered) and
+    /// `POST /invoke` ({"chaincode","args":[...],"channel"?,"init"?}).
+    Serve(DevpeerServeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DevpeerServeArgs {
+    /// Address chaincode dials (the --peer-address to give `start`).
+    #[arg(long, default_value = "127.0.0.1:7052")]
+    pub listen: std::net::SocketAddr,
+    /// HTTP control endpoint (loopback).
+    #[arg(long, default_value = "127.0.0.1:7053")]
+    pub control: std::net::SocketAddr,
+    /// Require mutual TLS from chaincode.
+    #[arg(long, requires = "tls_dir")]
+    pub tls: bool,
+    /// Where to write ca.crt, client.crt and client.key (with --tls).
+    #[arg(long, value_name = "DIR")]
+    pub tls_dir: Option<PathBuf>,
+    /// MSP id of the transaction creator (default: peer.localMspId).
+    #[arg(long)]
+    pub msp_id: Option<String>,
 }
 
 #[derive(Debug, Args)]

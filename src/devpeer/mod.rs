@@ -11,6 +11,7 @@
 //! It never sends KEEPALIVE (the Node shim exits on one).
 
 pub mod ca;
+pub mod control;
 pub mod proto;
 mod server;
 pub mod tryout;
