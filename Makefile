@@ -11,7 +11,7 @@ build:
 
 ## The whole job end to end: engine, base images, package, build, start, logs, ps, stop.
 demo: engine build
-	testdata/images/make-images.sh busybox toolchain ccenv
+	testdata/images/make-images.sh busybox toolchain ccenv nodeenv
 	scripts/demo.sh
 
 ## Every test, against a real Docker engine with locally made images.

@@ -65,6 +65,7 @@ async fn main() -> Result<()> {
     start_latency(&launcher, &docker, dir.path()).await?;
     mirroring(&launcher, dir.path()).await?;
     package_throughput(dir.path())?;
+    node_registration(docker.clone(), dir.path()).await?;
     Ok(())
 }
 
@@ -336,6 +337,74 @@ fn package_throughput(dir: &Path) -> Result<()> {
         );
     }
     println!("\nTarget: at least 300 MB/s, peak RSS under 64 MB.\n");
+    Ok(())
+}
+
+/// The real Node shim: from `start` to REGISTER at devpeer, next to the
+/// container start alone, so the shim's own start-up cost is visible.
+async fn node_registration(docker: Arc<Docker>, dir: &Path) -> Result<()> {
+    use cclaunch::devpeer::{Creator, DevPeer};
+    const ROUNDS: usize = 10;
+    let config_file = dir.join("node.yaml");
+    std::fs::write(
+        &config_file,
+        "chaincode:\n  node:\n    runtime: cclaunch-test/nodeenv:latest\npeer:\n  id: bench\n  networkId: bench\ncclaunch:\n  build:\n    mounts: [\"/etc/ssl/certs/ca-certificates.crt:/etc/ssl/certs/host-ca.crt\"]\n    env: [\"npm_config_cafile=/etc/ssl/certs/host-ca.crt\"]\n",
+    )?;
+    let launcher = Launcher::new(docker, Config::load(Some(&config_file))?);
+    let code = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/chaincode/node-shim");
+    let file = dir.join("node-shim.tar.gz");
+    let meta = Metadata {
+        path: String::new(),
+        kind: "node".into(),
+        label: "benchshim".into(),
+    };
+    package::write(&meta, &code, &file)?;
+    let package = Package::open(&file, Limits::default())?;
+    let built = launcher.build(&package, &|_: &str| {}).await?;
+    let peer = DevPeer::new(Creator {
+        msp_id: "SampleOrg".into(),
+        cert_pem: Vec::new(),
+    });
+    let listening = peer.listen(([127, 0, 0, 1], 0).into(), None).await?;
+    let (mut start, mut register) = (Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        let t = Instant::now();
+        launcher
+            .start(StartRequest {
+                package_id: package.id.clone(),
+                platform: Some(built.platform),
+                peer_address: listening.addr.to_string(),
+                tls: None,
+                msp_id: None,
+            })
+            .await?;
+        start.push(t.elapsed().as_secs_f64() * 1000.0);
+        tokio::time::timeout(Duration::from_secs(60), peer.wait_registered(&package.id)).await?;
+        register.push(t.elapsed().as_secs_f64() * 1000.0);
+        launcher.stop(&package.id).await?;
+        // Let devpeer see the stream end before the next round registers again.
+        let gone = async {
+            while peer.registered().contains(&package.id) {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), gone).await?;
+    }
+    listening.shutdown().await;
+    println!("## Node chaincode (npm fabric-shim 2.5.8) registration, {ROUNDS} rounds\n");
+    println!("| from `start` to | median ms | p90 ms |\n|---|---|---|");
+    println!(
+        "| container started (create + start) | {:.0} | {:.0} |",
+        median(&mut start),
+        p90(&mut start)
+    );
+    println!(
+        "| REGISTER received at devpeer | {:.0} | {:.0} |",
+        median(&mut register),
+        p90(&mut register)
+    );
+    println!("\nThe difference is the shim's own start-up (npm start, node, grpc-js connect).\n");
+    docker_cli(&["rmi", "-f", &built.image])?;
     Ok(())
 }
 

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use bytes::Bytes;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use super::{engine, Error, Launcher, LABEL_BUILD};
 use crate::package::{self, Package};
@@ -52,6 +52,57 @@ impl Launcher {
             return Ok(built(true));
         }
 
+        // One engine build per image, however many callers ask at once: the
+        // first builds, the others wait for its outcome and share it.
+        let role = {
+            let mut flights = self.flights.lock().unwrap_or_else(|p| p.into_inner());
+            match flights.get(&names.image) {
+                Some(outcome) => Err(outcome.clone()),
+                None => {
+                    let (tx, rx) = watch::channel(None);
+                    flights.insert(names.image.clone(), rx);
+                    Ok(tx)
+                }
+            }
+        };
+        let tx = match role {
+            Ok(tx) => tx,
+            Err(mut outcome) => {
+                progress.line("waiting for the build of this image already in progress");
+                let shared = outcome.wait_for(Option::is_some).await.map(|o| o.clone());
+                return match shared {
+                    Ok(Some(Ok(()))) => Ok(built(true)),
+                    Ok(Some(Err(message))) => Err(Error::SharedBuild {
+                        package_id: package_id.to_string(),
+                        message,
+                    }),
+                    _ => Err(Error::SharedBuild {
+                        package_id: package_id.to_string(),
+                        message: "the build it waited for was cancelled".into(),
+                    }),
+                };
+            }
+        };
+        let _flight = Flight {
+            launcher: self,
+            image: names.image.clone(),
+        };
+        let result = self
+            .build_now(package, platform, &names.image, progress)
+            .await;
+        let _ = tx.send(Some(result.as_ref().map(|_| ()).map_err(error_chain)));
+        result.map(|()| built(false))
+    }
+
+    /// The engine build itself: build container, then the runtime image.
+    async fn build_now(
+        &self,
+        package: &Package,
+        platform: Platform,
+        image: &str,
+        progress: &dyn Progress,
+    ) -> Result<(), Error> {
+        let package_id = package.id.as_str();
         let plan = platform
             .plan(&self.config, &package.metadata.path, &|key| {
                 std::env::var(key).ok()
@@ -123,7 +174,7 @@ impl Launcher {
             .unwrap_or_default();
         self.engine
             .build_image(
-                &names.image,
+                image,
                 &image_labels(package_id),
                 context.to_path_buf(),
                 self.config.chaincode.pull,
@@ -132,9 +183,38 @@ impl Launcher {
             )
             .await
             .map_err(engine(package_id))?;
-        tracing::info!(chaincode = package_id, image = %names.image, "built image");
-        Ok(built(false))
+        tracing::info!(chaincode = package_id, image, "built image");
+        Ok(())
     }
+}
+
+/// Removes an image's in-flight entry when its build ends, also when the
+/// leading caller is cancelled (its waiters then see the channel close).
+struct Flight<'a> {
+    launcher: &'a Launcher,
+    image: String,
+}
+
+impl Drop for Flight<'_> {
+    fn drop(&mut self) {
+        self.launcher
+            .flights
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.image);
+    }
+}
+
+/// An error with its causes, one line, for callers sharing a build.
+fn error_chain(error: &Error) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// The classic builder turns every label into a build step of its own, so

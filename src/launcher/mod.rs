@@ -62,6 +62,8 @@ pub enum Error {
         package_id: String,
         container: String,
     },
+    #[error("chaincode {package_id}: the shared build of its image failed: {message}")]
+    SharedBuild { package_id: String, message: String },
     #[error("chaincode {package_id}: invalid TLS material: {reason}")]
     Tls { package_id: String, reason: String },
     #[error("chaincode {package_id}")]
@@ -105,6 +107,10 @@ pub struct Launcher {
     scope: Scope,
     tails: Mutex<HashMap<String, Arc<Tail>>>,
     mirrors: Mutex<HashMap<String, tokio::task::JoinHandle<u64>>>,
+    /// Builds under way, by image: their outcome once known.
+    flights: Mutex<HashMap<String, tokio::sync::watch::Receiver<Option<Result<(), String>>>>>,
+    /// Start and stop of one chaincode take turns, by container name.
+    turns: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl Launcher {
@@ -116,6 +122,8 @@ impl Launcher {
             scope,
             tails: Mutex::default(),
             mirrors: Mutex::default(),
+            flights: Mutex::default(),
+            turns: Mutex::default(),
         }
     }
 
@@ -186,10 +194,22 @@ impl Launcher {
         Ok((names, found))
     }
 
+    /// Waits for this chaincode's turn: its starts and stops never interleave
+    /// (one entry per chaincode name, kept for the launcher's life).
+    async fn turn(&self, package_id: &str) -> Result<tokio::sync::OwnedMutexGuard<()>, Error> {
+        let container = self.names(package_id)?.container;
+        let lock = {
+            let mut turns = self.turns.lock().unwrap_or_else(|p| p.into_inner());
+            Arc::clone(turns.entry(container).or_default())
+        };
+        Ok(lock.lock_owned().await)
+    }
+
     /// Fabric's stop: stop with no grace period, kill, remove. Stop and kill
     /// failures are expected on a container that already exited, so only the
     /// removal's outcome is reported.
     pub async fn stop(&self, package_id: &str) -> Result<(), Error> {
+        let _turn = self.turn(package_id).await?;
         let (names, found) = self.own_container(package_id).await?;
         if found.is_none() {
             return Err(Error::NoContainer {

@@ -41,6 +41,7 @@ impl Launcher {
                 reason,
             })?;
         }
+        let _turn = self.turn(package_id).await?;
         let (names, existing) = self.own_container(package_id).await?;
         let platform = self.platform_of(&request, &names.image).await?;
         if existing.is_some() {

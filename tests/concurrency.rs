@@ -1,0 +1,176 @@
+//! Concurrency on the real engine: one engine build per image whoever asks,
+//! the same outcome for every caller, distinct chaincodes in parallel, and
+//! starts of one chaincode taking turns.
+
+mod common;
+
+use std::sync::Arc;
+
+use cclaunch::launcher::StartRequest;
+use cclaunch::runtime::Engine;
+use common::{docker, Env, SHENV};
+
+/// Build containers the engine created for this test's peer since `since`.
+fn build_containers_created(peer: &str, since: &str) -> usize {
+    let until = chrono_now();
+    docker(&[
+        "events",
+        "--since",
+        since,
+        "--until",
+        &until,
+        "--filter",
+        "type=container",
+        "--filter",
+        "event=create",
+        "--filter",
+        "label=org.cclaunch.build=true",
+        "--filter",
+        &format!("label=org.cclaunch.peer-id={peer}"),
+    ])
+    .lines()
+    .count()
+}
+
+fn chrono_now() -> String {
+    // Unix seconds, as `docker events` accepts.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    format!("{}.{:09}", now.as_secs(), now.subsec_nanos())
+}
+
+fn request(package_id: &str) -> StartRequest {
+    StartRequest {
+        package_id: package_id.to_string(),
+        platform: None,
+        peer_address: "127.0.0.1:7052".into(),
+        tls: None,
+        msp_id: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sixteen_concurrent_builds_of_one_package_cause_one_engine_build() {
+    let env = Env::new("flight", &[("CORE_CHAINCODE_NODE_RUNTIME", SHENV)]).await;
+    let package = Arc::new(env.shell_package("flight", "sleep 600\n"));
+    let since = chrono_now();
+    let builds: Vec<_> = (0..16)
+        .map(|_| {
+            let launcher = env.launcher.clone();
+            let package = package.clone();
+            tokio::spawn(async move { launcher.build(&package, &|_: &str| {}).await })
+        })
+        .collect();
+    let mut built = Vec::new();
+    for b in builds {
+        built.push(b.await.unwrap().expect("every caller gets the image"));
+    }
+    assert_eq!(
+        built.iter().filter(|b| !b.reused).count(),
+        1,
+        "one caller built"
+    );
+    assert!(built.iter().all(|b| b.image == built[0].image));
+    assert_eq!(
+        build_containers_created(&env.peer, &since),
+        1,
+        "the engine ran one build"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn callers_sharing_a_failed_build_all_get_its_error() {
+    let env = Env::new("flightfail", &[]).await;
+    let code = env.dir.path().join("broken");
+    std::fs::create_dir_all(&code).unwrap();
+    std::fs::write(
+        code.join("go.mod"),
+        "module example.com/broken\n\ngo 1.19\n",
+    )
+    .unwrap();
+    std::fs::write(
+        code.join("main.go"),
+        "package main\n\nfunc main() { broken }\n",
+    )
+    .unwrap();
+    let package = Arc::new(env.package("golang", "flightfail_1", "example.com/broken", &code));
+    let since = chrono_now();
+    let builds: Vec<_> = (0..4)
+        .map(|_| {
+            let launcher = env.launcher.clone();
+            let package = package.clone();
+            tokio::spawn(async move { launcher.build(&package, &|_: &str| {}).await })
+        })
+        .collect();
+    for b in builds {
+        let err = b.await.unwrap().unwrap_err().to_string();
+        assert!(
+            err.contains("build failed in cclaunch-test/ccenv:latest with exit code"),
+            "{err}"
+        );
+    }
+    assert_eq!(
+        build_containers_created(&env.peer, &since),
+        1,
+        "one failing build, not four"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sixteen_distinct_chaincodes_start_concurrently_and_all_run() {
+    let env = Env::new("many", &[("CORE_CHAINCODE_NODE_RUNTIME", SHENV)]).await;
+    let packages: Vec<_> = (0..16)
+        .map(|i| Arc::new(env.shell_package(&format!("many{i}"), "sleep 600\n")))
+        .collect();
+    let mut tasks = Vec::new();
+    for package in &packages {
+        let launcher = env.launcher.clone();
+        let package = package.clone();
+        tasks.push(tokio::spawn(async move {
+            launcher.build(&package, &|_: &str| {}).await?;
+            launcher.start(request(&package.id)).await
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap().expect("start");
+    }
+    for package in &packages {
+        let container = env.launcher.names(&package.id).unwrap().container;
+        let info = env
+            .engine
+            .inspect_container(&container)
+            .await
+            .unwrap()
+            .expect("exists");
+        assert!(info.running, "{container} runs");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_starts_of_one_chaincode_take_turns() {
+    let env = Env::new("turns", &[("CORE_CHAINCODE_NODE_RUNTIME", SHENV)]).await;
+    let package = Arc::new(env.shell_package("turns", "sleep 600\n"));
+    env.launcher
+        .build(&package, &|_: &str| {})
+        .await
+        .expect("build");
+    let starts: Vec<_> = (0..6)
+        .map(|_| {
+            let launcher = env.launcher.clone();
+            let id = package.id.clone();
+            tokio::spawn(async move { launcher.start(request(&id)).await })
+        })
+        .collect();
+    for s in starts {
+        // Each replaces the previous one cleanly: no name conflicts.
+        s.await.unwrap().expect("start");
+    }
+    let running = docker(&[
+        "ps",
+        "-q",
+        "--filter",
+        &format!("label=org.cclaunch.peer-id={}", env.peer),
+    ]);
+    assert_eq!(running.lines().count(), 1, "exactly one container remains");
+}
