@@ -101,6 +101,10 @@ fn engine(package_id: &str) -> impl Fn(runtime::Error) -> Error + '_ {
     }
 }
 
+/// A build's outcome as its waiters see it: `None` while it runs, then the
+/// result (an error as its full message, shared by every waiter).
+type BuildOutcome = tokio::sync::watch::Receiver<Option<Result<(), String>>>;
+
 pub struct Launcher {
     engine: Arc<dyn Engine>,
     config: Config,
@@ -108,7 +112,7 @@ pub struct Launcher {
     tails: Mutex<HashMap<String, Arc<Tail>>>,
     mirrors: Mutex<HashMap<String, tokio::task::JoinHandle<u64>>>,
     /// Builds under way, by image: their outcome once known.
-    flights: Mutex<HashMap<String, tokio::sync::watch::Receiver<Option<Result<(), String>>>>>,
+    flights: Mutex<HashMap<String, BuildOutcome>>,
     /// Start and stop of one chaincode take turns, by container name.
     turns: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
