@@ -18,6 +18,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_client(true)
         .build_server(true)
         .compile_fds(descriptors)?;
+
+    // The sidecar's own API, with a descriptor set for gRPC reflection.
+    let out = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
+    let api = protox::compile(["proto/cclaunch/v1/launcher.proto"], ["proto"])?;
+    std::fs::write(
+        out.join("cclaunch_v1_descriptor.bin"),
+        prost::Message::encode_to_vec(&api),
+    )?;
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .compile_fds(api)?;
     println!("cargo:rerun-if-changed=proto");
     Ok(())
 }

@@ -5,6 +5,7 @@
 //! drives a [`runtime::Engine`] to build and start it, and [`logs`] mirrors the
 //! container's output. The CLI is a thin face over the launcher.
 
+pub mod api;
 pub mod cli;
 pub mod config;
 pub mod devpeer;

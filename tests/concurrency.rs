@@ -47,6 +47,7 @@ fn request(package_id: &str) -> StartRequest {
         peer_address: "127.0.0.1:7052".into(),
         tls: None,
         msp_id: None,
+        extra_env: Vec::new(),
     }
 }
 

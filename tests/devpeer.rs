@@ -382,6 +382,7 @@ async fn sample_reaches_devpeer_with_tls(kind: &str, name: &str, path: &str) {
             peer_address: listening.addr.to_string(),
             tls: Some(ca.client(&package.id).unwrap()),
             msp_id: None,
+            extra_env: Vec::new(),
         })
         .await
         .expect("start");
@@ -509,6 +510,7 @@ async fn devpeer_serve_lets_a_harness_start_chaincode_separately_and_query_it() 
                 root_cert: read("ca.crt"),
             }),
             msp_id: None,
+            extra_env: Vec::new(),
         })
         .await
         .expect("start");

@@ -36,6 +36,7 @@ async fn a_ten_mib_line_does_not_blow_up_memory() {
             peer_address: "127.0.0.1:7052".into(),
             tls: None,
             msp_id: None,
+            extra_env: Vec::new(),
         })
         .await
         .expect("start");

@@ -65,6 +65,7 @@ async fn build_start_and_inspect(case: Case) {
             peer_address: peer_address.clone(),
             tls: Some(tls.clone()),
             msp_id: Some("Org1MSP".into()),
+            extra_env: Vec::new(),
         })
         .await
         .expect("start");

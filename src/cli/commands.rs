@@ -10,7 +10,7 @@ use futures_util::StreamExt;
 use super::progress::BuildProgress;
 use super::{
     Cli, Command, DevpeerCommand, DevpeerServeArgs, GcArgs, LogsArgs, NamesArgs, PackageArgs,
-    StartArgs, TryArgs,
+    ServeArgs, StartArgs, TryArgs,
 };
 use crate::config::{self, Config};
 use crate::launcher::{Launcher, Selection, StartRequest, TlsMaterial};
@@ -59,6 +59,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::Ps => ps(config).await?,
         Command::Gc(args) => gc(args, config).await?,
         Command::Try(args) => return try_package(args, config).await,
+        Command::Serve(args) => serve(args, config).await?,
         Command::Devpeer(DevpeerCommand::Serve(args)) => devpeer_serve(args, config).await?,
         Command::Health => {
             let endpoint = config.vm.endpoint.clone();
@@ -173,6 +174,7 @@ async fn start(args: StartArgs, config: Config) -> Result<i32> {
             peer_address: args.peer_address,
             tls,
             msp_id: args.msp_id,
+            extra_env: Vec::new(),
         })
         .await?;
     println!("started {} ({})", started.container, started.platform);
@@ -391,4 +393,23 @@ async fn shutdown_signal() {
         _ = tokio::signal::ctrl_c() => {}
         _ = term => {}
     }
+}
+
+async fn serve(args: ServeArgs, config: Config) -> Result<()> {
+    use crate::api::{self, Listen};
+    let listen = match (args.tcp, args.socket) {
+        (Some(addr), _) => Listen::Tcp {
+            addr,
+            force: args.force_insecure_tcp,
+        },
+        (None, Some(path)) => Listen::Unix(path),
+        (None, None) => Listen::Unix(match std::env::var_os("XDG_RUNTIME_DIR") {
+            Some(dir) => Path::new(&dir).join("cclaunch.sock"),
+            None => "/run/cclaunch/cclaunch.sock".into(),
+        }),
+    };
+    let launcher = Arc::new(launcher(config).await?);
+    println!("cclaunch serving on {listen:?}");
+    api::serve(launcher, listen, shutdown_signal()).await?;
+    Ok(())
 }

@@ -96,6 +96,13 @@ pub enum Command {
     /// A stand-in peer (ChaincodeSupport server) for harnesses.
     #[command(subcommand)]
     Devpeer(DevpeerCommand),
+    /// Run as the sidecar: serve the cclaunch.v1.Launcher gRPC API (see docs/API.md).
+    ///
+    /// Listens on a Unix socket (mode 0660; a stale socket is replaced, a live
+    /// one refused) or loopback TCP. Also serves grpc.health.v1 and gRPC
+    /// reflection. SIGTERM stops accepting and lets calls in flight finish;
+    /// chaincode keeps running.
+    Serve(ServeArgs),
     /// Check that the container engine answers; print its version.
     Health,
     /// Print the effective configuration (defaults, file, environment).
@@ -194,6 +201,19 @@ pub struct TryArgs {
     /// Leave the chaincode running at the end.
     #[arg(long)]
     pub keep: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Unix socket path (default: $XDG_RUNTIME_DIR/cclaunch.sock, else /run/cclaunch/cclaunch.sock).
+    #[arg(long, value_name = "PATH", conflicts_with = "tcp")]
+    pub socket: Option<PathBuf>,
+    /// Plain TCP address instead of the socket; loopback only unless forced.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub tcp: Option<std::net::SocketAddr>,
+    /// Allow plain TCP on a non-loopback address (anyone reaching it drives the engine).
+    #[arg(long, requires = "tcp")]
+    pub force_insecure_tcp: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -120,6 +120,7 @@ pub async fn run(
             peer_address: peer_address.to_string(),
             tls: client_tls,
             msp_id: Some(options.msp_id.clone()),
+            extra_env: Vec::new(),
         })
         .await?;
     let start_took = started_at.elapsed();

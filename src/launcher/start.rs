@@ -22,6 +22,8 @@ pub struct StartRequest {
     pub tls: Option<TlsMaterial>,
     /// Defaults to `peer.localMspId`.
     pub msp_id: Option<String>,
+    /// `KEY=value` entries added after the peer's own.
+    pub extra_env: Vec<String>,
 }
 
 #[derive(Debug, Clone)]

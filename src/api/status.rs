@@ -1,0 +1,40 @@
+//! The one mapping from launcher errors to gRPC status codes.
+
+use tonic::{Code, Status};
+
+use crate::launcher::Error;
+use crate::runtime;
+
+/// An error with its causes, on one line.
+pub fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+pub fn to_status(error: &Error) -> Status {
+    let code = match error {
+        Error::Package(_) | Error::Naming { .. } | Error::Platform { .. } | Error::Tls { .. } => {
+            Code::InvalidArgument
+        }
+        Error::NotBuilt { .. } | Error::NoContainer { .. } => Code::NotFound,
+        Error::NotOurs { .. } | Error::UnknownType { .. } => Code::FailedPrecondition,
+        Error::BuildFailed { .. } | Error::SharedBuild { .. } => Code::Aborted,
+        Error::Engine { source, .. } | Error::EngineOnly(source) => match source {
+            runtime::Error::Unreachable { .. } => Code::Unavailable,
+            runtime::Error::NotFound { .. } => Code::NotFound,
+            runtime::Error::Timeout { .. } => Code::DeadlineExceeded,
+            runtime::Error::BuildFailed { .. } | runtime::Error::ImageBuildFailed { .. } => {
+                Code::Aborted
+            }
+            _ => Code::Internal,
+        },
+        Error::Io { .. } => Code::Internal,
+    };
+    Status::new(code, chain(error))
+}

@@ -1,0 +1,297 @@
+//! The sidecar API end to end: a real `cclaunch serve` process on a Unix
+//! socket, driven by a gRPC client through Build (chunks and path), Start,
+//! Logs, Wait, List, Stop and Gc on the real engine; bad calls get status
+//! codes that say what is wrong.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use cclaunch::api::pb::launcher_client::LauncherClient;
+use cclaunch::api::pb::{self, build_event::Event, build_request::Source};
+use common::{Env, SHENV};
+use futures_util::StreamExt;
+use tonic::transport::Channel;
+use tonic::Code;
+
+async fn connect(socket: &Path) -> Channel {
+    let socket = socket.to_path_buf();
+    for _ in 0..100 {
+        let path = socket.clone();
+        let connected = tonic::transport::Endpoint::from_static("http://sidecar")
+            .connect_with_connector(tower::service_fn(move |_: tonic::transport::Uri| {
+                let path = path.clone();
+                async move {
+                    Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(
+                        tokio::net::UnixStream::connect(path).await?,
+                    ))
+                }
+            }))
+            .await;
+        if let Ok(channel) = connected {
+            return channel;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("sidecar never listened on {}", socket.display());
+}
+
+struct Sidecar {
+    child: tokio::process::Child,
+    socket: PathBuf,
+}
+
+fn spawn_sidecar(env: &Env) -> Sidecar {
+    let socket = env.dir.path().join("run/cclaunch.sock");
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_cclaunch"))
+        .arg("serve")
+        .arg("--socket")
+        .arg(&socket)
+        .env("CORE_VM_ENDPOINT", common::endpoint())
+        .env("CORE_PEER_ID", &env.peer)
+        .env("CORE_PEER_NETWORKID", "test")
+        .env("CORE_CHAINCODE_NODE_RUNTIME", SHENV)
+        .env("CCLAUNCH_PACKAGE_MAXUNPACKEDBYTES", "1048576")
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn cclaunch serve");
+    Sidecar { child, socket }
+}
+
+async fn build(
+    client: &mut LauncherClient<Channel>,
+    requests: Vec<pb::BuildRequest>,
+) -> Result<(Vec<String>, pb::BuildDone), tonic::Status> {
+    let mut events = client
+        .build(futures_util::stream::iter(requests))
+        .await?
+        .into_inner();
+    let mut output = Vec::new();
+    while let Some(event) = events.next().await {
+        match event?.event {
+            Some(Event::Output(line)) => output.push(line),
+            Some(Event::Done(done)) => return Ok((output, done)),
+            None => {}
+        }
+    }
+    Err(tonic::Status::internal("build stream ended without Done"))
+}
+
+fn chunks(file: &Path) -> Vec<pb::BuildRequest> {
+    std::fs::read(file)
+        .unwrap()
+        .chunks(1024)
+        .map(|c| pb::BuildRequest {
+            source: Some(Source::Chunk(c.to_vec())),
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grpc_client_drives_a_chaincode_through_its_whole_life() {
+    let env = Env::new("api", &[("CORE_CHAINCODE_NODE_RUNTIME", SHENV)]).await;
+    let mut sidecar = spawn_sidecar(&env);
+    let channel = connect(&sidecar.socket).await;
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&sidecar.socket).unwrap().permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o660, "socket mode");
+
+    // Standard health service.
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
+    let serving = health
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "cclaunch.v1.Launcher".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        serving.status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
+
+    let mut client = LauncherClient::new(channel);
+    let engine = client
+        .health(pb::HealthRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(engine.api_version, "1.41");
+
+    let package = env.shell_package(
+        "apicc",
+        "echo hello from api\nsleep 2\necho bye >&2\nexit 7\n",
+    );
+    let (output, done) = build(&mut client, chunks(&package.file))
+        .await
+        .expect("build from chunks");
+    assert_eq!(done.package_id, package.id);
+    assert!(!done.reused);
+    assert!(
+        output.iter().any(|l| l.contains("Successfully tagged")),
+        "{output:?}"
+    );
+    let path = pb::BuildRequest {
+        source: Some(Source::Path(package.file.display().to_string())),
+    };
+    let (_, again) = build(&mut client, vec![path])
+        .await
+        .expect("build from path");
+    assert!(again.reused, "second build reuses the image");
+
+    let started = client
+        .start(pb::StartRequest {
+            package_id: package.id.clone(),
+            peer_address: "127.0.0.1:7052".into(),
+            extra_env: vec!["EXTRA=1".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(started.r#type, "node");
+
+    let mut logs = client
+        .logs(pb::LogsRequest {
+            package_id: package.id.clone(),
+            follow: true,
+            tail: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut lines = Vec::new();
+    while let Some(line) = tokio::time::timeout(Duration::from_secs(30), logs.next())
+        .await
+        .expect("logs end")
+    {
+        let line = line.unwrap();
+        lines.push((line.line, line.stream));
+    }
+    assert!(
+        lines.contains(&("hello from api".into(), "stdout".into())),
+        "{lines:?}"
+    );
+    assert!(
+        lines.contains(&("bye".into(), "stderr".into())),
+        "{lines:?}"
+    );
+
+    let waited = client
+        .wait(pb::ChaincodeRef {
+            package_id: package.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(waited.exit_code, 7);
+    let listed = client.list(pb::ListRequest {}).await.unwrap().into_inner();
+    let mine = listed
+        .chaincodes
+        .iter()
+        .find(|c| c.package_id == package.id)
+        .expect("listed");
+    assert_eq!((mine.running, mine.exit_code), (false, Some(7)));
+    assert_eq!(mine.container, started.container);
+
+    client
+        .stop(pb::ChaincodeRef {
+            package_id: package.id.clone(),
+        })
+        .await
+        .unwrap();
+    let listed = client.list(pb::ListRequest {}).await.unwrap().into_inner();
+    assert!(!listed.chaincodes.iter().any(|c| c.package_id == package.id));
+    let collected = client
+        .gc(pb::GcRequest {
+            package_ids: vec![package.id.clone()],
+            keep: vec![],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(collected.images.len(), 1, "{collected:?}");
+
+    // SIGTERM: the sidecar drains and exits cleanly, removing its socket.
+    let pid = sidecar.child.id().unwrap().to_string();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(15), sidecar.child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "{status}");
+    assert!(!sidecar.socket.exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_calls_get_status_codes_that_say_what_is_wrong() {
+    let env = Env::new("apibad", &[("CORE_CHAINCODE_NODE_RUNTIME", SHENV)]).await;
+    let sidecar = spawn_sidecar(&env);
+    let mut client = LauncherClient::new(connect(&sidecar.socket).await);
+
+    let start = |package_id: &str| pb::StartRequest {
+        package_id: package_id.into(),
+        peer_address: "127.0.0.1:7052".into(),
+        ..Default::default()
+    };
+    let code = |r: Result<tonic::Response<pb::StartResponse>, tonic::Status>| r.unwrap_err().code();
+    assert_eq!(
+        code(client.start(start("unknown_1:abcd")).await),
+        Code::NotFound
+    );
+    assert_eq!(
+        code(client.start(start("a..b:1")).await),
+        Code::InvalidArgument,
+        "name breaks Docker's rules"
+    );
+    let mut bad_tls = start("unknown_1:abcd");
+    bad_tls.client_cert = b"not pem".to_vec();
+    bad_tls.client_key = b"not pem".to_vec();
+    bad_tls.root_cert = b"not pem".to_vec();
+    let status = client.start(bad_tls).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(status.message().contains("not PEM"), "{}", status.message());
+    let mut half_tls = start("unknown_1:abcd");
+    half_tls.client_cert = b"-----BEGIN CERTIFICATE-----".to_vec();
+    assert_eq!(code(client.start(half_tls).await), Code::InvalidArgument);
+
+    let hostile = common::repo().join("testdata/bad/code-symlink.tar.gz");
+    let status = build(&mut client, chunks(&hostile)).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(status.message().contains("symlink"), "{}", status.message());
+    // Larger than the sidecar's cap (1 MiB here): refused while it arrives.
+    let big: Vec<pb::BuildRequest> = (0..20)
+        .map(|_| pb::BuildRequest {
+            source: Some(Source::Chunk(vec![0u8; 64 << 10])),
+        })
+        .collect();
+    let status = build(&mut client, big).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        status.message().contains("larger than"),
+        "{}",
+        status.message()
+    );
+    let status = build(&mut client, vec![]).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+
+    let stop = client
+        .stop(pb::ChaincodeRef {
+            package_id: "unknown_1:abcd".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(stop.code(), Code::NotFound);
+    let wait = client
+        .wait(pb::ChaincodeRef {
+            package_id: "unknown_1:abcd".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(wait.code(), Code::NotFound);
+}
