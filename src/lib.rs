@@ -11,6 +11,7 @@ pub mod config;
 pub mod devpeer;
 pub mod launcher;
 pub mod logs;
+pub mod metrics;
 pub mod naming;
 pub mod package;
 pub mod platform;

@@ -226,6 +226,7 @@ pub async fn mirror(
     let mut stderr = Lines::new(max_line);
     let mut count = 0u64;
     let mut emit = |line: Line| {
+        crate::metrics::lines_mirrored(1);
         logger.info(&line.text);
         tail.record(&line.text);
         each(&line);

@@ -40,14 +40,17 @@ async fn connect(socket: &Path) -> Channel {
 struct Sidecar {
     child: tokio::process::Child,
     socket: PathBuf,
+    operations: String,
 }
 
 fn spawn_sidecar(env: &Env) -> Sidecar {
     let socket = env.dir.path().join("run/cclaunch.sock");
+    let operations = format!("127.0.0.1:{}", common::free_port());
     let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_cclaunch"))
         .arg("serve")
         .arg("--socket")
         .arg(&socket)
+        .args(["--operations", &operations])
         .env("CORE_VM_ENDPOINT", common::endpoint())
         .env("CORE_PEER_ID", &env.peer)
         .env("CORE_PEER_NETWORKID", "test")
@@ -56,7 +59,11 @@ fn spawn_sidecar(env: &Env) -> Sidecar {
         .kill_on_drop(true)
         .spawn()
         .expect("spawn cclaunch serve");
-    Sidecar { child, socket }
+    Sidecar {
+        child,
+        socket,
+        operations,
+    }
 }
 
 async fn build(
@@ -178,6 +185,20 @@ async fn a_grpc_client_drives_a_chaincode_through_its_whole_life() {
         lines.contains(&("bye".into(), "stderr".into())),
         "{lines:?}"
     );
+
+    // The operations endpoint: healthy engine, the build and launch counted.
+    let (status, body) = common::http(&sidecar.operations, "GET", "/healthz", "").await;
+    assert_eq!((status, body.as_str()), (200, r#"{"status":"OK"}"#));
+    let (status, metrics) = common::http(&sidecar.operations, "GET", "/metrics", "").await;
+    assert_eq!(status, 200);
+    for expected in [
+        "cclaunch_build_duration_seconds_count{success=\"true\",reused=\"false\"} 1\n",
+        "cclaunch_build_duration_seconds_count{success=\"true\",reused=\"true\"} 1\n",
+        "cclaunch_launch_duration_seconds_count 1\n",
+        "cclaunch_lines_mirrored_total 2\n",
+    ] {
+        assert!(metrics.contains(expected), "{expected:?} in:\n{metrics}");
+    }
 
     let waited = client
         .wait(pb::ChaincodeRef {

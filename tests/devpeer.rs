@@ -15,7 +15,7 @@ use cclaunch::devpeer::proto::protos::{ChaincodeId, ChaincodeMessage};
 use cclaunch::devpeer::tryout::{self, Invocation, Options};
 use cclaunch::devpeer::{Creator, DevPeer, TlsSetup};
 use cclaunch::launcher::StartRequest;
-use common::{captured, eventually, repo, Env};
+use common::{captured, eventually, free_port, http, repo, Env};
 use prost::Message;
 
 fn options(tls: bool, calls: &[&[&str]]) -> Options {
@@ -411,40 +411,6 @@ async fn go_sample_dials_devpeer_and_reads_its_tls_files() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn java_sample_dials_devpeer_and_reads_its_tls_files() {
     sample_reaches_devpeer_with_tls("java", "sample-java", "").await;
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A minimal HTTP/1.1 exchange (the control endpoint speaks plain HTTP).
-async fn http(addr: &str, method: &str, path: &str, body: &str) -> (u16, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(addr)
-        .await
-        .expect("connect control");
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.unwrap();
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = response
-        .split("\r\n\r\n")
-        .nth(1)
-        .unwrap_or_default()
-        .to_string();
-    (status, body)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

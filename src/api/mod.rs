@@ -2,8 +2,9 @@
 //! [`Launcher`]: each call is one launcher call, and every launcher error maps
 //! to one status code that says what kind of problem it is.
 
+pub mod operations;
 mod serve;
-mod status;
+pub(crate) mod status;
 
 use std::pin::Pin;
 use std::sync::Arc;

@@ -409,7 +409,20 @@ async fn serve(args: ServeArgs, config: Config) -> Result<()> {
         }),
     };
     let launcher = Arc::new(launcher(config).await?);
+    let operations = match args.operations {
+        Some(addr) => {
+            let (bound, task) = api::operations::serve(launcher.clone(), addr)
+                .await
+                .with_context(|| format!("cannot serve the operations endpoint on {addr}"))?;
+            println!("operations endpoint on http://{bound} (/healthz, /metrics)");
+            Some(task)
+        }
+        None => None,
+    };
     println!("cclaunch serving on {listen:?}");
     api::serve(launcher, listen, shutdown_signal()).await?;
+    if let Some(task) = operations {
+        task.abort();
+    }
     Ok(())
 }

@@ -214,6 +214,9 @@ pub struct ServeArgs {
     /// Allow plain TCP on a non-loopback address (anyone reaching it drives the engine).
     #[arg(long, requires = "tcp")]
     pub force_insecure_tcp: bool,
+    /// Operations endpoint (HTTP GET /healthz and /metrics), e.g. 127.0.0.1:9444.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub operations: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -28,6 +28,18 @@ pub struct Built {
 
 impl Launcher {
     pub async fn build(&self, package: &Package, progress: &dyn Progress) -> Result<Built, Error> {
+        let started = std::time::Instant::now();
+        let result = self.build_or_reuse(package, progress).await;
+        let reused = result.as_ref().is_ok_and(|b| b.reused);
+        crate::metrics::build_finished(started.elapsed(), result.is_ok(), reused);
+        result
+    }
+
+    async fn build_or_reuse(
+        &self,
+        package: &Package,
+        progress: &dyn Progress,
+    ) -> Result<Built, Error> {
         let package_id = package.id.as_str();
         let platform =
             Platform::from_type(&package.metadata.kind).map_err(|source| Error::Platform {

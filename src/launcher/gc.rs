@@ -44,7 +44,7 @@ impl Launcher {
                 (runtime::LABEL_NETWORK_ID, &self.config.peer.network_id),
             ])
             .await
-            .map_err(Error::EngineOnly)?;
+            .map_err(super::engine_only)?;
         for container in containers {
             let Some(id) = container.labels.get(runtime::LABEL_PACKAGE_ID) else {
                 continue;
@@ -58,7 +58,7 @@ impl Launcher {
             .engine
             .list_images(&[(runtime::LABEL_MANAGED, "true")])
             .await
-            .map_err(Error::EngineOnly)?;
+            .map_err(super::engine_only)?;
         let mut removed = BTreeSet::new();
         for (image, labels) in images {
             let Some(id) = labels.get(runtime::LABEL_PACKAGE_ID) else {

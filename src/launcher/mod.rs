@@ -95,10 +95,19 @@ impl Error {
 
 /// Wraps an engine error with the chaincode it concerned.
 fn engine(package_id: &str) -> impl Fn(runtime::Error) -> Error + '_ {
-    move |source| Error::Engine {
-        package_id: package_id.to_string(),
-        source,
+    move |source| {
+        crate::metrics::engine_error();
+        Error::Engine {
+            package_id: package_id.to_string(),
+            source,
+        }
     }
+}
+
+/// Wraps an engine error that concerns no single chaincode.
+fn engine_only(source: runtime::Error) -> Error {
+    crate::metrics::engine_error();
+    Error::EngineOnly(source)
 }
 
 /// A build's outcome as its waiters see it: `None` while it runs, then the
@@ -173,7 +182,7 @@ impl Launcher {
     }
 
     pub async fn health(&self) -> Result<EngineInfo, Error> {
-        self.engine.ping().await.map_err(Error::EngineOnly)
+        self.engine.ping().await.map_err(engine_only)
     }
 
     /// The chaincode container of `package_id`, refused unless it is ours.
@@ -278,7 +287,7 @@ impl Launcher {
             .engine
             .list_containers(&[(runtime::LABEL_MANAGED, "true")])
             .await
-            .map_err(Error::EngineOnly)?;
+            .map_err(engine_only)?;
         // Build containers are ours too, but short-lived and not chaincode.
         found.retain(|c| {
             c.labels.contains_key(runtime::LABEL_PACKAGE_ID) && !c.labels.contains_key(LABEL_BUILD)

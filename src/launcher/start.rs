@@ -36,6 +36,13 @@ pub struct Started {
 
 impl Launcher {
     pub async fn start(&self, request: StartRequest) -> Result<Started, Error> {
+        let began = std::time::Instant::now();
+        let started = self.start_container(request).await?;
+        crate::metrics::launch_finished(began.elapsed());
+        Ok(started)
+    }
+
+    async fn start_container(&self, request: StartRequest) -> Result<Started, Error> {
         let package_id = request.package_id.as_str();
         if let Some(tls) = &request.tls {
             tls.validate().map_err(|reason| Error::Tls {
