@@ -6,9 +6,8 @@ mod common;
 
 use std::sync::Arc;
 
-use cclaunch::launcher::StartRequest;
 use cclaunch::runtime::Engine;
-use common::{docker, Env, SHENV};
+use common::{docker, request, Env, SHENV};
 
 /// Build containers the engine created for this test's peer since `since`.
 fn build_containers_created(peer: &str, since: &str) -> usize {
@@ -38,17 +37,6 @@ fn chrono_now() -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap();
     format!("{}.{:09}", now.as_secs(), now.subsec_nanos())
-}
-
-fn request(package_id: &str) -> StartRequest {
-    StartRequest {
-        package_id: package_id.to_string(),
-        platform: None,
-        peer_address: "127.0.0.1:7052".into(),
-        tls: None,
-        msp_id: None,
-        extra_env: Vec::new(),
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

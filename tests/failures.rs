@@ -7,20 +7,9 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use cclaunch::launcher::{Error, StartRequest};
+use cclaunch::launcher::Error;
 use cclaunch::runtime::Engine;
-use common::{docker, Env, BUSYBOX};
-
-fn request(package_id: &str) -> StartRequest {
-    StartRequest {
-        package_id: package_id.to_string(),
-        platform: None,
-        peer_address: "127.0.0.1:7052".into(),
-        tls: None,
-        msp_id: None,
-        extra_env: Vec::new(),
-    }
-}
+use common::{docker, request, Env, BUSYBOX};
 
 fn go_source(env: &Env, name: &str, go_mod: &str, main: &str) -> std::path::PathBuf {
     let dir = env.dir.path().join(name);

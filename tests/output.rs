@@ -5,21 +5,9 @@ mod common;
 
 use std::time::Duration;
 
-use cclaunch::launcher::StartRequest;
-use common::{captured, Env, SHENV};
+use common::{captured, request, Env, SHENV};
 
 const SHELL_RUNTIME: &[(&str, &str)] = &[("CORE_CHAINCODE_NODE_RUNTIME", SHENV)];
-
-fn request(package_id: &str) -> StartRequest {
-    StartRequest {
-        package_id: package_id.to_string(),
-        platform: None,
-        peer_address: "127.0.0.1:7052".into(),
-        tls: None,
-        msp_id: None,
-        extra_env: Vec::new(),
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hundred_thousand_lines_arrive_complete_and_in_order() {

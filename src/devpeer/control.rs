@@ -48,16 +48,7 @@ pub async fn serve(
     peer: DevPeer,
     addr: SocketAddr,
 ) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), Error> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|source| Error::Listen {
-            addr: addr.to_string(),
-            source,
-        })?;
-    let bound = listener.local_addr().map_err(|source| Error::Listen {
-        addr: addr.to_string(),
-        source,
-    })?;
+    let (listener, bound) = super::bind(addr).await?;
     let app = Router::new()
         .route("/chaincodes", get(chaincodes))
         .route("/invoke", post(invoke))

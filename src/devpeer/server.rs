@@ -62,16 +62,7 @@ pub(super) async fn listen(
     addr: SocketAddr,
     tls: Option<TlsSetup>,
 ) -> Result<Listening, Error> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|source| Error::Listen {
-            addr: addr.to_string(),
-            source,
-        })?;
-    let addr = listener.local_addr().map_err(|source| Error::Listen {
-        addr: addr.to_string(),
-        source,
-    })?;
+    let (listener, addr) = super::bind(addr).await?;
     let mut builder = Server::builder();
     if let Some(tls) = tls {
         let config = ServerTlsConfig::new()

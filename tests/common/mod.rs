@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cclaunch::config::Config;
-use cclaunch::launcher::{Launcher, TlsMaterial};
+use cclaunch::launcher::{Launcher, StartRequest, TlsMaterial};
 use cclaunch::package::{self, Limits, Metadata, Package};
 use cclaunch::runtime::docker::Docker;
 use cclaunch::runtime::{self, Engine};
@@ -312,4 +312,16 @@ pub async fn http(addr: &str, method: &str, path: &str, body: &str) -> (u16, Str
         .unwrap_or_default()
         .to_string();
     (status, body)
+}
+
+/// A plain start request (TLS off) for a package id.
+pub fn request(package_id: &str) -> StartRequest {
+    StartRequest {
+        package_id: package_id.to_string(),
+        platform: None,
+        peer_address: "127.0.0.1:7052".into(),
+        tls: None,
+        msp_id: None,
+        extra_env: Vec::new(),
+    }
 }
