@@ -6,7 +6,8 @@ ARG RUNTIME_IMAGE=debian:bookworm-slim
 
 FROM ${RUST_IMAGE} AS build
 WORKDIR /src
-COPY Cargo.toml Cargo.lock ./
+COPY Cargo.toml Cargo.lock build.rs ./
+COPY proto ./proto
 COPY src ./src
 RUN cargo build --release --locked --bin cclaunch \
  && strip target/release/cclaunch
@@ -18,4 +19,4 @@ COPY --from=build /src/target/release/cclaunch /usr/local/bin/cclaunch
 # Talks to the engine through the socket mounted at /var/run/docker.sock
 # (vm.endpoint); the peer container itself needs no socket.
 ENTRYPOINT ["/usr/local/bin/cclaunch"]
-CMD ["--help"]
+CMD ["serve", "--socket", "/run/cclaunch/cclaunch.sock", "--operations", "0.0.0.0:9444"]
