@@ -42,8 +42,25 @@ fn lines_of(container: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn contract_api_chaincode_registers_over_mutual_tls_and_keeps_state() {
+    contract_flow(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contract_api_chaincode_works_with_tls_off() {
+    contract_flow(false).await;
+}
+
+async fn contract_flow(tls: bool) {
     let _ = captured();
-    let env = Env::new("contract", &[]).await;
+    let env = Env::new(
+        if tls {
+            "contract-tls"
+        } else {
+            "contract-plain"
+        },
+        &[],
+    )
+    .await;
     let package = env.package(
         "node",
         "asset-contract_1.0",
@@ -54,7 +71,7 @@ async fn contract_api_chaincode_registers_over_mutual_tls_and_keeps_state() {
         &env.launcher,
         &package,
         &options(
-            true,
+            tls,
             &[
                 &["CreateAsset", "a1", "blue"],
                 &["ReadAsset", "a1"],
@@ -99,8 +116,17 @@ async fn contract_api_chaincode_registers_over_mutual_tls_and_keeps_state() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn low_level_shim_chaincode_works_with_tls_off() {
+    shim_flow(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn low_level_shim_chaincode_registers_over_mutual_tls() {
+    shim_flow(true).await;
+}
+
+async fn shim_flow(tls: bool) {
     let _ = captured();
-    let env = Env::new("shim", &[]).await;
+    let env = Env::new(if tls { "shim-tls" } else { "shim-plain" }, &[]).await;
     let package = env.package(
         "node",
         "shim_1.0",
@@ -111,7 +137,7 @@ async fn low_level_shim_chaincode_works_with_tls_off() {
         &env.launcher,
         &package,
         &options(
-            false,
+            tls,
             &[
                 &["put", "k1", "v1"],
                 &["get", "k1"],
