@@ -139,6 +139,7 @@ async fn start_latency(launcher: &Launcher, docker: &Docker, dir: &Path) -> Resu
                 peer_address: "127.0.0.1:7052".into(),
                 tls: Some(tls.clone()),
                 msp_id: None,
+                extra_env: Vec::new(),
             })
             .await?;
         ours.push(t.elapsed().as_secs_f64() * 1000.0);
@@ -246,6 +247,7 @@ async fn mirroring(launcher: &Launcher, dir: &Path) -> Result<()> {
             peer_address: "127.0.0.1:7052".into(),
             tls: None,
             msp_id: None,
+            extra_env: Vec::new(),
         };
         let started = launcher.start(request.clone()).await?;
         let t = Instant::now();
@@ -376,6 +378,7 @@ async fn node_registration(docker: Arc<Docker>, dir: &Path) -> Result<()> {
                 peer_address: listening.addr.to_string(),
                 tls: None,
                 msp_id: None,
+                extra_env: Vec::new(),
             })
             .await?;
         start.push(t.elapsed().as_secs_f64() * 1000.0);
