@@ -9,41 +9,48 @@ use std::sync::Arc;
 use cclaunch::runtime::Engine;
 use common::{docker, request, Env, SHENV};
 
-/// Build containers the engine created for this test's peer since `since`.
-fn build_containers_created(peer: &str, since: &str) -> usize {
-    let until = chrono_now();
-    docker(&[
-        "events",
-        "--since",
-        since,
-        "--until",
-        &until,
-        "--filter",
-        "type=container",
-        "--filter",
-        "event=create",
-        "--filter",
-        "label=org.cclaunch.build=true",
-        "--filter",
-        &format!("label=org.cclaunch.peer-id={peer}"),
-    ])
-    .lines()
-    .count()
+/// Counts the build containers the engine creates for a peer while it runs:
+/// a live `docker events` subscription (a `--since` replay reads the engine's
+/// small ring of recent events, which busy parallel tests overrun).
+struct BuildWatch {
+    child: std::process::Child,
 }
 
-fn chrono_now() -> String {
-    // Unix seconds, as `docker events` accepts.
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap();
-    format!("{}.{:09}", now.as_secs(), now.subsec_nanos())
+impl BuildWatch {
+    async fn start(peer: &str) -> BuildWatch {
+        let child = std::process::Command::new("docker")
+            .args([
+                "events",
+                "--format",
+                "{{.ID}}",
+                "--filter",
+                "type=container",
+                "--filter",
+                "event=create",
+            ])
+            .args(["--filter", "label=org.cclaunch.build=true", "--filter"])
+            .arg(format!("label=org.cclaunch.peer-id={peer}"))
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("docker events");
+        // Give the subscription a moment to be in place before the builds.
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        BuildWatch { child }
+    }
+
+    async fn created(mut self) -> usize {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        let _ = self.child.kill();
+        let output = self.child.wait_with_output().expect("docker events output");
+        String::from_utf8_lossy(&output.stdout).lines().count()
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sixteen_concurrent_builds_of_one_package_cause_one_engine_build() {
     let env = Env::new("flight", &[("CORE_CHAINCODE_NODE_RUNTIME", SHENV)]).await;
     let package = Arc::new(env.shell_package("flight", "sleep 600\n"));
-    let since = chrono_now();
+    let watch = BuildWatch::start(&env.peer).await;
     let builds: Vec<_> = (0..16)
         .map(|_| {
             let launcher = env.launcher.clone();
@@ -61,11 +68,7 @@ async fn sixteen_concurrent_builds_of_one_package_cause_one_engine_build() {
         "one caller built"
     );
     assert!(built.iter().all(|b| b.image == built[0].image));
-    assert_eq!(
-        build_containers_created(&env.peer, &since),
-        1,
-        "the engine ran one build"
-    );
+    assert_eq!(watch.created().await, 1, "the engine ran one build");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -84,7 +87,7 @@ async fn callers_sharing_a_failed_build_all_get_its_error() {
     )
     .unwrap();
     let package = Arc::new(env.package("golang", "flightfail_1", "example.com/broken", &code));
-    let since = chrono_now();
+    let watch = BuildWatch::start(&env.peer).await;
     let builds: Vec<_> = (0..4)
         .map(|_| {
             let launcher = env.launcher.clone();
@@ -99,11 +102,7 @@ async fn callers_sharing_a_failed_build_all_get_its_error() {
             "{err}"
         );
     }
-    assert_eq!(
-        build_containers_created(&env.peer, &since),
-        1,
-        "one failing build, not four"
-    );
+    assert_eq!(watch.created().await, 1, "one failing build, not four");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
