@@ -162,3 +162,49 @@ async fn concurrent_starts_of_one_chaincode_take_turns() {
     ]);
     assert_eq!(running.lines().count(), 1, "exactly one container remains");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cancelled_start_leaves_no_half_made_container() {
+    let env = Env::new("cancel", &[("CORE_CHAINCODE_NODE_RUNTIME", SHENV)]).await;
+    let package = env.shell_package("cancel", "sleep 600\n");
+    env.launcher
+        .build(&package, &|_: &str| {})
+        .await
+        .expect("build");
+    let tls = common::tls_material();
+    let mut cancelled = 0;
+    // Cut the call off at growing delays, so some land between create and start.
+    for ms in [5u64, 10, 20, 30, 40, 60, 80, 120, 160, 250] {
+        let mut req = request(&package.id);
+        req.tls = Some(tls.clone());
+        let attempt = tokio::time::timeout(
+            std::time::Duration::from_millis(ms),
+            env.launcher.start(req),
+        )
+        .await;
+        let container = env.launcher.names(&package.id).unwrap().container;
+        match attempt {
+            Ok(started) => {
+                started.expect("start");
+                env.launcher.stop(&package.id).await.expect("stop");
+            }
+            Err(_) => {
+                cancelled += 1;
+                let gone = common::eventually(std::time::Duration::from_secs(10), || {
+                    docker(&["ps", "-aq", "--filter", &format!("name=^/{container}$")])
+                        .trim()
+                        .is_empty()
+                })
+                .await;
+                assert!(
+                    gone,
+                    "a start cancelled after {ms} ms left its container behind"
+                );
+            }
+        }
+    }
+    assert!(
+        cancelled > 0,
+        "no start was cut off; the delays are too long for this machine"
+    );
+}

@@ -76,16 +76,31 @@ impl Launcher {
             host_config: self.config.vm.docker.host_config.clone(),
         };
         tracing::debug!(chaincode = package_id, args = ?spec.args, env = ?spec.env, "creating container");
-        let id = self
-            .engine
-            .create_container(&spec)
-            .await
-            .map_err(engine(package_id))?;
+        // The engine finishes a create even if this caller goes away midway,
+        // so the call runs as its own task and a cancelled caller leaves a
+        // reaper behind that removes what it made.
+        let create = tokio::spawn({
+            let engine = Arc::clone(&self.engine);
+            async move { engine.create_container(&spec).await }
+        });
+        let pending = PendingCreate {
+            handle: Some(create),
+            engine: Arc::clone(&self.engine),
+        };
+        let id = pending.finish().await.map_err(engine(package_id))?;
 
-        match self
+        // From here on the container exists: if this call is cancelled before
+        // it is started, the guard removes it (by id, so a newer container of
+        // the same name is never hit).
+        let guard = RemoveOnDrop {
+            engine: Some(Arc::clone(&self.engine)),
+            id: id.clone(),
+        };
+        let prepared = self
             .prepare_and_start(package_id, &names.container, request.tls.as_ref())
-            .await
-        {
+            .await;
+        guard.disarm();
+        match prepared {
             Ok(()) => {
                 tracing::info!(chaincode = package_id, container = %names.container, "started chaincode container");
                 Ok(Started {
@@ -97,7 +112,7 @@ impl Launcher {
             }
             Err(e) => {
                 // Leave nothing half-done: the container never ran.
-                if let Err(cleanup) = self.engine.remove_container(&names.container).await {
+                if let Err(cleanup) = self.engine.remove_container(&id).await {
                     tracing::warn!(chaincode = package_id, error = %cleanup, "could not remove the container after a failed start");
                 }
                 Err(e)
@@ -187,5 +202,80 @@ impl Launcher {
             package_id: package_id.to_string(),
             source,
         })
+    }
+}
+
+/// Removes a created container if the start owning it is dropped midway.
+struct RemoveOnDrop {
+    engine: Option<Arc<dyn crate::runtime::Engine>>,
+    id: String,
+}
+
+impl RemoveOnDrop {
+    fn disarm(mut self) {
+        self.engine = None;
+    }
+}
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let (Some(engine), Ok(runtime)) =
+            (self.engine.take(), tokio::runtime::Handle::try_current())
+        else {
+            return;
+        };
+        let id = std::mem::take(&mut self.id);
+        runtime.spawn(async move {
+            if let Err(e) = engine.remove_container(&id).await {
+                tracing::warn!(container = %id, error = %e, "could not remove the container of a cancelled start");
+            }
+        });
+    }
+}
+
+/// A create call in flight; dropped before it finishes, it removes the
+/// container the engine goes on to make.
+struct PendingCreate {
+    handle: Option<tokio::task::JoinHandle<Result<String, crate::runtime::Error>>>,
+    engine: Arc<dyn crate::runtime::Engine>,
+}
+
+impl PendingCreate {
+    /// Waits for the create. If this future is dropped first, the guard
+    /// (moved into it) is dropped with the handle still set, and reaps.
+    async fn finish(mut self) -> Result<String, crate::runtime::Error> {
+        let outcome = match self.handle.as_mut() {
+            Some(handle) => handle.await,
+            None => {
+                return Err(crate::runtime::Error::NotFound {
+                    what: "create call".into(),
+                })
+            }
+        };
+        self.handle = None;
+        outcome.unwrap_or_else(|e| {
+            Err(crate::runtime::Error::Io {
+                context: "creating the container".into(),
+                source: std::io::Error::other(e.to_string()),
+            })
+        })
+    }
+}
+
+impl Drop for PendingCreate {
+    fn drop(&mut self) {
+        let (Some(handle), Ok(runtime)) =
+            (self.handle.take(), tokio::runtime::Handle::try_current())
+        else {
+            return;
+        };
+        let engine = Arc::clone(&self.engine);
+        runtime.spawn(async move {
+            if let Ok(Ok(id)) = handle.await {
+                if let Err(e) = engine.remove_container(&id).await {
+                    tracing::warn!(container = %id, error = %e, "could not remove the container of a cancelled start");
+                }
+            }
+        });
     }
 }
