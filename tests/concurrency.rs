@@ -203,6 +203,10 @@ async fn a_cancelled_start_leaves_no_half_made_container() {
             }
         }
     }
+    // stop waits for the chaincode's turn, so for any reaper still at work:
+    // afterwards nothing of the cancelled attempts may remain.
+    let err = env.launcher.stop(&package.id).await.unwrap_err();
+    assert!(err.to_string().contains("there is no container"), "{err}");
     assert!(
         cancelled > 0,
         "no start was cut off; the delays are too long for this machine"

@@ -50,7 +50,7 @@ impl Launcher {
                 reason,
             })?;
         }
-        let _turn = self.turn(package_id).await?;
+        let turn = self.turn(package_id).await?;
         let (names, existing) = self.own_container(package_id).await?;
         let platform = self.platform_of(&request, &names.image).await?;
         if existing.is_some() {
@@ -86,8 +86,10 @@ impl Launcher {
         let pending = PendingCreate {
             handle: Some(create),
             engine: Arc::clone(&self.engine),
+            turn: Some(turn),
         };
-        let id = pending.finish().await.map_err(engine(package_id))?;
+        let (id, _turn) = pending.finish().await;
+        let id = id.map_err(engine(package_id))?;
 
         // From here on the container exists: if this call is cancelled before
         // it is started, the guard removes it (by id, so a newer container of
@@ -234,31 +236,40 @@ impl Drop for RemoveOnDrop {
 }
 
 /// A create call in flight; dropped before it finishes, it removes the
-/// container the engine goes on to make.
+/// container the engine goes on to make, holding the chaincode's turn until
+/// then so the next start cannot collide with the late create.
 struct PendingCreate {
     handle: Option<tokio::task::JoinHandle<Result<String, crate::runtime::Error>>>,
     engine: Arc<dyn crate::runtime::Engine>,
+    turn: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
 
+type Turn = Option<tokio::sync::OwnedMutexGuard<()>>;
+
 impl PendingCreate {
-    /// Waits for the create. If this future is dropped first, the guard
-    /// (moved into it) is dropped with the handle still set, and reaps.
-    async fn finish(mut self) -> Result<String, crate::runtime::Error> {
+    /// Waits for the create; the outcome, and the turn handed back. If this
+    /// future is dropped first, the guard (moved into it) is dropped with the
+    /// handle still set, and reaps.
+    async fn finish(mut self) -> (Result<String, crate::runtime::Error>, Turn) {
         let outcome = match self.handle.as_mut() {
             Some(handle) => handle.await,
             None => {
-                return Err(crate::runtime::Error::NotFound {
-                    what: "create call".into(),
-                })
+                return (
+                    Err(crate::runtime::Error::NotFound {
+                        what: "create call".into(),
+                    }),
+                    self.turn.take(),
+                )
             }
         };
         self.handle = None;
-        outcome.unwrap_or_else(|e| {
+        let id = outcome.unwrap_or_else(|e| {
             Err(crate::runtime::Error::Io {
                 context: "creating the container".into(),
                 source: std::io::Error::other(e.to_string()),
             })
-        })
+        });
+        (id, self.turn.take())
     }
 }
 
@@ -270,12 +281,14 @@ impl Drop for PendingCreate {
             return;
         };
         let engine = Arc::clone(&self.engine);
+        let turn = self.turn.take();
         runtime.spawn(async move {
             if let Ok(Ok(id)) = handle.await {
                 if let Err(e) = engine.remove_container(&id).await {
                     tracing::warn!(container = %id, error = %e, "could not remove the container of a cancelled start");
                 }
             }
+            drop(turn);
         });
     }
 }
