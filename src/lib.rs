@@ -16,3 +16,16 @@ pub mod naming;
 pub mod package;
 pub mod platform;
 pub mod runtime;
+
+/// An error and its causes on one line, each once (`a: b: c`), for messages
+/// that cross a boundary as text (gRPC status, shared build outcomes).
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

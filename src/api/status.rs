@@ -5,17 +5,7 @@ use tonic::{Code, Status};
 use crate::launcher::Error;
 use crate::runtime;
 
-/// An error with its causes, on one line.
-pub fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
+pub use crate::error_chain as chain;
 
 pub fn to_status(error: &Error) -> Status {
     let code = match error {

@@ -102,7 +102,12 @@ impl Launcher {
         let result = self
             .build_now(package, platform, &names.image, progress)
             .await;
-        let _ = tx.send(Some(result.as_ref().map(|_| ()).map_err(error_chain)));
+        let _ = tx.send(Some(
+            result
+                .as_ref()
+                .map(|_| ())
+                .map_err(|e| crate::error_chain(e)),
+        ));
         result.map(|()| built(false))
     }
 
@@ -215,18 +220,6 @@ impl Drop for Flight<'_> {
             .unwrap_or_else(|p| p.into_inner())
             .remove(&self.image);
     }
-}
-
-/// An error with its causes, one line, for callers sharing a build.
-fn error_chain(error: &Error) -> String {
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// The classic builder turns every label into a build step of its own, so
