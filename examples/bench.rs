@@ -140,6 +140,7 @@ async fn start_latency(launcher: &Launcher, docker: &Docker, dir: &Path) -> Resu
                 tls: Some(tls.clone()),
                 msp_id: None,
                 extra_env: Vec::new(),
+                image_of: None,
             })
             .await?;
         ours.push(t.elapsed().as_secs_f64() * 1000.0);
@@ -248,6 +249,7 @@ async fn mirroring(launcher: &Launcher, dir: &Path) -> Result<()> {
             tls: None,
             msp_id: None,
             extra_env: Vec::new(),
+            image_of: None,
         };
         let started = launcher.start(request.clone()).await?;
         let t = Instant::now();
@@ -379,6 +381,7 @@ async fn node_registration(docker: Arc<Docker>, dir: &Path) -> Result<()> {
                 tls: None,
                 msp_id: None,
                 extra_env: Vec::new(),
+                image_of: None,
             })
             .await?;
         start.push(t.elapsed().as_secs_f64() * 1000.0);

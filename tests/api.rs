@@ -129,7 +129,7 @@ async fn a_grpc_client_drives_a_chaincode_through_its_whole_life() {
 
     let package = env.shell_package(
         "apicc",
-        "echo hello from api\nsleep 2\necho bye >&2\nexit 7\n",
+        "echo hello from api $EXTRA\nsleep 2\necho bye >&2\nexit 7\n",
     );
     let (output, done) = build(&mut client, chunks(&package.file))
         .await
@@ -178,7 +178,7 @@ async fn a_grpc_client_drives_a_chaincode_through_its_whole_life() {
         lines.push((line.line, line.stream));
     }
     assert!(
-        lines.contains(&("hello from api".into(), "stdout".into())),
+        lines.contains(&("hello from api 1".into(), "stdout".into())),
         "{lines:?}"
     );
     assert!(

@@ -409,6 +409,7 @@ async fn sample_reaches_devpeer_with_tls(kind: &str, name: &str, path: &str) {
             tls: Some(ca.client(&package.id).unwrap()),
             msp_id: None,
             extra_env: Vec::new(),
+            image_of: None,
         })
         .await
         .expect("start");
@@ -503,6 +504,7 @@ async fn devpeer_serve_lets_a_harness_start_chaincode_separately_and_query_it() 
             }),
             msp_id: None,
             extra_env: Vec::new(),
+            image_of: None,
         })
         .await
         .expect("start");

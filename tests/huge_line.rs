@@ -37,6 +37,7 @@ async fn a_ten_mib_line_does_not_blow_up_memory() {
             tls: None,
             msp_id: None,
             extra_env: Vec::new(),
+            image_of: None,
         })
         .await
         .expect("start");

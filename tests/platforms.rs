@@ -66,6 +66,7 @@ async fn build_start_and_inspect(case: Case) {
             tls: Some(tls.clone()),
             msp_id: Some("Org1MSP".into()),
             extra_env: Vec::new(),
+            image_of: None,
         })
         .await
         .expect("start");

@@ -188,6 +188,7 @@ impl LauncherApi for Api {
                 tls,
                 msp_id: (!r.msp_id.is_empty()).then_some(r.msp_id),
                 extra_env: r.extra_env,
+                image_of: (!r.image_of.is_empty()).then_some(r.image_of),
             })
             .await
             .map_err(|e| to_status(&e))?;

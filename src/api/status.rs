@@ -9,9 +9,11 @@ pub use crate::error_chain as chain;
 
 pub fn to_status(error: &Error) -> Status {
     let code = match error {
-        Error::Package(_) | Error::Naming { .. } | Error::Platform { .. } | Error::Tls { .. } => {
-            Code::InvalidArgument
-        }
+        Error::Package(_)
+        | Error::Naming { .. }
+        | Error::Platform { .. }
+        | Error::Tls { .. }
+        | Error::BadEnv { .. } => Code::InvalidArgument,
         Error::NotBuilt { .. } | Error::NoContainer { .. } => Code::NotFound,
         Error::NotOurs { .. } | Error::UnknownType { .. } => Code::FailedPrecondition,
         Error::BuildFailed { .. } | Error::SharedBuild { .. } => Code::Aborted,

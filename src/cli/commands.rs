@@ -175,6 +175,7 @@ async fn start(args: StartArgs, config: Config) -> Result<i32> {
             tls,
             msp_id: args.msp_id,
             extra_env: Vec::new(),
+            image_of: None,
         })
         .await?;
     println!("started {} ({})", started.container, started.platform);

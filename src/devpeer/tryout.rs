@@ -121,6 +121,7 @@ pub async fn run(
             tls: client_tls,
             msp_id: Some(options.msp_id.clone()),
             extra_env: Vec::new(),
+            image_of: None,
         })
         .await?;
     let start_took = started_at.elapsed();

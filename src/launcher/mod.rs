@@ -64,6 +64,10 @@ pub enum Error {
     },
     #[error("chaincode {package_id}: the shared build of its image failed: {message}")]
     SharedBuild { package_id: String, message: String },
+    #[error(
+        "chaincode {package_id}: extra env entry {entry:?} is not KEY=value with a valid name"
+    )]
+    BadEnv { package_id: String, entry: String },
     #[error("chaincode {package_id}: invalid TLS material: {reason}")]
     Tls { package_id: String, reason: String },
     #[error("chaincode {package_id}")]

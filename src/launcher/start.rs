@@ -24,6 +24,10 @@ pub struct StartRequest {
     pub msp_id: Option<String>,
     /// `KEY=value` entries added after the peer's own.
     pub extra_env: Vec<String>,
+    /// Run the image built for this package id instead of `package_id`'s own
+    /// (the external builder rebuilds the peer's package, so its id differs);
+    /// `package_id` still names the container and the chaincode.
+    pub image_of: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -50,9 +54,21 @@ impl Launcher {
                 reason,
             })?;
         }
+        for entry in &request.extra_env {
+            if !valid_env_entry(entry) {
+                return Err(Error::BadEnv {
+                    package_id: package_id.to_string(),
+                    entry: entry.clone(),
+                });
+            }
+        }
+        let image = match &request.image_of {
+            Some(built) => self.names(built)?.image,
+            None => self.names(package_id)?.image,
+        };
         let turn = self.turn(package_id).await?;
         let (names, existing) = self.own_container(package_id).await?;
-        let platform = self.platform_of(&request, &names.image).await?;
+        let platform = self.platform_of(&request, &image).await?;
         if existing.is_some() {
             tracing::info!(chaincode = package_id, container = %names.container, "removing previous container");
             self.remove_container(package_id, &names.container).await?;
@@ -64,14 +80,17 @@ impl Launcher {
             .unwrap_or(&self.config.peer.local_msp_id);
         let spec = ContainerSpec {
             name: names.container.clone(),
-            image: names.image.clone(),
+            image: image.clone(),
             args: platform.args(&request.peer_address),
             env: env::chaincode_env(
                 package_id,
                 &self.config.logging_env(),
                 request.tls.is_some(),
                 msp_id,
-            ),
+            )
+            .into_iter()
+            .chain(request.extra_env.iter().cloned())
+            .collect(),
             labels: self.labels(package_id),
             host_config: self.config.vm.docker.host_config.clone(),
         };
@@ -108,7 +127,7 @@ impl Launcher {
                 Ok(Started {
                     container: names.container,
                     id,
-                    image: names.image,
+                    image,
                     platform,
                 })
             }
@@ -207,6 +226,18 @@ impl Launcher {
     }
 }
 
+/// `KEY=value` with a name a shell would accept, so an entry cannot smuggle
+/// a second variable or an unnamed value into the chaincode's env.
+fn valid_env_entry(entry: &str) -> bool {
+    let Some((key, _)) = entry.split_once('=') else {
+        return false;
+    };
+    let mut chars = key.chars();
+    matches!(chars.next(), Some(c) if c == '_' || c.is_ascii_alphabetic())
+        && chars.all(|c| c == '_' || c.is_ascii_alphanumeric())
+        && !entry.contains('\0')
+}
+
 /// Removes a created container if the start owning it is dropped midway.
 struct RemoveOnDrop {
     engine: Option<Arc<dyn crate::runtime::Engine>>,
@@ -290,5 +321,20 @@ impl Drop for PendingCreate {
             }
             drop(turn);
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::valid_env_entry;
+
+    #[test]
+    fn extra_env_entries_must_be_named_assignments() {
+        for good in ["EXTRA=1", "_X=", "A1=b=c"] {
+            assert!(valid_env_entry(good), "{good}");
+        }
+        for bad in ["EXTRA", "=1", "1A=x", "A-B=x", "A=x\0y", ""] {
+            assert!(!valid_env_entry(bad), "{bad:?}");
+        }
     }
 }

@@ -323,5 +323,6 @@ pub fn request(package_id: &str) -> StartRequest {
         tls: None,
         msp_id: None,
         extra_env: Vec::new(),
+        image_of: None,
     }
 }
