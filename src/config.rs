@@ -57,6 +57,7 @@ cclaunch:
   output:
     maxLineBytes: 65536
     keepLines: 200
+  stateDir: ""
 "#;
 
 #[derive(Debug, thiserror::Error)]
@@ -159,6 +160,10 @@ pub struct Cclaunch {
     pub package: PackageLimits,
     pub build: Build,
     pub output: Output,
+    /// Where output-mirror checkpoints are kept across restarts; empty =
+    /// `$XDG_STATE_HOME/cclaunch`, else `$HOME/.local/state/cclaunch`, else
+    /// `/var/lib/cclaunch`.
+    pub state_dir: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -218,6 +223,19 @@ impl Config {
                 &two_digit(&self.cclaunch.fabric_version),
             )
             .replace("$(DOCKER_NS)", "hyperledger")
+    }
+
+    /// `cclaunch.stateDir`, or the default for this user.
+    pub fn state_dir(&self) -> PathBuf {
+        if !self.cclaunch.state_dir.is_empty() {
+            return PathBuf::from(&self.cclaunch.state_dir);
+        }
+        let var = |key| std::env::var_os(key).filter(|v| !v.is_empty());
+        match (var("XDG_STATE_HOME"), var("HOME")) {
+            (Some(state), _) => Path::new(&state).join("cclaunch"),
+            (None, Some(home)) => Path::new(&home).join(".local/state/cclaunch"),
+            (None, None) => PathBuf::from("/var/lib/cclaunch"),
+        }
     }
 
     pub fn startup_timeout(&self) -> Result<Duration, Error> {

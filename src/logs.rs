@@ -212,38 +212,59 @@ impl ChaincodeLogger {
     }
 }
 
-/// Mirrors a container's output until it closes, then logs that it closed.
+/// How far a container's output has been mirrored: lines seen per stream.
+/// Lines are counted the way [`Lines`] splits them, so a reader of the
+/// engine's log can skip exactly what an earlier mirror already logged.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Position {
+    pub stdout: u64,
+    pub stderr: u64,
+}
+
+/// Mirrors a container's output until it closes, skipping the lines before
+/// `from` and publishing the position after each frame (for checkpoints).
 /// Returns the number of lines mirrored.
 pub async fn mirror(
     container: &str,
     mut output: OutputStream,
     max_line: usize,
     tail: Arc<Tail>,
-    mut each: impl FnMut(&Line),
+    from: Position,
+    progress: tokio::sync::watch::Sender<Position>,
 ) -> u64 {
     let logger = ChaincodeLogger::new(container);
     let mut stdout = Lines::new(max_line);
     let mut stderr = Lines::new(max_line);
+    let mut at = Position::default();
     let mut count = 0u64;
-    let mut emit = |line: Line| {
+    let mut emit = |line: Line, seen: &mut u64, skip: u64| {
+        *seen += 1;
+        if *seen <= skip {
+            return;
+        }
         crate::metrics::lines_mirrored(1);
         logger.info(&line.text);
         tail.record(&line.text);
-        each(&line);
         count += 1;
     };
     while let Some(frame) = output.next().await {
         match frame {
-            Ok(Output::Stdout(bytes)) => stdout.push(&bytes, &mut emit),
-            Ok(Output::Stderr(bytes)) => stderr.push(&bytes, &mut emit),
+            Ok(Output::Stdout(bytes)) => {
+                stdout.push(&bytes, |l| emit(l, &mut at.stdout, from.stdout))
+            }
+            Ok(Output::Stderr(bytes)) => {
+                stderr.push(&bytes, |l| emit(l, &mut at.stderr, from.stderr))
+            }
             Err(e) => {
                 tracing::error!(container, error = %e, "error reading container output");
                 break;
             }
         }
+        progress.send_if_modified(|published| std::mem::replace(published, at) != at);
     }
-    stdout.finish(&mut emit);
-    stderr.finish(&mut emit);
+    stdout.finish(|l| emit(l, &mut at.stdout, from.stdout));
+    stderr.finish(|l| emit(l, &mut at.stderr, from.stderr));
+    progress.send_if_modified(|published| std::mem::replace(published, at) != at);
     tracing::info!(
         container,
         lines = count,

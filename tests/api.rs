@@ -53,6 +53,7 @@ fn spawn_sidecar(env: &Env) -> Sidecar {
         .args(["--operations", &operations])
         .env("CORE_VM_ENDPOINT", common::endpoint())
         .env("CORE_PEER_ID", &env.peer)
+        .env("CCLAUNCH_STATEDIR", common::state_dir(&env.peer))
         .env("CORE_PEER_NETWORKID", "test")
         .env("CORE_CHAINCODE_NODE_RUNTIME", SHENV)
         .env("CCLAUNCH_PACKAGE_MAXUNPACKEDBYTES", "1048576")
@@ -164,7 +165,7 @@ async fn a_grpc_client_drives_a_chaincode_through_its_whole_life() {
         .logs(pb::LogsRequest {
             package_id: package.id.clone(),
             follow: true,
-            tail: 0,
+            ..Default::default()
         })
         .await
         .unwrap()

@@ -229,14 +229,14 @@ impl LauncherApi for Api {
         request: Request<pb::LogsRequest>,
     ) -> Result<Response<Self::LogsStream>, Status> {
         let r = request.into_inner();
-        let tail = if r.tail == 0 {
-            "all".to_string()
-        } else {
-            r.tail.to_string()
+        let query = runtime::LogQuery {
+            follow: r.follow,
+            tail: (r.tail != 0).then_some(u64::from(r.tail)),
+            since: r.since,
         };
         let mut output = self
             .launcher
-            .logs(&r.package_id, r.follow, &tail)
+            .logs(&r.package_id, &query)
             .await
             .map_err(|e| to_status(&e))?;
         let max = self.launcher.config().cclaunch.output.max_line_bytes;

@@ -196,7 +196,19 @@ async fn logs(args: LogsArgs, config: Config) -> Result<()> {
     let launcher = launcher(config).await?;
     let id = package_id(&args.chaincode, launcher.config())?;
     let max = launcher.config().cclaunch.output.max_line_bytes;
-    let mut output = launcher.logs(&id, args.follow, &args.tail).await?;
+    let tail = match args.tail.as_str() {
+        "all" => None,
+        n => Some(
+            n.parse::<u64>()
+                .with_context(|| format!("--tail {n:?}: use a number of lines or \"all\""))?,
+        ),
+    };
+    let query = crate::runtime::LogQuery {
+        follow: args.follow,
+        tail,
+        since: 0,
+    };
+    let mut output = launcher.logs(&id, &query).await?;
     let (mut out, mut err) = (Lines::new(max), Lines::new(max));
     let print = |line: crate::logs::Line| println!("{}", line.text);
     while let Some(frame) = output.next().await {
@@ -410,6 +422,23 @@ async fn serve(args: ServeArgs, config: Config) -> Result<()> {
         }),
     };
     let launcher = Arc::new(launcher(config).await?);
+    // Chaincode started before a restart: mirror its output again from where
+    // the last sidecar stopped. An engine that is down now is not fatal:
+    // /healthz and Health say so, and calls fail with the engine's error.
+    match launcher.resume().await {
+        Ok(resumed) => {
+            for r in &resumed {
+                println!(
+                    "resumed {} ({})",
+                    r.container,
+                    if r.running { "running" } else { "exited" }
+                );
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %crate::error_chain(&e), "cannot resume mirroring chaincode output")
+        }
+    }
     let operations = match args.operations {
         Some(addr) => {
             let (bound, task) = api::operations::serve(launcher.clone(), addr)
@@ -421,7 +450,9 @@ async fn serve(args: ServeArgs, config: Config) -> Result<()> {
         None => None,
     };
     println!("cclaunch serving on {listen:?}");
-    api::serve(launcher, listen, shutdown_signal()).await?;
+    let served = api::serve(launcher.clone(), listen, shutdown_signal()).await;
+    launcher.stop_mirrors().await;
+    served?;
     if let Some(task) = operations {
         task.abort();
     }

@@ -5,8 +5,10 @@
 //! (and later the gRPC service) are thin faces over it.
 
 mod build;
+mod checkpoint;
 pub mod env;
 mod gc;
+mod mirror;
 mod start;
 pub mod tls;
 
@@ -14,13 +16,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use crate::config::Config;
-use crate::logs::Tail;
 use crate::naming::{self, Names, Scope};
 use crate::platform;
-use crate::runtime::{self, ContainerInfo, Engine, EngineInfo, Labels, OutputStream};
+use crate::runtime::{self, ContainerInfo, Engine, EngineInfo, Labels, LogQuery, OutputStream};
 
 pub use build::Built;
 pub use gc::{Collected, Selection};
+pub use mirror::Resumed;
 pub use start::{StartRequest, Started};
 pub use tls::TlsMaterial;
 
@@ -122,8 +124,9 @@ pub struct Launcher {
     engine: Arc<dyn Engine>,
     config: Config,
     scope: Scope,
-    tails: Mutex<HashMap<String, Arc<Tail>>>,
-    mirrors: Mutex<HashMap<String, tokio::task::JoinHandle<u64>>>,
+    /// Output mirrors this process runs, by container name.
+    mirrors: Mutex<HashMap<String, mirror::Mirror>>,
+    checkpoints: checkpoint::Checkpoints,
     /// Builds under way, by image: their outcome once known.
     flights: Mutex<HashMap<String, BuildOutcome>>,
     /// Start and stop of one chaincode take turns, by container name.
@@ -133,12 +136,13 @@ pub struct Launcher {
 impl Launcher {
     pub fn new(engine: Arc<dyn Engine>, config: Config) -> Launcher {
         let scope = Scope::new(config.peer.network_id.clone(), config.peer.id.clone());
+        let checkpoints = checkpoint::Checkpoints::new(&config.state_dir());
         Launcher {
             engine,
             config,
             scope,
-            tails: Mutex::default(),
             mirrors: Mutex::default(),
+            checkpoints,
             flights: Mutex::default(),
             turns: Mutex::default(),
         }
@@ -247,7 +251,9 @@ impl Launcher {
         self.engine
             .remove_container(container)
             .await
-            .map_err(engine(package_id))
+            .map_err(engine(package_id))?;
+        self.forget_checkpoint(container).await;
+        Ok(())
     }
 
     /// Blocks until the chaincode's container exits; its exit code.
@@ -265,13 +271,8 @@ impl Launcher {
             .map_err(engine(package_id))
     }
 
-    /// The container's logged output (`tail`: "all" or a number of lines).
-    pub async fn logs(
-        &self,
-        package_id: &str,
-        follow: bool,
-        tail: &str,
-    ) -> Result<OutputStream, Error> {
+    /// The container's logged output.
+    pub async fn logs(&self, package_id: &str, query: &LogQuery) -> Result<OutputStream, Error> {
         let (names, found) = self.own_container(package_id).await?;
         if found.is_none() {
             return Err(Error::NoContainer {
@@ -280,16 +281,20 @@ impl Launcher {
             });
         }
         self.engine
-            .logs(&names.container, follow, tail)
+            .logs(&names.container, query)
             .await
             .map_err(engine(package_id))
     }
 
-    /// cclaunch's chaincode containers, running or not.
+    /// This peer's chaincode containers that cclaunch made, running or not.
     pub async fn list(&self) -> Result<Vec<ContainerInfo>, Error> {
         let mut found = self
             .engine
-            .list_containers(&[(runtime::LABEL_MANAGED, "true")])
+            .list_containers(&[
+                (runtime::LABEL_MANAGED, "true"),
+                (runtime::LABEL_PEER_ID, &self.config.peer.id),
+                (runtime::LABEL_NETWORK_ID, &self.config.peer.network_id),
+            ])
             .await
             .map_err(engine_only)?;
         // Build containers are ours too, but short-lived and not chaincode.
@@ -298,24 +303,6 @@ impl Launcher {
         });
         found.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(found)
-    }
-
-    /// The last lines a chaincode started by this launcher wrote.
-    pub fn tail(&self, package_id: &str) -> Option<Arc<Tail>> {
-        let names = self.names(package_id).ok()?;
-        let tails = self.tails.lock().unwrap_or_else(|p| p.into_inner());
-        tails.get(&names.container).cloned()
-    }
-
-    /// Waits until the output of a chaincode started by this launcher has been
-    /// mirrored to the end (its container closed its IO); the line count.
-    pub async fn output_closed(&self, package_id: &str) -> Option<u64> {
-        let names = self.names(package_id).ok()?;
-        let handle = {
-            let mut mirrors = self.mirrors.lock().unwrap_or_else(|p| p.into_inner());
-            mirrors.remove(&names.container)?
-        };
-        handle.await.ok()
     }
 }
 

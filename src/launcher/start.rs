@@ -8,7 +8,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::{engine, env, Error, Launcher, TlsMaterial};
-use crate::logs::{self, Tail};
+use crate::logs::Position;
 use crate::platform::Platform;
 use crate::runtime::{self, ContainerSpec};
 
@@ -118,7 +118,7 @@ impl Launcher {
             id: id.clone(),
         };
         let prepared = self
-            .prepare_and_start(package_id, &names.container, request.tls.as_ref())
+            .prepare_and_start(package_id, &names.container, &id, request.tls.as_ref())
             .await;
         guard.disarm();
         match prepared {
@@ -136,6 +136,7 @@ impl Launcher {
                 if let Err(cleanup) = self.engine.remove_container(&id).await {
                     tracing::warn!(chaincode = package_id, error = %cleanup, "could not remove the container after a failed start");
                 }
+                self.forget_checkpoint(&names.container).await;
                 Err(e)
             }
         }
@@ -145,6 +146,7 @@ impl Launcher {
         &self,
         package_id: &str,
         container: &str,
+        container_id: &str,
         tls: Option<&TlsMaterial>,
     ) -> Result<(), Error> {
         if self.config.vm.docker.attach_stdout {
@@ -153,7 +155,13 @@ impl Launcher {
                 .attach(container)
                 .await
                 .map_err(engine(package_id))?;
-            self.spawn_mirror(container, output);
+            self.spawn_mirror(
+                package_id,
+                container,
+                container_id,
+                output,
+                Position::default(),
+            );
         }
         if let Some(tls) = tls {
             let tarball = tls.tarball().map_err(|source| Error::Io {
@@ -170,29 +178,6 @@ impl Launcher {
             .start_container(container)
             .await
             .map_err(engine(package_id))
-    }
-
-    fn spawn_mirror(&self, container: &str, output: runtime::OutputStream) {
-        let tail = Tail::new(self.config.cclaunch.output.keep_lines);
-        let max_line = self.config.cclaunch.output.max_line_bytes;
-        let name = container.to_string();
-        let task_tail = Arc::clone(&tail);
-        let handle =
-            tokio::spawn(
-                async move { logs::mirror(&name, output, max_line, task_tail, |_| {}).await },
-            );
-        self.tails
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(container.to_string(), tail);
-        if let Some(old) = self
-            .mirrors
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(container.to_string(), handle)
-        {
-            old.abort();
-        }
     }
 
     /// The platform from the request, or from the type label Fabric puts on

@@ -19,8 +19,8 @@ use futures_util::{StreamExt, TryStreamExt};
 use tokio::io::AsyncWriteExt;
 
 use super::{
-    BuildJob, ByteStream, ContainerInfo, ContainerSpec, Engine, EngineInfo, Error, Labels, Output,
-    OutputStream, Progress,
+    BuildJob, ByteStream, ContainerInfo, ContainerSpec, Engine, EngineInfo, Error, Labels,
+    LogQuery, Output, OutputStream, Progress,
 };
 
 /// How long a plain request may take before the engine counts as hung.
@@ -544,7 +544,7 @@ impl Engine for Docker {
         }
     }
 
-    async fn logs(&self, container: &str, follow: bool, tail: &str) -> Result<OutputStream, Error> {
+    async fn logs(&self, container: &str, query: &LogQuery) -> Result<OutputStream, Error> {
         // Fail early on an unknown container rather than inside the stream.
         if self.inspect_container(container).await?.is_none() {
             return Err(Error::NotFound {
@@ -552,10 +552,14 @@ impl Engine for Docker {
             });
         }
         let options = LogsOptions {
-            follow,
+            follow: query.follow,
             stdout: true,
             stderr: true,
-            tail: tail.to_string(),
+            tail: query
+                .tail
+                .map_or_else(|| "all".to_string(), |n| n.to_string()),
+            // The engine API takes an i32; later times are clamped, not wrapped.
+            since: i32::try_from(query.since.max(0)).unwrap_or(i32::MAX),
             ..Default::default()
         };
         let stream = self.client.logs(container, Some(options));

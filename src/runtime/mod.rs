@@ -74,6 +74,28 @@ impl Error {
     }
 }
 
+/// Which of a container's logged output to read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogQuery {
+    /// Keep streaming new output until the container exits.
+    pub follow: bool,
+    /// Only the last N lines; `None` = all.
+    pub tail: Option<u64>,
+    /// Only output logged at or after this Unix time (seconds); 0 = from the start.
+    pub since: i64,
+}
+
+impl LogQuery {
+    /// Everything logged so far, then whatever follows.
+    pub fn all(follow: bool) -> LogQuery {
+        LogQuery {
+            follow,
+            tail: None,
+            since: 0,
+        }
+    }
+}
+
 /// Engine identity, for health checks.
 #[derive(Debug, Clone)]
 pub struct EngineInfo {
@@ -175,8 +197,8 @@ pub trait Engine: Send + Sync {
     async fn remove_container(&self, container: &str) -> Result<(), Error>;
     /// Blocks until the container exits; its exit code, non-zero ones too.
     async fn wait_container(&self, container: &str) -> Result<i64, Error>;
-    /// The container's logged output; `tail` = "all" or a number of lines.
-    async fn logs(&self, container: &str, follow: bool, tail: &str) -> Result<OutputStream, Error>;
+    /// The container's logged output.
+    async fn logs(&self, container: &str, query: &LogQuery) -> Result<OutputStream, Error>;
     /// Containers (running or not) carrying all of `labels`.
     async fn list_containers(&self, labels: &[(&str, &str)]) -> Result<Vec<ContainerInfo>, Error>;
     /// Downloads `path` from a container as a tar.

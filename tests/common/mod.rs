@@ -51,8 +51,9 @@ const BUILD_CA: &str = "cclaunch:\n  build:\n    mounts: [\"/etc/ssl/certs/ca-ce
 /// `overrides` as environment variables (`CORE_CHAINCODE_NODE_RUNTIME`, ...).
 pub fn config(peer: &str, overrides: &[(&str, &str)]) -> Config {
     let yaml = format!(
-        "{BUILD_CA}vm:\n  endpoint: {endpoint}\nchaincode:\n  builder: {CCENV}\n  golang:\n    runtime: {BUSYBOX}\n  node:\n    runtime: {NODEENV}\n  java:\n    runtime: {JAVAENV}\npeer:\n  id: {peer}\n  networkId: test\n  localMspId: Org1MSP\n",
-        endpoint = endpoint()
+        "{BUILD_CA}  stateDir: {state}\nvm:\n  endpoint: {endpoint}\nchaincode:\n  builder: {CCENV}\n  golang:\n    runtime: {BUSYBOX}\n  node:\n    runtime: {NODEENV}\n  java:\n    runtime: {JAVAENV}\npeer:\n  id: {peer}\n  networkId: test\n  localMspId: Org1MSP\n",
+        endpoint = endpoint(),
+        state = state_dir(peer).display()
     );
     let dir = tempfile::tempdir().expect("temp dir");
     let file = dir.path().join("core.yaml");
@@ -125,8 +126,14 @@ impl Drop for Env {
     }
 }
 
+/// This peer's `cclaunch.stateDir` (mirror checkpoints), removed by `cleanup`.
+pub fn state_dir(peer: &str) -> PathBuf {
+    std::env::temp_dir().join("cclaunch-test-state").join(peer)
+}
+
 /// Removes every container and image labelled with this peer id.
 pub fn cleanup(peer: &str) {
+    let _ = std::fs::remove_dir_all(state_dir(peer));
     let filter = format!("label={}={peer}", runtime::LABEL_PEER_ID);
     let ids = docker(&["ps", "-aq", "--filter", &filter]);
     for id in ids.split_whitespace() {

@@ -1,0 +1,165 @@
+//! Mirror checkpoints: how far each chaincode container's output has been
+//! mirrored, kept on disk so a restarted sidecar resumes where the last one
+//! stopped instead of logging every line again.
+//!
+//! One small JSON file per container, replaced atomically (write, rename).
+//! A writer task follows the mirror's position and writes it as soon as it
+//! moves, at most every [`MIN_INTERVAL`]: a chaincode logging slowly is
+//! checkpointed after every line; under a flood, a SIGKILL re-mirrors at most
+//! the last interval's lines. A clean shutdown writes the exact position.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use crate::logs::Position;
+
+const MIN_INTERVAL: Duration = Duration::from_millis(50);
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Record {
+    /// The engine's container id: a newer container of the same name starts
+    /// from nothing.
+    container_id: String,
+    #[serde(flatten)]
+    position: Position,
+}
+
+/// Where checkpoints live. The directory is made on first use; if it cannot
+/// be written, that is said once and mirroring goes on without resuming.
+#[derive(Debug, Clone)]
+pub struct Checkpoints {
+    dir: PathBuf,
+    warned: Arc<AtomicBool>,
+}
+
+impl Checkpoints {
+    pub fn new(state_dir: &Path) -> Checkpoints {
+        Checkpoints {
+            dir: state_dir.join("mirror"),
+            warned: Arc::default(),
+        }
+    }
+
+    fn path(&self, container: &str) -> PathBuf {
+        // Container names are [A-Za-z0-9_.-] (naming.rs), safe as file names.
+        self.dir.join(format!("{container}.json"))
+    }
+
+    /// Where the last mirror of this container (by id) stopped.
+    pub fn load(&self, container: &str, container_id: &str) -> Option<Position> {
+        let text = std::fs::read(self.path(container)).ok()?;
+        let record: Record = serde_json::from_slice(&text)
+            .inspect_err(
+                |e| tracing::warn!(container, error = %e, "ignoring a damaged mirror checkpoint"),
+            )
+            .ok()?;
+        (record.container_id == container_id).then_some(record.position)
+    }
+
+    pub fn save(&self, container: &str, container_id: &str, position: Position) {
+        let record = Record {
+            container_id: container_id.to_string(),
+            position,
+        };
+        let path = self.path(container);
+        let written = write_atomically(&path, &record).or_else(|e| {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                return Err(e);
+            }
+            std::fs::create_dir_all(&self.dir)?;
+            write_atomically(&path, &record)
+        });
+        if let Err(e) = written {
+            if !self.warned.swap(true, Ordering::Relaxed) {
+                tracing::warn!(dir = %self.dir.display(), error = %e, "cannot write mirror checkpoints (cclaunch.stateDir); after a restart, chaincode output is mirrored from the restart on");
+            }
+        }
+    }
+
+    pub fn remove(&self, container: &str) {
+        let _ = std::fs::remove_file(self.path(container));
+    }
+
+    /// Writes the position each time it moves, until the mirror ends.
+    pub fn follow(
+        &self,
+        container: String,
+        container_id: String,
+        mut position: watch::Receiver<Position>,
+    ) -> tokio::task::JoinHandle<()> {
+        let checkpoints = self.clone();
+        tokio::spawn(async move {
+            let mut written = *position.borrow_and_update();
+            checkpoints.save(&container, &container_id, written);
+            while position.changed().await.is_ok() {
+                written = *position.borrow_and_update();
+                checkpoints.save(&container, &container_id, written);
+                tokio::time::sleep(MIN_INTERVAL).await;
+            }
+            // The mirror ended: its last position may have come in meanwhile.
+            let last = *position.borrow();
+            if last != written {
+                checkpoints.save(&container, &container_id, last);
+            }
+        })
+    }
+}
+
+fn write_atomically(path: &Path, record: &Record) -> std::io::Result<()> {
+    let temp = path.with_extension("json.tmp");
+    std::fs::write(
+        &temp,
+        serde_json::to_vec(record).map_err(std::io::Error::other)?,
+    )?;
+    std::fs::rename(&temp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_checkpoint_belongs_to_one_container_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let checkpoints = Checkpoints::new(dir.path());
+        let at = Position {
+            stdout: 7,
+            stderr: 2,
+        };
+        checkpoints.save("dev-peer0-cc", "abc", at);
+        assert_eq!(checkpoints.load("dev-peer0-cc", "abc"), Some(at));
+        assert_eq!(checkpoints.load("dev-peer0-cc", "newer"), None);
+        std::fs::write(dir.path().join("mirror/dev-peer0-cc.json"), b"{oops").unwrap();
+        assert_eq!(checkpoints.load("dev-peer0-cc", "abc"), None);
+        checkpoints.remove("dev-peer0-cc");
+        assert!(!dir.path().join("mirror/dev-peer0-cc.json").exists());
+    }
+
+    #[tokio::test]
+    async fn the_writer_keeps_up_and_writes_the_last_position() {
+        let dir = tempfile::tempdir().unwrap();
+        let checkpoints = Checkpoints::new(dir.path());
+        let (tx, rx) = watch::channel(Position::default());
+        let writer = checkpoints.follow("c".into(), "id".into(), rx);
+        for n in 1..=100 {
+            tx.send_replace(Position {
+                stdout: n,
+                stderr: 0,
+            });
+        }
+        drop(tx);
+        writer.await.unwrap();
+        assert_eq!(
+            checkpoints.load("c", "id"),
+            Some(Position {
+                stdout: 100,
+                stderr: 0
+            })
+        );
+    }
+}

@@ -1,0 +1,195 @@
+//! The output mirrors this process runs: one per chaincode container, begun
+//! at start (from the attach stream), or resumed after a restart (from the
+//! engine's log, skipping what the last mirror already logged), each with a
+//! checkpoint writer and a watcher that logs the chaincode's exit.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::{engine, Error, Launcher};
+use crate::logs::{self, Position, Tail};
+use crate::runtime::{self, LogQuery, OutputStream};
+
+const WRITER_GRACE: Duration = Duration::from_secs(2);
+
+pub(super) struct Mirror {
+    tail: Arc<Tail>,
+    /// Resolves to the number of lines mirrored once the output closes.
+    handle: Option<JoinHandle<u64>>,
+    /// Taken when the container is removed (see `forget_checkpoint`).
+    writer: Option<JoinHandle<()>>,
+}
+
+/// A chaincode container whose mirror `resume` picked up again.
+#[derive(Debug, Clone)]
+pub struct Resumed {
+    pub package_id: String,
+    pub container: String,
+    pub running: bool,
+    /// Where mirroring went on from; `None`: no checkpoint for this
+    /// container, so only output from now on is mirrored.
+    pub from: Option<Position>,
+}
+
+impl Launcher {
+    /// Mirrors `output` into the chaincode's logger from `from` on, keeping
+    /// a checkpoint, and logs the chaincode's exit once its output closes.
+    pub(super) fn spawn_mirror(
+        &self,
+        package_id: &str,
+        container: &str,
+        container_id: &str,
+        output: OutputStream,
+        from: Position,
+    ) {
+        let tail = Tail::new(self.config.cclaunch.output.keep_lines);
+        let max_line = self.config.cclaunch.output.max_line_bytes;
+        let (progress, position) = watch::channel(from);
+        let writer =
+            self.checkpoints
+                .follow(container.to_string(), container_id.to_string(), position);
+        let handle = tokio::spawn({
+            let (tail, engine) = (Arc::clone(&tail), Arc::clone(&self.engine));
+            let (package_id, container) = (package_id.to_string(), container.to_string());
+            async move {
+                let lines = logs::mirror(&container, output, max_line, tail, from, progress).await;
+                // The output closes when the chaincode exits: say how it ended
+                // (a container removed meanwhile has nothing to report).
+                match engine.wait_container(&container).await {
+                    Ok(code) => {
+                        tracing::info!(chaincode = %package_id, container, exit_code = code, "chaincode exited with code {code}")
+                    }
+                    Err(e) => tracing::debug!(container, error = %e, "no exit code"),
+                }
+                lines
+            }
+        });
+        let mirror = Mirror {
+            tail,
+            handle: Some(handle),
+            writer: Some(writer),
+        };
+        let replaced = self
+            .mirrors
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(container.to_string(), mirror);
+        if let Some(old) = replaced.and_then(|m| m.handle) {
+            old.abort();
+        }
+    }
+
+    /// Picks up this peer's chaincode containers after a restart: each one
+    /// not mirrored by this process is mirrored again from its checkpoint
+    /// (lines made while no sidecar ran included, none logged twice). A
+    /// running container without a checkpoint is mirrored from now on; an
+    /// exited one without a checkpoint is left alone.
+    pub async fn resume(&self) -> Result<Vec<Resumed>, Error> {
+        let mut resumed = Vec::new();
+        for info in self.list().await? {
+            let Some(package_id) = info.labels.get(runtime::LABEL_PACKAGE_ID).cloned() else {
+                continue;
+            };
+            let mirrored = self
+                .mirrors
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .contains_key(&info.name);
+            if mirrored {
+                continue;
+            }
+            let from = self.checkpoints.load(&info.name, &info.id);
+            let query = match from {
+                Some(_) => LogQuery::all(info.running),
+                None if info.running => LogQuery {
+                    follow: true,
+                    tail: Some(0),
+                    since: 0,
+                },
+                None => continue,
+            };
+            let output = match self.engine.logs(&info.name, &query).await {
+                Ok(output) => output,
+                // Removed between the listing and now: nothing to resume.
+                Err(e) if e.is_not_found() => continue,
+                Err(e) => return Err(engine(&package_id)(e)),
+            };
+            tracing::info!(chaincode = %package_id, container = %info.name, running = info.running, from = ?from, "resuming output mirror");
+            self.spawn_mirror(
+                &package_id,
+                &info.name,
+                &info.id,
+                output,
+                from.unwrap_or_default(),
+            );
+            resumed.push(Resumed {
+                package_id,
+                container: info.name,
+                running: info.running,
+                from,
+            });
+        }
+        Ok(resumed)
+    }
+
+    /// Stops every mirror and writes its exact position, for a clean
+    /// shutdown: the next process resumes right after the last line logged.
+    pub async fn stop_mirrors(&self) {
+        let mirrors: Vec<Mirror> = self
+            .mirrors
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain()
+            .map(|(_, m)| m)
+            .collect();
+        for mirror in mirrors {
+            if let Some(handle) = mirror.handle {
+                handle.abort();
+            }
+            // The aborted mirror drops its position sender; the writer then
+            // writes the last position and ends.
+            if let Some(writer) = mirror.writer {
+                if tokio::time::timeout(WRITER_GRACE, writer).await.is_err() {
+                    tracing::warn!("a mirror checkpoint was not written within 2 s");
+                }
+            }
+        }
+    }
+
+    /// After a container is removed: lets its mirror's checkpoint writer
+    /// finish (the output closes with the container), then deletes the
+    /// checkpoint, so no file outlives its container.
+    pub(super) async fn forget_checkpoint(&self, container: &str) {
+        let writer = self
+            .mirrors
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_mut(container)
+            .and_then(|m| m.writer.take());
+        if let Some(writer) = writer {
+            let _ = tokio::time::timeout(WRITER_GRACE, writer).await;
+        }
+        self.checkpoints.remove(container);
+    }
+
+    /// The last lines a chaincode mirrored by this launcher wrote.
+    pub fn tail(&self, package_id: &str) -> Option<Arc<Tail>> {
+        let names = self.names(package_id).ok()?;
+        let mirrors = self.mirrors.lock().unwrap_or_else(|p| p.into_inner());
+        mirrors.get(&names.container).map(|m| Arc::clone(&m.tail))
+    }
+
+    /// Waits until the output of a chaincode mirrored by this launcher has
+    /// been mirrored to the end (its container closed its IO); the line count.
+    pub async fn output_closed(&self, package_id: &str) -> Option<u64> {
+        let names = self.names(package_id).ok()?;
+        let handle = {
+            let mut mirrors = self.mirrors.lock().unwrap_or_else(|p| p.into_inner());
+            mirrors.get_mut(&names.container)?.handle.take()?
+        };
+        handle.await.ok()
+    }
+}

@@ -1,0 +1,254 @@
+//! A sidecar restart: `cclaunch serve` is SIGKILLed while two chaincodes run
+//! and started again. The new process lists both, resumes mirroring each one's
+//! output right after the last line the killed one logged (lines written
+//! while no sidecar ran included, none twice), tracks their exit, and Logs
+//! with `since` streams new lines only.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cclaunch::api::pb::launcher_client::LauncherClient;
+use cclaunch::api::pb::{self, build_event::Event, build_request::Source};
+use cclaunch::client::{self, Address};
+use common::{Env, SHENV};
+use futures_util::StreamExt;
+use tokio::io::AsyncBufReadExt;
+use tonic::transport::Channel;
+
+/// A `cclaunch serve` process whose stderr (its log) is collected line by line.
+struct Sidecar {
+    child: tokio::process::Child,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Sidecar {
+    fn spawn(env: &Env, socket: &Path) -> Sidecar {
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_cclaunch"))
+            .arg("serve")
+            .arg("--socket")
+            .arg(socket)
+            .env("CORE_VM_ENDPOINT", common::endpoint())
+            .env("CORE_PEER_ID", &env.peer)
+            .env("CORE_PEER_NETWORKID", "test")
+            .env("CORE_CHAINCODE_NODE_RUNTIME", SHENV)
+            .env("CCLAUNCH_STATEDIR", common::state_dir(&env.peer))
+            .env("NO_COLOR", "1")
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn cclaunch serve");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let stderr = child.stderr.take().expect("piped stderr");
+        let sink = log.clone();
+        tokio::spawn(async move {
+            let mut lines = tokio::io::BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Sidecar { child, log }
+    }
+
+    /// The chaincode lines this sidecar mirrored: `(chaincode letter, number)`.
+    fn mirrored(&self) -> Vec<(char, u32)> {
+        let pattern = regex::Regex::new(r"peer\.chaincode\.\S+ .*\b([ab]) line (\d+)$").unwrap();
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|l| {
+                let c = pattern.captures(l)?;
+                Some((c[1].chars().next()?, c[2].parse().ok()?))
+            })
+            .collect()
+    }
+
+    fn logged(&self, needle: &str) -> bool {
+        self.log.lock().unwrap().iter().any(|l| l.contains(needle))
+    }
+}
+
+async fn connect(socket: &Path) -> LauncherClient<Channel> {
+    let address = Address::Unix(socket.to_path_buf());
+    for _ in 0..100 {
+        if let Ok(client) = client::connect(&address, None, Duration::from_secs(1)).await {
+            return client;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("sidecar never listened on {}", socket.display());
+}
+
+async fn build_and_start(client: &mut LauncherClient<Channel>, file: &Path) -> String {
+    let request = pb::BuildRequest {
+        source: Some(Source::Path(file.display().to_string())),
+    };
+    let mut events = client
+        .build(futures_util::stream::iter([request]))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut package_id = None;
+    while let Some(event) = events.next().await {
+        if let Some(Event::Done(done)) = event.unwrap().event {
+            package_id = Some(done.package_id);
+        }
+    }
+    let package_id = package_id.expect("build done");
+    client
+        .start(pb::StartRequest {
+            package_id: package_id.clone(),
+            peer_address: "127.0.0.1:7052".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    package_id
+}
+
+fn numbers(lines: &[(char, u32)], which: char) -> Vec<u32> {
+    lines
+        .iter()
+        .filter(|(c, _)| *c == which)
+        .map(|(_, n)| *n)
+        .collect()
+}
+
+/// The killed sidecar's lines and the new one's follow on without a gap or
+/// a repeat: together they are exactly 1..=n, in order.
+fn assert_continues(first: &[u32], second: &[u32], which: char) {
+    let joined: Vec<u32> = first.iter().chain(second).copied().collect();
+    let expected: Vec<u32> = (1..=joined.len() as u32).collect();
+    assert_eq!(
+        joined, expected,
+        "chaincode {which}: killed sidecar mirrored {first:?}, new one {second:?}"
+    );
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_sidecar_comes_back_to_its_chaincode() {
+    let env = Env::new("restart", &[("CORE_CHAINCODE_NODE_RUNTIME", SHENV)]).await;
+    let socket: PathBuf = env.dir.path().join("run/cclaunch.sock");
+    let a = env.shell_package(
+        "resa",
+        "i=0\nwhile true; do i=$((i+1)); echo \"a line $i\"; sleep 0.3; done\n",
+    );
+    let b = env.shell_package(
+        "resb",
+        "i=0\nwhile [ $i -lt 40 ]; do i=$((i+1)); echo \"b line $i\" >&2; sleep 0.3; done\nexit 5\n",
+    );
+
+    let mut first = Sidecar::spawn(&env, &socket);
+    let mut client = connect(&socket).await;
+    let a_id = build_and_start(&mut client, &a.file).await;
+    let b_id = build_and_start(&mut client, &b.file).await;
+    assert!(
+        common::eventually(Duration::from_secs(20), || {
+            let seen = first.mirrored();
+            numbers(&seen, 'a').len() >= 3 && numbers(&seen, 'b').len() >= 3
+        })
+        .await,
+        "first sidecar mirrors both: {:?}",
+        first.log.lock().unwrap()
+    );
+    // Between two lines (they come every 300 ms), so the killed process has
+    // written its checkpoint for the last line it logged.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    first.child.start_kill().unwrap();
+    first.child.wait().await.unwrap();
+    let before = first.mirrored();
+    // Both keep writing while no sidecar runs.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    let second = Sidecar::spawn(&env, &socket);
+    let mut client = connect(&socket).await;
+    let listed = client.list(pb::ListRequest {}).await.unwrap().into_inner();
+    let ids: BTreeSet<&str> = listed
+        .chaincodes
+        .iter()
+        .filter(|c| c.running)
+        .map(|c| c.package_id.as_str())
+        .collect();
+    assert_eq!(ids, BTreeSet::from([a_id.as_str(), b_id.as_str()]));
+
+    // Logs with `since` a second from now: only lines logged after it.
+    let last_before_since = numbers(&before, 'a').last().copied().unwrap_or(0) + 5;
+    tokio::time::sleep(Duration::from_millis(1700)).await;
+    let since = unix_now();
+    let mut recent = client
+        .logs(pb::LogsRequest {
+            package_id: a_id.clone(),
+            follow: true,
+            since,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let line = tokio::time::timeout(Duration::from_secs(10), recent.next())
+        .await
+        .expect("a new line within 10 s")
+        .expect("stream open")
+        .unwrap();
+    let n: u32 = line.line.trim_start_matches("a line ").parse().unwrap();
+    assert!(
+        n > last_before_since,
+        "Logs since {since} began with {line:?}, an old line"
+    );
+    drop(recent);
+
+    // B exits on its own: Wait answers, and the new sidecar saw it go.
+    let waited = tokio::time::timeout(
+        Duration::from_secs(30),
+        client.wait(pb::ChaincodeRef {
+            package_id: b_id.clone(),
+        }),
+    )
+    .await
+    .expect("B exits within 30 s")
+    .unwrap()
+    .into_inner();
+    assert_eq!(waited.exit_code, 5);
+    assert!(
+        common::eventually(Duration::from_secs(10), || second
+            .logged("chaincode exited with code 5"))
+        .await,
+        "new sidecar logs B's exit"
+    );
+
+    let after = second.mirrored();
+    // ~5 lines each came while no sidecar ran, and more after: all mirrored.
+    assert!(numbers(&after, 'a').len() >= 8, "{after:?}");
+    assert_continues(&numbers(&before, 'a'), &numbers(&after, 'a'), 'a');
+    assert_continues(&numbers(&before, 'b'), &numbers(&after, 'b'), 'b');
+    assert_eq!(numbers(&before, 'b').len() + numbers(&after, 'b').len(), 40);
+
+    // Stopping through the new sidecar removes the checkpoint with the container.
+    client
+        .stop(pb::ChaincodeRef {
+            package_id: a_id.clone(),
+        })
+        .await
+        .unwrap();
+    let checkpoints = common::state_dir(&env.peer).join("mirror");
+    let left: Vec<_> = std::fs::read_dir(&checkpoints)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        !left.iter().any(|f| f.contains("resa")),
+        "A's checkpoint outlived its container: {left:?}"
+    );
+}
