@@ -7,6 +7,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
 use futures_util::StreamExt;
 use tracing_core::callsite::{Callsite, Identifier};
@@ -221,39 +222,78 @@ pub struct Position {
     pub stderr: u64,
 }
 
-/// Mirrors a container's output until it closes, skipping the lines before
-/// `from` and publishing the position after each frame (for checkpoints).
-/// Returns the number of lines mirrored.
+/// What an earlier mirror already logged, when re-reading the engine's
+/// timestamped log after a restart: a line is skipped only if both its count
+/// is within `at` and the engine logged it by `saved_at` (when that position
+/// was written down). The count alone breaks once the log driver rotates old
+/// files away; the time alone misses a line still in flight when it was taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Skip {
+    pub at: Position,
+    /// Since the Unix epoch.
+    pub saved_at: Duration,
+}
+
+impl Skip {
+    /// Everything logged so far: for a running container with no checkpoint.
+    pub fn until_now() -> Skip {
+        Skip {
+            at: Position {
+                stdout: u64::MAX,
+                stderr: u64::MAX,
+            },
+            saved_at: unix_now(),
+        }
+    }
+}
+
+pub fn unix_now() -> Duration {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+}
+
+/// Mirrors a container's output until it closes, publishing the position
+/// after each frame (for checkpoints). With `skip`, the frames come from the
+/// engine's log with timestamps, and what an earlier mirror logged is
+/// skipped. Returns the number of lines mirrored.
 pub async fn mirror(
     container: &str,
     mut output: OutputStream,
     max_line: usize,
     tail: Arc<Tail>,
-    from: Position,
+    skip: Option<Skip>,
     progress: tokio::sync::watch::Sender<Position>,
 ) -> u64 {
     let logger = ChaincodeLogger::new(container);
     let mut stdout = Lines::new(max_line);
     let mut stderr = Lines::new(max_line);
     let mut at = Position::default();
+    // Per stream: when the engine logged the latest frame.
+    let (mut out_stamp, mut err_stamp) = (None, None);
     let mut count = 0u64;
-    let mut emit = |line: Line, seen: &mut u64, skip: u64| {
+    let mut emit = |line: Line, seen: &mut u64, stamp: Option<Duration>, old: Option<u64>| {
         *seen += 1;
-        if *seen <= skip {
-            return;
+        if let (Some(skip), Some(old)) = (skip, old) {
+            if *seen <= old && stamp.is_none_or(|t| t <= skip.saved_at) {
+                return;
+            }
         }
         crate::metrics::lines_mirrored(1);
         logger.info(&line.text);
         tail.record(&line.text);
         count += 1;
     };
+    let (old_out, old_err) = (skip.map(|s| s.at.stdout), skip.map(|s| s.at.stderr));
     while let Some(frame) = output.next().await {
         match frame {
             Ok(Output::Stdout(bytes)) => {
-                stdout.push(&bytes, |l| emit(l, &mut at.stdout, from.stdout))
+                let bytes = unstamp(&bytes, skip.is_some(), &mut out_stamp);
+                stdout.push(bytes, |l| emit(l, &mut at.stdout, out_stamp, old_out))
             }
             Ok(Output::Stderr(bytes)) => {
-                stderr.push(&bytes, |l| emit(l, &mut at.stderr, from.stderr))
+                let bytes = unstamp(&bytes, skip.is_some(), &mut err_stamp);
+                stderr.push(bytes, |l| emit(l, &mut at.stderr, err_stamp, old_err))
             }
             Err(e) => {
                 tracing::error!(container, error = %e, "error reading container output");
@@ -262,8 +302,8 @@ pub async fn mirror(
         }
         progress.send_if_modified(|published| std::mem::replace(published, at) != at);
     }
-    stdout.finish(|l| emit(l, &mut at.stdout, from.stdout));
-    stderr.finish(|l| emit(l, &mut at.stderr, from.stderr));
+    stdout.finish(|l| emit(l, &mut at.stdout, out_stamp, old_out));
+    stderr.finish(|l| emit(l, &mut at.stderr, err_stamp, old_err));
     progress.send_if_modified(|published| std::mem::replace(published, at) != at);
     tracing::info!(
         container,
@@ -271,6 +311,60 @@ pub async fn mirror(
         "Container {container} has closed its IO channel"
     );
     count
+}
+
+/// A timestamped log frame starts with the engine's RFC 3339 time and a
+/// space: takes it off and records it in `stamp`.
+fn unstamp<'a>(frame: &'a [u8], stamped: bool, stamp: &mut Option<Duration>) -> &'a [u8] {
+    if !stamped {
+        return frame;
+    }
+    let Some(space) = frame.iter().position(|&b| b == b' ') else {
+        return frame;
+    };
+    match std::str::from_utf8(&frame[..space])
+        .ok()
+        .and_then(parse_rfc3339)
+    {
+        Some(time) => {
+            *stamp = Some(time);
+            &frame[space + 1..]
+        }
+        None => frame,
+    }
+}
+
+/// `2026-11-23T11:24:04.123456789Z` (UTC, as the engine writes it) → time
+/// since the Unix epoch.
+fn parse_rfc3339(text: &str) -> Option<Duration> {
+    let text = text.strip_suffix('Z')?;
+    let (date, time) = text.split_once('T')?;
+    let mut ymd = date.splitn(3, '-').map(|p| p.parse::<i64>().ok());
+    let (year, month, day) = (ymd.next()??, ymd.next()??, ymd.next()??);
+    let (clock, fraction) = time.split_once('.').unwrap_or((time, ""));
+    let mut hms = clock.splitn(3, ':').map(|p| p.parse::<i64>().ok());
+    let (hour, minute, second) = (hms.next()??, hms.next()??, hms.next()??);
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || fraction.len() > 9 {
+        return None;
+    }
+    let nanos: u32 = if fraction.is_empty() {
+        0
+    } else {
+        format!("{fraction:0<9}").parse().ok()?
+    };
+    // Days from 1970-01-01 in the proleptic Gregorian calendar.
+    let (y, m) = if month <= 2 {
+        (year - 1, month + 9)
+    } else {
+        (year, month - 3)
+    };
+    let era = y.div_euclid(400);
+    let year_of_era = y - era * 400;
+    let day_of_year = (153 * m + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    let days = era * 146_097 + day_of_era - 719_468;
+    let seconds = days * 86_400 + hour * 3600 + minute * 60 + second;
+    Some(Duration::new(u64::try_from(seconds).ok()?, nanos))
 }
 
 #[cfg(test)]
@@ -345,6 +439,75 @@ mod tests {
         assert_eq!(tail.last(50), ["7", "8", "9"]);
         tail.record(&"x".repeat(100_000));
         assert_eq!(tail.last(1)[0].len(), TAIL_LINE_MAX + "…".len());
+    }
+
+    #[test]
+    fn engine_timestamps_parse() {
+        assert_eq!(
+            parse_rfc3339("1970-01-01T00:00:01.5Z"),
+            Some(Duration::new(1, 500_000_000))
+        );
+        assert_eq!(
+            parse_rfc3339("2026-11-23T11:24:04.123456789Z"),
+            Some(Duration::new(1_795_433_044, 123_456_789))
+        );
+        assert_eq!(
+            parse_rfc3339("2024-02-29T00:00:00Z"),
+            Some(Duration::from_secs(1_709_164_800))
+        );
+        for bad in [
+            "2026-11-23 11:24:04Z",
+            "2026-13-01T00:00:00Z",
+            "x",
+            "2026-11-23T11:24:04",
+        ] {
+            assert_eq!(parse_rfc3339(bad), None, "{bad}");
+        }
+    }
+
+    fn stamped(seconds: u64, text: &str) -> Result<Output, crate::runtime::Error> {
+        let time = format!("1970-01-01T00:00:{seconds:02}.000000000Z");
+        Ok(Output::Stdout(bytes::Bytes::from(format!("{time} {text}"))))
+    }
+
+    /// Re-reading a log whose oldest lines were rotated away: the counts no
+    /// longer line up, the times still say what was logged before.
+    #[tokio::test]
+    async fn resuming_skips_only_what_was_logged_before_by_count_and_time() {
+        let run = |frames: Vec<Result<Output, crate::runtime::Error>>, skip: Skip| async move {
+            let tail = Tail::new(100);
+            let (tx, rx) = tokio::sync::watch::channel(Position::default());
+            let output: OutputStream = Box::pin(futures_util::stream::iter(frames));
+            mirror("resume-test", output, 64, tail.clone(), Some(skip), tx).await;
+            let at = *rx.borrow();
+            (tail.last(100), at)
+        };
+        let skip = Skip {
+            at: Position {
+                stdout: 3,
+                stderr: 0,
+            },
+            saved_at: Duration::from_secs(13),
+        };
+        // Intact log: lines 1-3 (t=11..13) were mirrored, 4 came later.
+        let frames = (1..=4)
+            .map(|n| stamped(10 + n, &format!("l{n}\n")))
+            .collect();
+        let (lines, at) = run(frames, skip).await;
+        assert_eq!(lines, ["l4"]);
+        assert_eq!(at.stdout, 4);
+        // Rotated: l1 and l2 are gone, so l4 and l5 now count as 2 and 3,
+        // but they were logged after the checkpoint.
+        let frames = (3..=5)
+            .map(|n| stamped(10 + n, &format!("l{n}\n")))
+            .collect();
+        let (lines, _) = run(frames, skip).await;
+        assert_eq!(lines, ["l4", "l5"]);
+        // A line logged just before the checkpoint but not yet counted by it
+        // (in flight) is beyond the count: mirrored.
+        let frames = (1..=4).map(|n| stamped(10, &format!("l{n}\n"))).collect();
+        let (lines, _) = run(frames, skip).await;
+        assert_eq!(lines, ["l4"]);
     }
 
     #[test]

@@ -252,3 +252,65 @@ async fn a_killed_sidecar_comes_back_to_its_chaincode() {
         "A's checkpoint outlived its container: {left:?}"
     );
 }
+
+/// The engine's log rotates its oldest file away, so counting lines from its
+/// start no longer lines up with what was mirrored: a resumed mirror still
+/// carries on right after the last line logged, by the engine's timestamps.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resuming_after_log_rotation_carries_on_after_the_last_line() {
+    use bollard::models::HostConfigLogConfig;
+    use cclaunch::launcher::Launcher;
+    let captured = common::captured();
+    let env = Env::new("rotate", &[("CORE_CHAINCODE_NODE_RUNTIME", SHENV)]).await;
+    let mut config = env.launcher.config().clone();
+    config.vm.docker.host_config.log_config = Some(HostConfigLogConfig {
+        typ: Some("json-file".into()),
+        config: Some(
+            [("max-size", "10k"), ("max-file", "2")]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        ),
+    });
+    let first = Launcher::new(env.engine.clone(), config.clone());
+    // 300 padded lines (~80 KB of log, so the oldest files are rotated away),
+    // then ten short lines a second: the output while no mirror runs stays
+    // in the log.
+    let package = env.shell_package(
+        "rotate",
+        "pad=$(printf '%0200d' 0)\ni=0\nwhile [ $i -lt 300 ]; do i=$((i+1)); echo \"r line $i $pad\"; done\nwhile true; do i=$((i+1)); echo \"r line $i\"; sleep 0.1; done\n",
+    );
+    first.build(&package, &|_: &str| {}).await.unwrap();
+    let started = first.start(common::request(&package.id)).await.unwrap();
+    let target = format!("peer.chaincode.{}", started.container);
+    let numbers = || -> Vec<u32> {
+        captured
+            .for_target(&target)
+            .iter()
+            .filter_map(|l| l.split(' ').nth(2)?.parse().ok())
+            .collect()
+    };
+    assert!(common::eventually(Duration::from_secs(30), || numbers().len() >= 310).await);
+    first.stop_mirrors().await;
+    let stopped_after = numbers().len() as u32;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let second = Launcher::new(env.engine.clone(), config);
+    let resumed = second.resume().await.unwrap();
+    assert_eq!(resumed.len(), 1, "{resumed:?}");
+    assert_eq!(
+        resumed[0].from.map(|p| p.stdout),
+        Some(stopped_after.into())
+    );
+    let check = stopped_after + 8;
+    assert!(common::eventually(Duration::from_secs(20), || numbers().len() as u32 >= check).await);
+    second.stop_mirrors().await;
+    let seen = numbers();
+    let expected: Vec<u32> = (1..=check).collect();
+    assert_eq!(
+        seen[..check as usize],
+        expected[..],
+        "stopped after line {stopped_after}; then came {:?}",
+        &seen[stopped_after as usize..check as usize]
+    );
+}

@@ -233,6 +233,7 @@ impl LauncherApi for Api {
             follow: r.follow,
             tail: (r.tail != 0).then_some(u64::from(r.tail)),
             since: r.since,
+            timestamps: false,
         };
         let mut output = self
             .launcher

@@ -207,6 +207,7 @@ async fn logs(args: LogsArgs, config: Config) -> Result<()> {
         follow: args.follow,
         tail,
         since: 0,
+        timestamps: false,
     };
     let mut output = launcher.logs(&id, &query).await?;
     let (mut out, mut err) = (Lines::new(max), Lines::new(max));

@@ -16,7 +16,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use crate::logs::Position;
+use crate::logs::{unix_now, Position, Skip};
 
 const MIN_INTERVAL: Duration = Duration::from_millis(50);
 
@@ -27,6 +27,9 @@ struct Record {
     container_id: String,
     #[serde(flatten)]
     position: Position,
+    /// When this was written (ns since the Unix epoch): every line counted
+    /// in `position` was logged by the engine before it.
+    saved_at_ns: u64,
 }
 
 /// Where checkpoints live. The directory is made on first use; if it cannot
@@ -50,21 +53,25 @@ impl Checkpoints {
         self.dir.join(format!("{container}.json"))
     }
 
-    /// Where the last mirror of this container (by id) stopped.
-    pub fn load(&self, container: &str, container_id: &str) -> Option<Position> {
+    /// What the last mirror of this container (by id) logged.
+    pub fn load(&self, container: &str, container_id: &str) -> Option<Skip> {
         let text = std::fs::read(self.path(container)).ok()?;
         let record: Record = serde_json::from_slice(&text)
             .inspect_err(
                 |e| tracing::warn!(container, error = %e, "ignoring a damaged mirror checkpoint"),
             )
             .ok()?;
-        (record.container_id == container_id).then_some(record.position)
+        (record.container_id == container_id).then_some(Skip {
+            at: record.position,
+            saved_at: Duration::from_nanos(record.saved_at_ns),
+        })
     }
 
     pub fn save(&self, container: &str, container_id: &str, position: Position) {
         let record = Record {
             container_id: container_id.to_string(),
             position,
+            saved_at_ns: u64::try_from(unix_now().as_nanos()).unwrap_or(u64::MAX),
         };
         let path = self.path(container);
         let written = write_atomically(&path, &record).or_else(|e| {
@@ -131,8 +138,11 @@ mod tests {
             stdout: 7,
             stderr: 2,
         };
+        let before = unix_now();
         checkpoints.save("dev-peer0-cc", "abc", at);
-        assert_eq!(checkpoints.load("dev-peer0-cc", "abc"), Some(at));
+        let loaded = checkpoints.load("dev-peer0-cc", "abc").unwrap();
+        assert_eq!(loaded.at, at);
+        assert!(loaded.saved_at >= before && loaded.saved_at <= unix_now());
         assert_eq!(checkpoints.load("dev-peer0-cc", "newer"), None);
         std::fs::write(dir.path().join("mirror/dev-peer0-cc.json"), b"{oops").unwrap();
         assert_eq!(checkpoints.load("dev-peer0-cc", "abc"), None);
@@ -155,7 +165,7 @@ mod tests {
         drop(tx);
         writer.await.unwrap();
         assert_eq!(
-            checkpoints.load("c", "id"),
+            checkpoints.load("c", "id").map(|s| s.at),
             Some(Position {
                 stdout: 100,
                 stderr: 0

@@ -10,7 +10,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::{engine, Error, Launcher};
-use crate::logs::{self, Position, Tail};
+use crate::logs::{self, Position, Skip, Tail};
 use crate::runtime::{self, LogQuery, OutputStream};
 
 const WRITER_GRACE: Duration = Duration::from_secs(2);
@@ -29,25 +29,26 @@ pub struct Resumed {
     pub package_id: String,
     pub container: String,
     pub running: bool,
-    /// Where mirroring went on from; `None`: no checkpoint for this
+    /// What the last mirror had logged; `None`: no checkpoint for this
     /// container, so only output from now on is mirrored.
     pub from: Option<Position>,
 }
 
 impl Launcher {
-    /// Mirrors `output` into the chaincode's logger from `from` on, keeping
-    /// a checkpoint, and logs the chaincode's exit once its output closes.
+    /// Mirrors `output` into the chaincode's logger (with `skip`: a
+    /// timestamped log re-read after a restart), keeping a checkpoint, and
+    /// logs the chaincode's exit once its output closes.
     pub(super) fn spawn_mirror(
         &self,
         package_id: &str,
         container: &str,
         container_id: &str,
         output: OutputStream,
-        from: Position,
+        skip: Option<Skip>,
     ) {
         let tail = Tail::new(self.config.cclaunch.output.keep_lines);
         let max_line = self.config.cclaunch.output.max_line_bytes;
-        let (progress, position) = watch::channel(from);
+        let (progress, position) = watch::channel(Position::default());
         let writer =
             self.checkpoints
                 .follow(container.to_string(), container_id.to_string(), position);
@@ -55,7 +56,7 @@ impl Launcher {
             let (tail, engine) = (Arc::clone(&tail), Arc::clone(&self.engine));
             let (package_id, container) = (package_id.to_string(), container.to_string());
             async move {
-                let lines = logs::mirror(&container, output, max_line, tail, from, progress).await;
+                let lines = logs::mirror(&container, output, max_line, tail, skip, progress).await;
                 // The output closes when the chaincode exits: say how it ended
                 // (a container removed meanwhile has nothing to report).
                 match engine.wait_container(&container).await {
@@ -102,14 +103,14 @@ impl Launcher {
                 continue;
             }
             let from = self.checkpoints.load(&info.name, &info.id);
-            let query = match from {
-                Some(_) => LogQuery::all(info.running),
-                None if info.running => LogQuery {
-                    follow: true,
-                    tail: Some(0),
-                    since: 0,
-                },
+            let skip = match from {
+                Some(skip) => skip,
+                None if info.running => Skip::until_now(),
                 None => continue,
+            };
+            let query = LogQuery {
+                timestamps: true,
+                ..LogQuery::all(info.running)
             };
             let output = match self.engine.logs(&info.name, &query).await {
                 Ok(output) => output,
@@ -117,19 +118,13 @@ impl Launcher {
                 Err(e) if e.is_not_found() => continue,
                 Err(e) => return Err(engine(&package_id)(e)),
             };
-            tracing::info!(chaincode = %package_id, container = %info.name, running = info.running, from = ?from, "resuming output mirror");
-            self.spawn_mirror(
-                &package_id,
-                &info.name,
-                &info.id,
-                output,
-                from.unwrap_or_default(),
-            );
+            tracing::info!(chaincode = %package_id, container = %info.name, running = info.running, from = ?from.map(|s| s.at), "resuming output mirror");
+            self.spawn_mirror(&package_id, &info.name, &info.id, output, Some(skip));
             resumed.push(Resumed {
                 package_id,
                 container: info.name,
                 running: info.running,
-                from,
+                from: from.map(|s| s.at),
             });
         }
         Ok(resumed)

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::{engine, env, Error, Launcher, TlsMaterial};
-use crate::logs::Position;
 use crate::platform::Platform;
 use crate::runtime::{self, ContainerSpec};
 
@@ -155,13 +154,7 @@ impl Launcher {
                 .attach(container)
                 .await
                 .map_err(engine(package_id))?;
-            self.spawn_mirror(
-                package_id,
-                container,
-                container_id,
-                output,
-                Position::default(),
-            );
+            self.spawn_mirror(package_id, container, container_id, output, None);
         }
         if let Some(tls) = tls {
             let tarball = tls.tarball().map_err(|source| Error::Io {

@@ -560,6 +560,7 @@ impl Engine for Docker {
                 .map_or_else(|| "all".to_string(), |n| n.to_string()),
             // The engine API takes an i32; later times are clamped, not wrapped.
             since: i32::try_from(query.since.max(0)).unwrap_or(i32::MAX),
+            timestamps: query.timestamps,
             ..Default::default()
         };
         let stream = self.client.logs(container, Some(options));

@@ -83,6 +83,8 @@ pub struct LogQuery {
     pub tail: Option<u64>,
     /// Only output logged at or after this Unix time (seconds); 0 = from the start.
     pub since: i64,
+    /// Each frame starts with the time the engine logged it (RFC 3339) and a space.
+    pub timestamps: bool,
 }
 
 impl LogQuery {
@@ -92,6 +94,7 @@ impl LogQuery {
             follow,
             tail: None,
             since: 0,
+            timestamps: false,
         }
     }
 }
