@@ -9,7 +9,7 @@ use bytes::Bytes;
 
 use super::{engine, env, Error, Launcher, TlsMaterial};
 use crate::platform::Platform;
-use crate::runtime::{self, ContainerSpec};
+use crate::runtime::{self, ContainerSpec, RemoveOnDrop};
 
 #[derive(Debug, Clone)]
 pub struct StartRequest {
@@ -112,10 +112,7 @@ impl Launcher {
         // From here on the container exists: if this call is cancelled before
         // it is started, the guard removes it (by id, so a newer container of
         // the same name is never hit).
-        let guard = RemoveOnDrop {
-            engine: Some(Arc::clone(&self.engine)),
-            id: id.clone(),
-        };
+        let guard = RemoveOnDrop::new(Arc::clone(&self.engine), &id);
         let prepared = self
             .prepare_and_start(package_id, &names.container, &id, request.tls.as_ref())
             .await;
@@ -214,34 +211,6 @@ fn valid_env_entry(entry: &str) -> bool {
     matches!(chars.next(), Some(c) if c == '_' || c.is_ascii_alphabetic())
         && chars.all(|c| c == '_' || c.is_ascii_alphanumeric())
         && !entry.contains('\0')
-}
-
-/// Removes a created container if the start owning it is dropped midway.
-struct RemoveOnDrop {
-    engine: Option<Arc<dyn crate::runtime::Engine>>,
-    id: String,
-}
-
-impl RemoveOnDrop {
-    fn disarm(mut self) {
-        self.engine = None;
-    }
-}
-
-impl Drop for RemoveOnDrop {
-    fn drop(&mut self) {
-        let (Some(engine), Ok(runtime)) =
-            (self.engine.take(), tokio::runtime::Handle::try_current())
-        else {
-            return;
-        };
-        let id = std::mem::take(&mut self.id);
-        runtime.spawn(async move {
-            if let Err(e) = engine.remove_container(&id).await {
-                tracing::warn!(container = %id, error = %e, "could not remove the container of a cancelled start");
-            }
-        });
-    }
 }
 
 /// A create call in flight; dropped before it finishes, it removes the

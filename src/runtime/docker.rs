@@ -20,7 +20,7 @@ use tokio::io::AsyncWriteExt;
 
 use super::{
     BuildJob, ByteStream, ContainerInfo, ContainerSpec, Engine, EngineInfo, Error, Labels,
-    LogQuery, Output, OutputStream, Progress,
+    LogQuery, Output, OutputStream, Progress, RemoveOnDrop,
 };
 
 /// How long a plain request may take before the engine counts as hung.
@@ -199,32 +199,6 @@ fn dirs_tar() -> Result<Bytes, Error> {
         })
 }
 
-/// Removes a container if the future owning this guard is dropped midway
-/// (a cancelled caller), so no half-made container is left behind.
-struct RemoveOnDrop {
-    docker: Option<Docker>,
-    id: String,
-}
-
-impl RemoveOnDrop {
-    fn disarm(mut self) {
-        self.docker = None;
-    }
-}
-
-impl Drop for RemoveOnDrop {
-    fn drop(&mut self) {
-        if let Some(docker) = self.docker.take() {
-            let id = std::mem::take(&mut self.id);
-            if let Ok(handle) = tokio::runtime::Handle::try_current() {
-                handle.spawn(async move {
-                    let _ = docker.force_remove(&id).await;
-                });
-            }
-        }
-    }
-}
-
 fn output_stream(
     stream: impl futures_util::Stream<Item = Result<LogOutput, BollardError>> + Send + 'static,
     docker: Docker,
@@ -345,10 +319,7 @@ impl Engine for Docker {
                 },
                 e => e,
             })?;
-        let guard = RemoveOnDrop {
-            docker: Some(self.clone()),
-            id: created.id.clone(),
-        };
+        let guard = RemoveOnDrop::new(std::sync::Arc::new(self.clone()), &created.id);
         let result = self.build_steps(&created.id, job, input, progress).await;
         guard.disarm();
         let removed = self.force_remove(&created.id).await;

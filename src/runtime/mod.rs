@@ -207,3 +207,42 @@ pub trait Engine: Send + Sync {
     /// Downloads `path` from a container as a tar.
     async fn download(&self, container: &str, path: &str) -> Result<Bytes, Error>;
 }
+
+/// Removes a container by id if the future owning this guard is dropped
+/// midway (a cancelled caller), so no half-made container is left behind.
+pub(crate) struct RemoveOnDrop {
+    engine: Option<std::sync::Arc<dyn Engine>>,
+    id: String,
+}
+
+impl RemoveOnDrop {
+    pub(crate) fn new(engine: std::sync::Arc<dyn Engine>, id: &str) -> RemoveOnDrop {
+        RemoveOnDrop {
+            engine: Some(engine),
+            id: id.to_string(),
+        }
+    }
+
+    /// The owner finished: keep the container.
+    pub(crate) fn disarm(mut self) {
+        self.engine = None;
+    }
+}
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let (Some(engine), Ok(runtime)) =
+            (self.engine.take(), tokio::runtime::Handle::try_current())
+        else {
+            return;
+        };
+        let id = std::mem::take(&mut self.id);
+        runtime.spawn(async move {
+            if let Err(e) = engine.remove_container(&id).await {
+                if !e.is_not_found() {
+                    tracing::warn!(container = %id, error = %e, "could not remove the container of a cancelled call");
+                }
+            }
+        });
+    }
+}
