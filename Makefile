@@ -29,7 +29,8 @@ images: engine
 	testdata/images/make-images.sh
 
 ## Benchmarks with side-by-side comparisons; figures in docs/BENCHMARKS.md.
-bench: engine images
+## (build: the package section runs the release cclaunch binary.)
+bench: engine images build
 	$(CARGO) run --release --example bench
 
 lint:

@@ -6,7 +6,13 @@
 //!    bollard client issuing the same calls back to back vs the docker CLI;
 //! 2. output mirroring of 1,000,000 lines: cclaunch vs `docker logs -f`;
 //! 3. package id + validation of a 200 MB package: cclaunch vs `sha256sum`
-//!    (throughput and the child's peak RSS).
+//!    (throughput and the child's peak RSS);
+//! 4. through the gRPC API, as a peer drives it: 1, 8 and 32 launches at once
+//!    vs the same launches one after another, and Build of a built package;
+//! 5. Node chaincode registration (the real shim).
+//!
+//! `cargo run --release --example bench -- api` runs only the named sections
+//! (start, mirroring, package, api, node); no argument runs them all.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
@@ -24,6 +30,8 @@ use cclaunch::launcher::{Launcher, StartRequest, TlsMaterial};
 use cclaunch::package::{self, Limits, Metadata, Package};
 use cclaunch::runtime::docker::Docker;
 use cclaunch::runtime::Engine;
+
+mod api;
 
 const ROUNDS: usize = 15;
 const SHENV: &str = "cclaunch-test/shenv:latest";
@@ -62,10 +70,23 @@ async fn main() -> Result<()> {
         env!("CARGO_PKG_VERSION")
     );
 
-    start_latency(&launcher, &docker, dir.path()).await?;
-    mirroring(&launcher, dir.path()).await?;
-    package_throughput(dir.path())?;
-    node_registration(docker.clone(), dir.path()).await?;
+    let only: Vec<String> = std::env::args().skip(1).collect();
+    let run = |section: &str| only.is_empty() || only.iter().any(|s| s == section);
+    if run("start") {
+        start_latency(&launcher, &docker, dir.path()).await?;
+    }
+    if run("mirroring") {
+        mirroring(&launcher, dir.path()).await?;
+    }
+    if run("package") {
+        package_throughput(dir.path())?;
+    }
+    if run("api") {
+        api::launches_and_builds(docker.clone(), dir.path()).await?;
+    }
+    if run("node") {
+        node_registration(docker.clone(), dir.path()).await?;
+    }
     Ok(())
 }
 
