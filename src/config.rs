@@ -58,6 +58,15 @@ cclaunch:
     maxLineBytes: 65536
     keepLines: 200
   stateDir: ""
+  builder:
+    types: golang,node,java,ccaas
+    ccaas:
+      templateValues: {}
+    tls:
+      caFile: ""
+      certFile: ""
+      keyFile: ""
+      domain: ""
 "#;
 
 #[derive(Debug, thiserror::Error)]
@@ -164,6 +173,7 @@ pub struct Cclaunch {
     /// `$XDG_STATE_HOME/cclaunch`, else `$HOME/.local/state/cclaunch`, else
     /// `/var/lib/cclaunch`.
     pub state_dir: String,
+    pub builder: Builder,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -192,6 +202,56 @@ pub struct Output {
     pub max_line_bytes: usize,
     /// Lines kept per chaincode for error reports and `logs`.
     pub keep_lines: usize,
+}
+
+/// The external builder (`cclaunch builder ...`), run by a peer.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Builder {
+    /// The metadata.json types `detect` claims, matched case-insensitively.
+    /// A list, or one comma-separated string (so `CCLAUNCH_BUILDER_TYPES`
+    /// can set it).
+    #[serde(deserialize_with = "names")]
+    pub types: Vec<String>,
+    pub ccaas: Ccaas,
+    pub tls: ClientTlsFiles,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Ccaas {
+    /// Values for `{{.key}}` in a ccaas package's connection.json, under
+    /// those of `CHAINCODE_AS_A_SERVICE_BUILDER_CONFIG` (Fabric's variable).
+    pub template_values: std::collections::BTreeMap<String, serde_json::Value>,
+}
+
+/// PEM files for reaching an `https://` sidecar; empty = not set.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientTlsFiles {
+    pub ca_file: String,
+    pub cert_file: String,
+    pub key_file: String,
+    /// The name the sidecar's certificate is checked for (default: the host).
+    pub domain: String,
+}
+
+fn names<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Names {
+        List(Vec<String>),
+        Text(String),
+    }
+    let list = match Names::deserialize(d)? {
+        Names::List(list) => list,
+        Names::Text(text) => text.split(',').map(str::to_string).collect(),
+    };
+    Ok(list
+        .iter()
+        .map(|n| n.trim().to_string())
+        .filter(|n| !n.is_empty())
+        .collect())
 }
 
 impl Config {
@@ -477,6 +537,31 @@ mod tests {
             Some("bridge")
         );
         assert_eq!(c.cclaunch.package.max_unpacked_bytes, 1024);
+    }
+
+    #[test]
+    fn builder_types_are_a_list_or_a_comma_separated_string() {
+        let c = Config::load_with_env(None, no_env).unwrap();
+        assert_eq!(
+            c.cclaunch.builder.types,
+            ["golang", "node", "java", "ccaas"]
+        );
+        let env = |key: &str| (key == "CCLAUNCH_BUILDER_TYPES").then(|| "node, ccaas".to_string());
+        let c = Config::load_with_env(None, env).unwrap();
+        assert_eq!(c.cclaunch.builder.types, ["node", "ccaas"]);
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("core.yaml");
+        std::fs::write(
+            &file,
+            "cclaunch:\n  builder:\n    types: [java]\n    ccaas:\n      templateValues: {peername: peer0, port: 9999}\n",
+        )
+        .unwrap();
+        let c = Config::load_with_env(Some(&file), no_env).unwrap();
+        assert_eq!(c.cclaunch.builder.types, ["java"]);
+        assert_eq!(
+            c.cclaunch.builder.ccaas.template_values.get("port"),
+            Some(&serde_json::json!(9999))
+        );
     }
 
     #[test]

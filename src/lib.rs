@@ -6,6 +6,7 @@
 //! container's output. The CLI is a thin face over the launcher.
 
 pub mod api;
+pub mod builder;
 pub mod cli;
 pub mod client;
 pub mod config;

@@ -528,7 +528,20 @@ pub fn write(metadata: &Metadata, code_dir: &Path, out: &Path) -> io::Result<Str
 
     let mut code = tempfile::tempfile_in(dir)?;
     write_code_tar_gz(code_dir, &mut code)?;
-    let code_len = code.stream_position()?;
+    wrap(metadata, code, out)
+}
+
+/// Writes a package around a finished `code.tar.gz` (`code`, read from its
+/// start): `metadata.json` first, as the peer CLI does. Replaces `out` only
+/// once it is complete. The package id.
+pub fn wrap(metadata: &Metadata, mut code: File, out: &Path) -> io::Result<String> {
+    validate_label(&metadata.label)
+        .map_err(|p| io::Error::new(io::ErrorKind::InvalidInput, p.to_string()))?;
+    let dir = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let code_len = code.seek(io::SeekFrom::End(0))?;
     code.rewind()?;
 
     let file = tempfile::NamedTempFile::new_in(dir)?;

@@ -9,8 +9,8 @@ use futures_util::StreamExt;
 
 use super::progress::BuildProgress;
 use super::{
-    Cli, Command, DevpeerCommand, DevpeerServeArgs, GcArgs, LogsArgs, NamesArgs, PackageArgs,
-    ServeArgs, StartArgs, TryArgs,
+    BuilderCommand, Cli, Command, DevpeerCommand, DevpeerServeArgs, GcArgs, LogsArgs, NamesArgs,
+    PackageArgs, ServeArgs, StartArgs, TryArgs,
 };
 use crate::config::{self, Config};
 use crate::launcher::{Launcher, Selection, StartRequest, TlsMaterial};
@@ -61,6 +61,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::Try(args) => return try_package(args, config).await,
         Command::Serve(args) => serve(args, config).await?,
         Command::Devpeer(DevpeerCommand::Serve(args)) => devpeer_serve(args, config).await?,
+        Command::Builder(command) => return builder(command, &config, config_file).await,
         Command::Health => {
             let endpoint = config.vm.endpoint.clone();
             let launcher = launcher(config).await?;
@@ -76,6 +77,39 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::Config => print!("{}", config::effective_yaml(config_file)?),
     }
     Ok(0)
+}
+
+/// The external builder's verbs; each returns the exit code for the peer.
+async fn builder(
+    command: BuilderCommand,
+    config: &Config,
+    config_file: Option<&Path>,
+) -> Result<i32> {
+    use crate::builder;
+    match command {
+        BuilderCommand::Detect { src, meta } => Ok(builder::detect(config, &src, &meta)),
+        BuilderCommand::Build {
+            src,
+            meta,
+            bld,
+            sidecar,
+        } => builder::build(config, sidecar.server.as_deref(), &src, &meta, &bld).await,
+        BuilderCommand::Release { bld, release } => builder::release(&bld, &release),
+        BuilderCommand::Run {
+            bld,
+            rundir,
+            sidecar,
+        } => builder::run(config, sidecar.server.as_deref(), &bld, &rundir).await,
+        BuilderCommand::Install(args) => {
+            builder::install(&builder::Install {
+                dir: args.dir,
+                name: args.name,
+                server: args.server,
+                config: config_file.map(Path::to_path_buf),
+            })?;
+            Ok(0)
+        }
+    }
 }
 
 async fn launcher(config: Config) -> Result<Launcher> {

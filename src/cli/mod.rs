@@ -103,6 +103,13 @@ pub enum Command {
     /// reflection. SIGTERM stops accepting and lets calls in flight finish;
     /// chaincode keeps running.
     Serve(ServeArgs),
+    /// Fabric's external builder entry points, for a peer to run (docs/BUILDER.md).
+    ///
+    /// `install DIR` writes DIR/bin/{detect,build,release,run} and prints the
+    /// core.yaml lines naming them; the peer then builds and runs chaincode
+    /// through the sidecar whose address is in CCLAUNCH_SERVER.
+    #[command(subcommand)]
+    Builder(BuilderCommand),
     /// Check that the container engine answers; print its version.
     Health,
     /// Print the effective configuration (defaults, file, environment).
@@ -260,4 +267,70 @@ pub struct LogsArgs {
     /// Only the last N lines.
     #[arg(long, value_name = "N", default_value = "all")]
     pub tail: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BuilderCommand {
+    /// Exit 0 if META/metadata.json's type is one of cclaunch.builder.types, else 1 (why on stderr).
+    Detect {
+        /// The peer's extracted chaincode source.
+        src: PathBuf,
+        /// The directory holding metadata.json.
+        meta: PathBuf,
+    },
+    /// Build the package through the sidecar (ccaas: check and keep connection.json) into BLD.
+    ///
+    /// The package is made again from SRC and META/metadata.json (links and
+    /// special files in SRC are refused) and streamed to the sidecar; its build
+    /// output goes to stderr. BLD/cclaunch.json records the image.
+    Build {
+        src: PathBuf,
+        meta: PathBuf,
+        /// Build output directory (kept by the peer).
+        bld: PathBuf,
+        #[command(flatten)]
+        sidecar: SidecarArg,
+    },
+    /// Write what the peer reads: statedb indexes, and for ccaas chaincode/server/connection.json.
+    Release {
+        bld: PathBuf,
+        /// Release output directory.
+        release: PathBuf,
+    },
+    /// Start the chaincode through the sidecar as RUNDIR/chaincode.json says; live as long as it does.
+    ///
+    /// Mirrors its output to stderr and exits with its exit code. On SIGTERM
+    /// or SIGINT, stops it through the sidecar and exits 143 or 130.
+    Run {
+        bld: PathBuf,
+        /// Holds the peer's chaincode.json.
+        rundir: PathBuf,
+        #[command(flatten)]
+        sidecar: SidecarArg,
+    },
+    /// Write DIR/bin/{detect,build,release,run} exec'ing this binary; print the core.yaml snippet.
+    ///
+    /// --server and the global --config (or CCLAUNCH_CONFIG) are written into
+    /// the scripts as defaults, used when the peer does not pass those
+    /// variables on.
+    Install(BuilderInstallArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SidecarArg {
+    /// The sidecar: unix:/path, http://host:port or https://host:port.
+    #[arg(long, env = "CCLAUNCH_SERVER", value_name = "ADDRESS")]
+    pub server: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct BuilderInstallArgs {
+    /// Where the builder goes (the `path` of its core.yaml entry).
+    pub dir: PathBuf,
+    /// The sidecar address to use when CCLAUNCH_SERVER is not set.
+    #[arg(long, value_name = "ADDRESS")]
+    pub server: Option<String>,
+    /// The builder's `name` in core.yaml.
+    #[arg(long, default_value = "cclaunch")]
+    pub name: String,
 }

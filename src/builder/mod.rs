@@ -1,0 +1,154 @@
+//! Fabric's external builder entry points (`bin/detect`, `bin/build`,
+//! `bin/release`, `bin/run`), so a stock peer uses a cclaunch sidecar through
+//! core.yaml alone (docs/BUILDER.md).
+//!
+//! The peer runs each verb as a program with a pruned environment (its
+//! `propagateEnvironment` list plus PATH, LD_LIBRARY_PATH, LIBPATH, TMPDIR) and
+//! logs only its stderr, so every verb reports on stderr and reads nothing
+//! from HOME or other variables the peer drops. `build` and `run` talk to the
+//! sidecar (its address from `CCLAUNCH_SERVER` or `--server`); `detect` and
+//! `release`, and the whole ccaas path, need no sidecar.
+
+mod build;
+pub mod ccaas;
+mod detect;
+mod install;
+mod release;
+mod run;
+pub mod source;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use tonic::transport::Channel;
+
+use crate::api::pb::launcher_client::LauncherClient;
+use crate::client::{self, Address, ClientTls};
+use crate::config::Config;
+use crate::package::{Metadata, METADATA_FILE};
+
+pub use build::build;
+pub use detect::detect;
+pub use install::{install, Install};
+pub use release::release;
+pub use run::run;
+
+/// What `build` leaves in BLD for `release` and `run`.
+pub const RECORD_FILE: &str = "cclaunch.json";
+
+/// The metadata.json type of chaincode the peer dials (no image, no `run`).
+pub const CCAAS: &str = "ccaas";
+
+/// How long `build` and `run` wait for the sidecar to answer a connect.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// BLD/cclaunch.json: what was built, so `run` starts the right image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    /// metadata.json's type as the peer gave it.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub label: String,
+    /// The id of the package `build` rebuilt from SRC (not the peer's id: the
+    /// bytes differ), whose image `run` starts. Empty for ccaas.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub package_id: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub image: String,
+}
+
+impl Record {
+    fn is_ccaas(&self) -> bool {
+        self.kind.eq_ignore_ascii_case(CCAAS)
+    }
+
+    fn read(bld: &Path) -> Result<Record> {
+        let path = bld.join(RECORD_FILE);
+        let text = std::fs::read(&path).with_context(|| {
+            format!(
+                "cannot read {}: was BLD made by `cclaunch builder build`?",
+                path.display()
+            )
+        })?;
+        serde_json::from_slice(&text).with_context(|| format!("{} is not valid", path.display()))
+    }
+
+    fn write(&self, bld: &Path) -> Result<()> {
+        let json = serde_json::to_vec_pretty(self).context("cannot encode the build record")?;
+        write_atomic(&bld.join(RECORD_FILE), &json, 0o644)
+    }
+}
+
+/// META/metadata.json, as the peer wrote it from the package.
+fn read_metadata(meta: &Path) -> Result<Metadata> {
+    let path = meta.join(METADATA_FILE);
+    let text = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    serde_json::from_slice(&text).with_context(|| {
+        format!(
+            "{} is not chaincode metadata ({{\"path\",\"type\",\"label\"}})",
+            path.display()
+        )
+    })
+}
+
+/// Replaces `path` with `data` all at once (temp file in the same directory,
+/// then rename), so the peer never copies a half-written file.
+fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let fail = || format!("cannot write {}", path.display());
+    let mut file = tempfile::NamedTempFile::new_in(dir).with_context(fail)?;
+    file.write_all(data).with_context(fail)?;
+    file.as_file().sync_all().with_context(fail)?;
+    file.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(mode))
+        .with_context(fail)?;
+    file.persist(path).map_err(|e| e.error).with_context(fail)?;
+    Ok(())
+}
+
+/// The sidecar's address: `--server`, else `CCLAUNCH_SERVER` (clap reads both).
+fn address(server: Option<&str>) -> Result<Address> {
+    let text = server.with_context(|| {
+        format!(
+            "no sidecar address: set {} (list it in the builder's propagateEnvironment in \
+             core.yaml) or install the builder with `cclaunch builder install DIR --server ADDRESS`",
+            client::SERVER_ENV
+        )
+    })?;
+    Ok(Address::parse(text)?)
+}
+
+/// Connects to the sidecar, with the client TLS files from config for https.
+async fn connect(config: &Config, address: &Address) -> Result<LauncherClient<Channel>> {
+    let tls = match address {
+        Address::Https(_) => Some(client_tls(config)?),
+        _ => None,
+    };
+    Ok(client::connect(address, tls.as_ref(), CONNECT_TIMEOUT).await?)
+}
+
+fn client_tls(config: &Config) -> Result<ClientTls> {
+    let files = &config.cclaunch.builder.tls;
+    let read = |key: &str, file: &str| -> Result<Vec<u8>> {
+        if file.is_empty() {
+            anyhow::bail!("an https sidecar needs cclaunch.builder.tls.{key} (a PEM file)");
+        }
+        std::fs::read(file)
+            .with_context(|| format!("cannot read cclaunch.builder.tls.{key} {file}"))
+    };
+    Ok(ClientTls {
+        ca: read("caFile", &files.ca_file)?,
+        cert: read("certFile", &files.cert_file)?,
+        key: read("keyFile", &files.key_file)?,
+        domain: (!files.domain.is_empty()).then(|| files.domain.clone()),
+    })
+}
+
+/// `dir` as an absolute path (the peer passes absolute ones; people may not).
+fn absolute(dir: &Path) -> Result<PathBuf> {
+    std::path::absolute(dir).with_context(|| format!("cannot resolve {}", dir.display()))
+}

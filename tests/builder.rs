@@ -1,0 +1,648 @@
+//! The external builder as a peer runs it: `cclaunch builder install DIR`,
+//! then DIR/bin/{detect,build,release,run} with the peer's arguments and a
+//! pruned environment (PATH and CCLAUNCH_SERVER only, or less), against a
+//! real `cclaunch serve` and the real engine. SRC is the package's
+//! code.tar.gz extracted as Fabric's untar does it.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cclaunch::naming::Scope;
+use cclaunch::package::Package;
+use common::{Env, SHENV};
+use tokio::io::AsyncBufReadExt;
+
+const BIN: &str = env!("CARGO_BIN_EXE_cclaunch");
+
+struct Sidecar {
+    child: tokio::process::Child,
+    address: String,
+}
+
+async fn spawn_sidecar(env: &Env) -> Sidecar {
+    let socket = env.dir.path().join("run/cclaunch.sock");
+    let child = tokio::process::Command::new(BIN)
+        .arg("serve")
+        .arg("--socket")
+        .arg(&socket)
+        .env("CORE_VM_ENDPOINT", common::endpoint())
+        .env("CORE_PEER_ID", &env.peer)
+        .env("CCLAUNCH_STATEDIR", common::state_dir(&env.peer))
+        .env("CORE_PEER_NETWORKID", "test")
+        .env("CORE_CHAINCODE_NODE_RUNTIME", SHENV)
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn cclaunch serve");
+    for _ in 0..100 {
+        if tokio::net::UnixStream::connect(&socket).await.is_ok() {
+            return Sidecar {
+                child,
+                address: format!("unix:{}", socket.display()),
+            };
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("sidecar never listened on {}", socket.display());
+}
+
+/// `cclaunch builder install DIR [--server S]`; DIR.
+fn install(root: &Path, server: Option<&str>) -> PathBuf {
+    let dir = root.join("builder");
+    let mut cmd = Command::new(BIN);
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap())
+        .args(["builder", "install"])
+        .arg(&dir);
+    if let Some(server) = server {
+        cmd.args(["--server", server]);
+    }
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "install: {}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("externalBuilders:")
+            && stdout.contains(&format!("path: {}", dir.display())),
+        "{stdout}"
+    );
+    for verb in ["detect", "build", "release", "run"] {
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(dir.join("bin").join(verb))
+                .unwrap()
+                .permissions(),
+        );
+        assert_eq!(mode & 0o777, 0o755, "bin/{verb}");
+    }
+    dir
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// The directories the peer hands its builder.
+struct Layout {
+    _root: tempfile::TempDir,
+    src: PathBuf,
+    meta: PathBuf,
+    bld: PathBuf,
+    release: PathBuf,
+    rundir: PathBuf,
+}
+
+impl Layout {
+    fn new(metadata_json: &str) -> Layout {
+        let root = tempfile::tempdir().unwrap();
+        let dir = |name: &str| {
+            let d = root.path().join(name);
+            std::fs::create_dir(&d).unwrap();
+            d
+        };
+        let (src, meta, bld, release, rundir) = (
+            dir("src"),
+            dir("metadata"),
+            dir("bld"),
+            dir("release"),
+            dir("run"),
+        );
+        std::fs::write(meta.join("metadata.json"), metadata_json).unwrap();
+        Layout {
+            _root: root,
+            src,
+            meta,
+            bld,
+            release,
+            rundir,
+        }
+    }
+
+    /// A package laid out as the peer does: code.tar.gz extracted into SRC.
+    fn of(package: &Package) -> Layout {
+        let layout = Layout::new(&serde_json::to_string(&package.metadata).unwrap());
+        let mut code = Vec::new();
+        package
+            .read_code(|chunk| {
+                code.extend_from_slice(chunk);
+                Ok(())
+            })
+            .unwrap();
+        untar_like_fabric(&code, &layout.src);
+        layout
+    }
+}
+
+/// Fabric's `externalbuilder.Untar`: directories 0700, files with the mode
+/// their header gives.
+fn untar_like_fabric(code: &[u8], dst: &Path) {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(code));
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let target = dst.join(entry.path().unwrap());
+        if entry.header().entry_type().is_dir() {
+            std::fs::create_dir_all(&target).unwrap();
+            continue;
+        }
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        let mut data = Vec::new();
+        entry.read_to_end(&mut data).unwrap();
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(entry.header().mode().unwrap())
+            .open(&target)
+            .unwrap();
+        std::io::Write::write_all(&mut file, &data).unwrap();
+    }
+}
+
+/// DIR/bin/VERB ARGS with only PATH (and CCLAUNCH_SERVER when given) set.
+fn verb(builder: &Path, verb: &str, args: &[&Path], server: Option<&str>) -> Command {
+    let mut cmd = Command::new(builder.join("bin").join(verb));
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap())
+        .args(args);
+    if let Some(server) = server {
+        cmd.env("CCLAUNCH_SERVER", server);
+    }
+    cmd
+}
+
+fn run_ok(mut cmd: Command) -> Output {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        text(&out.stderr)
+    );
+    out
+}
+
+fn chaincode_json(
+    layout: &Layout,
+    chaincode_id: &str,
+    tls: Option<&cclaunch::launcher::TlsMaterial>,
+) {
+    let pem = |f: fn(&cclaunch::launcher::TlsMaterial) -> &Vec<u8>| {
+        tls.map(|t| text(f(t))).unwrap_or_default()
+    };
+    let json = serde_json::json!({
+        "chaincode_id": chaincode_id,
+        "peer_address": "127.0.0.1:7052",
+        "client_cert": pem(|t| &t.client_cert),
+        "client_key": pem(|t| &t.client_key),
+        "root_cert": pem(|t| &t.root_cert),
+        "mspid": "Org1MSP",
+    });
+    std::fs::write(layout.rundir.join("chaincode.json"), json.to_string()).unwrap();
+}
+
+/// A `bin/run` process whose stderr lines are collected as they come.
+struct Running {
+    child: tokio::process::Child,
+    lines: Arc<Mutex<Vec<String>>>,
+    reader: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    fn spawn(cmd: Command) -> Running {
+        let mut cmd = tokio::process::Command::from(cmd);
+        let mut child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let reader = tokio::spawn({
+            let lines = lines.clone();
+            async move {
+                let mut stderr = tokio::io::BufReader::new(stderr).lines();
+                while let Ok(Some(line)) = stderr.next_line().await {
+                    lines.lock().unwrap().push(line);
+                }
+            }
+        });
+        Running {
+            child,
+            lines,
+            reader,
+        }
+    }
+
+    async fn until_line(&self, wanted: &str) {
+        let seen = common::eventually(Duration::from_secs(60), || {
+            self.lines.lock().unwrap().iter().any(|l| l == wanted)
+        })
+        .await;
+        assert!(
+            seen,
+            "no line {wanted:?} in {:?}",
+            self.lines.lock().unwrap()
+        );
+    }
+
+    /// Waits for the exit; its code and every stderr line.
+    async fn exit(mut self, within: Duration) -> (Option<i32>, Vec<String>) {
+        let status = tokio::time::timeout(within, self.child.wait())
+            .await
+            .expect("run exits in time")
+            .unwrap();
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.reader).await;
+        let lines = self.lines.lock().unwrap().clone();
+        (status.code(), lines)
+    }
+}
+
+fn container_state(name: &str) -> String {
+    common::docker(&["inspect", "-f", "{{.State.Status}}", name])
+        .trim()
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_builds_and_runs_chaincode_through_the_sidecar_and_stops_it_with_sigterm() {
+    let env = Env::new("builder", &[("CORE_CHAINCODE_NODE_RUNTIME", SHENV)]).await;
+    let sidecar = spawn_sidecar(&env).await;
+    let server = Some(sidecar.address.as_str());
+    let builder = install(env.dir.path(), None);
+    let package = env.shell_package(
+        "bldcc",
+        "echo \"id=$CORE_CHAINCODE_ID_NAME\"\necho \"msp=$CORE_PEER_LOCALMSPID tls=$CORE_PEER_TLS_ENABLED\"\necho \"args=$*\"\necho ready\nexec sleep 300\n",
+    );
+    let layout = Layout::of(&package);
+
+    run_ok(verb(&builder, "detect", &[&layout.src, &layout.meta], None));
+    let built = run_ok(verb(
+        &builder,
+        "build",
+        &[&layout.src, &layout.meta, &layout.bld],
+        server,
+    ));
+    let stderr = text(&built.stderr);
+    assert!(
+        stderr.contains("build.sh: copied"),
+        "build output forwarded: {stderr}"
+    );
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.bld.join("cclaunch.json")).unwrap()).unwrap();
+    let rebuilt = record["package_id"].as_str().unwrap().to_string();
+    assert_eq!(record["type"], "node");
+    assert!(
+        rebuilt.starts_with("bldcc:") && rebuilt != package.id,
+        "{record}"
+    );
+    let scope = Scope::new("test", env.peer.clone());
+    assert_eq!(record["image"], scope.image_name(&rebuilt).unwrap());
+
+    // Building again (the peer reinstalling) reuses the image.
+    let again = run_ok(verb(
+        &builder,
+        "build",
+        &[&layout.src, &layout.meta, &layout.bld],
+        server,
+    ));
+    assert!(text(&again.stderr).contains(&format!(
+        "reused image {}",
+        record["image"].as_str().unwrap()
+    )));
+
+    run_ok(verb(
+        &builder,
+        "release",
+        &[&layout.bld, &layout.release],
+        None,
+    ));
+    assert_eq!(std::fs::read_dir(&layout.release).unwrap().count(), 0);
+
+    chaincode_json(&layout, &package.id, None);
+    let run = Running::spawn(verb(
+        &builder,
+        "run",
+        &[&layout.bld, &layout.rundir],
+        server,
+    ));
+    run.until_line("ready").await;
+    {
+        let lines = run.lines.lock().unwrap();
+        for expected in [
+            format!("id={}", package.id),
+            "msp=Org1MSP tls=false".to_string(),
+            "args=--peer.address 127.0.0.1:7052".to_string(),
+        ] {
+            assert!(lines.contains(&expected), "{expected:?} in {lines:?}");
+        }
+    }
+    // Named from the peer's chaincode id, running the rebuilt package's image.
+    let container = scope.container_name(&package.id);
+    assert_eq!(container_state(&container), "running");
+    let image = common::docker(&["inspect", "-f", "{{.Config.Image}}", &container]);
+    assert_eq!(image.trim(), record["image"].as_str().unwrap());
+
+    // The peer stops chaincode with SIGTERM.
+    let pid = run.child.id().unwrap().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let (code, lines) = run.exit(Duration::from_secs(15)).await;
+    assert_eq!(code, Some(143), "{lines:?}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains(&format!("SIGTERM: stopped chaincode {}", package.id))),
+        "{lines:?}"
+    );
+    assert_eq!(container_state(&container), "", "container removed");
+    drop(sidecar);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_hands_the_chaincode_the_peers_tls_material_and_exits_with_its_code() {
+    let env = Env::new("buildertls", &[("CORE_CHAINCODE_NODE_RUNTIME", SHENV)]).await;
+    let sidecar = spawn_sidecar(&env).await;
+    // The address is baked into the scripts: the peer passes no CCLAUNCH_SERVER.
+    let builder = install(env.dir.path(), Some(&sidecar.address));
+    let package = env.shell_package(
+        "bldtls",
+        "echo \"tls=$CORE_PEER_TLS_ENABLED\"\n\
+         echo \"root=$(head -n 1 \"$CORE_PEER_TLS_ROOTCERT_FILE\")\"\n\
+         echo \"cert=$(head -n 1 \"$CORE_TLS_CLIENT_CERT_FILE\")\"\n\
+         [ -s \"$CORE_TLS_CLIENT_KEY_FILE\" ] && echo key-present\n\
+         echo bye\nexit 3\n",
+    );
+    let layout = Layout::of(&package);
+    run_ok(verb(
+        &builder,
+        "build",
+        &[&layout.src, &layout.meta, &layout.bld],
+        None,
+    ));
+    let tls = common::tls_material();
+    chaincode_json(&layout, &package.id, Some(&tls));
+
+    let run = Running::spawn(verb(&builder, "run", &[&layout.bld, &layout.rundir], None));
+    let (code, lines) = run.exit(Duration::from_secs(60)).await;
+    assert_eq!(code, Some(3), "{lines:?}");
+    for expected in [
+        "tls=true",
+        "root=-----BEGIN CERTIFICATE-----",
+        "cert=-----BEGIN CERTIFICATE-----",
+        "key-present",
+        "bye",
+    ] {
+        assert!(
+            lines.iter().any(|l| l == expected),
+            "{expected:?} in {lines:?}"
+        );
+    }
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains(&format!("chaincode {} exited with code 3", package.id))),
+        "{lines:?}"
+    );
+    let key_body = text(&tls.client_key).lines().nth(1).unwrap().to_string();
+    assert!(
+        !lines.iter().any(|l| l.contains(&key_body)),
+        "the private key never reaches stderr"
+    );
+    drop(sidecar);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_reports_a_sidecar_that_goes_away() {
+    let env = Env::new("builderlost", &[("CORE_CHAINCODE_NODE_RUNTIME", SHENV)]).await;
+    let mut sidecar = spawn_sidecar(&env).await;
+    let server = Some(sidecar.address.clone());
+    let builder = install(env.dir.path(), None);
+    let package = env.shell_package("bldlost", "echo ready\nexec sleep 300\n");
+    let layout = Layout::of(&package);
+    run_ok(verb(
+        &builder,
+        "build",
+        &[&layout.src, &layout.meta, &layout.bld],
+        server.as_deref(),
+    ));
+    chaincode_json(&layout, &package.id, None);
+    let run = Running::spawn(verb(
+        &builder,
+        "run",
+        &[&layout.bld, &layout.rundir],
+        server.as_deref(),
+    ));
+    run.until_line("ready").await;
+    sidecar.child.kill().await.unwrap();
+    let (code, lines) = run.exit(Duration::from_secs(15)).await;
+    assert_eq!(code, Some(1), "{lines:?}");
+    let last = lines.last().cloned().unwrap_or_default();
+    assert!(
+        last.contains(&format!(
+            "chaincode {}: lost the sidecar at {}",
+            package.id, sidecar.address
+        )),
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn detect_claims_the_configured_types_without_a_sidecar() {
+    let root = tempfile::tempdir().unwrap();
+    let builder = install(root.path(), None);
+    let detect = |kind: &str, types: Option<&str>| {
+        let layout = Layout::new(&format!(r#"{{"path":"","type":"{kind}","label":"cc_1"}}"#));
+        let mut cmd = verb(&builder, "detect", &[&layout.src, &layout.meta], None);
+        if let Some(types) = types {
+            cmd.env("CCLAUNCH_BUILDER_TYPES", types);
+        }
+        let out = cmd.output().unwrap();
+        (out.status.code(), text(&out.stderr))
+    };
+    for claimed in ["node", "NODE", "golang", "java", "ccaas"] {
+        assert_eq!(detect(claimed, None).0, Some(0), "{claimed}");
+    }
+    let (code, stderr) = detect("cobol", None);
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains(r#"chaincode cc_1 has type "cobol", not one of cclaunch.builder.types (golang, node, java, ccaas)"#),
+        "{stderr}"
+    );
+    assert_eq!(detect("node", Some("ccaas")).0, Some(1), "configured away");
+    assert_eq!(detect("ccaas", Some("ccaas")).0, Some(0));
+
+    let layout = Layout::new("not json");
+    let out = verb(&builder, "detect", &[&layout.src, &layout.meta], None)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("is not chaincode metadata"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn ccaas_build_and_release_write_the_connection_the_peer_dials() {
+    let root = tempfile::tempdir().unwrap();
+    let builder = install(root.path(), None);
+    let layout = Layout::new(r#"{"path":"","type":"CCAAS","label":"svc_1"}"#);
+    std::fs::write(
+        layout.src.join("connection.json"),
+        r#"{"address":"{{.peername}}_svc:{{.port}}","dial_timeout":"10s","tls_required":false,"client_key":"dropped"}"#,
+    )
+    .unwrap();
+    let indexes = layout.src.join("META-INF/statedb/couchdb/indexes");
+    std::fs::create_dir_all(&indexes).unwrap();
+    std::fs::write(
+        indexes.join("byColor.json"),
+        r#"{"index":{"fields":["color"]}}"#,
+    )
+    .unwrap();
+
+    // Without values for its templates the build fails, naming the key.
+    let out = verb(
+        &builder,
+        "build",
+        &[&layout.src, &layout.meta, &layout.bld],
+        None,
+    )
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("chaincode svc_1 (ccaas)")
+            && text(&out.stderr).contains("address: no value for {{.peername}}"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let mut build = verb(
+        &builder,
+        "build",
+        &[&layout.src, &layout.meta, &layout.bld],
+        None,
+    );
+    build
+        .env("CHAINCODE_AS_A_SERVICE_BUILDER_CONFIG", r#"{"peername":"peer0org1"}"#)
+        .env("CCLAUNCH_CONFIG", write_config(root.path(), "cclaunch:\n  builder:\n    ccaas:\n      templateValues: {peername: ignored, port: 9999}\n"));
+    run_ok(build);
+    run_ok(verb(
+        &builder,
+        "release",
+        &[&layout.bld, &layout.release],
+        None,
+    ));
+
+    let released = layout.release.join("chaincode/server/connection.json");
+    let connection: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&std::fs::read(&released).unwrap()).unwrap();
+    let mut fields: Vec<&str> = connection.keys().map(String::as_str).collect();
+    fields.sort();
+    assert_eq!(
+        fields,
+        [
+            "address",
+            "client_auth_required",
+            "client_cert",
+            "client_key",
+            "dial_timeout",
+            "domain",
+            "root_cert",
+            "tls_required"
+        ]
+    );
+    assert_eq!(connection["address"], "peer0org1_svc:9999");
+    assert_eq!(connection["dial_timeout"], "10s");
+    assert_eq!(connection["tls_required"], false);
+    assert_eq!(
+        connection["client_key"], "",
+        "TLS fields dropped with TLS off"
+    );
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&released).unwrap().permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
+    assert_eq!(
+        std::fs::read_to_string(layout.release.join("statedb/couchdb/indexes/byColor.json"))
+            .unwrap(),
+        r#"{"index":{"fields":["color"]}}"#
+    );
+
+    // The peer never runs a ccaas chaincode; if something does, it is told why not.
+    chaincode_json(&layout, "svc_1:abc", None);
+    let out = verb(
+        &builder,
+        "run",
+        &[&layout.bld, &layout.rundir],
+        Some("unix:/nonexistent"),
+    )
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("there is nothing to run"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+fn write_config(dir: &Path, yaml: &str) -> PathBuf {
+    let file = dir.join("cclaunch.yaml");
+    std::fs::write(&file, yaml).unwrap();
+    file
+}
+
+#[test]
+fn build_refuses_a_hostile_source_before_it_asks_the_sidecar() {
+    let root = tempfile::tempdir().unwrap();
+    let builder = install(root.path(), None);
+    let layout = Layout::new(r#"{"path":"","type":"node","label":"evil_1"}"#);
+    std::fs::create_dir_all(layout.src.join("src")).unwrap();
+    std::fs::write(layout.src.join("src/package.json"), "{}").unwrap();
+    let build = |server: Option<&str>| {
+        let out = verb(
+            &builder,
+            "build",
+            &[&layout.src, &layout.meta, &layout.bld],
+            server,
+        )
+        .output()
+        .unwrap();
+        (out.status.code(), text(&out.stderr))
+    };
+
+    let (code, stderr) = build(None);
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains("chaincode evil_1: no sidecar address: set CCLAUNCH_SERVER"),
+        "{stderr}"
+    );
+    let (code, stderr) = build(Some("unix:/nonexistent/cclaunch.sock"));
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains("cannot reach the sidecar at unix:/nonexistent/cclaunch.sock"),
+        "{stderr}"
+    );
+
+    std::os::unix::fs::symlink("/etc/passwd", layout.src.join("src/index.js")).unwrap();
+    let (code, stderr) = build(Some("unix:/nonexistent/cclaunch.sock"));
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains(&format!(
+            "chaincode evil_1: refusing the chaincode source {}: {} is a symlink",
+            layout.src.display(),
+            layout.src.join("src/index.js").display()
+        )),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("cannot reach"), "{stderr}");
+    assert_eq!(
+        std::fs::read_dir(&layout.bld).unwrap().count(),
+        0,
+        "BLD untouched"
+    );
+}
