@@ -22,8 +22,8 @@ fn main() -> ExitCode {
     match runtime.block_on(cclaunch::cli::run(cli)) {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
         Err(e) => {
-            // `{:#}` prints the whole cause chain on one line, each cause once.
-            eprintln!("error: {e:#}");
+            // The whole cause chain on one line, each cause once.
+            eprintln!("error: {}", cclaunch::error_chain(e.as_ref()));
             ExitCode::FAILURE
         }
     }

@@ -46,20 +46,15 @@ struct Sidecar {
 fn spawn_sidecar(env: &Env) -> Sidecar {
     let socket = env.dir.path().join("run/cclaunch.sock");
     let operations = format!("127.0.0.1:{}", common::free_port());
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_cclaunch"))
-        .arg("serve")
-        .arg("--socket")
-        .arg(&socket)
-        .args(["--operations", &operations])
-        .env("CORE_VM_ENDPOINT", common::endpoint())
-        .env("CORE_PEER_ID", &env.peer)
-        .env("CCLAUNCH_STATEDIR", common::state_dir(&env.peer))
-        .env("CORE_PEER_NETWORKID", "test")
-        .env("CORE_CHAINCODE_NODE_RUNTIME", SHENV)
-        .env("CCLAUNCH_PACKAGE_MAXUNPACKEDBYTES", "1048576")
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn cclaunch serve");
+    let child = common::spawn_serve(
+        env,
+        &[
+            "--socket",
+            socket.to_str().unwrap(),
+            "--operations",
+            &operations,
+        ],
+    );
     Sidecar {
         child,
         socket,

@@ -25,17 +25,8 @@ struct Sidecar {
 
 async fn spawn_sidecar(env: &Env) -> Sidecar {
     let socket = env.dir.path().join("run/cclaunch.sock");
-    let child = tokio::process::Command::new(BIN)
-        .arg("serve")
-        .arg("--socket")
-        .arg(&socket)
-        .env("CORE_VM_ENDPOINT", common::endpoint())
-        .env("CORE_PEER_ID", &env.peer)
-        .env("CCLAUNCH_STATEDIR", common::state_dir(&env.peer))
-        .env("CORE_PEER_NETWORKID", "test")
-        .env("CORE_CHAINCODE_NODE_RUNTIME", SHENV)
+    let child = common::serve_command(env, &["--socket", socket.to_str().unwrap()])
         .stdout(Stdio::null())
-        .kill_on_drop(true)
         .spawn()
         .expect("spawn cclaunch serve");
     for _ in 0..100 {

@@ -27,18 +27,9 @@ struct Sidecar {
 
 impl Sidecar {
     fn spawn(env: &Env, socket: &Path) -> Sidecar {
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_cclaunch"))
-            .arg("serve")
-            .arg("--socket")
-            .arg(socket)
-            .env("CORE_VM_ENDPOINT", common::endpoint())
-            .env("CORE_PEER_ID", &env.peer)
-            .env("CORE_PEER_NETWORKID", "test")
-            .env("CORE_CHAINCODE_NODE_RUNTIME", SHENV)
-            .env("CCLAUNCH_STATEDIR", common::state_dir(&env.peer))
+        let mut child = common::serve_command(env, &["--socket", socket.to_str().unwrap()])
             .env("NO_COLOR", "1")
             .stderr(std::process::Stdio::piped())
-            .kill_on_drop(true)
             .spawn()
             .expect("spawn cclaunch serve");
         let log = Arc::new(Mutex::new(Vec::new()));

@@ -51,7 +51,7 @@ pub async fn launches_and_builds(docker: Arc<Docker>, dir: &Path) -> Result<()> 
     let (stop_serving, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(serve(
         launcher.clone(),
-        Listen::Unix(socket.clone()),
+        vec![Listen::Unix(socket.clone())],
         async {
             let _ = stopped.await;
         },

@@ -19,7 +19,7 @@ use crate::logs::Lines;
 use crate::package::{Limits, Package};
 use crate::runtime::{self, Output};
 
-pub use serve::{serve, Listen};
+pub use serve::{serve, Listen, ServerTls};
 use status::to_status;
 
 pub mod pb {

@@ -1,6 +1,9 @@
 //! `cclaunch serve`: the API on a Unix socket (mode 0660, a stale socket
-//! replaced, a live one refused) and/or loopback TCP, with gRPC health and
-//! reflection. SIGTERM stops accepting and lets in-flight calls finish; the
+//! replaced, a live one refused) and/or TCP, with gRPC health and reflection.
+//! TCP is mutual TLS (any address; every client must present a certificate
+//! from the configured CA) or plain (loopback only unless forced). All
+//! listeners share one launcher and one shutdown: SIGTERM stops accepting on
+//! every one, lets in-flight calls finish and removes the socket; the
 //! chaincode keeps running (a sidecar restart must not kill chaincode).
 
 use std::future::Future;
@@ -8,22 +11,135 @@ use std::net::SocketAddr;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
-use tonic::transport::Server;
+use tokio_util::sync::CancellationToken;
+use tonic::service::Routes;
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
 use super::{pb, Api};
 use crate::launcher::Launcher;
+
+/// How long a client may take over its TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Where to listen.
 #[derive(Debug, Clone)]
 pub enum Listen {
     Unix(PathBuf),
-    /// Plain TCP: loopback only, unless forced.
+    /// TCP: mutual TLS when `tls` is given (any address); plain otherwise,
+    /// loopback only unless `force`.
     Tcp {
         addr: SocketAddr,
         force: bool,
+        tls: Option<ServerTls>,
     },
+}
+
+impl std::fmt::Display for Listen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Listen::Unix(path) => write!(f, "unix:{}", path.display()),
+            Listen::Tcp {
+                addr, tls: Some(_), ..
+            } => write!(f, "https://{addr} (mutual TLS)"),
+            Listen::Tcp {
+                addr, tls: None, ..
+            } => write!(f, "http://{addr} (plain TCP)"),
+        }
+    }
+}
+
+/// The server's side of mutual TLS, as PEM: its certificate chain and key,
+/// and the CA every client's certificate must chain to. Clients without a
+/// certificate, or with one from another CA, fail the handshake.
+#[derive(Clone)]
+pub struct ServerTls {
+    cert: Vec<u8>,
+    /// Never logged, never in an error message.
+    key: Vec<u8>,
+    client_ca: Vec<u8>,
+}
+
+impl std::fmt::Debug for ServerTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerTls")
+            .field("cert", &format_args!("{} bytes", self.cert.len()))
+            .field("key", &"<redacted>")
+            .field("client_ca", &format_args!("{} bytes", self.client_ca.len()))
+            .finish()
+    }
+}
+
+impl ServerTls {
+    /// Reads the three PEM files, checking each holds what it should; an
+    /// error names the file at fault (and never quotes the key).
+    pub fn from_files(cert: &Path, key: &Path, client_ca: &Path) -> Result<ServerTls, Error> {
+        let read = |what: &'static str, path: &Path| {
+            std::fs::read(path).map_err(|source| Error::TlsRead {
+                what,
+                path: path.to_path_buf(),
+                source,
+            })
+        };
+        let bad = |what: &'static str, path: &Path, why: String| Error::TlsFile {
+            what,
+            path: path.to_path_buf(),
+            why,
+        };
+        let certificates = |what: &'static str, path: &Path, pem: &[u8]| {
+            let mut count = 0;
+            for item in CertificateDer::pem_slice_iter(pem) {
+                item.map_err(|e| bad(what, path, format!("not valid PEM ({e})")))?;
+                count += 1;
+            }
+            if count == 0 {
+                return Err(bad(
+                    what,
+                    path,
+                    "holds no PEM certificate (-----BEGIN CERTIFICATE-----)".into(),
+                ));
+            }
+            Ok(())
+        };
+        let tls = ServerTls {
+            cert: read("server TLS certificate", cert)?,
+            key: read("server TLS key", key)?,
+            client_ca: read("client CA certificate", client_ca)?,
+        };
+        certificates("server TLS certificate", cert, &tls.cert)?;
+        certificates("client CA certificate", client_ca, &tls.client_ca)?;
+        // The parser's own error could quote a line of the key: not shown.
+        PrivateKeyDer::from_pem_slice(&tls.key).map_err(|_| {
+            bad(
+                "server TLS key",
+                key,
+                "holds no PEM private key (PKCS#8, PKCS#1 or SEC1)".into(),
+            )
+        })?;
+        // Certificate and key must belong together; rustls checks that when
+        // the acceptor is made, so make one now to fail before serving.
+        Server::builder()
+            .tls_config(tls.config())
+            .map_err(|source| Error::Tls {
+                cert: cert.to_path_buf(),
+                key: key.to_path_buf(),
+                client_ca: client_ca.to_path_buf(),
+                why: crate::error_chain(&source),
+            })?;
+        Ok(tls)
+    }
+
+    fn config(&self) -> ServerTlsConfig {
+        // client_auth_optional stays false: a certificate is required.
+        ServerTlsConfig::new()
+            .identity(Identity::from_pem(&self.cert, &self.key))
+            .client_ca_root(Certificate::from_pem(&self.client_ca))
+            .timeout(TLS_HANDSHAKE_TIMEOUT)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -32,16 +148,42 @@ pub enum Error {
     SocketInUse(PathBuf),
     #[error("{0} exists and is not a socket; refusing to replace it")]
     NotASocket(PathBuf),
-    #[error("plain TCP on {0} would expose the engine to the network; use a loopback address, or --force-insecure-tcp")]
+    #[error("plain TCP on {0} would expose the engine to the network; use mutual TLS (--tls-cert, --tls-key, --tls-client-ca), a loopback address, or --force-insecure-tcp")]
     NotLoopback(SocketAddr),
+    #[error("nothing to listen on")]
+    NoListener,
     #[error("cannot listen on {what}")]
     Listen {
         what: String,
         #[source]
         source: std::io::Error,
     },
-    #[error("gRPC server failed")]
-    Serve(#[source] tonic::transport::Error),
+    #[error("cannot read the {what} {}", path.display())]
+    TlsRead {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the {what} {}: {why}", path.display())]
+    TlsFile {
+        what: &'static str,
+        path: PathBuf,
+        why: String,
+    },
+    #[error("mutual TLS from certificate {}, key {} and client CA {}: {why}", cert.display(), key.display(), client_ca.display())]
+    Tls {
+        cert: PathBuf,
+        key: PathBuf,
+        client_ca: PathBuf,
+        why: String,
+    },
+    #[error("gRPC server on {listener} failed")]
+    Serve {
+        listener: String,
+        #[source]
+        source: tonic::transport::Error,
+    },
     #[error("gRPC reflection set-up failed: {0}")]
     Reflection(String),
 }
@@ -72,12 +214,67 @@ async fn bind_unix(path: &Path) -> Result<tokio::net::UnixListener, Error> {
     Ok(listener)
 }
 
-/// Serves until `shutdown` resolves, then drains in-flight calls.
+/// A listener bound and ready, with the server (TLS or not) that serves it.
+enum Bound {
+    Unix(tokio::net::UnixListener, PathBuf),
+    Tcp(tokio::net::TcpListener, Box<Server>),
+}
+
+async fn bind(listen: &Listen) -> Result<Bound, Error> {
+    match listen {
+        Listen::Unix(path) => Ok(Bound::Unix(bind_unix(path).await?, path.clone())),
+        Listen::Tcp { addr, force, tls } => {
+            if tls.is_none() && !addr.ip().is_loopback() && !force {
+                return Err(Error::NotLoopback(*addr));
+            }
+            let server = match tls {
+                // Checked when the ServerTls was made; cannot fail here.
+                Some(tls) => Server::builder()
+                    .tls_config(tls.config())
+                    .map_err(|source| Error::Serve {
+                        listener: listen.to_string(),
+                        source,
+                    })?,
+                None => Server::builder(),
+            };
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(listen_err(addr))?;
+            Ok(Bound::Tcp(listener, Box::new(server)))
+        }
+    }
+}
+
+fn remove_sockets(bound: &[Bound]) {
+    for b in bound {
+        if let Bound::Unix(_, path) = b {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// Serves on every listener until `shutdown` resolves (or one listener
+/// fails), then stops accepting on all, drains in-flight calls and removes
+/// the socket. Every listener is bound before any serves, so a bad one
+/// leaves nothing half-started.
 pub async fn serve(
     launcher: Arc<Launcher>,
-    listen: Listen,
+    listeners: Vec<Listen>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
+    if listeners.is_empty() {
+        return Err(Error::NoListener);
+    }
+    let mut bound = Vec::new();
+    for listen in &listeners {
+        match bind(listen).await {
+            Ok(b) => bound.push(b),
+            Err(e) => {
+                remove_sockets(&bound);
+                return Err(e);
+            }
+        }
+    }
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter
         .set_serving::<pb::launcher_server::LauncherServer<Api>>()
@@ -85,34 +282,69 @@ pub async fn serve(
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pb::DESCRIPTOR)
         .build_v1()
-        .map_err(|e| Error::Reflection(e.to_string()))?;
-    let router = Server::builder()
-        .add_service(health_service)
+        .map_err(|e| Error::Reflection(e.to_string()));
+    let reflection = match reflection {
+        Ok(r) => r,
+        Err(e) => {
+            remove_sockets(&bound);
+            return Err(e);
+        }
+    };
+    let routes = Routes::new(health_service)
         .add_service(reflection)
         .add_service(Api::new(launcher).into_server());
-    match listen {
-        Listen::Unix(path) => {
-            let listener = bind_unix(&path).await?;
-            tracing::info!(socket = %path.display(), "cclaunch serving");
-            let served = router
-                .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)
-                .await
-                .map_err(Error::Serve);
-            let _ = std::fs::remove_file(&path);
-            served
-        }
-        Listen::Tcp { addr, force } => {
-            if !addr.ip().is_loopback() && !force {
-                return Err(Error::NotLoopback(addr));
+
+    let stop = CancellationToken::new();
+    let sockets: Vec<PathBuf> = bound
+        .iter()
+        .filter_map(|b| match b {
+            Bound::Unix(_, path) => Some(path.clone()),
+            Bound::Tcp(..) => None,
+        })
+        .collect();
+    let servers = bound.into_iter().zip(&listeners).map(|(bound, listen)| {
+        let stop = stop.clone();
+        let routes = routes.clone();
+        let name = listen.to_string();
+        tracing::info!(listener = %name, "cclaunch serving");
+        async move {
+            let signal = stop.clone().cancelled_owned();
+            let served = match bound {
+                Bound::Unix(listener, _) => {
+                    Server::builder()
+                        .add_routes(routes)
+                        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), signal)
+                        .await
+                }
+                Bound::Tcp(listener, mut server) => {
+                    server
+                        .add_routes(routes)
+                        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal)
+                        .await
+                }
+            };
+            if served.is_err() {
+                // One listener down takes the others down with it: a
+                // sidecar half-serving is harder to notice than one that exits.
+                stop.cancel();
             }
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
-                .map_err(listen_err(addr))?;
-            tracing::info!(%addr, "cclaunch serving");
-            router
-                .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
-                .await
-                .map_err(Error::Serve)
+            served.map_err(|source| Error::Serve {
+                listener: name,
+                source,
+            })
         }
+    });
+    let servers = futures_util::future::join_all(servers);
+    let watch = async {
+        tokio::select! {
+            _ = shutdown => stop.cancel(),
+            _ = stop.cancelled() => {}
+        }
+    };
+    let (results, ()) = tokio::join!(servers, watch);
+    for path in &sockets {
+        let _ = std::fs::remove_file(path);
     }
+    results.into_iter().collect::<Result<Vec<()>, Error>>()?;
+    Ok(())
 }

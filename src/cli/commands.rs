@@ -1,25 +1,24 @@
-//! CLI handlers: each turns arguments into one launcher call and prints the
-//! outcome. Errors get their prose here, at the edge.
+//! CLI handlers: each turns arguments into one launcher call (on the engine,
+//! or in a sidecar with `--server`: see [`Backend`]) and prints the outcome.
+//! Errors get their prose here, at the edge.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use futures_util::StreamExt;
 
+use super::backend::{Backend, Built};
 use super::progress::BuildProgress;
 use super::{
     BuilderCommand, Cli, Command, DevpeerCommand, DevpeerServeArgs, GcArgs, LogsArgs, NamesArgs,
-    PackageArgs, ServeArgs, StartArgs, TryArgs,
+    PackageArgs, ServeArgs, ServerArgs, StartArgs, TryArgs,
 };
 use crate::config::{self, Config};
 use crate::launcher::{Launcher, Selection, StartRequest, TlsMaterial};
-use crate::logs::Lines;
 use crate::naming::Scope;
 use crate::package::{self, Limits, Metadata, Package};
 use crate::platform::Platform;
 use crate::runtime::docker::Docker;
-use crate::runtime::Output;
 
 /// Runs one command; the process exit code on success.
 pub async fn run(cli: Cli) -> Result<i32> {
@@ -38,40 +37,34 @@ pub async fn run(cli: Cli) -> Result<i32> {
                 .with_context(|| format!("chaincode {}", package.id))?;
             println!("{}", platform.dockerfile(&config));
         }
-        Command::Build { package } => {
-            let launcher = launcher(config).await?;
-            let package = open_package(&package, launcher.config())?;
-            build(&launcher, &package).await?;
+        Command::Build { package, server } => {
+            let backend = Backend::new(&server, config).await?;
+            let package = open_package(&package, backend.config())?;
+            build(&backend, &package).await?;
         }
         Command::Start(args) => return start(args, config).await,
-        Command::Stop { chaincode } => {
-            let launcher = launcher(config).await?;
-            let id = package_id(&chaincode, launcher.config())?;
-            launcher.stop(&id).await?;
-            println!("stopped {}", launcher.names(&id)?.container);
+        Command::Stop { chaincode, server } => {
+            let backend = Backend::new(&server, config).await?;
+            let id = package_id(&chaincode, backend.config())?;
+            println!("stopped {}", backend.stop(&id).await?);
         }
-        Command::Wait { chaincode } => {
-            let launcher = launcher(config).await?;
-            let id = package_id(&chaincode, launcher.config())?;
-            println!("{}", launcher.wait(&id).await?);
+        Command::Wait { chaincode, server } => {
+            let backend = Backend::new(&server, config).await?;
+            let id = package_id(&chaincode, backend.config())?;
+            println!("{}", backend.wait(&id).await?);
         }
         Command::Logs(args) => logs(args, config).await?,
-        Command::Ps => ps(config).await?,
+        Command::Ps { server } => ps(&server, config).await?,
         Command::Gc(args) => gc(args, config).await?,
         Command::Try(args) => return try_package(args, config).await,
         Command::Serve(args) => serve(args, config).await?,
         Command::Devpeer(DevpeerCommand::Serve(args)) => devpeer_serve(args, config).await?,
         Command::Builder(command) => return builder(command, &config, config_file).await,
-        Command::Health => {
-            let endpoint = config.vm.endpoint.clone();
-            let launcher = launcher(config).await?;
-            let info = launcher
-                .health()
-                .await
-                .context("failed to ping to Docker daemon")?;
+        Command::Health { server } => {
+            let engine = Backend::new(&server, config).await?.health().await?;
             println!(
-                "engine {endpoint}: ok (Docker {}, API {})",
-                info.version, info.api_version
+                "engine {}: ok (Docker {}, API {})",
+                engine.reached, engine.version, engine.api_version
             );
         }
         Command::Config => print!("{}", config::effective_yaml(config_file)?),
@@ -167,9 +160,9 @@ fn names(args: NamesArgs, config: &Config) -> Result<()> {
     Ok(())
 }
 
-async fn build(launcher: &Launcher, package: &Package) -> Result<crate::launcher::Built> {
+async fn build(backend: &Backend, package: &Package) -> Result<Built> {
     let progress = BuildProgress::new(&format!("build {}", package.id));
-    let built = launcher.build(package, &progress).await?;
+    let built = backend.build(package, &progress).await?;
     progress.finish(if built.reused {
         "image exists, reused"
     } else {
@@ -184,14 +177,14 @@ async fn build(launcher: &Launcher, package: &Package) -> Result<crate::launcher
 }
 
 async fn start(args: StartArgs, config: Config) -> Result<i32> {
-    let launcher = launcher(config).await?;
+    let backend = Backend::new(&args.server, config).await?;
     let path = Path::new(&args.chaincode);
     let (package_id, platform) = if path.is_file() {
-        let package = open_package(path, launcher.config())?;
-        let built = build(&launcher, &package).await?;
-        (package.id, Some(built.platform))
+        let package = open_package(path, backend.config())?;
+        let built = build(&backend, &package).await?;
+        (package.id, built.platform)
     } else {
-        (package_id(&args.chaincode, launcher.config())?, None)
+        (package_id(&args.chaincode, backend.config())?, None)
     };
     let tls = match (&args.client_cert, &args.client_key, &args.root_cert) {
         (Some(cert), Some(key), Some(root)) => Some(TlsMaterial {
@@ -201,7 +194,7 @@ async fn start(args: StartArgs, config: Config) -> Result<i32> {
         }),
         _ => None,
     };
-    let started = launcher
+    let started = backend
         .start(StartRequest {
             package_id: package_id.clone(),
             platform,
@@ -216,8 +209,7 @@ async fn start(args: StartArgs, config: Config) -> Result<i32> {
     if !args.follow {
         return Ok(0);
     }
-    let code = launcher.wait(&package_id).await?;
-    launcher.output_closed(&package_id).await;
+    let code = backend.follow(&package_id, print_line).await?;
     eprintln!("chaincode {package_id} exited with code {code}");
     Ok(i32::try_from(code).unwrap_or(1))
 }
@@ -226,72 +218,48 @@ fn read(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
 }
 
-async fn logs(args: LogsArgs, config: Config) -> Result<()> {
-    let launcher = launcher(config).await?;
-    let id = package_id(&args.chaincode, launcher.config())?;
-    let max = launcher.config().cclaunch.output.max_line_bytes;
-    let tail = match args.tail.as_str() {
-        "all" => None,
-        n => Some(
-            n.parse::<u64>()
-                .with_context(|| format!("--tail {n:?}: use a number of lines or \"all\""))?,
-        ),
-    };
-    let query = crate::runtime::LogQuery {
-        follow: args.follow,
-        tail,
-        since: 0,
-        timestamps: false,
-    };
-    let mut output = launcher.logs(&id, &query).await?;
-    let (mut out, mut err) = (Lines::new(max), Lines::new(max));
-    let print = |line: crate::logs::Line| println!("{}", line.text);
-    while let Some(frame) = output.next().await {
-        match frame? {
-            Output::Stdout(bytes) => out.push(&bytes, print),
-            Output::Stderr(bytes) => err.push(&bytes, print),
-        }
-    }
-    out.finish(print);
-    err.finish(print);
-    Ok(())
+fn print_line(line: &str) {
+    println!("{line}");
 }
 
-async fn ps(config: Config) -> Result<()> {
-    let launcher = launcher(config).await?;
-    let containers = launcher.list().await?;
+async fn logs(args: LogsArgs, config: Config) -> Result<()> {
+    let backend = Backend::new(&args.server, config).await?;
+    let id = package_id(&args.chaincode, backend.config())?;
+    backend.logs(&id, args.follow, &args.tail, print_line).await
+}
+
+async fn ps(server: &ServerArgs, config: Config) -> Result<()> {
+    let rows = Backend::new(server, config).await?.list().await?;
     println!(
         "{:<48} {:<10} {:<6} PACKAGE ID",
         "CONTAINER", "STATE", "EXIT"
     );
-    for c in containers {
-        let exit = c
+    for row in rows {
+        let exit = row
             .exit_code
             .map(|c| c.to_string())
             .unwrap_or_else(|| "-".into());
-        let id = c
-            .labels
-            .get(crate::runtime::LABEL_PACKAGE_ID)
-            .cloned()
-            .unwrap_or_default();
-        println!("{:<48} {:<10} {:<6} {id}", c.name, c.status, exit);
+        println!(
+            "{:<48} {:<10} {:<6} {}",
+            row.container, row.state, exit, row.package_id
+        );
     }
     Ok(())
 }
 
 async fn gc(args: GcArgs, config: Config) -> Result<()> {
-    let launcher = launcher(config).await?;
+    let backend = Backend::new(&args.server, config).await?;
     let selection = if args.chaincode.is_empty() {
         Selection::AllBut(args.keep)
     } else {
         let ids = args
             .chaincode
             .iter()
-            .map(|c| package_id(c, launcher.config()))
+            .map(|c| package_id(c, backend.config()))
             .collect::<Result<Vec<_>>>()?;
         Selection::Only(ids)
     };
-    let collected = launcher.gc(&selection).await?;
+    let collected = backend.gc(selection).await?;
     for container in &collected.containers {
         println!("removed container {container}");
     }
@@ -444,18 +412,30 @@ async fn shutdown_signal() {
 }
 
 async fn serve(args: ServeArgs, config: Config) -> Result<()> {
-    use crate::api::{self, Listen};
-    let listen = match (args.tcp, args.socket) {
-        (Some(addr), _) => Listen::Tcp {
+    use crate::api::{self, Listen, ServerTls};
+    let mut listeners = Vec::new();
+    if let Some(addr) = args.tcp {
+        let tls = match (&args.tls_cert, &args.tls_key, &args.tls_client_ca) {
+            (Some(cert), Some(key), Some(ca)) => Some(ServerTls::from_files(cert, key, ca)?),
+            _ => None,
+        };
+        listeners.push(Listen::Tcp {
             addr,
             force: args.force_insecure_tcp,
-        },
-        (None, Some(path)) => Listen::Unix(path),
-        (None, None) => Listen::Unix(match std::env::var_os("XDG_RUNTIME_DIR") {
+            tls,
+        });
+    }
+    let socket = match (args.socket, args.tcp) {
+        (Some(path), _) => Some(path),
+        (None, Some(_)) => None,
+        (None, None) => Some(match std::env::var_os("XDG_RUNTIME_DIR") {
             Some(dir) => Path::new(&dir).join("cclaunch.sock"),
             None => "/run/cclaunch/cclaunch.sock".into(),
         }),
     };
+    if let Some(path) = socket {
+        listeners.insert(0, Listen::Unix(path));
+    }
     let launcher = Arc::new(launcher(config).await?);
     // Chaincode started before a restart: mirror its output again from where
     // the last sidecar stopped. An engine that is down now is not fatal:
@@ -484,8 +464,9 @@ async fn serve(args: ServeArgs, config: Config) -> Result<()> {
         }
         None => None,
     };
-    println!("cclaunch serving on {listen:?}");
-    let served = api::serve(launcher.clone(), listen, shutdown_signal()).await;
+    let names: Vec<String> = listeners.iter().map(|l| l.to_string()).collect();
+    println!("cclaunch serving on {}", names.join(" and "));
+    let served = api::serve(launcher.clone(), listeners, shutdown_signal()).await;
     launcher.stop_mirrors().await;
     served?;
     if let Some(task) = operations {

@@ -1,5 +1,6 @@
 //! The admin and harness CLI: clap definitions. Handlers live in `commands`.
 
+mod backend;
 mod commands;
 mod progress;
 
@@ -25,7 +26,14 @@ Configuration uses Fabric's core.yaml keys (vm.endpoint, vm.docker.hostConfig, c
 chaincode.{golang,node,java}.runtime, chaincode.logging.*, peer.id, peer.networkId,
 peer.localMspId) from --config, overridden by CORE_* environment variables as a peer reads them
 (CORE_PEER_ID, CORE_CHAINCODE_BUILDER, ...). `cclaunch config` shows the effective values.
-Log filtering: RUST_LOG, e.g. RUST_LOG=info,peer.chaincode=warn";
+Log filtering: RUST_LOG, e.g. RUST_LOG=info,peer.chaincode=warn
+
+Through a running sidecar (`cclaunch serve`) instead of the engine: build, start, stop, wait,
+logs, ps, gc and health take --server ADDR (or CCLAUNCH_SERVER), and print the same:
+  cclaunch ps --server unix:/run/cclaunch/cclaunch.sock
+  cclaunch start mycc.tar.gz --peer-address peer0:7052 --server https://sidecar:7443 \
+      --server-ca ca.crt --server-cert client.crt --server-key client.key
+Package files are streamed to the sidecar, which need not share this machine's disk.";
 
 #[derive(Debug, Parser)]
 #[command(name = "cclaunch", version, about = ABOUT, after_help = AFTER_HELP)]
@@ -63,6 +71,8 @@ pub enum Command {
     Build {
         /// The package file.
         package: PathBuf,
+        #[command(flatten)]
+        server: ServerArgs,
     },
     /// Start a chaincode container (building it first when given a package file).
     Start(StartArgs),
@@ -70,16 +80,23 @@ pub enum Command {
     Stop {
         /// Package id, or the package file.
         chaincode: String,
+        #[command(flatten)]
+        server: ServerArgs,
     },
     /// Block until a chaincode container exits and print its exit code.
     Wait {
         /// Package id, or the package file.
         chaincode: String,
+        #[command(flatten)]
+        server: ServerArgs,
     },
     /// Print a chaincode container's output.
     Logs(LogsArgs),
     /// List the chaincode containers cclaunch manages.
-    Ps,
+    Ps {
+        #[command(flatten)]
+        server: ServerArgs,
+    },
     /// Remove this peer's chaincode containers and images that cclaunch made.
     ///
     /// Give package ids (or package files) to remove just those, or --keep to
@@ -99,9 +116,16 @@ pub enum Command {
     /// Run as the sidecar: serve the cclaunch.v1.Launcher gRPC API (see docs/API.md).
     ///
     /// Listens on a Unix socket (mode 0660; a stale socket is replaced, a live
-    /// one refused) or loopback TCP. Also serves grpc.health.v1 and gRPC
-    /// reflection. SIGTERM stops accepting and lets calls in flight finish;
-    /// chaincode keeps running.
+    /// one refused) and/or TCP. TCP with --tls-cert, --tls-key and
+    /// --tls-client-ca is mutual TLS: every client must present a certificate
+    /// signed by the client CA, and any address may be used. Plain TCP is
+    /// loopback only unless --force-insecure-tcp. Also serves grpc.health.v1
+    /// and gRPC reflection. SIGTERM stops accepting on every listener and lets
+    /// calls in flight finish; chaincode keeps running.
+    ///
+    /// Clients: `cclaunch ps --server https://HOST:PORT --server-ca ca.crt
+    /// --server-cert client.crt --server-key client.key` (any verb that takes
+    /// --server), or grpcurl -cacert/-cert/-key.
     Serve(ServeArgs),
     /// Fabric's external builder entry points, for a peer to run (docs/BUILDER.md).
     ///
@@ -111,7 +135,10 @@ pub enum Command {
     #[command(subcommand)]
     Builder(BuilderCommand),
     /// Check that the container engine answers; print its version.
-    Health,
+    Health {
+        #[command(flatten)]
+        server: ServerArgs,
+    },
     /// Print the effective configuration (defaults, file, environment).
     Config,
 }
@@ -166,8 +193,12 @@ pub struct StartArgs {
     #[arg(long)]
     pub msp_id: Option<String>,
     /// Stay and mirror the output until the container exits, then exit with its code.
+    ///
+    /// Through --server the output is streamed from the sidecar to stdout.
     #[arg(short, long)]
     pub follow: bool,
+    #[command(flatten)]
+    pub server: ServerArgs,
 }
 
 #[derive(Debug, Args)]
@@ -181,6 +212,8 @@ pub struct GcArgs {
     /// Remove everything of this peer's that cclaunch made.
     #[arg(long, conflicts_with_all = ["chaincode", "keep"])]
     pub all: bool,
+    #[command(flatten)]
+    pub server: ServerArgs,
 }
 
 #[derive(Debug, Args)]
@@ -210,16 +243,53 @@ pub struct TryArgs {
     pub keep: bool,
 }
 
+/// How a verb reaches a running sidecar instead of the engine.
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Through a sidecar")]
+pub struct ServerArgs {
+    /// Go through the sidecar (`cclaunch serve`) at ADDR instead of the engine:
+    /// unix:/path/cclaunch.sock, http://127.0.0.1:PORT, or https://HOST:PORT (mutual TLS).
+    #[arg(long, value_name = "ADDR", env = crate::client::SERVER_ENV)]
+    pub server: Option<String>,
+    /// With an https --server: the CA the sidecar's certificate must chain to (PEM).
+    #[arg(long, value_name = "FILE", env = "CCLAUNCH_SERVER_CA")]
+    pub server_ca: Option<PathBuf>,
+    /// With an https --server: this client's certificate (PEM), signed by the sidecar's client CA.
+    #[arg(long, value_name = "FILE", env = "CCLAUNCH_SERVER_CERT")]
+    pub server_cert: Option<PathBuf>,
+    /// With an https --server: this client's private key (PEM). Never logged.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "CCLAUNCH_SERVER_KEY",
+        hide_env_values = true
+    )]
+    pub server_key: Option<PathBuf>,
+}
+
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Unix socket path (default: $XDG_RUNTIME_DIR/cclaunch.sock, else /run/cclaunch/cclaunch.sock).
-    #[arg(long, value_name = "PATH", conflicts_with = "tcp")]
+    /// Unix socket path (default, when no --tcp: $XDG_RUNTIME_DIR/cclaunch.sock, else
+    /// /run/cclaunch/cclaunch.sock). Given with --tcp, both listen.
+    #[arg(long, value_name = "PATH")]
     pub socket: Option<PathBuf>,
-    /// Plain TCP address instead of the socket; loopback only unless forced.
+    /// TCP address: mutual TLS with --tls-cert/--tls-key/--tls-client-ca (any address),
+    /// plain otherwise (loopback only unless --force-insecure-tcp).
     #[arg(long, value_name = "HOST:PORT")]
     pub tcp: Option<std::net::SocketAddr>,
+    /// The server's TLS certificate (PEM, chain allowed) for --tcp; its SANs must name the
+    /// address clients dial.
+    #[arg(long, value_name = "FILE", requires_all = ["tcp", "tls_key", "tls_client_ca"])]
+    pub tls_cert: Option<PathBuf>,
+    /// The server's TLS private key (PEM). Read once, never logged.
+    #[arg(long, value_name = "FILE", requires_all = ["tcp", "tls_cert", "tls_client_ca"])]
+    pub tls_key: Option<PathBuf>,
+    /// CA certificate(s) (PEM) that clients' certificates must chain to. A client
+    /// certificate is required: clients without one, or from another CA, are refused.
+    #[arg(long, value_name = "FILE", requires_all = ["tcp", "tls_cert", "tls_key"])]
+    pub tls_client_ca: Option<PathBuf>,
     /// Allow plain TCP on a non-loopback address (anyone reaching it drives the engine).
-    #[arg(long, requires = "tcp")]
+    #[arg(long, requires = "tcp", conflicts_with = "tls_cert")]
     pub force_insecure_tcp: bool,
     /// Operations endpoint (HTTP GET /healthz and /metrics), e.g. 127.0.0.1:9444.
     #[arg(long, value_name = "HOST:PORT")]
@@ -264,9 +334,11 @@ pub struct LogsArgs {
     /// Keep following new output.
     #[arg(short, long)]
     pub follow: bool,
-    /// Only the last N lines.
+    /// Only the last N lines ("all" for every line).
     #[arg(long, value_name = "N", default_value = "all")]
     pub tail: String,
+    #[command(flatten)]
+    pub server: ServerArgs,
 }
 
 #[derive(Debug, Subcommand)]

@@ -333,3 +333,27 @@ pub fn request(package_id: &str) -> StartRequest {
         image_of: None,
     }
 }
+
+/// `cclaunch serve` with `args`, configured for this test's peer id, its
+/// state directory, the `shenv` node runtime and a 1 MiB package cap.
+pub fn serve_command(env: &Env, args: &[&str]) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_cclaunch"));
+    command
+        .arg("serve")
+        .args(args)
+        .env("CORE_VM_ENDPOINT", endpoint())
+        .env("CORE_PEER_ID", &env.peer)
+        .env("CCLAUNCH_STATEDIR", state_dir(&env.peer))
+        .env("CORE_PEER_NETWORKID", "test")
+        .env("CORE_CHAINCODE_NODE_RUNTIME", SHENV)
+        .env("CCLAUNCH_PACKAGE_MAXUNPACKEDBYTES", "1048576")
+        .kill_on_drop(true);
+    command
+}
+
+/// [`serve_command`], spawned. Killed when dropped.
+pub fn spawn_serve(env: &Env, args: &[&str]) -> tokio::process::Child {
+    serve_command(env, args)
+        .spawn()
+        .expect("spawn cclaunch serve")
+}
