@@ -62,11 +62,6 @@ cclaunch:
     types: golang,node,java,ccaas
     ccaas:
       templateValues: {}
-    tls:
-      caFile: ""
-      certFile: ""
-      keyFile: ""
-      domain: ""
 "#;
 
 #[derive(Debug, thiserror::Error)]
@@ -214,7 +209,6 @@ pub struct Builder {
     #[serde(deserialize_with = "names")]
     pub types: Vec<String>,
     pub ccaas: Ccaas,
-    pub tls: ClientTlsFiles,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -223,17 +217,6 @@ pub struct Ccaas {
     /// Values for `{{.key}}` in a ccaas package's connection.json, under
     /// those of `CHAINCODE_AS_A_SERVICE_BUILDER_CONFIG` (Fabric's variable).
     pub template_values: std::collections::BTreeMap<String, serde_json::Value>,
-}
-
-/// PEM files for reaching an `https://` sidecar; empty = not set.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ClientTlsFiles {
-    pub ca_file: String,
-    pub cert_file: String,
-    pub key_file: String,
-    /// The name the sidecar's certificate is checked for (default: the host).
-    pub domain: String,
 }
 
 fn names<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {

@@ -354,9 +354,56 @@ async fn a_peer_builds_and_runs_chaincode_through_the_sidecar_and_stops_it_with_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_hands_the_chaincode_the_peers_tls_material_and_exits_with_its_code() {
     let env = Env::new("buildertls", &[("CORE_CHAINCODE_NODE_RUNTIME", SHENV)]).await;
-    let sidecar = spawn_sidecar(&env).await;
-    // The address is baked into the scripts: the peer passes no CCLAUNCH_SERVER.
-    let builder = install(env.dir.path(), Some(&sidecar.address));
+    // The sidecar on another host's terms: TCP with mutual TLS. Its address
+    // is baked into the scripts (the peer passes no CCLAUNCH_SERVER); the
+    // client's PEM files come through propagateEnvironment.
+    let pki = env.dir.path().join("pki");
+    std::fs::create_dir_all(&pki).unwrap();
+    let ca = cclaunch::devpeer::ca::DevCa::new().unwrap();
+    let server = ca.server(&[]).unwrap();
+    let client = ca.client("peer0").unwrap();
+    for (name, pem) in [
+        ("ca.crt", ca.ca_pem().into_bytes()),
+        ("server.crt", server.cert_pem.into_bytes()),
+        ("server.key", server.key_pem.into_bytes()),
+        ("client.crt", client.client_cert),
+        ("client.key", client.client_key),
+    ] {
+        std::fs::write(pki.join(name), pem).unwrap();
+    }
+    let file = |name: &str| pki.join(name).display().to_string();
+    let listen = format!("127.0.0.1:{}", common::free_port());
+    let _sidecar = common::serve_command(
+        &env,
+        &[
+            "--tcp",
+            &listen,
+            "--tls-cert",
+            &file("server.crt"),
+            "--tls-key",
+            &file("server.key"),
+            "--tls-client-ca",
+            &file("ca.crt"),
+        ],
+    )
+    .stdout(Stdio::null())
+    .spawn()
+    .expect("spawn cclaunch serve");
+    assert!(
+        common::eventually(Duration::from_secs(20), || std::net::TcpStream::connect(
+            &listen
+        )
+        .is_ok())
+        .await,
+        "sidecar listens on {listen}"
+    );
+    let builder = install(env.dir.path(), Some(&format!("https://{listen}")));
+    let with_client_tls = |mut cmd: Command| {
+        cmd.env("CCLAUNCH_SERVER_CA", file("ca.crt"))
+            .env("CCLAUNCH_SERVER_CERT", file("client.crt"))
+            .env("CCLAUNCH_SERVER_KEY", file("client.key"));
+        cmd
+    };
     let package = env.shell_package(
         "bldtls",
         "echo \"tls=$CORE_PEER_TLS_ENABLED\"\n\
@@ -366,16 +413,36 @@ async fn run_hands_the_chaincode_the_peers_tls_material_and_exits_with_its_code(
          echo bye\nexit 3\n",
     );
     let layout = Layout::of(&package);
-    run_ok(verb(
+    // Without the client's certificate the sidecar refuses the builder.
+    let refused = verb(
         &builder,
         "build",
         &[&layout.src, &layout.meta, &layout.bld],
         None,
-    ));
+    )
+    .output()
+    .unwrap();
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused.stderr).contains("--server-cert"),
+        "{}",
+        text(&refused.stderr)
+    );
+    run_ok(with_client_tls(verb(
+        &builder,
+        "build",
+        &[&layout.src, &layout.meta, &layout.bld],
+        None,
+    )));
     let tls = common::tls_material();
     chaincode_json(&layout, &package.id, Some(&tls));
 
-    let run = Running::spawn(verb(&builder, "run", &[&layout.bld, &layout.rundir], None));
+    let run = Running::spawn(with_client_tls(verb(
+        &builder,
+        "run",
+        &[&layout.bld, &layout.rundir],
+        None,
+    )));
     let (code, lines) = run.exit(Duration::from_secs(60)).await;
     assert_eq!(code, Some(3), "{lines:?}");
     for expected in [
@@ -401,7 +468,6 @@ async fn run_hands_the_chaincode_the_peers_tls_material_and_exits_with_its_code(
         !lines.iter().any(|l| l.contains(&key_body)),
         "the private key never reaches stderr"
     );
-    drop(sidecar);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use anyhow::{Context, Result};
 use futures_util::StreamExt;
 
-use super::{ccaas, source, Record, CCAAS};
+use super::{ccaas, source, Record, Sidecar, CCAAS};
 use crate::api::pb::{self, build_event::Event, build_request::Source};
 use crate::config::Config;
 use crate::package::{self, Metadata, METADATA_FILE};
@@ -27,7 +27,7 @@ const CHUNK: usize = 256 << 10;
 
 pub async fn build(
     config: &Config,
-    server: Option<&str>,
+    sidecar: &Sidecar,
     src: &Path,
     meta: &Path,
     bld: &Path,
@@ -38,7 +38,7 @@ pub async fn build(
         build_ccaas(config, &metadata, src, meta, bld)
             .with_context(|| format!("chaincode {label} (ccaas)"))?;
     } else {
-        build_image(config, server, metadata, src, bld)
+        build_image(config, sidecar, metadata, src, bld)
             .await
             .with_context(|| format!("chaincode {label}"))?;
     }
@@ -47,7 +47,7 @@ pub async fn build(
 
 async fn build_image(
     config: &Config,
-    server: Option<&str>,
+    sidecar: &Sidecar,
     metadata: Metadata,
     src: &Path,
     bld: &Path,
@@ -55,7 +55,7 @@ async fn build_image(
     Platform::from_type(&metadata.kind)
         .context("cclaunch builds golang, node and java packages into images, and takes ccaas")?;
     package::validate_label(&metadata.label)?;
-    let address = super::address(server)?;
+    let address = super::address(sidecar)?;
 
     // The package is checked and written before the sidecar is asked, so a
     // hostile SRC is refused here, whatever the sidecar's state.
@@ -79,7 +79,7 @@ async fn build_image(
         src.display()
     );
 
-    let mut client = super::connect(config, &address).await?;
+    let mut client = super::connect(sidecar).await?;
     let read_error = Arc::new(Mutex::new(None));
     let chunks = tokio::fs::File::open(&file)
         .await

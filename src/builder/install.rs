@@ -90,6 +90,9 @@ fn core_yaml(name: &str, dir: &Path) -> Result<String> {
                 "path": path_text(dir)?,
                 "propagateEnvironment": [
                     SERVER_ENV,
+                    "CCLAUNCH_SERVER_CA",
+                    "CCLAUNCH_SERVER_CERT",
+                    "CCLAUNCH_SERVER_KEY",
                     "CCLAUNCH_CONFIG",
                     super::ccaas::CONFIG_ENV,
                 ],

@@ -27,7 +27,6 @@ use tonic::transport::Channel;
 
 use crate::api::pb::launcher_client::LauncherClient;
 use crate::client::{self, Address, ClientTls};
-use crate::config::Config;
 use crate::package::{Metadata, METADATA_FILE};
 
 pub use build::build;
@@ -110,42 +109,28 @@ fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<()> {
     Ok(())
 }
 
-/// The sidecar's address: `--server`, else `CCLAUNCH_SERVER` (clap reads both).
-fn address(server: Option<&str>) -> Result<Address> {
-    let text = server.with_context(|| {
+/// The sidecar as the CLI resolved it from `--server` / `CCLAUNCH_SERVER`,
+/// with this client's TLS material for an https address (`--server-ca`,
+/// `--server-cert`, `--server-key` / `CCLAUNCH_SERVER_CA`, `_CERT`, `_KEY`).
+pub type Sidecar = Option<(Address, Option<ClientTls>)>;
+
+/// The sidecar's address, or what to do when none was given.
+fn address(sidecar: &Sidecar) -> Result<&Address> {
+    let (address, _) = sidecar.as_ref().with_context(|| {
         format!(
             "no sidecar address: set {} (list it in the builder's propagateEnvironment in \
              core.yaml) or install the builder with `cclaunch builder install DIR --server ADDRESS`",
             client::SERVER_ENV
         )
     })?;
-    Ok(Address::parse(text)?)
+    Ok(address)
 }
 
-/// Connects to the sidecar, with the client TLS files from config for https.
-async fn connect(config: &Config, address: &Address) -> Result<LauncherClient<Channel>> {
-    let tls = match address {
-        Address::Https(_) => Some(client_tls(config)?),
-        _ => None,
-    };
-    Ok(client::connect(address, tls.as_ref(), CONNECT_TIMEOUT).await?)
-}
-
-fn client_tls(config: &Config) -> Result<ClientTls> {
-    let files = &config.cclaunch.builder.tls;
-    let read = |key: &str, file: &str| -> Result<Vec<u8>> {
-        if file.is_empty() {
-            anyhow::bail!("an https sidecar needs cclaunch.builder.tls.{key} (a PEM file)");
-        }
-        std::fs::read(file)
-            .with_context(|| format!("cannot read cclaunch.builder.tls.{key} {file}"))
-    };
-    Ok(ClientTls {
-        ca: read("caFile", &files.ca_file)?,
-        cert: read("certFile", &files.cert_file)?,
-        key: read("keyFile", &files.key_file)?,
-        domain: (!files.domain.is_empty()).then(|| files.domain.clone()),
-    })
+/// Connects to the sidecar.
+async fn connect(sidecar: &Sidecar) -> Result<LauncherClient<Channel>> {
+    let address = address(sidecar)?;
+    let tls = sidecar.as_ref().and_then(|(_, tls)| tls.as_ref());
+    Ok(client::connect(address, tls, CONNECT_TIMEOUT).await?)
 }
 
 /// `dir` as an absolute path (the peer passes absolute ones; people may not).

@@ -17,10 +17,9 @@ use serde::Deserialize;
 use tokio::signal::unix::{signal, SignalKind};
 use tonic::transport::Channel;
 
-use super::Record;
+use super::{Record, Sidecar};
 use crate::api::pb::{self, launcher_client::LauncherClient};
 use crate::client::Address;
-use crate::config::Config;
 
 /// The peer kills `run` 5 s after SIGTERM: the stop must fit in that.
 const STOP_TIMEOUT: Duration = Duration::from_secs(4);
@@ -43,7 +42,7 @@ struct RunConfig {
     mspid: String,
 }
 
-pub async fn run(config: &Config, server: Option<&str>, bld: &Path, rundir: &Path) -> Result<i32> {
+pub async fn run(sidecar: &Sidecar, bld: &Path, rundir: &Path) -> Result<i32> {
     let record = Record::read(bld)?;
     if record.is_ccaas() {
         anyhow::bail!(
@@ -57,10 +56,10 @@ pub async fn run(config: &Config, server: Option<&str>, bld: &Path, rundir: &Pat
     let run: RunConfig = serde_json::from_slice(&text)
         .with_context(|| format!("{} is not the peer's run config", path.display()))?;
     let id = run.chaincode_id.clone();
-    let address = super::address(server).with_context(|| format!("chaincode {id}"))?;
+    let address = super::address(sidecar).with_context(|| format!("chaincode {id}"))?;
     // Listen before anything starts, so a SIGTERM during the start is not lost.
     let mut signals = Signals::new().with_context(|| format!("chaincode {id}"))?;
-    let mut client = super::connect(config, &address)
+    let mut client = super::connect(sidecar)
         .await
         .with_context(|| format!("chaincode {id}"))?;
 
@@ -80,7 +79,7 @@ pub async fn run(config: &Config, server: Option<&str>, bld: &Path, rundir: &Pat
         started = client.start(request) => started.map_err(|s| {
             anyhow::anyhow!("chaincode {id}: the sidecar at {address} could not start it: {}", s.message())
         })?.into_inner(),
-        name = signals.recv() => return Ok(stop(&mut client, &address, &id, name).await),
+        name = signals.recv() => return Ok(stop(&mut client, address, &id, name).await),
     };
     eprintln!(
         "cclaunch: started chaincode {id} in container {} ({}, image of {}, peer {}, TLS {})",
@@ -95,7 +94,7 @@ pub async fn run(config: &Config, server: Option<&str>, bld: &Path, rundir: &Pat
     let waited = tokio::select! {
         waited = client.wait(pb::ChaincodeRef { package_id: id.clone() }) => waited,
         name = signals.recv() => {
-            let code = stop(&mut client, &address, &id, name).await;
+            let code = stop(&mut client, address, &id, name).await;
             mirror.abort();
             return Ok(code);
         }

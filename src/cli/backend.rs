@@ -75,7 +75,7 @@ pub struct Engine {
 
 impl ServerArgs {
     /// The sidecar's address and, for https, this client's TLS material.
-    fn target(&self) -> Result<Option<(Address, Option<ClientTls>)>> {
+    pub(crate) fn target(&self) -> Result<Option<(Address, Option<ClientTls>)>> {
         let Some(text) = self.server.as_deref().filter(|s| !s.is_empty()) else {
             return Ok(None);
         };

@@ -85,14 +85,14 @@ async fn builder(
             src,
             meta,
             bld,
-            sidecar,
-        } => builder::build(config, sidecar.server.as_deref(), &src, &meta, &bld).await,
+            server,
+        } => builder::build(config, &server.target()?, &src, &meta, &bld).await,
         BuilderCommand::Release { bld, release } => builder::release(&bld, &release),
         BuilderCommand::Run {
             bld,
             rundir,
-            sidecar,
-        } => builder::run(config, sidecar.server.as_deref(), &bld, &rundir).await,
+            server,
+        } => builder::run(&server.target()?, &bld, &rundir).await,
         BuilderCommand::Install(args) => {
             builder::install(&builder::Install {
                 dir: args.dir,

@@ -361,7 +361,7 @@ pub enum BuilderCommand {
         /// Build output directory (kept by the peer).
         bld: PathBuf,
         #[command(flatten)]
-        sidecar: SidecarArg,
+        server: ServerArgs,
     },
     /// Write what the peer reads: statedb indexes, and for ccaas chaincode/server/connection.json.
     Release {
@@ -378,7 +378,7 @@ pub enum BuilderCommand {
         /// Holds the peer's chaincode.json.
         rundir: PathBuf,
         #[command(flatten)]
-        sidecar: SidecarArg,
+        server: ServerArgs,
     },
     /// Write DIR/bin/{detect,build,release,run} exec'ing this binary; print the core.yaml snippet.
     ///
@@ -386,13 +386,6 @@ pub enum BuilderCommand {
     /// the scripts as defaults, used when the peer does not pass those
     /// variables on.
     Install(BuilderInstallArgs),
-}
-
-#[derive(Debug, Args)]
-pub struct SidecarArg {
-    /// The sidecar: unix:/path, http://host:port or https://host:port.
-    #[arg(long, env = "CCLAUNCH_SERVER", value_name = "ADDRESS")]
-    pub server: Option<String>,
 }
 
 #[derive(Debug, Args)]
