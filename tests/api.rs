@@ -74,6 +74,7 @@ async fn build(
     while let Some(event) = events.next().await {
         match event?.event {
             Some(Event::Output(line)) => output.push(line),
+            Some(Event::Stage(stage)) => output.push(format!("stage: {}", stage.stage)),
             Some(Event::Done(done)) => return Ok((output, done)),
             None => {}
         }
@@ -136,13 +137,23 @@ async fn a_grpc_client_drives_a_chaincode_through_its_whole_life() {
         output.iter().any(|l| l.contains("Successfully tagged")),
         "{output:?}"
     );
+    // Stages come in order, around the build's own output.
+    let stages: Vec<&String> = output.iter().filter(|l| l.starts_with("stage: ")).collect();
+    assert_eq!(stages.len(), 3, "{output:?}");
+    assert!(stages[0].contains(&format!("package {} received", package.id)));
+    assert!(stages[1].contains("compiling in cclaunch-test/shenv"));
+    assert!(stages[2].contains("building image"));
     let path = pb::BuildRequest {
         source: Some(Source::Path(package.file.display().to_string())),
     };
-    let (_, again) = build(&mut client, vec![path])
+    let (stages, again) = build(&mut client, vec![path])
         .await
         .expect("build from path");
     assert!(again.reused, "second build reuses the image");
+    assert_eq!(
+        stages.last().map(String::as_str),
+        Some("stage: image exists, reusing it")
+    );
 
     let started = client
         .start(pb::StartRequest {

@@ -110,12 +110,27 @@ async fn receive_package(
     Ok((package, spool))
 }
 
-struct Forward(mpsc::UnboundedSender<Result<pb::BuildEvent, Status>>);
+/// Passes build progress on to the Build caller.
+struct Forward {
+    events: mpsc::UnboundedSender<Result<pb::BuildEvent, Status>>,
+    began: std::time::Instant,
+}
+
+impl Forward {
+    fn send(&self, event: pb::build_event::Event) {
+        let _ = self.events.send(Ok(pb::BuildEvent { event: Some(event) }));
+    }
+}
 
 impl runtime::Progress for Forward {
     fn line(&self, line: &str) {
-        let _ = self.0.send(Ok(pb::BuildEvent {
-            event: Some(pb::build_event::Event::Output(line.to_string())),
+        self.send(pb::build_event::Event::Output(line.to_string()));
+    }
+
+    fn stage(&self, stage: &str) {
+        self.send(pb::build_event::Event::Stage(pb::BuildStage {
+            stage: stage.to_string(),
+            elapsed_ms: u64::try_from(self.began.elapsed().as_millis()).unwrap_or(u64::MAX),
         }));
     }
 }
@@ -129,11 +144,19 @@ impl LauncherApi for Api {
         &self,
         request: Request<Streaming<pb::BuildRequest>>,
     ) -> Result<Response<Self::BuildStream>, Status> {
+        let began = std::time::Instant::now();
         let (package, spool) = receive_package(request.into_inner(), self.limits()).await?;
         let (tx, rx) = mpsc::unbounded_channel();
         let launcher = self.launcher.clone();
         tokio::spawn(async move {
-            let progress = Forward(tx.clone());
+            let progress = Forward {
+                events: tx.clone(),
+                began,
+            };
+            runtime::Progress::stage(
+                &progress,
+                &format!("package {} received and valid", package.id),
+            );
             let outcome = launcher.build(&package, &progress).await;
             drop(spool);
             let _ = tx.send(match outcome {

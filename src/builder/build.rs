@@ -118,6 +118,7 @@ async fn build_image(
     while let Some(event) = events.next().await {
         match event.map_err(refused)?.event {
             Some(Event::Output(line)) => eprintln!("{line}"),
+            Some(Event::Stage(stage)) => eprintln!("cclaunch: {}", stage.stage),
             Some(Event::Done(d)) => done = Some(d),
             None => {}
         }

@@ -526,6 +526,7 @@ impl Sidecar {
             };
             match event.event {
                 Some(Event::Output(line)) => progress.line(&line),
+                Some(Event::Stage(stage)) => progress.stage(&stage.stage),
                 Some(Event::Done(done)) => {
                     if done.package_id != package.id {
                         anyhow::bail!(

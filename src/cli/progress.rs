@@ -40,6 +40,13 @@ impl BuildProgress {
 }
 
 impl Progress for BuildProgress {
+    fn stage(&self, stage: &str) {
+        match &self.bar {
+            Some(bar) => bar.set_message(stage.to_string()),
+            None => eprintln!("{}: {stage}", self.prefix),
+        }
+    }
+
     fn line(&self, line: &str) {
         match &self.bar {
             Some(bar) => bar.set_message(line.to_string()),

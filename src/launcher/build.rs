@@ -61,6 +61,7 @@ impl Launcher {
             .is_some()
         {
             tracing::info!(chaincode = package_id, image = %names.image, "image exists, reusing it");
+            progress.stage("image exists, reusing it");
             return Ok(built(true));
         }
 
@@ -80,7 +81,7 @@ impl Launcher {
         let tx = match role {
             Ok(tx) => tx,
             Err(mut outcome) => {
-                progress.line("waiting for the build of this image already in progress");
+                progress.stage("waiting for the build of this image already in progress");
                 let shared = outcome.wait_for(Option::is_some).await.map(|o| o.clone());
                 return match shared {
                     Ok(Some(Ok(()))) => Ok(built(true)),
@@ -144,6 +145,7 @@ impl Launcher {
             labels,
         };
         tracing::info!(chaincode = package_id, builder = %job.image, "building chaincode");
+        progress.stage(&format!("compiling in {}", job.image));
 
         let recorder = Recorder {
             inner: progress,
@@ -189,6 +191,7 @@ impl Launcher {
             .network_mode
             .clone()
             .unwrap_or_default();
+        progress.stage(&format!("building image {image}"));
         self.engine
             .build_image(
                 image,
@@ -241,6 +244,10 @@ struct Recorder<'a> {
 }
 
 impl Progress for Recorder<'_> {
+    fn stage(&self, stage: &str) {
+        self.inner.stage(stage);
+    }
+
     fn line(&self, line: &str) {
         self.inner.line(line);
         let mut lines = self.lines.lock().unwrap_or_else(|p| p.into_inner());

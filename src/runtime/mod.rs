@@ -146,7 +146,12 @@ pub struct ContainerInfo {
 
 /// Receives progress of long operations (build output lines).
 pub trait Progress: Send + Sync {
+    /// A line of the build's own output.
     fn line(&self, line: &str);
+    /// A step of the build begins (shown as such, not as output).
+    fn stage(&self, stage: &str) {
+        self.line(stage)
+    }
 }
 
 impl<F: Fn(&str) + Send + Sync> Progress for F {
