@@ -271,8 +271,9 @@ pub async fn mirror(
     let mut at = Position::default();
     // Per stream: when the engine logged the latest frame.
     let (mut out_stamp, mut err_stamp) = (None, None);
-    let mut count = 0u64;
-    let mut emit = |line: Line, seen: &mut u64, stamp: Option<Duration>, old: Option<u64>| {
+    // Read between frames while `emit` holds the closure's borrows.
+    let count = std::sync::atomic::AtomicU64::new(0);
+    let emit = |line: Line, seen: &mut u64, stamp: Option<Duration>, old: Option<u64>| {
         *seen += 1;
         if let (Some(skip), Some(old)) = (skip, old) {
             if *seen <= old && stamp.is_none_or(|t| t <= skip.saved_at) {
@@ -282,7 +283,7 @@ pub async fn mirror(
         crate::metrics::lines_mirrored(1);
         logger.info(&line.text);
         tail.record(&line.text);
-        count += 1;
+        count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     };
     let (old_out, old_err) = (skip.map(|s| s.at.stdout), skip.map(|s| s.at.stderr));
     while let Some(frame) = output.next().await {
@@ -300,17 +301,34 @@ pub async fn mirror(
                 break;
             }
         }
-        progress.send_if_modified(|published| std::mem::replace(published, at) != at);
+        publish(
+            &progress,
+            at,
+            skip.is_none() || count.load(std::sync::atomic::Ordering::Relaxed) > 0,
+        );
     }
     stdout.finish(|l| emit(l, &mut at.stdout, out_stamp, old_out));
     stderr.finish(|l| emit(l, &mut at.stderr, err_stamp, old_err));
-    progress.send_if_modified(|published| std::mem::replace(published, at) != at);
+    publish(
+        &progress,
+        at,
+        skip.is_none() || count.load(std::sync::atomic::Ordering::Relaxed) > 0,
+    );
     tracing::info!(
         container,
-        lines = count,
+        lines = count.load(std::sync::atomic::Ordering::Relaxed),
         "Container {container} has closed its IO channel"
     );
-    count
+    count.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Publishes the position for the checkpoint writer. A resumed mirror still
+/// inside what was logged before publishes nothing: the loaded checkpoint
+/// stays the better record until a new line has been logged.
+fn publish(progress: &tokio::sync::watch::Sender<Position>, at: Position, past_skip: bool) {
+    if past_skip {
+        progress.send_if_modified(|published| std::mem::replace(published, at) != at);
+    }
 }
 
 /// A timestamped log frame starts with the engine's RFC 3339 time and a

@@ -225,6 +225,46 @@ async fn a_killed_sidecar_comes_back_to_its_chaincode() {
     assert_continues(&numbers(&before, 'b'), &numbers(&after, 'b'), 'b');
     assert_eq!(numbers(&before, 'b').len() + numbers(&after, 'b').len(), 40);
 
+    // SIGTERM while a client follows A's output (a call that never ends by
+    // itself): the sidecar writes its checkpoints, stops within its drain
+    // limit, and the next one carries on right after its last line.
+    let mut follow = client
+        .logs(pb::LogsRequest {
+            package_id: a_id.clone(),
+            follow: true,
+            tail: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    follow.next().await.expect("a line").unwrap();
+    let mut second = second;
+    let pid = second.child.id().unwrap().to_string();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(20), second.child.wait())
+        .await
+        .expect("the sidecar exits within its drain limit despite the open Logs call")
+        .unwrap();
+    assert!(status.success(), "{status}");
+    let after = second.mirrored();
+    let third = Sidecar::spawn(&env, &socket);
+    let mut client = connect(&socket).await;
+    assert!(
+        common::eventually(Duration::from_secs(20), || numbers(&third.mirrored(), 'a')
+            .len()
+            >= 3)
+        .await
+    );
+    let upto_second: Vec<u32> = numbers(&before, 'a')
+        .into_iter()
+        .chain(numbers(&after, 'a'))
+        .collect();
+    assert_continues(&upto_second, &numbers(&third.mirrored(), 'a'), 'a');
+
     // Stopping through the new sidecar removes the checkpoint with the container.
     client
         .stop(pb::ChaincodeRef {

@@ -253,10 +253,15 @@ fn remove_sockets(bound: &[Bound]) {
     }
 }
 
+/// How long calls in flight may go on once shutdown begins.
+const DRAIN: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Serves on every listener until `shutdown` resolves (or one listener
-/// fails), then stops accepting on all, drains in-flight calls and removes
-/// the socket. Every listener is bound before any serves, so a bad one
-/// leaves nothing half-started.
+/// fails), then writes the mirrors' checkpoints, stops accepting on all,
+/// lets calls in flight finish (for up to [`DRAIN`]) and removes the socket.
+/// Every listener is bound before anything else happens, so a bad one (or
+/// another sidecar already serving here) leaves nothing half-started; then
+/// the chaincode of an earlier sidecar is resumed.
 pub async fn serve(
     launcher: Arc<Launcher>,
     listeners: Vec<Listen>,
@@ -290,9 +295,18 @@ pub async fn serve(
             return Err(e);
         }
     };
+    // Bound, so no other sidecar serves here: pick up chaincode started
+    // before a restart (its output mirrored again from its checkpoint). An
+    // engine that is down now is not fatal: Health and /healthz say so.
+    match launcher.resume().await {
+        Ok(resumed) => tracing::info!(chaincodes = resumed.len(), "resumed output mirrors"),
+        Err(e) => {
+            tracing::warn!(error = %crate::error_chain(&e), "cannot resume mirroring chaincode output")
+        }
+    }
     let routes = Routes::new(health_service)
         .add_service(reflection)
-        .add_service(Api::new(launcher).into_server());
+        .add_service(Api::new(Arc::clone(&launcher)).into_server());
 
     let stop = CancellationToken::new();
     let sockets: Vec<PathBuf> = bound
@@ -335,13 +349,25 @@ pub async fn serve(
         }
     });
     let servers = futures_util::future::join_all(servers);
-    let watch = async {
-        tokio::select! {
-            _ = shutdown => stop.cancel(),
-            _ = stop.cancelled() => {}
+    tokio::pin!(servers);
+    let results = tokio::select! {
+        // A listener failed and took the others down.
+        results = &mut servers => results,
+        () = shutdown => {
+            // Checkpoints first: they must not wait for calls that may
+            // never end (a following Logs, a Wait).
+            launcher.stop_mirrors().await;
+            stop.cancel();
+            match tokio::time::timeout(DRAIN, &mut servers).await {
+                Ok(results) => results,
+                Err(_) => {
+                    tracing::warn!("calls still open {} s after shutdown began (following Logs, Wait); closing them", DRAIN.as_secs());
+                    Vec::new()
+                }
+            }
         }
     };
-    let (results, ()) = tokio::join!(servers, watch);
+    launcher.stop_mirrors().await;
     for path in &sockets {
         let _ = std::fs::remove_file(path);
     }

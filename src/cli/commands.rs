@@ -437,23 +437,6 @@ async fn serve(args: ServeArgs, config: Config) -> Result<()> {
         listeners.insert(0, Listen::Unix(path));
     }
     let launcher = Arc::new(launcher(config).await?);
-    // Chaincode started before a restart: mirror its output again from where
-    // the last sidecar stopped. An engine that is down now is not fatal:
-    // /healthz and Health say so, and calls fail with the engine's error.
-    match launcher.resume().await {
-        Ok(resumed) => {
-            for r in &resumed {
-                println!(
-                    "resumed {} ({})",
-                    r.container,
-                    if r.running { "running" } else { "exited" }
-                );
-            }
-        }
-        Err(e) => {
-            tracing::warn!(error = %crate::error_chain(&e), "cannot resume mirroring chaincode output")
-        }
-    }
     let operations = match args.operations {
         Some(addr) => {
             let (bound, task) = api::operations::serve(launcher.clone(), addr)
@@ -466,9 +449,7 @@ async fn serve(args: ServeArgs, config: Config) -> Result<()> {
     };
     let names: Vec<String> = listeners.iter().map(|l| l.to_string()).collect();
     println!("cclaunch serving on {}", names.join(" and "));
-    let served = api::serve(launcher.clone(), listeners, shutdown_signal()).await;
-    launcher.stop_mirrors().await;
-    served?;
+    api::serve(launcher, listeners, shutdown_signal()).await?;
     if let Some(task) = operations {
         task.abort();
     }

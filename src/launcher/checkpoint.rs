@@ -92,38 +92,67 @@ impl Checkpoints {
         let _ = std::fs::remove_file(self.path(container));
     }
 
-    /// Writes the position each time it moves, until the mirror ends.
+    /// Writes the position each time it moves, until the mirror ends. A
+    /// fresh mirror writes its start at once (so a restart right after it
+    /// knows the output was mirrored from the first line); a resumed one
+    /// leaves the loaded checkpoint as it is until it moves past it.
     pub fn follow(
         &self,
         container: String,
         container_id: String,
         mut position: watch::Receiver<Position>,
+        fresh: bool,
     ) -> tokio::task::JoinHandle<()> {
         let checkpoints = self.clone();
         tokio::spawn(async move {
+            let save = |at: Position| {
+                let (checkpoints, container, id) =
+                    (checkpoints.clone(), container.clone(), container_id.clone());
+                // Small synced file writes: off the async workers.
+                tokio::task::spawn_blocking(move || checkpoints.save(&container, &id, at))
+            };
             let mut written = *position.borrow_and_update();
-            checkpoints.save(&container, &container_id, written);
+            if fresh {
+                let _ = save(written).await;
+            }
             while position.changed().await.is_ok() {
                 written = *position.borrow_and_update();
-                checkpoints.save(&container, &container_id, written);
+                let _ = save(written).await;
                 tokio::time::sleep(MIN_INTERVAL).await;
             }
             // The mirror ended: its last position may have come in meanwhile.
             let last = *position.borrow();
             if last != written {
-                checkpoints.save(&container, &container_id, last);
+                let _ = save(last).await;
             }
         })
     }
+
+    /// Deletes the checkpoints of containers that no longer exist.
+    pub fn sweep(&self, existing: &std::collections::HashSet<String>) {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let container = name.strip_suffix(".json").unwrap_or(&name);
+            if !existing.contains(container) {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
 }
 
+/// A temp file of its own (two writers never share one), synced, renamed
+/// over the checkpoint: a reader sees the old record or the new, whole.
 fn write_atomically(path: &Path, record: &Record) -> std::io::Result<()> {
-    let temp = path.with_extension("json.tmp");
-    std::fs::write(
-        &temp,
-        serde_json::to_vec(record).map_err(std::io::Error::other)?,
-    )?;
-    std::fs::rename(&temp, path)
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut temp = tempfile::NamedTempFile::new_in(dir)?;
+    temp.write_all(&serde_json::to_vec(record).map_err(std::io::Error::other)?)?;
+    temp.as_file().sync_data()?;
+    temp.persist(path).map_err(|e| e.error)?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -155,7 +184,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let checkpoints = Checkpoints::new(dir.path());
         let (tx, rx) = watch::channel(Position::default());
-        let writer = checkpoints.follow("c".into(), "id".into(), rx);
+        let writer = checkpoints.follow("c".into(), "id".into(), rx, true);
         for n in 1..=100 {
             tx.send_replace(Position {
                 stdout: n,

@@ -49,9 +49,12 @@ impl Launcher {
         let tail = Tail::new(self.config.cclaunch.output.keep_lines);
         let max_line = self.config.cclaunch.output.max_line_bytes;
         let (progress, position) = watch::channel(Position::default());
-        let writer =
-            self.checkpoints
-                .follow(container.to_string(), container_id.to_string(), position);
+        let writer = self.checkpoints.follow(
+            container.to_string(),
+            container_id.to_string(),
+            position,
+            skip.is_none(),
+        );
         let handle = tokio::spawn({
             let (tail, engine) = (Arc::clone(&tail), Arc::clone(&self.engine));
             let (package_id, container) = (package_id.to_string(), container.to_string());
@@ -90,7 +93,15 @@ impl Launcher {
     /// exited one without a checkpoint is left alone.
     pub async fn resume(&self) -> Result<Vec<Resumed>, Error> {
         let mut resumed = Vec::new();
-        for info in self.list().await? {
+        if !self.config.vm.docker.attach_stdout {
+            return Ok(resumed); // nothing was mirrored before either
+        }
+        let containers = self.list().await?;
+        // Checkpoints of containers removed while no sidecar ran (or of a
+        // start cancelled midway) go.
+        self.checkpoints
+            .sweep(&containers.iter().map(|c| c.name.clone()).collect());
+        for info in containers {
             let Some(package_id) = info.labels.get(runtime::LABEL_PACKAGE_ID).cloned() else {
                 continue;
             };
