@@ -470,13 +470,19 @@ async fn run_hands_the_chaincode_the_peers_tls_material_and_exits_with_its_code(
     );
 }
 
+/// The sidecar restarts while `run` waits on its chaincode: the chaincode
+/// keeps running and `run` keeps the peer's hold on it, carries on with its
+/// output once the new sidecar answers, and exits with its code.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn run_reports_a_sidecar_that_goes_away() {
+async fn run_rides_out_a_sidecar_restart() {
     let env = Env::new("builderlost", &[("CORE_CHAINCODE_NODE_RUNTIME", SHENV)]).await;
     let mut sidecar = spawn_sidecar(&env).await;
     let server = Some(sidecar.address.clone());
     let builder = install(env.dir.path(), None);
-    let package = env.shell_package("bldlost", "echo ready\nexec sleep 300\n");
+    let package = env.shell_package(
+        "bldlost",
+        "echo ready\nsleep 4\necho after-restart\nexit 4\n",
+    );
     let layout = Layout::of(&package);
     run_ok(verb(
         &builder,
@@ -493,16 +499,18 @@ async fn run_reports_a_sidecar_that_goes_away() {
     ));
     run.until_line("ready").await;
     sidecar.child.kill().await.unwrap();
-    let (code, lines) = run.exit(Duration::from_secs(15)).await;
-    assert_eq!(code, Some(1), "{lines:?}");
-    let last = lines.last().cloned().unwrap_or_default();
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let _back = spawn_sidecar(&env).await;
+    let (code, lines) = run.exit(Duration::from_secs(30)).await;
+    assert_eq!(code, Some(4), "{lines:?}");
     assert!(
-        last.contains(&format!(
+        lines.iter().any(|l| l.contains(&format!(
             "chaincode {}: lost the sidecar at {}",
             package.id, sidecar.address
-        )),
+        )) && l.contains("keeps running")),
         "{lines:?}"
     );
+    assert!(lines.iter().any(|l| l == "after-restart"), "{lines:?}");
 }
 
 #[test]

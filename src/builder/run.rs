@@ -23,6 +23,8 @@ use crate::client::Address;
 
 /// The peer kills `run` 5 s after SIGTERM: the stop must fit in that.
 const STOP_TIMEOUT: Duration = Duration::from_secs(4);
+/// How often a lost sidecar is tried again.
+const RETRY: Duration = Duration::from_secs(1);
 /// Output still in flight once the chaincode exited.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -91,50 +93,85 @@ pub async fn run(sidecar: &Sidecar, bld: &Path, rundir: &Path) -> Result<i32> {
     );
 
     let mirror = tokio::spawn(mirror(client.clone(), id.clone()));
-    let waited = tokio::select! {
-        waited = client.wait(pb::ChaincodeRef { package_id: id.clone() }) => waited,
-        name = signals.recv() => {
-            let code = stop(&mut client, address, &id, name).await;
-            mirror.abort();
-            return Ok(code);
+    // The chaincode outlives a sidecar restart, and the peer keeps its hold
+    // on it through this process: a lost sidecar is waited for, not fatal.
+    let mut lost = false;
+    let code = loop {
+        let waited = tokio::select! {
+            waited = client.wait(pb::ChaincodeRef { package_id: id.clone() }) => waited,
+            name = signals.recv() => {
+                let code = stop(&mut client, address, &id, name).await;
+                mirror.abort();
+                return Ok(code);
+            }
+        };
+        match waited {
+            Ok(reply) => break reply.into_inner().exit_code,
+            Err(status) if status.code() == tonic::Code::NotFound => {
+                mirror.abort();
+                anyhow::bail!(
+                    "chaincode {id}: its container is gone (removed by someone else?): {}",
+                    status.message()
+                );
+            }
+            Err(status) => {
+                if !lost {
+                    eprintln!(
+                        "cclaunch: chaincode {id}: lost the sidecar at {address} ({}: {}); \
+                         the chaincode keeps running, waiting for the sidecar to come back",
+                        status.code(),
+                        status.message()
+                    );
+                }
+                lost = true;
+                tokio::select! {
+                    () = tokio::time::sleep(RETRY) => {}
+                    name = signals.recv() => {
+                        let code = stop(&mut client, address, &id, name).await;
+                        mirror.abort();
+                        return Ok(code);
+                    }
+                }
+            }
         }
     };
-    match waited {
-        Ok(reply) => {
-            let code = reply.into_inner().exit_code;
-            // The log stream ends when the container has; wait a little for it.
-            let _ = tokio::time::timeout(DRAIN_TIMEOUT, mirror).await;
-            eprintln!("cclaunch: chaincode {id} exited with code {code}");
-            Ok(i32::try_from(code)
-                .ok()
-                .filter(|c| (0..=255).contains(c))
-                .unwrap_or(1))
-        }
-        Err(status) => {
-            mirror.abort();
-            anyhow::bail!(
-                "chaincode {id}: lost the sidecar at {address} while the chaincode ran ({}: {}); \
-                 the chaincode may still be running, its next launch replaces it",
-                status.code(),
-                status.message()
-            )
-        }
-    }
+    // The log stream ends when the container has; wait a little for it.
+    let _ = tokio::time::timeout(DRAIN_TIMEOUT, mirror).await;
+    eprintln!("cclaunch: chaincode {id} exited with code {code}");
+    Ok(i32::try_from(code)
+        .ok()
+        .filter(|c| (0..=255).contains(c))
+        .unwrap_or(1))
 }
 
 /// Copies the chaincode's output lines to stderr until its container ends.
+/// When the sidecar goes away it follows again once it is back, from the
+/// second the stream broke (a line of that second may come twice).
 async fn mirror(mut client: LauncherClient<Channel>, id: String) {
-    let request = pb::LogsRequest {
-        package_id: id,
-        follow: true,
-        ..Default::default()
-    };
-    let Ok(reply) = client.logs(request).await else {
-        return; // Wait reports a broken sidecar; the output is best effort.
-    };
-    let mut lines = reply.into_inner();
-    while let Some(Ok(line)) = lines.next().await {
-        eprintln!("{}", line.line);
+    let mut since = 0;
+    loop {
+        let request = pb::LogsRequest {
+            package_id: id.clone(),
+            follow: true,
+            since,
+            ..Default::default()
+        };
+        match client.logs(request).await {
+            Ok(reply) => {
+                let mut lines = reply.into_inner();
+                loop {
+                    match lines.next().await {
+                        Some(Ok(line)) => eprintln!("{}", line.line),
+                        Some(Err(_)) => break, // the sidecar went away
+                        None => return,        // the container's output ended
+                    }
+                }
+            }
+            Err(status) if status.code() == tonic::Code::NotFound => return,
+            Err(_) => {}
+        }
+        since = i64::try_from(crate::logs::unix_now().as_secs()).unwrap_or(i64::MAX);
+        tokio::time::sleep(RETRY).await;
     }
 }
 

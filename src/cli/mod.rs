@@ -120,8 +120,9 @@ pub enum Command {
     /// --tls-client-ca is mutual TLS: every client must present a certificate
     /// signed by the client CA, and any address may be used. Plain TCP is
     /// loopback only unless --force-insecure-tcp. Also serves grpc.health.v1
-    /// and gRPC reflection. SIGTERM stops accepting on every listener and lets
-    /// calls in flight finish; chaincode keeps running.
+    /// and gRPC reflection. SIGTERM writes the output mirrors' checkpoints,
+    /// stops accepting on every listener and lets calls in flight finish (for
+    /// up to 10 s); chaincode keeps running, and the next `serve` resumes it.
     ///
     /// Clients: `cclaunch ps --server https://HOST:PORT --server-ca ca.crt
     /// --server-cert client.crt --server-key client.key` (any verb that takes
