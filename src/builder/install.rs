@@ -19,13 +19,14 @@ pub struct Install {
     pub server: Option<String>,
     /// Baked in as the default when `CCLAUNCH_CONFIG` is not passed on.
     pub config: Option<PathBuf>,
+    /// Client TLS files for an https sidecar, by variable
+    /// (`CCLAUNCH_SERVER_CA`, ...): defaults too.
+    pub server_files: Vec<(&'static str, PathBuf)>,
 }
 
 /// Writes DIR/bin/{detect,build,release,run} (0755) and prints the snippet.
 pub fn install(args: &Install) -> Result<()> {
-    if let Some(server) = &args.server {
-        Address::parse(server)?;
-    }
+    let address = args.server.as_deref().map(Address::parse).transpose()?;
     let exe = std::env::current_exe()
         .and_then(|p| p.canonicalize())
         .context("cannot find this cclaunch binary's own path")?;
@@ -40,6 +41,9 @@ pub fn install(args: &Install) -> Result<()> {
     if let Some(config) = &config {
         defaults.push(("CCLAUNCH_CONFIG", path_text(config)?));
     }
+    for (name, file) in &args.server_files {
+        defaults.push((name, path_text(&super::absolute(file)?)?));
+    }
     for verb in VERBS {
         let script = script(&path_text(&exe)?, verb, &defaults);
         super::write_atomic(&bin.join(verb), script.as_bytes(), 0o755)?;
@@ -49,6 +53,12 @@ pub fn install(args: &Install) -> Result<()> {
         dir.display(),
         exe.display()
     );
+    if matches!(address, Some(Address::Https(_))) && args.server_files.len() < 3 {
+        println!(
+            "The sidecar is https (mutual TLS): give install --server-ca, --server-cert and \
+             --server-key, or have the peer pass CCLAUNCH_SERVER_CA, _CERT and _KEY on."
+        );
+    }
     println!("Add it to the peer's core.yaml:\n");
     print!("{}", core_yaml(&args.name, &dir)?);
     Ok(())

@@ -259,7 +259,7 @@ impl Backend {
                 Ok(code)
             }
             Backend::Sidecar(sidecar) => {
-                let mut lines = sidecar.logs(package_id, true, 0).await?;
+                let mut lines = sidecar.logs(package_id, true, 0, 0).await?;
                 let address = sidecar.address.clone();
                 let printer = tokio::spawn(async move {
                     while let Some(next) = lines.next().await {
@@ -324,13 +324,18 @@ impl Backend {
                 Ok(())
             }
             Backend::Sidecar(sidecar) => {
-                // The API's tail counts lines with 0 meaning all of them.
-                let tail = match tail {
-                    None => 0,
-                    Some(0) => return Ok(()),
-                    Some(n) => u32::try_from(n).unwrap_or(u32::MAX),
+                // The API's tail counts lines with 0 meaning all of them, so
+                // "none of the old lines" is asked for as "since now".
+                let (tail, since) = match tail {
+                    None => (0, 0),
+                    Some(0) if !follow => return Ok(()),
+                    Some(0) => (
+                        0,
+                        i64::try_from(crate::logs::unix_now().as_secs()).unwrap_or(i64::MAX),
+                    ),
+                    Some(n) => (u32::try_from(n).unwrap_or(u32::MAX), 0),
                 };
-                let mut lines = sidecar.logs(package_id, follow, tail).await?;
+                let mut lines = sidecar.logs(package_id, follow, tail, since).await?;
                 while let Some(next) = lines.next().await {
                     line(&next.map_err(|s| sidecar.refused(s))?.line);
                 }
@@ -461,6 +466,7 @@ impl Sidecar {
         package_id: &str,
         follow: bool,
         tail: u32,
+        since: i64,
     ) -> Result<tonic::Streaming<pb::LogLine>> {
         Ok(self
             .client
@@ -469,7 +475,7 @@ impl Sidecar {
                 package_id: package_id.to_string(),
                 follow,
                 tail,
-                ..Default::default()
+                since,
             })
             .await
             .map_err(|s| self.refused(s))?

@@ -97,8 +97,16 @@ async fn builder(
             builder::install(&builder::Install {
                 dir: args.dir,
                 name: args.name,
-                server: args.server,
+                server: args.server.server.clone(),
                 config: config_file.map(Path::to_path_buf),
+                server_files: [
+                    ("CCLAUNCH_SERVER_CA", &args.server.server_ca),
+                    ("CCLAUNCH_SERVER_CERT", &args.server.server_cert),
+                    ("CCLAUNCH_SERVER_KEY", &args.server.server_key),
+                ]
+                .into_iter()
+                .filter_map(|(name, file)| Some((name, file.clone()?)))
+                .collect(),
             })?;
             Ok(0)
         }

@@ -393,9 +393,10 @@ pub enum BuilderCommand {
 pub struct BuilderInstallArgs {
     /// Where the builder goes (the `path` of its core.yaml entry).
     pub dir: PathBuf,
-    /// The sidecar address to use when CCLAUNCH_SERVER is not set.
-    #[arg(long, value_name = "ADDRESS")]
-    pub server: Option<String>,
+    /// The sidecar (and, for https, the client's PEM files) to use when the
+    /// peer does not pass CCLAUNCH_SERVER (and CCLAUNCH_SERVER_CA, _CERT, _KEY) on.
+    #[command(flatten)]
+    pub server: ServerArgs,
     /// The builder's `name` in core.yaml.
     #[arg(long, default_value = "cclaunch")]
     pub name: String,
