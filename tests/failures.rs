@@ -229,6 +229,17 @@ async fn gc_removes_only_the_chosen_chaincode_of_this_peer() {
         env.launcher.build(p, &|_: &str| {}).await.expect("build");
         env.launcher.start(request(&p.id)).await.expect("start");
     }
+    // As the external builder runs it: the peer's chaincode id on the image
+    // of the package it rebuilt. That image is in use, so it stays.
+    let rebuilt = env.shell_package("rebuilt", "sleep 600\n");
+    env.launcher
+        .build(&rebuilt, &|_: &str| {})
+        .await
+        .expect("build");
+    let peers_id = format!("peers_1:{}", "ab".repeat(32));
+    let mut aliased = request(&peers_id);
+    aliased.image_of = Some(rebuilt.id.clone());
+    env.launcher.start(aliased).await.expect("start image_of");
     // A foreign container that merely looks like ours is never collected.
     let foreign = format!("{}-foreign", env.peer);
     docker(&[
@@ -243,7 +254,7 @@ async fn gc_removes_only_the_chosen_chaincode_of_this_peer() {
 
     let collected = env
         .launcher
-        .gc(&Selection::AllBut(vec![keep.id.clone()]))
+        .gc(&Selection::AllBut(vec![keep.id.clone(), peers_id.clone()]))
         .await
         .expect("gc");
     let dropped = env.launcher.names(&drop_.id).unwrap();
@@ -265,6 +276,14 @@ async fn gc_removes_only_the_chosen_chaincode_of_this_peer() {
         .await
         .unwrap()
         .is_none());
+    assert!(
+        env.engine
+            .image_labels(&env.launcher.names(&rebuilt.id).unwrap().image)
+            .await
+            .unwrap()
+            .is_some(),
+        "an image a kept container runs stays"
+    );
     let kept = env.launcher.names(&keep.id).unwrap();
     assert!(
         env.engine

@@ -45,6 +45,10 @@ impl Launcher {
             ])
             .await
             .map_err(super::engine_only)?;
+        // Images that containers left standing still run: kept, whatever
+        // package id they were built for (`image_of` starts one package's
+        // image under another chaincode's name).
+        let mut in_use = BTreeSet::new();
         for container in containers {
             let Some(id) = container.labels.get(runtime::LABEL_PACKAGE_ID) else {
                 continue;
@@ -52,6 +56,8 @@ impl Launcher {
             if selection.wants(id) {
                 self.remove_container(id, &container.name).await?;
                 collected.containers.push(container.name);
+            } else {
+                in_use.insert(container.image.clone());
             }
         }
         let images = self
@@ -68,7 +74,11 @@ impl Launcher {
             let ours = self
                 .names(id)
                 .is_ok_and(|n| image == n.image || image == format!("{}:latest", n.image));
-            if ours && selection.wants(id) && removed.insert(image.clone()) {
+            let used = in_use.contains(&image)
+                || image
+                    .strip_suffix(":latest")
+                    .is_some_and(|name| in_use.contains(name));
+            if ours && !used && selection.wants(id) && removed.insert(image.clone()) {
                 self.engine
                     .remove_image(&image)
                     .await
