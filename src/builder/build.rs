@@ -11,19 +11,27 @@
 //! is kept in BLD with metadata.json for `release`.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
-use futures_util::StreamExt;
 
 use super::{ccaas, source, Record, Sidecar, CCAAS};
-use crate::api::pb::{self, build_event::Event, build_request::Source};
+use crate::client;
 use crate::config::Config;
 use crate::package::{self, Metadata, METADATA_FILE};
 use crate::platform::Platform;
 
-/// Chunks of the package sent to the sidecar.
-const CHUNK: usize = 256 << 10;
+/// Build progress for the peer's log: stderr.
+struct Stderr;
+
+impl crate::runtime::Progress for Stderr {
+    fn line(&self, line: &str) {
+        eprintln!("{line}");
+    }
+
+    fn stage(&self, stage: &str) {
+        eprintln!("cclaunch: {stage}");
+    }
+}
 
 pub async fn build(
     config: &Config,
@@ -80,52 +88,21 @@ async fn build_image(
     );
 
     let mut client = super::connect(sidecar).await?;
-    let read_error = Arc::new(Mutex::new(None));
-    let chunks = tokio::fs::File::open(&file)
+    let done = client::build(&mut client, &file, &Stderr)
         .await
-        .with_context(|| format!("cannot read {}", file.display()))?;
-    let requests = {
-        let read_error = Arc::clone(&read_error);
-        // A read error ends the stream (the sidecar then sees a short package)
-        // and is reported as the cause.
-        tokio_util::io::ReaderStream::with_capacity(chunks, CHUNK).scan((), move |_, chunk| {
-            let next = match chunk {
-                Ok(bytes) => Some(pb::BuildRequest {
-                    source: Some(Source::Chunk(bytes.to_vec())),
-                }),
-                Err(e) => {
-                    if let Ok(mut slot) = read_error.lock() {
-                        *slot = Some(e);
-                    }
-                    None
-                }
-            };
-            std::future::ready(next)
-        })
-    };
-    let refused = |status: tonic::Status| {
-        let read = read_error.lock().ok().and_then(|mut e| e.take());
-        match read {
-            Some(e) => anyhow::anyhow!("cannot read the rebuilt package {}: {e}", file.display()),
-            None => anyhow::anyhow!(
+        .map_err(|e| match e {
+            client::BuildError::Status(status) => anyhow::anyhow!(
                 "the sidecar at {address} could not build it: {}",
                 status.message()
             ),
-        }
-    };
-    let mut events = client.build(requests).await.map_err(refused)?.into_inner();
-    let mut done = None;
-    while let Some(event) = events.next().await {
-        match event.map_err(refused)?.event {
-            Some(Event::Output(line)) => eprintln!("{line}"),
-            Some(Event::Stage(stage)) => eprintln!("cclaunch: {}", stage.stage),
-            Some(Event::Done(d)) => done = Some(d),
-            None => {}
-        }
+            other => anyhow::Error::new(other).context(format!("sidecar at {address}")),
+        })?;
+    if done.package_id != package_id {
+        anyhow::bail!(
+            "the sidecar at {address} built {} for the rebuilt package {package_id}",
+            done.package_id
+        );
     }
-    let done = done.with_context(|| {
-        format!("the sidecar at {address} ended the build without saying it was done")
-    })?;
     eprintln!(
         "cclaunch: {} image {} for {}",
         if done.reused { "reused" } else { "built" },

@@ -4,12 +4,11 @@
 //! way whichever road was taken.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use futures_util::StreamExt;
-use tokio::io::AsyncReadExt;
 use tonic::transport::Channel;
 
 use super::ServerArgs;
@@ -25,8 +24,6 @@ use crate::runtime::{Output, Progress, LABEL_PACKAGE_ID};
 
 /// How long to wait for the sidecar to answer the connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Package bytes per Build request.
-const CHUNK: usize = 64 << 10;
 /// After the chaincode exited, how long `start -f` lets its last lines arrive.
 const LAST_LINES: Duration = Duration::from_secs(10);
 
@@ -483,78 +480,25 @@ impl Sidecar {
     }
 
     async fn build(&self, package: &Package, progress: &dyn Progress) -> Result<Built> {
-        use pb::build_event::Event;
-        let file = tokio::fs::File::open(&package.file)
+        let done = client::build(&mut self.client.clone(), &package.file, progress)
             .await
-            .with_context(|| format!("cannot read {}", package.file.display()))?;
-        // A read error ends the stream early (the sidecar then refuses a
-        // truncated package); it is kept here to be the error reported.
-        let read_error: Arc<Mutex<Option<std::io::Error>>> = Arc::default();
-        let kept = read_error.clone();
-        let chunks = futures_util::stream::unfold(Some(file), move |file| {
-            let kept = kept.clone();
-            async move {
-                let mut file = file?;
-                let mut chunk = vec![0u8; CHUNK];
-                match file.read(&mut chunk).await {
-                    Ok(0) => None,
-                    Ok(n) => {
-                        chunk.truncate(n);
-                        let request = pb::BuildRequest {
-                            source: Some(pb::build_request::Source::Chunk(chunk)),
-                        };
-                        Some((request, Some(file)))
-                    }
-                    Err(e) => {
-                        *kept.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
-                        None
-                    }
-                }
-            }
-        });
-        let read_failed = || {
-            read_error
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .take()
-                .map(|e| {
-                    anyhow::Error::new(e).context(format!("cannot read {}", package.file.display()))
-                })
-        };
-        let mut events = match self.client.clone().build(chunks).await {
-            Ok(events) => events.into_inner(),
-            Err(status) => return Err(read_failed().unwrap_or_else(|| self.refused(status))),
-        };
-        while let Some(event) = events.next().await {
-            let event = match event {
-                Ok(event) => event,
-                Err(status) => return Err(read_failed().unwrap_or_else(|| self.refused(status))),
-            };
-            match event.event {
-                Some(Event::Output(line)) => progress.line(&line),
-                Some(Event::Stage(stage)) => progress.stage(&stage.stage),
-                Some(Event::Done(done)) => {
-                    if done.package_id != package.id {
-                        anyhow::bail!(
-                            "sidecar at {}: built {} but {} is {}",
-                            self.address,
-                            done.package_id,
-                            package.file.display(),
-                            package.id
-                        );
-                    }
-                    return Ok(Built {
-                        image: done.image,
-                        reused: done.reused,
-                        platform: Platform::from_type(&done.r#type).ok(),
-                    });
-                }
-                None => {}
-            }
+            .map_err(|e| match e {
+                client::BuildError::Status(status) => self.refused(status),
+                other => anyhow::Error::new(other).context(format!("sidecar at {}", self.address)),
+            })?;
+        if done.package_id != package.id {
+            anyhow::bail!(
+                "sidecar at {}: built {} but {} is {}",
+                self.address,
+                done.package_id,
+                package.file.display(),
+                package.id
+            );
         }
-        anyhow::bail!(
-            "sidecar at {}: the build ended without an outcome",
-            self.address
-        )
+        Ok(Built {
+            image: done.image,
+            reused: done.reused,
+            platform: Platform::from_type(&done.r#type).ok(),
+        })
     }
 }
