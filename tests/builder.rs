@@ -357,38 +357,16 @@ async fn run_hands_the_chaincode_the_peers_tls_material_and_exits_with_its_code(
     // The sidecar on another host's terms: TCP with mutual TLS. Its address
     // is baked into the scripts (the peer passes no CCLAUNCH_SERVER); the
     // client's PEM files come through propagateEnvironment.
-    let pki = env.dir.path().join("pki");
-    std::fs::create_dir_all(&pki).unwrap();
-    let ca = cclaunch::devpeer::ca::DevCa::new().unwrap();
-    let server = ca.server(&[]).unwrap();
-    let client = ca.client("peer0").unwrap();
-    for (name, pem) in [
-        ("ca.crt", ca.ca_pem().into_bytes()),
-        ("server.crt", server.cert_pem.into_bytes()),
-        ("server.key", server.key_pem.into_bytes()),
-        ("client.crt", client.client_cert),
-        ("client.key", client.client_key),
-    ] {
-        std::fs::write(pki.join(name), pem).unwrap();
-    }
-    let file = |name: &str| pki.join(name).display().to_string();
+    let pki = common::Pki::new(env.dir.path());
+    let file = |name: &str| pki.path(name);
     let listen = format!("127.0.0.1:{}", common::free_port());
-    let _sidecar = common::serve_command(
-        &env,
-        &[
-            "--tcp",
-            &listen,
-            "--tls-cert",
-            &file("server.crt"),
-            "--tls-key",
-            &file("server.key"),
-            "--tls-client-ca",
-            &file("ca.crt"),
-        ],
-    )
-    .stdout(Stdio::null())
-    .spawn()
-    .expect("spawn cclaunch serve");
+    let mut args = vec!["--tcp".to_string(), listen.clone()];
+    args.extend(pki.serve_args());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let _sidecar = common::serve_command(&env, &args)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn cclaunch serve");
     assert!(
         common::eventually(Duration::from_secs(20), || std::net::TcpStream::connect(
             &listen

@@ -5,87 +5,13 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use cclaunch::api::pb::{self, launcher_client::LauncherClient};
 use cclaunch::client::{self, Address, ClientTls};
-use cclaunch::devpeer::ca::DevCa;
-use common::Env;
+use common::{Env, Pki};
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
-
-/// A sidecar's PEM files: its CA (which signs its server certificate and its
-/// clients'), a client of that CA, and a stranger whose certificate comes
-/// from another CA.
-struct Pki {
-    dir: PathBuf,
-}
-
-impl Pki {
-    fn new(dir: &Path) -> Pki {
-        let dir = dir.join("pki");
-        std::fs::create_dir_all(&dir).unwrap();
-        let ca = DevCa::new().unwrap();
-        let other = DevCa::new().unwrap();
-        let server = ca.server(&[]).unwrap();
-        let client = ca.client("admin").unwrap();
-        let stranger = other.client("stranger").unwrap();
-        for (name, pem) in [
-            ("ca.crt", ca.ca_pem().into_bytes()),
-            ("server.crt", server.cert_pem.into_bytes()),
-            ("server.key", server.key_pem.into_bytes()),
-            ("client.crt", client.client_cert),
-            ("client.key", client.client_key),
-            ("other-ca.crt", other.ca_pem().into_bytes()),
-            ("stranger.crt", stranger.client_cert),
-            ("stranger.key", stranger.client_key),
-        ] {
-            std::fs::write(dir.join(name), pem).unwrap();
-        }
-        Pki { dir }
-    }
-
-    fn path(&self, name: &str) -> String {
-        self.dir.join(name).display().to_string()
-    }
-
-    fn read(&self, name: &str) -> Vec<u8> {
-        std::fs::read(self.dir.join(name)).unwrap()
-    }
-
-    /// The three serve flags.
-    fn serve_args(&self) -> Vec<String> {
-        vec![
-            "--tls-cert".into(),
-            self.path("server.crt"),
-            "--tls-key".into(),
-            self.path("server.key"),
-            "--tls-client-ca".into(),
-            self.path("ca.crt"),
-        ]
-    }
-
-    /// The CLI's client flags for an https --server.
-    fn client_args(&self) -> Vec<String> {
-        vec![
-            "--server-ca".into(),
-            self.path("ca.crt"),
-            "--server-cert".into(),
-            self.path("client.crt"),
-            "--server-key".into(),
-            self.path("client.key"),
-        ]
-    }
-
-    fn client_tls(&self, who: &str) -> ClientTls {
-        ClientTls {
-            ca: self.read("ca.crt"),
-            cert: self.read(&format!("{who}.crt")),
-            key: self.read(&format!("{who}.key")),
-            domain: None,
-        }
-    }
-}
 
 /// Health through `client::connect`, retried while the sidecar comes up.
 async fn healthy(address: &Address, tls: Option<&ClientTls>) -> pb::HealthResponse {

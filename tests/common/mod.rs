@@ -357,3 +357,76 @@ pub fn spawn_serve(env: &Env, args: &[&str]) -> tokio::process::Child {
         .spawn()
         .expect("spawn cclaunch serve")
 }
+
+/// A sidecar's PEM files: its CA (which signs its server certificate and its
+/// clients'), a client of that CA, and a stranger whose certificate comes
+/// from another CA.
+pub struct Pki {
+    dir: PathBuf,
+}
+
+impl Pki {
+    pub fn new(dir: &Path) -> Pki {
+        let dir = dir.join("pki");
+        std::fs::create_dir_all(&dir).unwrap();
+        let ca = cclaunch::devpeer::ca::DevCa::new().unwrap();
+        let other = cclaunch::devpeer::ca::DevCa::new().unwrap();
+        let server = ca.server(&[]).unwrap();
+        let client = ca.client("admin").unwrap();
+        let stranger = other.client("stranger").unwrap();
+        for (name, pem) in [
+            ("ca.crt", ca.ca_pem().into_bytes()),
+            ("server.crt", server.cert_pem.into_bytes()),
+            ("server.key", server.key_pem.into_bytes()),
+            ("client.crt", client.client_cert),
+            ("client.key", client.client_key),
+            ("other-ca.crt", other.ca_pem().into_bytes()),
+            ("stranger.crt", stranger.client_cert),
+            ("stranger.key", stranger.client_key),
+        ] {
+            std::fs::write(dir.join(name), pem).unwrap();
+        }
+        Pki { dir }
+    }
+
+    pub fn path(&self, name: &str) -> String {
+        self.dir.join(name).display().to_string()
+    }
+
+    pub fn read(&self, name: &str) -> Vec<u8> {
+        std::fs::read(self.dir.join(name)).unwrap()
+    }
+
+    /// The three serve flags.
+    pub fn serve_args(&self) -> Vec<String> {
+        vec![
+            "--tls-cert".into(),
+            self.path("server.crt"),
+            "--tls-key".into(),
+            self.path("server.key"),
+            "--tls-client-ca".into(),
+            self.path("ca.crt"),
+        ]
+    }
+
+    /// The CLI's client flags for an https --server.
+    pub fn client_args(&self) -> Vec<String> {
+        vec![
+            "--server-ca".into(),
+            self.path("ca.crt"),
+            "--server-cert".into(),
+            self.path("client.crt"),
+            "--server-key".into(),
+            self.path("client.key"),
+        ]
+    }
+
+    pub fn client_tls(&self, who: &str) -> cclaunch::client::ClientTls {
+        cclaunch::client::ClientTls {
+            ca: self.read("ca.crt"),
+            cert: self.read(&format!("{who}.crt")),
+            key: self.read(&format!("{who}.key")),
+            domain: None,
+        }
+    }
+}
