@@ -243,15 +243,7 @@ async fn a_grpc_client_drives_a_chaincode_through_its_whole_life() {
     assert_eq!(collected.images.len(), 1, "{collected:?}");
 
     // SIGTERM: the sidecar drains and exits cleanly, removing its socket.
-    let pid = sidecar.child.id().unwrap().to_string();
-    std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
-    let status = tokio::time::timeout(Duration::from_secs(15), sidecar.child.wait())
-        .await
-        .unwrap()
-        .unwrap();
+    let status = common::terminate(&mut sidecar.child, Duration::from_secs(15)).await;
     assert!(status.success(), "{status}");
     assert!(!sidecar.socket.exists());
 }

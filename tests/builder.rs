@@ -111,6 +111,21 @@ impl Layout {
         }
     }
 
+    /// `bin/build SRC META BLD`, as the peer runs it.
+    fn build(&self, builder: &Path, server: Option<&str>) -> Command {
+        verb(
+            builder,
+            "build",
+            &[&self.src, &self.meta, &self.bld],
+            server,
+        )
+    }
+
+    /// `bin/run BLD RUNDIR`, as the peer runs it.
+    fn run(&self, builder: &Path, server: Option<&str>) -> Command {
+        verb(builder, "run", &[&self.bld, &self.rundir], server)
+    }
+
     /// A package laid out as the peer does: code.tar.gz extracted into SRC.
     fn of(package: &Package) -> Layout {
         let layout = Layout::new(&serde_json::to_string(&package.metadata).unwrap());
@@ -270,12 +285,7 @@ async fn a_peer_builds_and_runs_chaincode_through_the_sidecar_and_stops_it_with_
     let layout = Layout::of(&package);
 
     run_ok(verb(&builder, "detect", &[&layout.src, &layout.meta], None));
-    let built = run_ok(verb(
-        &builder,
-        "build",
-        &[&layout.src, &layout.meta, &layout.bld],
-        server,
-    ));
+    let built = run_ok(layout.build(&builder, server));
     let stderr = text(&built.stderr);
     assert!(
         stderr.contains("build.sh: copied"),
@@ -293,12 +303,7 @@ async fn a_peer_builds_and_runs_chaincode_through_the_sidecar_and_stops_it_with_
     assert_eq!(record["image"], scope.image_name(&rebuilt).unwrap());
 
     // Building again (the peer reinstalling) reuses the image.
-    let again = run_ok(verb(
-        &builder,
-        "build",
-        &[&layout.src, &layout.meta, &layout.bld],
-        server,
-    ));
+    let again = run_ok(layout.build(&builder, server));
     assert!(text(&again.stderr).contains(&format!(
         "reused image {}",
         record["image"].as_str().unwrap()
@@ -313,12 +318,7 @@ async fn a_peer_builds_and_runs_chaincode_through_the_sidecar_and_stops_it_with_
     assert_eq!(std::fs::read_dir(&layout.release).unwrap().count(), 0);
 
     chaincode_json(&layout, &package.id, None);
-    let run = Running::spawn(verb(
-        &builder,
-        "run",
-        &[&layout.bld, &layout.rundir],
-        server,
-    ));
+    let run = Running::spawn(layout.run(&builder, server));
     run.until_line("ready").await;
     {
         let lines = run.lines.lock().unwrap();
@@ -392,35 +392,18 @@ async fn run_hands_the_chaincode_the_peers_tls_material_and_exits_with_its_code(
     );
     let layout = Layout::of(&package);
     // Without the client's certificate the sidecar refuses the builder.
-    let refused = verb(
-        &builder,
-        "build",
-        &[&layout.src, &layout.meta, &layout.bld],
-        None,
-    )
-    .output()
-    .unwrap();
+    let refused = layout.build(&builder, None).output().unwrap();
     assert!(!refused.status.success());
     assert!(
         text(&refused.stderr).contains("--server-cert"),
         "{}",
         text(&refused.stderr)
     );
-    run_ok(with_client_tls(verb(
-        &builder,
-        "build",
-        &[&layout.src, &layout.meta, &layout.bld],
-        None,
-    )));
+    run_ok(with_client_tls(layout.build(&builder, None)));
     let tls = common::tls_material();
     chaincode_json(&layout, &package.id, Some(&tls));
 
-    let run = Running::spawn(with_client_tls(verb(
-        &builder,
-        "run",
-        &[&layout.bld, &layout.rundir],
-        None,
-    )));
+    let run = Running::spawn(with_client_tls(layout.run(&builder, None)));
     let (code, lines) = run.exit(Duration::from_secs(60)).await;
     assert_eq!(code, Some(3), "{lines:?}");
     for expected in [
@@ -462,19 +445,9 @@ async fn run_rides_out_a_sidecar_restart() {
         "echo ready\nsleep 4\necho after-restart\nexit 4\n",
     );
     let layout = Layout::of(&package);
-    run_ok(verb(
-        &builder,
-        "build",
-        &[&layout.src, &layout.meta, &layout.bld],
-        server.as_deref(),
-    ));
+    run_ok(layout.build(&builder, server.as_deref()));
     chaincode_json(&layout, &package.id, None);
-    let run = Running::spawn(verb(
-        &builder,
-        "run",
-        &[&layout.bld, &layout.rundir],
-        server.as_deref(),
-    ));
+    let run = Running::spawn(layout.run(&builder, server.as_deref()));
     run.until_line("ready").await;
     sidecar.child.kill().await.unwrap();
     tokio::time::sleep(Duration::from_millis(1000)).await;
@@ -547,14 +520,7 @@ fn ccaas_build_and_release_write_the_connection_the_peer_dials() {
     .unwrap();
 
     // Without values for its templates the build fails, naming the key.
-    let out = verb(
-        &builder,
-        "build",
-        &[&layout.src, &layout.meta, &layout.bld],
-        None,
-    )
-    .output()
-    .unwrap();
+    let out = layout.build(&builder, None).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(
         text(&out.stderr).contains("chaincode svc_1 (ccaas)")
@@ -563,12 +529,7 @@ fn ccaas_build_and_release_write_the_connection_the_peer_dials() {
         text(&out.stderr)
     );
 
-    let mut build = verb(
-        &builder,
-        "build",
-        &[&layout.src, &layout.meta, &layout.bld],
-        None,
-    );
+    let mut build = layout.build(&builder, None);
     build
         .env("CHAINCODE_AS_A_SERVICE_BUILDER_CONFIG", r#"{"peername":"peer0org1"}"#)
         .env("CCLAUNCH_CONFIG", write_config(root.path(), "cclaunch:\n  builder:\n    ccaas:\n      templateValues: {peername: ignored, port: 9999}\n"));
@@ -617,14 +578,10 @@ fn ccaas_build_and_release_write_the_connection_the_peer_dials() {
 
     // The peer never runs a ccaas chaincode; if something does, it is told why not.
     chaincode_json(&layout, "svc_1:abc", None);
-    let out = verb(
-        &builder,
-        "run",
-        &[&layout.bld, &layout.rundir],
-        Some("unix:/nonexistent"),
-    )
-    .output()
-    .unwrap();
+    let out = layout
+        .run(&builder, Some("unix:/nonexistent"))
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(
         text(&out.stderr).contains("there is nothing to run"),
@@ -647,14 +604,7 @@ fn build_refuses_a_hostile_source_before_it_asks_the_sidecar() {
     std::fs::create_dir_all(layout.src.join("src")).unwrap();
     std::fs::write(layout.src.join("src/package.json"), "{}").unwrap();
     let build = |server: Option<&str>| {
-        let out = verb(
-            &builder,
-            "build",
-            &[&layout.src, &layout.meta, &layout.bld],
-            server,
-        )
-        .output()
-        .unwrap();
+        let out = layout.build(&builder, server).output().unwrap();
         (out.status.code(), text(&out.stderr))
     };
 

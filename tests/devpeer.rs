@@ -543,14 +543,6 @@ async fn devpeer_serve_lets_a_harness_start_chaincode_separately_and_query_it() 
 
     env.launcher.stop(&package.id).await.unwrap();
     // SIGTERM: devpeer stops cleanly.
-    let pid = serve.id().unwrap().to_string();
-    std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
-    let status = tokio::time::timeout(Duration::from_secs(15), serve.wait())
-        .await
-        .expect("exits")
-        .unwrap();
+    let status = common::terminate(&mut serve, Duration::from_secs(15)).await;
     assert!(status.success(), "{status}");
 }

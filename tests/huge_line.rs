@@ -4,7 +4,6 @@
 
 mod common;
 
-use cclaunch::launcher::StartRequest;
 use common::{captured_counting, Env, SHENV};
 
 const TEN_MIB: u64 = 10 << 20;
@@ -30,15 +29,7 @@ async fn a_ten_mib_line_does_not_blow_up_memory() {
 
     let before = peak_rss_kib();
     env.launcher
-        .start(StartRequest {
-            package_id: package.id.clone(),
-            platform: None,
-            peer_address: "127.0.0.1:7052".into(),
-            tls: None,
-            msp_id: None,
-            extra_env: Vec::new(),
-            image_of: None,
-        })
+        .start(common::request(&package.id))
         .await
         .expect("start");
     assert_eq!(env.launcher.wait(&package.id).await.expect("wait"), 0);

@@ -240,15 +240,8 @@ async fn a_killed_sidecar_comes_back_to_its_chaincode() {
         .into_inner();
     follow.next().await.expect("a line").unwrap();
     let mut second = second;
-    let pid = second.child.id().unwrap().to_string();
-    std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
-    let status = tokio::time::timeout(Duration::from_secs(20), second.child.wait())
-        .await
-        .expect("the sidecar exits within its drain limit despite the open Logs call")
-        .unwrap();
+    // Within its drain limit, despite the open Logs call.
+    let status = common::terminate(&mut second.child, Duration::from_secs(20)).await;
     assert!(status.success(), "{status}");
     let after = second.mirrored();
     let third = Sidecar::spawn(&env, &socket);

@@ -77,18 +77,6 @@ fn args(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| s.to_string()).collect()
 }
 
-async fn terminate(mut child: tokio::process::Child) -> std::process::ExitStatus {
-    let pid = child.id().unwrap().to_string();
-    std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
-    tokio::time::timeout(Duration::from_secs(15), child.wait())
-        .await
-        .expect("sidecar exits on SIGTERM")
-        .unwrap()
-}
-
 /// A sidecar on a Unix socket and on loopback TCP with mutual TLS.
 struct Sidecar {
     child: tokio::process::Child,
@@ -114,7 +102,7 @@ fn spawn_sidecar(env: &Env, pki: &Pki) -> Sidecar {
 async fn mutual_tls_serves_clients_of_its_ca_only_and_the_socket_beside_it() {
     let env = Env::new("tls", &[]).await;
     let pki = Pki::new(env.dir.path());
-    let sidecar = spawn_sidecar(&env, &pki);
+    let mut sidecar = spawn_sidecar(&env, &pki);
     let addr = sidecar.addr.clone();
 
     let https = Address::parse(&format!("https://{addr}")).unwrap();
@@ -198,7 +186,7 @@ async fn mutual_tls_serves_clients_of_its_ca_only_and_the_socket_beside_it() {
     );
 
     // SIGTERM stops both listeners and removes the socket.
-    let status = terminate(sidecar.child).await;
+    let status = common::terminate(&mut sidecar.child, Duration::from_secs(15)).await;
     assert!(status.success(), "{status}");
     assert!(!sidecar.socket.exists(), "socket removed on SIGTERM");
     assert!(
@@ -211,7 +199,7 @@ async fn mutual_tls_serves_clients_of_its_ca_only_and_the_socket_beside_it() {
 async fn cli_verbs_through_the_sidecar_print_what_they_print_directly() {
     let env = Env::new("tlscli", &[]).await;
     let pki = Pki::new(env.dir.path());
-    let sidecar = spawn_sidecar(&env, &pki);
+    let mut sidecar = spawn_sidecar(&env, &pki);
     let unix = format!("unix:{}", sidecar.socket.display());
     let https = format!("https://{}", sidecar.addr);
     healthy(
@@ -340,7 +328,7 @@ async fn cli_verbs_through_the_sidecar_print_what_they_print_directly() {
     );
     let (_, stdout, _) = run(&env.peer, through(&https, &["gc", "--all"])).await;
     assert_eq!(stdout, "nothing to remove\n");
-    terminate(sidecar.child).await;
+    common::terminate(&mut sidecar.child, Duration::from_secs(15)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -417,12 +405,14 @@ async fn tcp_off_loopback_needs_mutual_tls_and_bad_tls_files_are_named() {
     let mut serve = args(&["--tcp", &any]);
     serve.extend(pki.serve_args());
     let serve: Vec<&str> = serve.iter().map(String::as_str).collect();
-    let child = common::spawn_serve(&env, &serve);
+    let mut child = common::spawn_serve(&env, &serve);
     let engine = healthy(
         &Address::parse(&format!("https://127.0.0.1:{port}")).unwrap(),
         Some(&pki.client_tls("client")),
     )
     .await;
     assert_eq!(engine.api_version, "1.41");
-    assert!(terminate(child).await.success());
+    assert!(common::terminate(&mut child, Duration::from_secs(15))
+        .await
+        .success());
 }

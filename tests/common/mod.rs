@@ -334,6 +334,23 @@ pub fn request(package_id: &str) -> StartRequest {
     }
 }
 
+/// Sends SIGTERM, as a peer or an orchestrator stops a process, and waits
+/// (up to `within`) for the exit.
+pub async fn terminate(
+    child: &mut tokio::process::Child,
+    within: Duration,
+) -> std::process::ExitStatus {
+    let pid = child.id().expect("process still running").to_string();
+    Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill -TERM");
+    tokio::time::timeout(within, child.wait())
+        .await
+        .expect("exits on SIGTERM in time")
+        .expect("wait")
+}
+
 /// `cclaunch serve` with `args`, configured for this test's peer id, its
 /// state directory, the `shenv` node runtime and a 1 MiB package cap.
 pub fn serve_command(env: &Env, args: &[&str]) -> tokio::process::Command {
