@@ -446,11 +446,14 @@ impl Engine for Docker {
     }
 
     async fn attach(&self, container: &str) -> Result<OutputStream, Error> {
+        // No log replay: cclaunch attaches before start, so there is nothing
+        // to replay, and an engine slow to answer would replay lines the
+        // stream (attached first) also delivers: seen twice under load.
         let options = AttachContainerOptions {
             stream: true,
             stdout: true,
             stderr: true,
-            logs: true,
+            logs: false,
             ..Default::default()
         };
         let attached = self

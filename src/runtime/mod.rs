@@ -197,7 +197,7 @@ pub trait Engine: Send + Sync {
     async fn create_container(&self, spec: &ContainerSpec) -> Result<String, Error>;
     /// Unpacks a tar (gzip'd or not) at `path` in the container.
     async fn upload(&self, container: &str, path: &str, tar: Bytes) -> Result<(), Error>;
-    /// Attaches to stdout and stderr, replaying what was written so far.
+    /// Attaches to stdout and stderr from now on (call it before start).
     async fn attach(&self, container: &str) -> Result<OutputStream, Error>;
     async fn start_container(&self, container: &str) -> Result<(), Error>;
     async fn stop_container(&self, container: &str, timeout_secs: i64) -> Result<(), Error>;
