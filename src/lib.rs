@@ -11,6 +11,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod devpeer;
+pub mod excerpt;
 pub mod launcher;
 pub mod logs;
 pub mod metrics;
