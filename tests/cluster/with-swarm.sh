@@ -28,7 +28,8 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 
 export CCLAUNCH_SWARM_PREFIX=${CCLAUNCH_SWARM_PREFIX:-cs$(printf %x $$)}
 export CCLAUNCH_SWARM_LAB=${CCLAUNCH_SWARM_LAB:-$(mktemp -d /tmp/ccs.XXXXXX)}
-LOGS=${CCLAUNCH_SWARM_LOGS:-${CARGO_TARGET_DIR:-$HERE/../../target}/swarm-logs/$CCLAUNCH_SWARM_PREFIX-$(date +%Y%m%dT%H%M%S)}
+REPO=$(cd "$HERE/../.." && pwd)
+LOGS=${CCLAUNCH_SWARM_LOGS:-${CARGO_TARGET_DIR:-$REPO/target}/swarm-logs/$CCLAUNCH_SWARM_PREFIX-$(date +%Y%m%dT%H%M%S)}
 child=
 
 say() { echo "with-swarm $CCLAUNCH_SWARM_PREFIX: $*" >&2; }
