@@ -81,7 +81,7 @@ done
 step "namespaces deleted"
 
 # 6. Mounts under $LAB in the host's mount table (none expected: the dockerds
-#    mount in their own namespaces), deepest first.
+#    mount in their own namespaces; $LAB itself may be a tmpfs), deepest first.
 awk -v lab="$LAB/" 'index($5, lab) == 1 { print $5 }' /proc/self/mountinfo | sort -r | while read -r m; do
   umount -l "$m"
 done
@@ -95,7 +95,11 @@ if [ -n "${CCLAUNCH_SWARM_KEEP_LOGS:-}" ] && [ -e "$MARKER" ]; then
   cp "$LAB/reg/registry.log" "$CCLAUNCH_SWARM_KEEP_LOGS/" 2>/dev/null
   echo "swarm-down $PFX: logs kept in $CCLAUNCH_SWARM_KEEP_LOGS" >&2
 fi
-[ -e "$MARKER" ] && rm -rf --one-file-system "$LAB"
+if awk -v lab="$LAB" -v src="cclaunch-swarm-$PFX" '$5 == lab && $(NF - 1) == src { found = 1 } END { exit !found }' /proc/self/mountinfo; then
+  umount "$LAB" && rmdir "$LAB"          # CCLAUNCH_SWARM_TMPFS: all in memory
+elif [ -e "$MARKER" ]; then
+  rm -rf --one-file-system "$LAB"
+fi
 
 step "files removed"
 

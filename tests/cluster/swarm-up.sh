@@ -5,7 +5,10 @@
 # On success writes $LAB/env.sh; on failure tears down what it made (keeping
 # the daemon logs in $CCLAUNCH_SWARM_LOGS, default $LAB-logs).
 #
-# usage: [CCLAUNCH_SWARM_PREFIX=ccs] [CCLAUNCH_SWARM_LAB=/tmp/ccs] tests/cluster/swarm-up.sh
+# usage: [CCLAUNCH_SWARM_PREFIX=ccs] [CCLAUNCH_SWARM_LAB=/tmp/ccs] [CCLAUNCH_SWARM_TMPFS=SIZE] \
+#        tests/cluster/swarm-up.sh
+#   CCLAUNCH_SWARM_TMPFS: keep the lab (image layers included) in a tmpfs of
+#   SIZE (e.g. 6g) mounted on $LAB: for tests that move the big images.
 # Needs root, iproute2, util-linux (nsenter, unshare, setsid), docker.io 20.10
 # (dockerd, containerd, runc, docker CLI) and docker-registry.
 set -euo pipefail
@@ -36,6 +39,12 @@ on_exit() {
 }
 trap on_exit EXIT
 
+mkdir -p "$LAB"
+if [ -n "${CCLAUNCH_SWARM_TMPFS:-}" ]; then
+  # Image layers are tens of thousands of small files: on a busy disk,
+  # extracting and deleting them dominates; in memory both are quick.
+  mount -t tmpfs -o "size=$CCLAUNCH_SWARM_TMPFS,mode=0755" "cclaunch-swarm-$PFX" "$LAB"
+fi
 mkdir -p "$LAB/reg/data" "$DOCKER_CONFIG"
 touch "$MARKER"
 echo '{}' > "$DOCKER_CONFIG/config.json"

@@ -16,7 +16,8 @@
 #   CCLAUNCH_SWARM_PREFIX     the lab's name prefix (namespaces, hostnames)
 #   DOCKER_CONFIG             a lab-local, empty docker CLI config
 # Set CCLAUNCH_SWARM_PREFIX / CCLAUNCH_SWARM_LAB to choose them; by default
-# both are unique, so labs run in parallel.
+# both are unique, so labs run in parallel. CCLAUNCH_SWARM_TMPFS=SIZE keeps
+# the lab in memory (swarm-up.sh), CCLAUNCH_SWARM_CACHE is images.sh's cache.
 #
 # When CMD or the lab fails, the dockerd and registry logs are kept in
 # $CCLAUNCH_SWARM_LOGS (default target/swarm-logs/<prefix>-<time>), named on
