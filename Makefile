@@ -1,8 +1,8 @@
-# cclaunch: make demo | test | images | bench | lint
+# cclaunch: make demo | test | test-swarm | images | bench | lint
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: all build demo test unit images engine bench lint fmt clean-test-images docker-image
+.PHONY: all build demo test test-swarm swarm-deps unit images engine bench lint fmt clean-test-images docker-image
 
 all: build
 
@@ -14,9 +14,20 @@ demo: engine build
 	testdata/images/make-images.sh busybox toolchain ccenv nodeenv
 	scripts/demo.sh
 
-## Every test, against a real Docker engine with locally made images.
+## Every test, against a real Docker engine with locally made images, then
+## the tests on a real multi-node swarm (test-swarm).
 test: engine images
 	$(CARGO) test --all-targets -- --test-threads=4
+	$(MAKE) test-swarm
+
+## The tests on a 3-node Docker Swarm that tests/cluster/with-swarm.sh makes
+## for them, in network namespaces of its own (docs/TESTING.md).
+test-swarm: engine swarm-deps
+	testdata/images/make-images.sh busybox
+	tests/cluster/with-swarm.sh $(CARGO) test --test swarm_lab -- --test-threads=2
+
+swarm-deps:
+	tests/cluster/install-deps.sh
 
 ## Unit tests only (no engine needed).
 unit:

@@ -32,8 +32,11 @@ export CCLAUNCH_SWARM_LAB=${CCLAUNCH_SWARM_LAB:-$(mktemp -d /tmp/ccs.XXXXXX)}
 REPO=$(cd "$HERE/../.." && pwd)
 LOGS=${CCLAUNCH_SWARM_LOGS:-${CARGO_TARGET_DIR:-$REPO/target}/swarm-logs/$CCLAUNCH_SWARM_PREFIX-$(date +%Y%m%dT%H%M%S)}
 child=
+t_up=- t_cmd=-
+T0=$EPOCHREALTIME
 
 say() { echo "with-swarm $CCLAUNCH_SWARM_PREFIX: $*" >&2; }
+elapsed() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }'; }
 
 stop_child() {
   [ -n "$child" ] && kill -0 "$child" 2>/dev/null || return 0
@@ -44,14 +47,16 @@ stop_child() {
 }
 
 teardown() {
-  local rc=$?
+  local rc=$? t
   trap - EXIT INT TERM
   stop_child
+  t=$EPOCHREALTIME
   if [ $rc = 0 ]; then
     "$HERE/swarm-down.sh" || rc=$?
   else
     CCLAUNCH_SWARM_KEEP_LOGS=$LOGS "$HERE/swarm-down.sh" || true
   fi
+  say "lab up ${t_up}s, CMD ${t_cmd}s, lab down $(elapsed "$t")s"
   [ $rc = 0 ] || say "failed (exit $rc); lab logs in $LOGS"
   exit $rc
 }
@@ -61,6 +66,8 @@ trap 'say "terminated"; exit 143' TERM
 
 CCLAUNCH_SWARM_LOGS=$LOGS "$HERE/swarm-up.sh"
 . "$CCLAUNCH_SWARM_LAB/env.sh"
+t_up=$(elapsed "$T0")
+T0=$EPOCHREALTIME
 
 # Its own process group: a signal to the group reaches cargo and the test
 # binaries it runs, and (unlike a plain background job) CMD does not ignore
@@ -72,4 +79,5 @@ set +m
 rc=0
 wait "$child" || rc=$?
 child=
+t_cmd=$(elapsed "$T0")
 exit $rc
