@@ -332,7 +332,7 @@ async fn remove_all(lab: &Lab, manager: &bollard::Docker, scope: &Scope, service
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pushed_image_runs_by_digest_on_a_worker_and_its_logs_and_exit_code_come_back() {
-    let Some(lab) = Lab::from_env("a_pushed_image_runs_by_digest") else {
+    let Some(lab) = Lab::from_env() else {
         return;
     };
     let _nodes = NODES.read().await;
@@ -406,7 +406,7 @@ fn awkward_bytes(head: &str) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secrets_and_configs_mount_at_absolute_paths_with_mode_0644_byte_for_byte() {
-    let Some(lab) = Lab::from_env("secrets_and_configs_mount") else {
+    let Some(lab) = Lab::from_env() else {
         return;
     };
     let _nodes = NODES.read().await;
@@ -522,7 +522,7 @@ async fn secrets_and_configs_mount_at_absolute_paths_with_mode_0644_byte_for_byt
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_in_the_hub_is_reached_from_a_task_on_a_worker() {
-    let Some(lab) = Lab::from_env("a_server_in_the_hub") else {
+    let Some(lab) = Lab::from_env() else {
         return;
     };
     let _nodes = NODES.read().await;
@@ -580,7 +580,7 @@ async fn a_server_in_the_hub_is_reached_from_a_task_on_a_worker() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn devpeer_serve_in_the_hub_is_dialled_from_a_worker_and_driven_from_the_test() {
-    let Some(lab) = Lab::from_env("devpeer_serve_in_the_hub") else {
+    let Some(lab) = Lab::from_env() else {
         return;
     };
     let _nodes = NODES.read().await;
@@ -658,7 +658,7 @@ async fn devpeer_serve_in_the_hub_is_dialled_from_a_worker_and_driven_from_the_t
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_killed_under_a_running_task_is_down_within_seconds_and_comes_back() {
-    let Some(lab) = Lab::from_env("a_worker_killed") else {
+    let Some(lab) = Lab::from_env() else {
         return;
     };
     let _nodes = NODES.write().await;
@@ -690,9 +690,10 @@ async fn a_worker_killed_under_a_running_task_is_down_within_seconds_and_comes_b
         if status.state == Some(NodeState::DOWN) {
             break status;
         }
+        // With the lab's 1 s heartbeat: 2-4 s; Swarm's default 5 s: 10-16 s.
         assert!(
-            killed.elapsed() < Duration::from_secs(15),
-            "{node} still {:?} 15 s after its dockerd was killed",
+            killed.elapsed() < Duration::from_secs(8),
+            "{node} still {:?} 8 s after its dockerd was killed",
             status.state
         );
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -28,7 +28,7 @@ V2=docker/registry/v2            # layout of distribution's filesystem storage
 
 # Transfers of the big images take minutes on a loaded machine; bounded all the same.
 DK_TIMEOUT=${CCLAUNCH_SWARM_IMAGE_TIMEOUT:-1800}
-trap 'echo "images: failed (rc $?): $BASH_COMMAND" >&2' ERR
+trap 'echo "images: ${name:-}: failed (rc $?) at images.sh line $LINENO" >&2' ERR
 
 [ $# -gt 0 ] || { echo "usage: $0 NAME... (cclaunch-test/NAME:latest)" >&2; exit 2; }
 [ -e "$MARKER" ] && [ -S "$LAB/mgr/docker.sock" ] || { echo "images: no lab at $LAB (swarm-up.sh)" >&2; exit 1; }

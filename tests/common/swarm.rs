@@ -45,12 +45,14 @@ const VARS: [&str; 7] = [
 
 impl Lab {
     /// The lab the wrapper exported, or `None` (with a line on stderr naming
-    /// `test` and how to run it) when the variables are absent.
-    pub fn from_env(test: &str) -> Option<Lab> {
+    /// the test, from its thread's name, and how to run it) when the
+    /// variables are absent.
+    pub fn from_env() -> Option<Lab> {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         if VARS.iter().any(|name| var(name).is_none()) {
             eprintln!(
-                "{test}: skipped, no swarm lab (run it under tests/cluster/with-swarm.sh, as `make test-swarm` does)"
+                "{}: skipped, no swarm lab (run it under tests/cluster/with-swarm.sh, as `make test-swarm` does)",
+                std::thread::current().name().unwrap_or("swarm test")
             );
             return None;
         }
