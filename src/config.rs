@@ -62,6 +62,17 @@ cclaunch:
     types: golang,node,java,ccaas
     ccaas:
       templateValues: {}
+  api:
+    headerTimeout: 10s
+    idleTimeout: 120s
+    keepaliveInterval: 60s
+    keepaliveTimeout: 20s
+    maxConnections: 128
+    maxStreams: 100
+  engine:
+    requestTimeout: 15s
+    slowRequestTimeout: 60s
+    healthTimeout: 5s
 "#;
 
 #[derive(Debug, thiserror::Error)]
@@ -169,6 +180,73 @@ pub struct Cclaunch {
     /// `/var/lib/cclaunch`.
     pub state_dir: String,
     pub builder: Builder,
+    pub api: Api,
+    pub engine: Engine,
+}
+
+/// Connections to the sidecar's listeners (Unix socket, TCP, operations),
+/// each listener on its own.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Api {
+    /// A new connection must send its first request within this.
+    #[serde(deserialize_with = "positive_duration")]
+    pub header_timeout: Duration,
+    /// A connection with no call open for this long is closed.
+    #[serde(deserialize_with = "positive_duration")]
+    pub idle_timeout: Duration,
+    /// HTTP/2 pings on a connection quiet for this long...
+    #[serde(deserialize_with = "positive_duration")]
+    pub keepalive_interval: Duration,
+    /// ...which the client must answer within this, or it is dropped.
+    #[serde(deserialize_with = "positive_duration")]
+    pub keepalive_timeout: Duration,
+    /// Open connections per listener; more are closed at once.
+    #[serde(deserialize_with = "positive")]
+    pub max_connections: usize,
+    /// Calls open at once on one HTTP/2 connection.
+    #[serde(deserialize_with = "positive")]
+    pub max_streams: u32,
+}
+
+/// How long an engine call may take before it fails as timed out.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Engine {
+    /// Inspect, list, stop, kill, remove; the first answer of attach, logs
+    /// and wait (which then stream as long as they need).
+    #[serde(deserialize_with = "positive_duration")]
+    pub request_timeout: Duration,
+    /// Create, start, upload, download, image removal.
+    #[serde(deserialize_with = "positive_duration")]
+    pub slow_request_timeout: Duration,
+    /// The health check: ping, version and one real listing.
+    #[serde(deserialize_with = "positive_duration")]
+    pub health_timeout: Duration,
+}
+
+/// A Go-style duration (`10s`, `1m30s`, `500ms`), more than zero.
+fn positive_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(d)?;
+    parse_duration(&text)
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "invalid duration {text:?}: use a number above zero with a unit (ms, s, m, h), as in 10s"
+            ))
+        })
+}
+
+fn positive<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de> + Default + PartialEq,
+{
+    let value = T::deserialize(d)?;
+    if value == T::default() {
+        return Err(serde::de::Error::custom("must be above zero"));
+    }
+    Ok(value)
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -558,6 +636,35 @@ mod tests {
         let env = |key: &str| (key == "CORE_CHAINCODE_LOGGING_LEVEL").then(|| "loud".to_string());
         let c = Config::load_with_env(None, env).unwrap();
         assert_eq!(c.logging_env()[0], "CORE_CHAINCODE_LOGGING_LEVEL=info");
+    }
+
+    #[test]
+    fn api_and_engine_limits_are_checked_where_they_are_read() {
+        let c = Config::load_with_env(None, no_env).unwrap();
+        assert_eq!(c.cclaunch.api.header_timeout, Duration::from_secs(10));
+        assert_eq!(c.cclaunch.api.max_connections, 128);
+        assert_eq!(c.cclaunch.engine.request_timeout, Duration::from_secs(15));
+        let env = |key: &str| match key {
+            "CCLAUNCH_API_IDLETIMEOUT" => Some("1m30s".to_string()),
+            "CCLAUNCH_ENGINE_HEALTHTIMEOUT" => Some("500ms".to_string()),
+            _ => None,
+        };
+        let c = Config::load_with_env(None, env).unwrap();
+        assert_eq!(c.cclaunch.api.idle_timeout, Duration::from_secs(90));
+        assert_eq!(c.cclaunch.engine.health_timeout, Duration::from_millis(500));
+        for (key, value, said) in [
+            (
+                "CCLAUNCH_API_HEADERTIMEOUT",
+                "10",
+                "invalid duration \"10\"",
+            ),
+            ("CCLAUNCH_API_HEADERTIMEOUT", "0s", "above zero"),
+            ("CCLAUNCH_API_MAXCONNECTIONS", "0", "above zero"),
+        ] {
+            let env = |k: &str| (k == key).then(|| value.to_string());
+            let err = Config::load_with_env(None, env).unwrap_err().to_string();
+            assert!(err.contains(said), "{key}={value}: {err}");
+        }
     }
 
     #[test]

@@ -144,7 +144,9 @@ impl Backend {
                 }))
             }
             None => {
-                let docker = Docker::connect(&config.vm.endpoint).await?;
+                let docker = Docker::connect(&config.vm.endpoint)
+                    .await?
+                    .with_timeouts((&config.cclaunch.engine).into());
                 Ok(Backend::Direct(Launcher::new(Arc::new(docker), config)))
             }
         }

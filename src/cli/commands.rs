@@ -114,7 +114,9 @@ async fn builder(
 }
 
 async fn launcher(config: Config) -> Result<Launcher> {
-    let docker = Docker::connect(&config.vm.endpoint).await?;
+    let docker = Docker::connect(&config.vm.endpoint)
+        .await?
+        .with_timeouts((&config.cclaunch.engine).into());
     Ok(Launcher::new(Arc::new(docker), config))
 }
 
