@@ -186,6 +186,8 @@ pub enum Error {
     },
     #[error("gRPC reflection set-up failed: {0}")]
     Reflection(String),
+    #[error(transparent)]
+    Claim(crate::launcher::Error),
 }
 
 fn listen_err(what: impl std::fmt::Display) -> impl FnOnce(std::io::Error) -> Error {
@@ -270,6 +272,7 @@ pub async fn serve(
     if listeners.is_empty() {
         return Err(Error::NoListener);
     }
+    launcher.claim().map_err(Error::Claim)?;
     let mut bound = Vec::new();
     for listen in &listeners {
         match bind(listen).await {

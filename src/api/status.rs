@@ -26,7 +26,8 @@ pub fn to_status(error: &Error) -> Status {
             }
             _ => Code::Internal,
         },
-        Error::Io { .. } => Code::Internal,
+        Error::Served { .. } => Code::FailedPrecondition,
+        Error::Io { .. } | Error::Lock { .. } => Code::Internal,
     };
     Status::new(code, chain(error))
 }

@@ -152,6 +152,16 @@ impl Backend {
         }
     }
 
+    /// For verbs that make or remove chaincode containers: on the engine
+    /// directly, refused while a sidecar serves the same peer (it mirrors
+    /// and checkpoints that peer's chaincode; go through it instead).
+    pub fn exclusive(&self) -> Result<()> {
+        match self {
+            Backend::Direct(launcher) => Ok(launcher.check_unserved()?),
+            Backend::Sidecar(_) => Ok(()),
+        }
+    }
+
     pub fn config(&self) -> &Config {
         match self {
             Backend::Direct(launcher) => launcher.config(),
