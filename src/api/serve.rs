@@ -298,9 +298,21 @@ pub async fn serve(
             return Err(e);
         }
     };
-    // Bound, so no other sidecar serves here: pick up chaincode started
-    // before a restart (its output mirrored again from its checkpoint). An
-    // engine that is down now is not fatal: Health and /healthz say so.
+    // The peer is ours: first remove what a killed predecessor left
+    // half-done, then pick up chaincode started before a restart (its
+    // output mirrored again from its checkpoint). An engine that is down now
+    // is not fatal: Health and /healthz say so.
+    match launcher.clean_up_leftovers().await {
+        Ok(removed) if !removed.is_empty() => tracing::info!(
+            build_containers = removed.build_containers.len(),
+            unstarted_containers = removed.unstarted_containers.len(),
+            "removed what a process that is gone left half-done"
+        ),
+        Ok(_) => {}
+        Err(e) => {
+            tracing::warn!(error = %crate::error_chain(&e), "cannot look for containers a killed process left")
+        }
+    }
     match launcher.resume().await {
         Ok(resumed) => tracing::info!(chaincodes = resumed.len(), "resumed output mirrors"),
         Err(e) => {

@@ -6,8 +6,10 @@
 
 mod build;
 mod checkpoint;
+mod creator;
 pub mod env;
 mod gc;
+mod leftovers;
 mod mirror;
 mod start;
 pub mod tls;
@@ -21,7 +23,9 @@ use crate::platform;
 use crate::runtime::{self, ContainerInfo, Engine, EngineInfo, Labels, LogQuery, OutputStream};
 
 pub use build::Built;
+pub use creator::LABEL_CREATOR;
 pub use gc::{Collected, Selection};
+pub use leftovers::Leftovers;
 pub use mirror::Resumed;
 pub use start::{StartRequest, Started};
 pub use tls::TlsMaterial;
@@ -249,7 +253,17 @@ impl Launcher {
                 runtime::LABEL_VERSION.to_string(),
                 env!("CARGO_PKG_VERSION").to_string(),
             ),
+            (creator::LABEL_CREATOR.to_string(), self.creator()),
         ])
+    }
+
+    /// This process as the creator of what it makes (see `leftovers`).
+    fn creator(&self) -> String {
+        creator::label(if self.serving() {
+            creator::Kind::Serve
+        } else {
+            creator::Kind::Cli
+        })
     }
 
     pub async fn health(&self) -> Result<EngineInfo, Error> {
