@@ -3,7 +3,9 @@
 //! TCP is mutual TLS (any address; every client must present a certificate
 //! from the configured CA) or plain (loopback only unless forced). All
 //! listeners share one launcher and one shutdown: SIGTERM stops accepting on
-//! every one, lets in-flight calls finish and removes the socket; the
+//! every one, ends following Logs and Wait at once (UNAVAILABLE with
+//! `cclaunch-shutting-down` metadata: `builder run` waits for the next
+//! sidecar), lets other calls in flight finish and removes the socket; the
 //! chaincode keeps running (a sidecar restart must not kill chaincode).
 
 use std::future::Future;
@@ -319,9 +321,11 @@ pub async fn serve(
             tracing::warn!(error = %crate::error_chain(&e), "cannot resume mirroring chaincode output")
         }
     }
+    let api = Api::new(Arc::clone(&launcher));
+    let closing = api.closing();
     let routes = Routes::new(health_service)
         .add_service(reflection)
-        .add_service(Api::new(Arc::clone(&launcher)).into_server());
+        .add_service(api.into_server());
 
     let stop = CancellationToken::new();
     let sockets: Vec<PathBuf> = bound
@@ -369,14 +373,16 @@ pub async fn serve(
         // A listener failed and took the others down.
         results = &mut servers => results,
         () = shutdown => {
-            // Checkpoints first: they must not wait for calls that may
-            // never end (a following Logs, a Wait).
+            // Checkpoints first; then following Logs and Wait end at once
+            // (their clients wait for the next sidecar), so the drain is
+            // left with calls that do end.
             launcher.stop_mirrors().await;
+            closing.cancel();
             stop.cancel();
             match tokio::time::timeout(DRAIN, &mut servers).await {
                 Ok(results) => results,
                 Err(_) => {
-                    tracing::warn!("calls still open {} s after shutdown began (following Logs, Wait); closing them", DRAIN.as_secs());
+                    tracing::warn!("calls still open {} s after shutdown began (builds); closing them", DRAIN.as_secs());
                     Vec::new()
                 }
             }
