@@ -17,11 +17,11 @@ use std::time::Duration;
 
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
 use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
+use super::connections::{Incoming, Limits, TrackCallsLayer};
 use super::{pb, Api};
 use crate::launcher::Launcher;
 
@@ -249,6 +249,15 @@ async fn bind(listen: &Listen) -> Result<Bound, Error> {
     }
 }
 
+/// HTTP/2 limits every gRPC listener gets (cclaunch.api.*); connection
+/// counts and timeouts are [`Incoming`]'s.
+fn limited(server: Server, api: &crate::config::Api) -> Server {
+    server
+        .max_concurrent_streams(api.max_streams)
+        .http2_keepalive_interval(Some(api.keepalive_interval))
+        .http2_keepalive_timeout(Some(api.keepalive_timeout))
+}
+
 fn remove_sockets(bound: &[Bound]) {
     for b in bound {
         if let Bound::Unix(_, path) = b {
@@ -335,24 +344,31 @@ pub async fn serve(
             Bound::Tcp(..) => None,
         })
         .collect();
+    let api = launcher.config().cclaunch.api.clone();
+    let limits = Limits::from(&api);
     let servers = bound.into_iter().zip(&listeners).map(|(bound, listen)| {
         let stop = stop.clone();
         let routes = routes.clone();
         let name = listen.to_string();
+        let api = api.clone();
         tracing::info!(listener = %name, "cclaunch serving");
         async move {
             let signal = stop.clone().cancelled_owned();
             let served = match bound {
                 Bound::Unix(listener, _) => {
-                    Server::builder()
+                    let incoming = Incoming::new(listener, limits, name.clone());
+                    limited(Server::builder(), &api)
+                        .layer(TrackCallsLayer)
                         .add_routes(routes)
-                        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), signal)
+                        .serve_with_incoming_shutdown(incoming, signal)
                         .await
                 }
-                Bound::Tcp(listener, mut server) => {
-                    server
+                Bound::Tcp(listener, server) => {
+                    let incoming = Incoming::new(listener, limits, name.clone());
+                    limited(*server, &api)
+                        .layer(TrackCallsLayer)
                         .add_routes(routes)
-                        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal)
+                        .serve_with_incoming_shutdown(incoming, signal)
                         .await
                 }
             };
