@@ -2,9 +2,10 @@
 //! clients: a silent connection is closed within the header timeout (the
 //! gRPC socket and the operations port alike), one past the cap is closed at
 //! once while a well-behaved client keeps its answers, a connection with no
-//! call is closed after the idle timeout but one with a call open is kept, a
-//! dead peer is dropped by HTTP/2 keepalive, and at the file-descriptor
-//! limit the accept loop waits instead of spinning a core.
+//! call is closed after the idle timeout but one with a call open is kept,
+//! calls per connection are capped, a dead peer is dropped by HTTP/2
+//! keepalive, and at the file-descriptor limit the accept loop waits instead
+//! of spinning a core.
 
 mod common;
 
@@ -150,9 +151,11 @@ async fn h2_connect(
     (send, task, spare)
 }
 
-/// Sends a gRPC health call with an empty request; its first message's
-/// bytes and the stream (for a Watch, still open).
-async fn health_call(send: &mut h2::client::SendRequest<Bytes>, method: &str) -> h2::RecvStream {
+/// Sends a gRPC health call with an empty request; the response to come.
+async fn send_health(
+    send: &mut h2::client::SendRequest<Bytes>,
+    method: &str,
+) -> h2::client::ResponseFuture {
     let request = http::Request::post(format!("http://sidecar/grpc.health.v1.Health/{method}"))
         .header("content-type", "application/grpc")
         .header("te", "trailers")
@@ -168,7 +171,12 @@ async fn health_call(send: &mut h2::client::SendRequest<Bytes>, method: &str) ->
     // One empty protobuf message: no compression, length 0.
     body.send_data(Bytes::from_static(&[0, 0, 0, 0, 0]), true)
         .unwrap();
-    let response = response.await.unwrap();
+    response
+}
+
+/// A health call's first message read; the stream (for a Watch, still open).
+async fn health_call(send: &mut h2::client::SendRequest<Bytes>, method: &str) -> h2::RecvStream {
+    let response = send_health(send, method).await.await.unwrap();
     assert_eq!(response.status(), 200);
     let mut stream = response.into_body();
     let first = stream.data().await.expect("a message").unwrap();
@@ -258,7 +266,7 @@ async fn silent_and_surplus_connections_are_closed_while_clients_get_answers() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_idle_connection_closes_one_with_a_call_open_stays_and_a_dead_peer_is_dropped() {
+async fn idle_connections_close_busy_ones_stay_calls_are_capped_and_dead_peers_dropped() {
     let env = Env::new("connidle", &[]).await;
     let sidecar = Sidecar::spawn(
         &env,
@@ -267,6 +275,7 @@ async fn an_idle_connection_closes_one_with_a_call_open_stays_and_a_dead_peer_is
             ("IDLETIMEOUT", "2s"),
             ("KEEPALIVEINTERVAL", "1s"),
             ("KEEPALIVETIMEOUT", "1s"),
+            ("MAXSTREAMS", "2"),
         ],
         None,
     );
@@ -300,6 +309,24 @@ async fn an_idle_connection_closes_one_with_a_call_open_stays_and_a_dead_peer_is
         .await
         .expect("closed once its call ended")
         .unwrap();
+
+    // At most 2 calls at once on a connection (maxStreams): the server says
+    // so in its HTTP/2 settings, and the client waits for a slot.
+    let (mut send, _task, _spare) = h2_connect(&sidecar.socket).await;
+    let first = health_call(&mut send, "Watch").await;
+    let _second = health_call(&mut send, "Watch").await;
+    let mut third = send_health(&mut send, "Check").await;
+    let early = tokio::time::timeout(Duration::from_secs(1), &mut third).await;
+    assert!(
+        early.is_err(),
+        "a third call was answered while two were open"
+    );
+    drop(first);
+    let third = tokio::time::timeout(Duration::from_secs(5), third)
+        .await
+        .expect("answered once a call ends")
+        .unwrap();
+    assert_eq!(third.status(), 200);
 
     // A peer that stops answering (its Watch open, no FIN: the spare
     // descriptor keeps the socket) is dropped by keepalive: pings unanswered
