@@ -384,13 +384,16 @@ async fn at_the_file_descriptor_limit_the_server_waits_instead_of_spinning() {
                 .unwrap(),
         );
     }
+    let pid = sidecar.child.id().unwrap();
+    let open = || {
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    };
     assert!(
-        common::eventually(Duration::from_secs(10), || sidecar
-            .logged("cannot accept connections")
-            > 0)
-        .await,
-        "the server ran out of descriptors: {:?}",
-        sidecar.log.lock().unwrap()
+        common::eventually(Duration::from_secs(10), || open() >= 64).await,
+        "the server ran out of descriptors: {} open",
+        open()
     );
     let (cpu, wall) = (sidecar.cpu(), Instant::now());
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -400,10 +403,13 @@ async fn at_the_file_descriptor_limit_the_server_waits_instead_of_spinning() {
         used < Duration::from_millis(300),
         "the server used {used:?} of CPU in {took:?} at the descriptor limit"
     );
-    assert_eq!(
-        sidecar.logged("cannot accept connections"),
-        1,
-        "said once per burst"
+    // Once per burst of failures (a descriptor freed meanwhile ends one),
+    // not once per try.
+    let said = sidecar.logged("cannot accept connections");
+    assert!(
+        (1..=3).contains(&said),
+        "said {said} times: {:?}",
+        sidecar.log.lock().unwrap()
     );
 
     // Once the connections close, it answers again.
@@ -420,7 +426,7 @@ async fn at_the_file_descriptor_limit_the_server_waits_instead_of_spinning() {
     assert!(
         common::eventually(Duration::from_secs(5), || sidecar
             .logged("accepting connections again")
-            == 1)
+            >= 1)
         .await
     );
 }
