@@ -7,6 +7,7 @@
 //! `cclaunch-shutting-down` metadata: `builder run` waits for the next
 //! sidecar), lets other calls in flight finish and removes the socket; the
 //! chaincode keeps running (a sidecar restart must not kill chaincode).
+//! Every listener's connections are bounded and timed (`connections`).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -344,20 +345,20 @@ pub async fn serve(
             Bound::Tcp(..) => None,
         })
         .collect();
-    let api = launcher.config().cclaunch.api.clone();
-    let limits = Limits::from(&api);
+    let settings = launcher.config().cclaunch.api.clone();
+    let limits = Limits::from(&settings);
     let servers = bound.into_iter().zip(&listeners).map(|(bound, listen)| {
         let stop = stop.clone();
         let routes = routes.clone();
         let name = listen.to_string();
-        let api = api.clone();
+        let settings = settings.clone();
         tracing::info!(listener = %name, "cclaunch serving");
         async move {
             let signal = stop.clone().cancelled_owned();
             let served = match bound {
                 Bound::Unix(listener, _) => {
                     let incoming = Incoming::new(listener, limits, name.clone());
-                    limited(Server::builder(), &api)
+                    limited(Server::builder(), &settings)
                         .layer(TrackCallsLayer)
                         .add_routes(routes)
                         .serve_with_incoming_shutdown(incoming, signal)
@@ -365,7 +366,7 @@ pub async fn serve(
                 }
                 Bound::Tcp(listener, server) => {
                     let incoming = Incoming::new(listener, limits, name.clone());
-                    limited(*server, &api)
+                    limited(*server, &settings)
                         .layer(TrackCallsLayer)
                         .add_routes(routes)
                         .serve_with_incoming_shutdown(incoming, signal)
