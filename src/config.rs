@@ -62,6 +62,17 @@ cclaunch:
     types: golang,node,java,ccaas
     ccaas:
       templateValues: {}
+  api:
+    headerTimeout: 10s
+    idleTimeout: 120s
+    keepaliveInterval: 60s
+    keepaliveTimeout: 20s
+    maxConnections: 128
+    maxStreams: 100
+  engine:
+    requestTimeout: 15s
+    slowRequestTimeout: 60s
+    healthTimeout: 5s
 "#;
 
 #[derive(Debug, thiserror::Error)]
@@ -169,6 +180,8 @@ pub struct Cclaunch {
     /// `/var/lib/cclaunch`.
     pub state_dir: String,
     pub builder: Builder,
+    pub api: Api,
+    pub engine: Engine,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -235,6 +248,119 @@ fn names<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error
         .map(|n| n.trim().to_string())
         .filter(|n| !n.is_empty())
         .collect())
+}
+
+/// Connections to the sidecar's listeners (Unix socket, TCP, operations),
+/// each listener on its own.
+#[derive(Debug, Clone)]
+pub struct Api {
+    /// A new connection must send its first request within this.
+    pub header_timeout: Duration,
+    /// A connection with no call open for this long is closed.
+    pub idle_timeout: Duration,
+    /// HTTP/2 pings on a connection quiet for this long...
+    pub keepalive_interval: Duration,
+    /// ...which the client must answer within this, or it is dropped.
+    pub keepalive_timeout: Duration,
+    /// Open connections per listener; more are closed at once.
+    pub max_connections: usize,
+    /// Calls open at once on one HTTP/2 connection.
+    pub max_streams: u32,
+}
+
+/// How long an engine call may take before it fails as timed out.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    /// Inspect, list, stop, kill, remove; the first answer of attach, logs
+    /// and wait (which then stream as long as they need).
+    pub request_timeout: Duration,
+    /// Create, start, upload, download, image removal.
+    pub slow_request_timeout: Duration,
+    /// The health check: ping, version and one real listing.
+    pub health_timeout: Duration,
+}
+
+impl<'de> Deserialize<'de> for Api {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Api, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Raw {
+            header_timeout: Value,
+            idle_timeout: Value,
+            keepalive_interval: Value,
+            keepalive_timeout: Value,
+            max_connections: Value,
+            max_streams: Value,
+        }
+        let raw = Raw::deserialize(d)?;
+        let at = |key: &str| format!("cclaunch.api.{key}");
+        (|| -> Result<Api, String> {
+            Ok(Api {
+                header_timeout: duration_at(&at("headerTimeout"), &raw.header_timeout)?,
+                idle_timeout: duration_at(&at("idleTimeout"), &raw.idle_timeout)?,
+                keepalive_interval: duration_at(&at("keepaliveInterval"), &raw.keepalive_interval)?,
+                keepalive_timeout: duration_at(&at("keepaliveTimeout"), &raw.keepalive_timeout)?,
+                max_connections: count_at(&at("maxConnections"), &raw.max_connections)?,
+                max_streams: count_at(&at("maxStreams"), &raw.max_streams)?,
+            })
+        })()
+        .map_err(serde::de::Error::custom)
+    }
+}
+
+impl<'de> Deserialize<'de> for Engine {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Engine, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Raw {
+            request_timeout: Value,
+            slow_request_timeout: Value,
+            health_timeout: Value,
+        }
+        let raw = Raw::deserialize(d)?;
+        let at = |key: &str| format!("cclaunch.engine.{key}");
+        (|| -> Result<Engine, String> {
+            Ok(Engine {
+                request_timeout: duration_at(&at("requestTimeout"), &raw.request_timeout)?,
+                slow_request_timeout: duration_at(
+                    &at("slowRequestTimeout"),
+                    &raw.slow_request_timeout,
+                )?,
+                health_timeout: duration_at(&at("healthTimeout"), &raw.health_timeout)?,
+            })
+        })()
+        .map_err(serde::de::Error::custom)
+    }
+}
+
+/// A YAML scalar as it was written.
+fn scalar(value: &Value) -> String {
+    match value {
+        Value::String(text) => text.clone(),
+        other => serde_yaml::to_string(other)
+            .unwrap_or_default()
+            .trim()
+            .to_string(),
+    }
+}
+
+/// A Go-style duration (`10s`, `1m30s`, `500ms`) above zero.
+fn duration_at(key: &str, value: &Value) -> Result<Duration, String> {
+    let text = scalar(value);
+    parse_duration(&text)
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| {
+            format!("{key}: invalid duration {text:?}: use a number above zero with a unit (ms, s, m, h), as in 10s")
+        })
+}
+
+/// A whole number above zero.
+fn count_at<T: TryFrom<u64>>(key: &str, value: &Value) -> Result<T, String> {
+    value
+        .as_u64()
+        .filter(|n| *n > 0)
+        .and_then(|n| T::try_from(n).ok())
+        .ok_or_else(|| format!("{key}: {:?} is not a count above zero", scalar(value)))
 }
 
 impl Config {
@@ -558,6 +684,43 @@ mod tests {
         let env = |key: &str| (key == "CORE_CHAINCODE_LOGGING_LEVEL").then(|| "loud".to_string());
         let c = Config::load_with_env(None, env).unwrap();
         assert_eq!(c.logging_env()[0], "CORE_CHAINCODE_LOGGING_LEVEL=info");
+    }
+
+    #[test]
+    fn api_and_engine_limits_are_checked_where_they_are_read() {
+        let c = Config::load_with_env(None, no_env).unwrap();
+        assert_eq!(c.cclaunch.api.header_timeout, Duration::from_secs(10));
+        assert_eq!(c.cclaunch.api.max_connections, 128);
+        assert_eq!(c.cclaunch.engine.request_timeout, Duration::from_secs(15));
+        let env = |key: &str| match key {
+            "CCLAUNCH_API_IDLETIMEOUT" => Some("1m30s".to_string()),
+            "CCLAUNCH_ENGINE_HEALTHTIMEOUT" => Some("500ms".to_string()),
+            _ => None,
+        };
+        let c = Config::load_with_env(None, env).unwrap();
+        assert_eq!(c.cclaunch.api.idle_timeout, Duration::from_secs(90));
+        assert_eq!(c.cclaunch.engine.health_timeout, Duration::from_millis(500));
+        for (key, value, said) in [
+            (
+                "CCLAUNCH_API_HEADERTIMEOUT",
+                "10",
+                "cclaunch.api.headerTimeout: invalid duration \"10\"",
+            ),
+            (
+                "CCLAUNCH_ENGINE_REQUESTTIMEOUT",
+                "0s",
+                "cclaunch.engine.requestTimeout: invalid duration \"0s\": use a number above zero",
+            ),
+            (
+                "CCLAUNCH_API_MAXCONNECTIONS",
+                "none",
+                "cclaunch.api.maxConnections: \"none\" is not a count above zero",
+            ),
+        ] {
+            let env = |k: &str| (k == key).then(|| value.to_string());
+            let err = Config::load_with_env(None, env).unwrap_err().to_string();
+            assert!(err.contains(said), "{key}={value}: {err}");
+        }
     }
 
     #[test]

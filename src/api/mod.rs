@@ -2,6 +2,7 @@
 //! [`Launcher`]: each call is one launcher call, and every launcher error maps
 //! to one status code that says what kind of problem it is.
 
+mod connections;
 pub mod operations;
 mod serve;
 pub(crate) mod status;
@@ -34,11 +35,23 @@ type Stream_<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
 pub struct Api {
     launcher: Arc<Launcher>,
+    /// Cancelled when the sidecar shuts down: following calls end at once.
+    closing: tokio_util::sync::CancellationToken,
 }
 
 impl Api {
     pub fn new(launcher: Arc<Launcher>) -> Api {
-        Api { launcher }
+        Api {
+            launcher,
+            closing: tokio_util::sync::CancellationToken::new(),
+        }
+    }
+
+    /// Cancel it to end every following Logs and Wait with
+    /// [`status::shutting_down`] (the sidecar is going away, the chaincode
+    /// is not), so shutdown need not wait for them.
+    pub fn closing(&self) -> tokio_util::sync::CancellationToken {
+        self.closing.clone()
     }
 
     pub fn into_server(self) -> pb::launcher_server::LauncherServer<Api> {
@@ -133,6 +146,24 @@ impl runtime::Progress for Forward {
             elapsed_ms: u64::try_from(self.began.elapsed().as_millis()).unwrap_or(u64::MAX),
         }));
     }
+}
+
+/// A following stream that ends with [`status::shutting_down`] as soon as
+/// `closing` is cancelled (dropping `stream` frees what feeds it).
+fn until_shutdown<T: Send + 'static>(
+    stream: Stream_<T>,
+    closing: tokio_util::sync::CancellationToken,
+) -> Stream_<T> {
+    Box::pin(futures_util::stream::unfold(
+        Some((stream, closing)),
+        |state| async move {
+            let (mut stream, closing) = state?;
+            tokio::select! {
+                item = stream.next() => item.map(|item| (item, Some((stream, closing)))),
+                () = closing.cancelled() => Some((Err(status::shutting_down()), None)),
+            }
+        },
+    ))
 }
 
 #[tonic::async_trait]
@@ -239,11 +270,13 @@ impl LauncherApi for Api {
         &self,
         request: Request<pb::ChaincodeRef>,
     ) -> Result<Response<pb::WaitResponse>, Status> {
-        let exit_code = self
-            .launcher
-            .wait(&request.into_inner().package_id)
-            .await
-            .map_err(|e| to_status(&e))?;
+        let package_id = request.into_inner().package_id;
+        let exit_code = tokio::select! {
+            waited = self.launcher.wait(&package_id) => {
+                waited.map_err(|e| to_status(&e))?
+            }
+            () = self.closing.cancelled() => return Err(status::shutting_down()),
+        };
         Ok(Response::new(pb::WaitResponse { exit_code }))
     }
 
@@ -305,8 +338,9 @@ impl LauncherApi for Api {
                     .await;
             }
         });
-        Ok(Response::new(Box::pin(
-            tokio_stream::wrappers::ReceiverStream::new(rx),
+        Ok(Response::new(until_shutdown(
+            Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx)),
+            self.closing.clone(),
         )))
     }
 

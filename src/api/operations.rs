@@ -12,20 +12,26 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
 
+use super::connections::{Activity, Incoming, Limits, TrackCallsLayer};
 use crate::launcher::Launcher;
 
+/// Serves on `addr` with the API's connection bounds (cclaunch.api.*).
 pub async fn serve(
     launcher: Arc<Launcher>,
     addr: SocketAddr,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
+    let limits = Limits::from(&launcher.config().cclaunch.api);
+    let incoming = Incoming::new(listener, limits, format!("operations http://{bound}"));
     let app = Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
-        .with_state(launcher);
+        .with_state(launcher)
+        .layer(TrackCallsLayer);
     let task = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
+        let app = app.into_make_service_with_connect_info::<Activity>();
+        if let Err(e) = axum::serve(incoming, app).await {
             tracing::error!(error = %e, "operations endpoint stopped");
         }
     });

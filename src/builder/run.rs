@@ -115,7 +115,13 @@ pub async fn run(sidecar: &Sidecar, bld: &Path, rundir: &Path) -> Result<i32> {
                 );
             }
             Err(status) => {
-                if !lost {
+                if !lost && crate::api::status::is_shutting_down(&status) {
+                    eprintln!(
+                        "cclaunch: chaincode {id}: the sidecar at {address} is shutting down \
+                         (restarting?); the chaincode keeps running, waiting for the sidecar to \
+                         come back"
+                    );
+                } else if !lost {
                     eprintln!(
                         "cclaunch: chaincode {id}: lost the sidecar at {address} ({}: {}); \
                          the chaincode keeps running, waiting for the sidecar to come back",

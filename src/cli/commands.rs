@@ -45,6 +45,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::Start(args) => return start(args, config).await,
         Command::Stop { chaincode, server } => {
             let backend = Backend::new(&server, config).await?;
+            backend.exclusive()?;
             let id = package_id(&chaincode, backend.config())?;
             println!("stopped {}", backend.stop(&id).await?);
         }
@@ -114,7 +115,9 @@ async fn builder(
 }
 
 async fn launcher(config: Config) -> Result<Launcher> {
-    let docker = Docker::connect(&config.vm.endpoint).await?;
+    let docker = Docker::connect(&config.vm.endpoint)
+        .await?
+        .with_timeouts((&config.cclaunch.engine).into());
     Ok(Launcher::new(Arc::new(docker), config))
 }
 
@@ -186,6 +189,7 @@ async fn build(backend: &Backend, package: &Package) -> Result<Built> {
 
 async fn start(args: StartArgs, config: Config) -> Result<i32> {
     let backend = Backend::new(&args.server, config).await?;
+    backend.exclusive()?;
     let path = Path::new(&args.chaincode);
     let (package_id, platform) = if path.is_file() {
         let package = open_package(path, backend.config())?;
@@ -257,6 +261,7 @@ async fn ps(server: &ServerArgs, config: Config) -> Result<()> {
 
 async fn gc(args: GcArgs, config: Config) -> Result<()> {
     let backend = Backend::new(&args.server, config).await?;
+    backend.exclusive()?;
     let selection = if args.chaincode.is_empty() {
         Selection::AllBut(args.keep)
     } else {
@@ -318,6 +323,7 @@ async fn try_package(args: TryArgs, config: Config) -> Result<i32> {
         keep: args.keep,
     };
     let launcher = launcher(config).await?;
+    launcher.check_unserved()?;
     let package = open_package(&args.package, launcher.config())?;
     let progress = BuildProgress::new(&format!("build {}", package.id));
     let outcome = tryout::run(&launcher, &package, &options, &progress).await?;
@@ -445,6 +451,8 @@ async fn serve(args: ServeArgs, config: Config) -> Result<()> {
         listeners.insert(0, Listen::Unix(path));
     }
     let launcher = Arc::new(launcher(config).await?);
+    // Before anything listens: a second sidecar of this peer stops here.
+    launcher.claim()?;
     let operations = match args.operations {
         Some(addr) => {
             let (bound, task) = api::operations::serve(launcher.clone(), addr)

@@ -120,9 +120,14 @@ pub enum Command {
     /// --tls-client-ca is mutual TLS: every client must present a certificate
     /// signed by the client CA, and any address may be used. Plain TCP is
     /// loopback only unless --force-insecure-tcp. Also serves grpc.health.v1
-    /// and gRPC reflection. SIGTERM writes the output mirrors' checkpoints,
-    /// stops accepting on every listener and lets calls in flight finish (for
-    /// up to 10 s); chaincode keeps running, and the next `serve` resumes it.
+    /// and gRPC reflection. One `serve` per peer: it holds a lock in
+    /// cclaunch.stateDir (a second one is refused), and at start removes what
+    /// a killed predecessor left half-done. SIGTERM writes the output mirrors'
+    /// checkpoints, stops accepting on every listener, ends following Logs
+    /// and Wait at once (UNAVAILABLE; `builder run` waits for the next
+    /// sidecar) and lets other calls finish (for up to 10 s); chaincode keeps
+    /// running, and the next `serve` resumes it. Connections are bounded
+    /// (cclaunch.api.*: count, calls each, header and idle timeouts).
     ///
     /// Clients: `cclaunch ps --server https://HOST:PORT --server-ca ca.crt
     /// --server-cert client.crt --server-key client.key` (any verb that takes

@@ -6,8 +6,10 @@
 
 mod build;
 mod checkpoint;
+mod creator;
 pub mod env;
 mod gc;
+mod leftovers;
 mod mirror;
 mod start;
 pub mod tls;
@@ -21,7 +23,9 @@ use crate::platform;
 use crate::runtime::{self, ContainerInfo, Engine, EngineInfo, Labels, LogQuery, OutputStream};
 
 pub use build::Built;
+pub use creator::LABEL_CREATOR;
 pub use gc::{Collected, Selection};
+pub use leftovers::Leftovers;
 pub use mirror::Resumed;
 pub use start::{StartRequest, Started};
 pub use tls::TlsMaterial;
@@ -80,6 +84,19 @@ pub enum Error {
     },
     #[error(transparent)]
     EngineOnly(runtime::Error),
+    #[error("peer {peer_id} of network {network_id} is served by another cclaunch serve{}, which holds {}; go through it (--server) or stop it first", holder.map(|pid| format!(" (pid {pid})")).unwrap_or_default(), lock.display())]
+    Served {
+        network_id: String,
+        peer_id: String,
+        lock: std::path::PathBuf,
+        holder: Option<u32>,
+    },
+    #[error("cannot lock {} (cclaunch.stateDir)", lock.display())]
+    Lock {
+        lock: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("chaincode {package_id}: {context}")]
     Io {
         package_id: String,
@@ -131,12 +148,18 @@ pub struct Launcher {
     flights: Mutex<HashMap<String, BuildOutcome>>,
     /// Start and stop of one chaincode take turns, by container name.
     turns: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// The peer's lock, while this launcher serves it (see [`Launcher::claim`]).
+    claimed: Mutex<Option<checkpoint::Lock>>,
 }
 
 impl Launcher {
     pub fn new(engine: Arc<dyn Engine>, config: Config) -> Launcher {
         let scope = Scope::new(config.peer.network_id.clone(), config.peer.id.clone());
-        let checkpoints = checkpoint::Checkpoints::new(&config.state_dir());
+        let checkpoints = checkpoint::Checkpoints::new(
+            &config.state_dir(),
+            &config.peer.network_id,
+            &config.peer.id,
+        );
         Launcher {
             engine,
             config,
@@ -145,6 +168,50 @@ impl Launcher {
             checkpoints,
             flights: Mutex::default(),
             turns: Mutex::default(),
+            claimed: Mutex::default(),
+        }
+    }
+
+    /// Claims the peer for a sidecar's life: its lock in the stateDir, which
+    /// makes this launcher the one that mirrors the peer's chaincode, keeps
+    /// its checkpoints and cleans up what a killed predecessor left. Another
+    /// process holding it is an error naming it; claiming again is a no-op.
+    pub fn claim(&self) -> Result<(), Error> {
+        let mut claimed = self.claimed.lock().unwrap_or_else(|p| p.into_inner());
+        if claimed.is_none() {
+            *claimed = Some(self.checkpoints.lock().map_err(|e| self.lock_error(e))?);
+        }
+        Ok(())
+    }
+
+    /// Whether this launcher holds the peer's lock.
+    pub fn serving(&self) -> bool {
+        self.claimed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
+    }
+
+    /// For the CLI on the engine directly: refuses when a sidecar serves the
+    /// peer (with the same stateDir), whose mirrors and checkpoints the CLI
+    /// would otherwise compete with.
+    pub fn check_unserved(&self) -> Result<(), Error> {
+        if self.serving() {
+            return Ok(());
+        }
+        self.checkpoints.probe().map_err(|e| self.lock_error(e))
+    }
+
+    fn lock_error(&self, error: checkpoint::LockError) -> Error {
+        let lock = self.checkpoints.lock_path();
+        match error {
+            checkpoint::LockError::Held { holder } => Error::Served {
+                network_id: self.config.peer.network_id.clone(),
+                peer_id: self.config.peer.id.clone(),
+                lock,
+                holder,
+            },
+            checkpoint::LockError::Io(source) => Error::Lock { lock, source },
         }
     }
 
@@ -186,7 +253,17 @@ impl Launcher {
                 runtime::LABEL_VERSION.to_string(),
                 env!("CARGO_PKG_VERSION").to_string(),
             ),
+            (creator::LABEL_CREATOR.to_string(), self.creator()),
         ])
+    }
+
+    /// This process as the creator of what it makes (see `leftovers`).
+    fn creator(&self) -> String {
+        creator::label(if self.serving() {
+            creator::Kind::Serve
+        } else {
+            creator::Kind::Cli
+        })
     }
 
     pub async fn health(&self) -> Result<EngineInfo, Error> {

@@ -5,6 +5,7 @@
 //! carries that peer id when the test ends, pass or fail.
 #![allow(dead_code)]
 
+pub mod engine_proxy;
 pub mod swarm;
 
 use std::path::{Path, PathBuf};
@@ -84,7 +85,8 @@ impl Env {
         let engine = Arc::new(
             Docker::connect(&config.vm.endpoint)
                 .await
-                .expect("engine is up (scripts/ensure-docker.sh)"),
+                .expect("engine is up (scripts/ensure-docker.sh)")
+                .with_timeouts((&config.cclaunch.engine).into()),
         );
         for image in [BUSYBOX, SHENV] {
             assert!(
