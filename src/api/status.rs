@@ -10,6 +10,7 @@ pub use crate::error_chain as chain;
 pub fn to_status(error: &Error) -> Status {
     let code = match error {
         Error::Package(_)
+        | Error::PackageId(_)
         | Error::Naming { .. }
         | Error::Platform { .. }
         | Error::Tls { .. }
