@@ -14,7 +14,9 @@ pub fn to_status(error: &Error) -> Status {
         | Error::Naming { .. }
         | Error::Platform { .. }
         | Error::Tls { .. }
-        | Error::BadEnv { .. } => Code::InvalidArgument,
+        | Error::BadEnv { .. }
+        | Error::ReservedEnv { .. }
+        | Error::PeerAddress { .. } => Code::InvalidArgument,
         Error::NotBuilt { .. } | Error::NoContainer { .. } => Code::NotFound,
         Error::NotOurs { .. } | Error::UnknownType { .. } => Code::FailedPrecondition,
         Error::BuildFailed { .. } | Error::SharedBuild { .. } => Code::Aborted,

@@ -74,9 +74,22 @@ pub enum Error {
     #[error("chaincode {package_id}: the shared build of its image failed: {message}")]
     SharedBuild { package_id: String, message: String },
     #[error(
-        "chaincode {package_id}: extra env entry {entry:?} is not KEY=value with a valid name"
+        "chaincode {package_id}: extra env entry {} is not KEY=value with a valid name",
+        quote(entry)
     )]
     BadEnv { package_id: String, entry: String },
+    #[error("chaincode {package_id}: extra env may not set {}: {why}", quote(key))]
+    ReservedEnv {
+        package_id: String,
+        key: String,
+        why: &'static str,
+    },
+    #[error("chaincode {package_id}")]
+    PeerAddress {
+        package_id: String,
+        #[source]
+        source: platform::address::Invalid,
+    },
     #[error("chaincode {package_id}: invalid TLS material: {reason}")]
     Tls { package_id: String, reason: String },
     #[error("chaincode {package_id}")]
