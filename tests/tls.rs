@@ -342,7 +342,7 @@ async fn tcp_off_loopback_needs_mutual_tls_and_bad_tls_files_are_named() {
     let (code, _, stderr) = run(&env.peer, args(&["serve", "--tcp", &any])).await;
     assert_eq!(code, Some(1), "{stderr}");
     assert!(
-        stderr.contains("would expose the engine to the network"),
+        stderr.contains("drive the engine") && stderr.contains("--insecure-plain-tcp"),
         "{stderr}"
     );
 

@@ -432,7 +432,7 @@ async fn serve(args: ServeArgs, config: Config) -> Result<()> {
         };
         listeners.push(Listen::Tcp {
             addr,
-            force: args.force_insecure_tcp,
+            insecure_plain: args.insecure_plain_tcp,
             tls,
         });
     }
