@@ -70,10 +70,13 @@ fn refused(refusal: package_dirs::Refused) -> Status {
     match refusal {
         Refused::Off | Refused::Outside { .. } => Status::permission_denied(message),
         Refused::NotAFile { .. } => Status::invalid_argument(message),
-        Refused::Open { source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied => {
-            Status::permission_denied(message)
+        Refused::Open { source, .. } => {
+            let message = format!("{message}: {}", source.kind());
+            match source.kind() {
+                std::io::ErrorKind::PermissionDenied => Status::permission_denied(message),
+                _ => Status::internal(message),
+            }
         }
-        Refused::Open { source, .. } => Status::internal(format!("{message}: {}", source.kind())),
     }
 }
 
@@ -91,7 +94,7 @@ async fn receive_package(
         .await?
         .and_then(|r| r.source)
         .ok_or_else(|| Status::invalid_argument("Build needs a path or the package bytes"))?;
-    let (path, received) = match first {
+    let (path, received, given) = match first {
         Source::Path(requested) => {
             let opened = tokio::task::spawn_blocking({
                 let requested = requested.clone();
@@ -100,17 +103,11 @@ async fn receive_package(
             .await
             .map_err(|e| Status::internal(e.to_string()))?
             .map_err(refused)?;
-            let path = opened.path();
-            let package = open_package(path.clone(), limits)
-                .await
-                // The package's own errors name the file it read: say the
-                // path the caller gave, not the descriptor's.
-                .map_err(|status| {
-                    let named = path.display().to_string();
-                    let given = crate::excerpt::quote(&requested).to_string();
-                    Status::new(status.code(), status.message().replace(&named, &given))
-                })?;
-            return Ok((package, Received::Opened { _file: opened }));
+            (
+                opened.path(),
+                Received::Opened { _file: opened },
+                Some(requested),
+            )
         }
         Source::Chunk(first) => {
             let file = tempfile::NamedTempFile::new()
@@ -145,17 +142,31 @@ async fn receive_package(
             out.flush()
                 .await
                 .map_err(|e| Status::internal(e.to_string()))?;
-            (temp.to_path_buf(), Received::Spool { _file: temp })
+            (temp.to_path_buf(), Received::Spool { _file: temp }, None)
         }
     };
-    Ok((open_package(path, limits).await?, received))
-}
-
-async fn open_package(path: std::path::PathBuf, limits: Limits) -> Result<Package, Status> {
-    tokio::task::spawn_blocking(move || Package::open(&path, limits))
-        .await
-        .map_err(|e| Status::internal(e.to_string()))?
-        .map_err(|e| to_status(&crate::launcher::Error::Package(e)))
+    let package = tokio::task::spawn_blocking({
+        let path = path.clone();
+        move || Package::open(&path, limits)
+    })
+    .await
+    .map_err(|e| Status::internal(e.to_string()))?
+    .map_err(|e| {
+        let status = to_status(&crate::launcher::Error::Package(e));
+        match &given {
+            // The package's errors name the file read, here the descriptor:
+            // say the path the caller gave instead.
+            Some(given) => Status::new(
+                status.code(),
+                status.message().replace(
+                    &path.display().to_string(),
+                    &crate::excerpt::quote(given).to_string(),
+                ),
+            ),
+            None => status,
+        }
+    })?;
+    Ok((package, received))
 }
 
 /// Passes build progress on to the Build caller.
