@@ -293,10 +293,11 @@ pub struct ServeArgs {
     pub tls_client_ca: Option<PathBuf>,
     /// Serve --tcp as plain TCP, without TLS. Unsafe on any address, loopback included:
     /// chaincode runs on the host's network, and anything that reaches the port drives
-    /// the engine (stops chaincode, reads package files, starts containers).
+    /// the engine (lists and stops chaincode, builds and starts containers).
     #[arg(long, requires = "tcp", conflicts_with = "tls_cert")]
     pub insecure_plain_tcp: bool,
-    /// Operations endpoint (HTTP GET /healthz and /metrics), e.g. 127.0.0.1:9444.
+    /// Operations endpoint (HTTP GET /healthz and /metrics), e.g. 127.0.0.1:9444. Read-only and
+    /// safe for chaincode to reach: nothing secret, engine asked at most once a second.
     #[arg(long, value_name = "HOST:PORT")]
     pub operations: Option<std::net::SocketAddr>,
 }
