@@ -50,6 +50,8 @@ cclaunch:
   fabricVersion: 2.5.16
   package:
     maxUnpackedBytes: 1073741824
+  api:
+    packageDirs: ""
   build:
     networkMode: ""
     env: []
@@ -173,6 +175,7 @@ pub struct Cclaunch {
     /// and substituted for `$(PROJECT_VERSION)` / `$(TWO_DIGIT_VERSION)`.
     pub fabric_version: String,
     pub package: PackageLimits,
+    pub api: Api,
     pub build: Build,
     pub output: Output,
     /// Where output-mirror checkpoints are kept across restarts; empty =
@@ -188,6 +191,17 @@ pub struct Cclaunch {
 #[serde(rename_all = "camelCase")]
 pub struct PackageLimits {
     pub max_unpacked_bytes: u64,
+}
+
+/// The sidecar API (`cclaunch serve`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Api {
+    /// Directories `Build{path}` may read package files from; none = path
+    /// builds refused. A list, or one comma-separated string (so
+    /// `CCLAUNCH_API_PACKAGEDIRS` can set it).
+    #[serde(deserialize_with = "names")]
+    pub package_dirs: Vec<String>,
 }
 
 /// Settings for the build container (Fabric gives it none of these).
@@ -646,6 +660,16 @@ mod tests {
             Some("bridge")
         );
         assert_eq!(c.cclaunch.package.max_unpacked_bytes, 1024);
+    }
+
+    #[test]
+    fn package_dirs_are_none_by_default_and_a_list_or_a_comma_separated_string() {
+        let c = Config::load_with_env(None, no_env).unwrap();
+        assert!(c.cclaunch.api.package_dirs.is_empty());
+        let env =
+            |key: &str| (key == "CCLAUNCH_API_PACKAGEDIRS").then(|| "/srv/a, /srv/b".to_string());
+        let c = Config::load_with_env(None, env).unwrap();
+        assert_eq!(c.cclaunch.api.package_dirs, ["/srv/a", "/srv/b"]);
     }
 
     #[test]

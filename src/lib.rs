@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod builder;
+pub mod ccid;
 pub mod cli;
 pub mod client;
 pub mod config;

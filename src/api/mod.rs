@@ -2,8 +2,10 @@
 //! [`Launcher`]: each call is one launcher call, and every launcher error maps
 //! to one status code that says what kind of problem it is.
 
+mod cached;
 mod connections;
 pub mod operations;
+pub mod package_dirs;
 mod serve;
 pub(crate) mod status;
 
@@ -66,20 +68,60 @@ impl Api {
     }
 }
 
-/// Receives a package: a path on this disk, or chunks spooled to a private
-/// temp file (bounded by the package cap), then validated like any package.
+/// What a received package is read from, held (not read) until its build
+/// ends: dropping it closes the descriptor or removes the spool file.
+enum Received {
+    /// A file in `cclaunch.api.packageDirs`, read through its descriptor.
+    Opened { _file: package_dirs::Opened },
+    /// The uploaded bytes, in a private temp file.
+    Spool { _file: tempfile::TempPath },
+}
+
+fn refused(refusal: package_dirs::Refused) -> Status {
+    use package_dirs::Refused;
+    let message = refusal.to_string();
+    match refusal {
+        Refused::Off | Refused::Outside { .. } => Status::permission_denied(message),
+        Refused::NotAFile { .. } => Status::invalid_argument(message),
+        Refused::Open { source, .. } => {
+            let message = format!("{message}: {}", source.kind());
+            match source.kind() {
+                std::io::ErrorKind::PermissionDenied => Status::permission_denied(message),
+                _ => Status::internal(message),
+            }
+        }
+    }
+}
+
+/// Receives a package: a path inside `cclaunch.api.packageDirs`, or chunks
+/// spooled to a private temp file (bounded by the package cap), then
+/// validated like any package.
 async fn receive_package(
     mut requests: Streaming<pb::BuildRequest>,
     limits: Limits,
-) -> Result<(Package, Option<tempfile::TempPath>), Status> {
+    package_dirs: Vec<String>,
+) -> Result<(Package, Received), Status> {
     use pb::build_request::Source;
     let first = requests
         .message()
         .await?
         .and_then(|r| r.source)
         .ok_or_else(|| Status::invalid_argument("Build needs a path or the package bytes"))?;
-    let (path, spool) = match first {
-        Source::Path(path) => (std::path::PathBuf::from(path), None),
+    let (path, received, given) = match first {
+        Source::Path(requested) => {
+            let opened = tokio::task::spawn_blocking({
+                let requested = requested.clone();
+                move || package_dirs::open(&package_dirs, &requested)
+            })
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(refused)?;
+            (
+                opened.path(),
+                Received::Opened { _file: opened },
+                Some(requested),
+            )
+        }
         Source::Chunk(first) => {
             let file = tempfile::NamedTempFile::new()
                 .map_err(|e| Status::internal(format!("cannot spool the package: {e}")))?;
@@ -113,14 +155,31 @@ async fn receive_package(
             out.flush()
                 .await
                 .map_err(|e| Status::internal(e.to_string()))?;
-            (temp.to_path_buf(), Some(temp))
+            (temp.to_path_buf(), Received::Spool { _file: temp }, None)
         }
     };
-    let package = tokio::task::spawn_blocking(move || Package::open(&path, limits))
-        .await
-        .map_err(|e| Status::internal(e.to_string()))?
-        .map_err(|e| to_status(&crate::launcher::Error::Package(e)))?;
-    Ok((package, spool))
+    let package = tokio::task::spawn_blocking({
+        let path = path.clone();
+        move || Package::open(&path, limits)
+    })
+    .await
+    .map_err(|e| Status::internal(e.to_string()))?
+    .map_err(|e| {
+        let status = to_status(&crate::launcher::Error::Package(e));
+        match &given {
+            // The package's errors name the file read, here the descriptor:
+            // say the path the caller gave instead.
+            Some(given) => Status::new(
+                status.code(),
+                status.message().replace(
+                    &path.display().to_string(),
+                    &crate::excerpt::quote(given).to_string(),
+                ),
+            ),
+            None => status,
+        }
+    })?;
+    Ok((package, received))
 }
 
 /// Passes build progress on to the Build caller.
@@ -176,7 +235,9 @@ impl LauncherApi for Api {
         request: Request<Streaming<pb::BuildRequest>>,
     ) -> Result<Response<Self::BuildStream>, Status> {
         let began = std::time::Instant::now();
-        let (package, spool) = receive_package(request.into_inner(), self.limits()).await?;
+        let package_dirs = self.launcher.config().cclaunch.api.package_dirs.clone();
+        let (package, received) =
+            receive_package(request.into_inner(), self.limits(), package_dirs).await?;
         let (tx, rx) = mpsc::unbounded_channel();
         let launcher = self.launcher.clone();
         tokio::spawn(async move {
@@ -189,7 +250,7 @@ impl LauncherApi for Api {
                 &format!("package {} received and valid", package.id),
             );
             let outcome = launcher.build(&package, &progress).await;
-            drop(spool);
+            drop(received);
             let _ = tx.send(match outcome {
                 Ok(built) => Ok(pb::BuildEvent {
                     event: Some(pb::build_event::Event::Done(pb::BuildDone {

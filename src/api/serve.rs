@@ -1,7 +1,8 @@
 //! `cclaunch serve`: the API on a Unix socket (mode 0660, a stale socket
 //! replaced, a live one refused) and/or TCP, with gRPC health and reflection.
 //! TCP is mutual TLS (any address; every client must present a certificate
-//! from the configured CA) or plain (loopback only unless forced). All
+//! from the configured CA) or, only when asked for by name, plain: chaincode
+//! shares the host's network, so plain TCP is open to it even on loopback. All
 //! listeners share one launcher and one shutdown: SIGTERM stops accepting on
 //! every one, ends following Logs and Wait at once (UNAVAILABLE with
 //! `cclaunch-shutting-down` metadata: `builder run` waits for the next
@@ -33,11 +34,12 @@ const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone)]
 pub enum Listen {
     Unix(PathBuf),
-    /// TCP: mutual TLS when `tls` is given (any address); plain otherwise,
-    /// loopback only unless `force`.
+    /// TCP: mutual TLS when `tls` is given; plain otherwise, and then only
+    /// with `insecure_plain` (anything that reaches the port drives the
+    /// engine: chaincode on the host's network too, loopback included).
     Tcp {
         addr: SocketAddr,
-        force: bool,
+        insecure_plain: bool,
         tls: Option<ServerTls>,
     },
 }
@@ -51,7 +53,7 @@ impl std::fmt::Display for Listen {
             } => write!(f, "https://{addr} (mutual TLS)"),
             Listen::Tcp {
                 addr, tls: None, ..
-            } => write!(f, "http://{addr} (plain TCP)"),
+            } => write!(f, "http://{addr} (plain TCP, insecure)"),
         }
     }
 }
@@ -151,8 +153,8 @@ pub enum Error {
     SocketInUse(PathBuf),
     #[error("{0} exists and is not a socket; refusing to replace it")]
     NotASocket(PathBuf),
-    #[error("plain TCP on {0} would expose the engine to the network; use mutual TLS (--tls-cert, --tls-key, --tls-client-ca), a loopback address, or --force-insecure-tcp")]
-    NotLoopback(SocketAddr),
+    #[error("plain TCP on {0} would let anything that reaches the port drive the engine, chaincode included (it shares the host's network, loopback too); serve the Unix socket or mutual TLS (--tls-cert, --tls-key, --tls-client-ca), or accept that with --insecure-plain-tcp")]
+    PlainTcp(SocketAddr),
     #[error("nothing to listen on")]
     NoListener,
     #[error("cannot listen on {what}")]
@@ -228,9 +230,13 @@ enum Bound {
 async fn bind(listen: &Listen) -> Result<Bound, Error> {
     match listen {
         Listen::Unix(path) => Ok(Bound::Unix(bind_unix(path).await?, path.clone())),
-        Listen::Tcp { addr, force, tls } => {
-            if tls.is_none() && !addr.ip().is_loopback() && !force {
-                return Err(Error::NotLoopback(*addr));
+        Listen::Tcp {
+            addr,
+            insecure_plain,
+            tls,
+        } => {
+            if tls.is_none() && !insecure_plain {
+                return Err(Error::PlainTcp(*addr));
             }
             let server = match tls {
                 // Checked when the ServerTls was made; cannot fail here.
@@ -353,6 +359,9 @@ pub async fn serve(
         let name = listen.to_string();
         let settings = settings.clone();
         tracing::info!(listener = %name, "cclaunch serving");
+        if let Listen::Tcp { tls: None, .. } = listen {
+            tracing::warn!(listener = %name, "plain TCP (--insecure-plain-tcp): anything that reaches this port, chaincode included, drives the engine");
+        }
         async move {
             let signal = stop.clone().cancelled_owned();
             let served = match bound {

@@ -31,10 +31,13 @@ pub fn is_shutting_down(status: &Status) -> bool {
 pub fn to_status(error: &Error) -> Status {
     let code = match error {
         Error::Package(_)
+        | Error::PackageId(_)
         | Error::Naming { .. }
         | Error::Platform { .. }
         | Error::Tls { .. }
-        | Error::BadEnv { .. } => Code::InvalidArgument,
+        | Error::BadEnv { .. }
+        | Error::ReservedEnv { .. }
+        | Error::PeerAddress { .. } => Code::InvalidArgument,
         Error::NotBuilt { .. } | Error::NoContainer { .. } => Code::NotFound,
         Error::NotOurs { .. } | Error::UnknownType { .. } => Code::FailedPrecondition,
         Error::BuildFailed { .. } | Error::SharedBuild { .. } => Code::Aborted,

@@ -57,6 +57,8 @@ pub async fn run(sidecar: &Sidecar, bld: &Path, rundir: &Path) -> Result<i32> {
     let text = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
     let run: RunConfig = serde_json::from_slice(&text)
         .with_context(|| format!("{} is not the peer's run config", path.display()))?;
+    crate::ccid::check(&run.chaincode_id)
+        .with_context(|| format!("{}: chaincode_id", path.display()))?;
     let id = run.chaincode_id.clone();
     let address = super::address(sidecar).with_context(|| format!("chaincode {id}"))?;
     // Listen before anything starts, so a SIGTERM during the start is not lost.

@@ -137,9 +137,12 @@ fn package_id(arg: &str, config: &Config) -> Result<String> {
     if path.is_file() {
         return Ok(open_package(path, config)?.id);
     }
-    if !arg.contains(':') {
-        anyhow::bail!("{arg:?} is neither a package file nor a package id (label:hash)");
-    }
+    crate::ccid::check(arg).with_context(|| {
+        format!(
+            "{} is neither a package file nor a package id",
+            crate::excerpt::quote(arg)
+        )
+    })?;
     Ok(arg.to_string())
 }
 
@@ -435,7 +438,7 @@ async fn serve(args: ServeArgs, config: Config) -> Result<()> {
         };
         listeners.push(Listen::Tcp {
             addr,
-            force: args.force_insecure_tcp,
+            insecure_plain: args.insecure_plain_tcp,
             tls,
         });
     }

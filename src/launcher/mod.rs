@@ -18,6 +18,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use crate::config::Config;
+use crate::excerpt::quote;
 use crate::naming::{self, Names, Scope};
 use crate::platform;
 use crate::runtime::{self, ContainerInfo, Engine, EngineInfo, Labels, LogQuery, OutputStream};
@@ -34,6 +35,8 @@ pub use tls::TlsMaterial;
 pub enum Error {
     #[error(transparent)]
     Package(#[from] crate::package::Error),
+    #[error(transparent)]
+    PackageId(#[from] crate::ccid::Invalid),
     #[error("chaincode {package_id}")]
     Naming {
         package_id: String,
@@ -58,10 +61,14 @@ pub enum Error {
         hint: String,
         output: Vec<String>,
     },
-    #[error("chaincode {package_id}: container {container} exists but was not created by cclaunch (no {} label); remove it yourself or use another peer id", runtime::LABEL_MANAGED)]
+    #[error("chaincode {package_id}: container {container} exists but was not created by cclaunch for this chaincode and peer (its label {label} is {}, not {}); remove it yourself or use another peer id", quote_label(found), quote(wanted))]
     NotOurs {
         package_id: String,
         container: String,
+        /// The first of cclaunch's labels that does not match.
+        label: &'static str,
+        found: Option<String>,
+        wanted: String,
     },
     #[error("chaincode {package_id}: there is no container {container}")]
     NoContainer {
@@ -71,9 +78,22 @@ pub enum Error {
     #[error("chaincode {package_id}: the shared build of its image failed: {message}")]
     SharedBuild { package_id: String, message: String },
     #[error(
-        "chaincode {package_id}: extra env entry {entry:?} is not KEY=value with a valid name"
+        "chaincode {package_id}: extra env entry {} is not KEY=value with a valid name",
+        quote(entry)
     )]
     BadEnv { package_id: String, entry: String },
+    #[error("chaincode {package_id}: extra env may not set {}: {why}", quote(key))]
+    ReservedEnv {
+        package_id: String,
+        key: String,
+        why: &'static str,
+    },
+    #[error("chaincode {package_id}")]
+    PeerAddress {
+        package_id: String,
+        #[source]
+        source: platform::address::Invalid,
+    },
     #[error("chaincode {package_id}: invalid TLS material: {reason}")]
     Tls { package_id: String, reason: String },
     #[error("chaincode {package_id}")]
@@ -113,6 +133,14 @@ impl Error {
             Error::Engine { source, .. } | Error::EngineOnly(source) => Some(source),
             _ => None,
         }
+    }
+}
+
+/// A label's value as found on a container (bounded, escaped), or `unset`.
+fn quote_label(found: &Option<String>) -> String {
+    match found {
+        Some(value) => quote(value).to_string(),
+        None => "unset".to_string(),
     }
 }
 
@@ -223,8 +251,10 @@ impl Launcher {
         &self.engine
     }
 
-    /// The container and image names of a package id, as the peer makes them.
+    /// The container and image names of a package id, as the peer makes
+    /// them; an id Fabric could not have made is refused first.
     pub fn names(&self, package_id: &str) -> Result<Names, Error> {
+        crate::ccid::check(package_id)?;
         self.scope
             .names(package_id)
             .map_err(|source| Error::Naming {
@@ -270,7 +300,10 @@ impl Launcher {
         self.engine.ping().await.map_err(engine_only)
     }
 
-    /// The chaincode container of `package_id`, refused unless it is ours.
+    /// The chaincode container of `package_id`, refused unless it carries
+    /// every one of cclaunch's labels with this peer's and this chaincode's
+    /// values: the name alone is not enough (distinct ids, peer ids and
+    /// network ids can share a container name once sanitised).
     async fn own_container(
         &self,
         package_id: &str,
@@ -282,11 +315,26 @@ impl Launcher {
             .await
             .map_err(engine(package_id))?;
         if let Some(info) = &found {
-            if info.labels.get(runtime::LABEL_MANAGED).map(String::as_str) != Some("true") {
-                return Err(Error::NotOurs {
-                    package_id: package_id.to_string(),
-                    container: names.container,
-                });
+            let wanted = [
+                (runtime::LABEL_MANAGED, "true"),
+                (runtime::LABEL_PEER_ID, self.config.peer.id.as_str()),
+                (
+                    runtime::LABEL_NETWORK_ID,
+                    self.config.peer.network_id.as_str(),
+                ),
+                (runtime::LABEL_PACKAGE_ID, package_id),
+            ];
+            for (label, value) in wanted {
+                let found = info.labels.get(label);
+                if found.map(String::as_str) != Some(value) {
+                    return Err(Error::NotOurs {
+                        package_id: package_id.to_string(),
+                        container: names.container,
+                        label,
+                        found: found.cloned(),
+                        wanted: value.to_string(),
+                    });
+                }
             }
         }
         Ok((names, found))

@@ -356,7 +356,8 @@ pub async fn terminate(
 }
 
 /// `cclaunch serve` with `args`, configured for this test's peer id, its
-/// state directory, the `shenv` node runtime and a 1 MiB package cap.
+/// state directory, the `shenv` node runtime, a 1 MiB package cap and
+/// `Build{path}` allowed from the test's temp dir.
 pub fn serve_command(env: &Env, args: &[&str]) -> tokio::process::Command {
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_cclaunch"));
     command
@@ -368,6 +369,7 @@ pub fn serve_command(env: &Env, args: &[&str]) -> tokio::process::Command {
         .env("CORE_PEER_NETWORKID", "test")
         .env("CORE_CHAINCODE_NODE_RUNTIME", SHENV)
         .env("CCLAUNCH_PACKAGE_MAXUNPACKEDBYTES", "1048576")
+        .env("CCLAUNCH_API_PACKAGEDIRS", env.dir.path())
         .kill_on_drop(true);
     command
 }
