@@ -50,8 +50,6 @@ cclaunch:
   fabricVersion: 2.5.16
   package:
     maxUnpackedBytes: 1073741824
-  api:
-    packageDirs: ""
   build:
     networkMode: ""
     env: []
@@ -65,6 +63,7 @@ cclaunch:
     ccaas:
       templateValues: {}
   api:
+    packageDirs: ""
     headerTimeout: 10s
     idleTimeout: 120s
     keepaliveInterval: 60s
@@ -175,7 +174,6 @@ pub struct Cclaunch {
     /// and substituted for `$(PROJECT_VERSION)` / `$(TWO_DIGIT_VERSION)`.
     pub fabric_version: String,
     pub package: PackageLimits,
-    pub api: Api,
     pub build: Build,
     pub output: Output,
     /// Where output-mirror checkpoints are kept across restarts; empty =
@@ -191,17 +189,6 @@ pub struct Cclaunch {
 #[serde(rename_all = "camelCase")]
 pub struct PackageLimits {
     pub max_unpacked_bytes: u64,
-}
-
-/// The sidecar API (`cclaunch serve`).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Api {
-    /// Directories `Build{path}` may read package files from; none = path
-    /// builds refused. A list, or one comma-separated string (so
-    /// `CCLAUNCH_API_PACKAGEDIRS` can set it).
-    #[serde(deserialize_with = "names")]
-    pub package_dirs: Vec<String>,
 }
 
 /// Settings for the build container (Fabric gives it none of these).
@@ -264,10 +251,15 @@ fn names<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error
         .collect())
 }
 
-/// Connections to the sidecar's listeners (Unix socket, TCP, operations),
-/// each listener on its own.
+/// The sidecar API (`cclaunch serve`): where `Build{path}` may read, and
+/// the bounds of connections to its listeners (Unix socket, TCP,
+/// operations), each listener on its own.
 #[derive(Debug, Clone)]
 pub struct Api {
+    /// Directories `Build{path}` may read package files from; none = path
+    /// builds refused. A list, or one comma-separated string (so
+    /// `CCLAUNCH_API_PACKAGEDIRS` can set it).
+    pub package_dirs: Vec<String>,
     /// A new connection must send its first request within this.
     pub header_timeout: Duration,
     /// A connection with no call open for this long is closed.
@@ -299,6 +291,8 @@ impl<'de> Deserialize<'de> for Api {
         #[derive(Deserialize)]
         #[serde(rename_all = "camelCase")]
         struct Raw {
+            #[serde(deserialize_with = "names")]
+            package_dirs: Vec<String>,
             header_timeout: Value,
             idle_timeout: Value,
             keepalive_interval: Value,
@@ -310,6 +304,7 @@ impl<'de> Deserialize<'de> for Api {
         let at = |key: &str| format!("cclaunch.api.{key}");
         (|| -> Result<Api, String> {
             Ok(Api {
+                package_dirs: raw.package_dirs,
                 header_timeout: duration_at(&at("headerTimeout"), &raw.header_timeout)?,
                 idle_timeout: duration_at(&at("idleTimeout"), &raw.idle_timeout)?,
                 keepalive_interval: duration_at(&at("keepaliveInterval"), &raw.keepalive_interval)?,
