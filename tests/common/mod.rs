@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod grpc;
+pub mod mutate;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
