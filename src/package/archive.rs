@@ -136,9 +136,13 @@ impl<R: Read> Reader<R> {
         if self.ended {
             return Ok(None);
         }
-        self.skip(self.remaining + self.padding)?;
+        self.skip(self.remaining)?;
         self.remaining = 0;
-        self.padding = 0;
+        let pad = std::mem::take(&mut self.padding);
+        if !self.skip_padding(pad)? {
+            self.ended = true;
+            return Ok(None);
+        }
         let mut long_name: Option<Vec<u8>> = None;
         let mut pax: Option<HashMap<Vec<u8>, Vec<u8>>> = None;
         loop {
@@ -175,6 +179,12 @@ impl<R: Read> Reader<R> {
                 });
             }
             let data = self.special(size)?;
+            if !self.skip_padding(padding(size))? {
+                // Go: the end of the stream in padding ends the archive,
+                // even with a header still waiting for its entry.
+                self.ended = true;
+                return Ok(None);
+            }
             match special {
                 Special::LongName => long_name = Some(cut_nul(&data).to_vec()),
                 // Link targets are not followed here (links are refused).
@@ -184,7 +194,9 @@ impl<R: Read> Reader<R> {
                     // Go returns a global header as an entry of its own.
                     let records = parse_pax(&data)?;
                     let (mut name, mut size, mut sparse) = (raw.name, 0, false);
-                    apply_pax(&records, &mut name, &mut size, &mut sparse)?;
+                    // Go ignores a global header's bad values (and its name
+                    // is not used: the engine skips it, the peer refuses it).
+                    let _ = apply_pax(&records, &mut name, &mut size, &mut sparse);
                     return Ok(Some(Header {
                         name,
                         kind: tar::EntryType::XGlobalHeader,
@@ -251,7 +263,7 @@ impl<R: Read> Reader<R> {
         Ok(Some(block))
     }
 
-    /// A special header's data (at most [`SPECIAL_MAX`] bytes) and its padding.
+    /// A special header's data (at most [`SPECIAL_MAX`] bytes).
     fn special(&mut self, size: u64) -> Result<Vec<u8>, Error> {
         let mut data = Vec::with_capacity(size as usize);
         let read = (&mut self.inner)
@@ -261,8 +273,15 @@ impl<R: Read> Reader<R> {
         if (read as u64) < size {
             return Err(Error::Truncated(Part::Data));
         }
-        self.skip(padding(size))?;
         Ok(data)
+    }
+
+    /// Skips an entry's padding; `false` when the stream ends in it, which
+    /// Go's reader takes as the end of the archive (`tryReadFull`).
+    fn skip_padding(&mut self, n: u64) -> Result<bool, Error> {
+        let skipped =
+            io::copy(&mut (&mut self.inner).take(n), &mut io::sink()).map_err(Error::Io)?;
+        Ok(skipped == n)
     }
 
     fn skip(&mut self, n: u64) -> Result<(), Error> {
@@ -587,6 +606,13 @@ mod tests {
 
         let after_one = [a.clone(), ZERO.to_vec(), b].concat();
         assert!(matches!(names(&after_one), Err(Error::AfterZeroBlock)));
+        // The stream may end in the last entry's padding (Go: the end).
+        let short_padding = &a[..BLOCK + 5 + 100];
+        assert_eq!(names(short_padding).unwrap(), ["a"]);
+        assert!(matches!(
+            names(&a[..BLOCK + 3]),
+            Err(Error::Truncated(Part::Data))
+        ));
         let partial = [a, ZERO.to_vec(), vec![0; 100]].concat();
         assert!(matches!(
             names(&partial),

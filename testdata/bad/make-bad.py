@@ -843,6 +843,7 @@ Notes:
   the engine's upload fail ("gzip: invalid header") but the peer only fails
   when its tar reader needs more (no end-of-archive blocks), hence
   `trailing-data` (refused) and `accept-trailing-after-tar-end` (accepted).
+  `tests/go_reader.rs` checks these verdicts against Go and the engine.
 - `code-dir-with-size`: Go gives directories, links, devices and fifos no
   data whatever their size field says, so the symlink "inside" the directory's
   data is an entry to the engine.
