@@ -232,6 +232,8 @@ fn the_good_packages_validate_with_their_recorded_ids() {
 
 /// Runs the real binary and returns its exit status, stderr and peak
 /// resident size in KiB (from the kernel's accounting of that child).
+// The child is reaped by wait4, which also gives its rusage.
+#[allow(clippy::zombie_processes)]
 fn run_measured(args: &[&str]) -> (i32, String, u64) {
     let stderr = tempfile::NamedTempFile::new().unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_cclaunch"))

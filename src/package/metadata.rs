@@ -224,7 +224,7 @@ mod tests {
         let cases = [
             format!("\"{SECRET}\""),
             format!("[\"{SECRET}\"]"),
-            format!("{SECRET}"),
+            SECRET.to_string(),
             format!("{{\"type\": 1, \"label\": \"{SECRET}\"}}"),
             format!("{{\"type\": \"golang\", \"label\": [\"{SECRET}\"]}}"),
             format!("{{\"type\": \"golang\", \"label\": \"a\", \"label\": \"{SECRET}\"}}"),

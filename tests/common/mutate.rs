@@ -229,10 +229,7 @@ fn name(rng: &mut Rng) -> Vec<u8> {
 }
 
 fn kind(rng: &mut Rng) -> u8 {
-    *rng.pick(&[
-        b'0', b'0', b'5', b'\0', b'1', b'2', b'3', b'4', b'6', b'7', b'L', b'K', b'x', b'g', b'S',
-        b'V', b'M', b'N', b'Z',
-    ])
+    *rng.pick(b"005\x00123467LKxgSVMNZ")
 }
 
 fn size(rng: &mut Rng) -> u64 {
@@ -259,7 +256,7 @@ fn size(rng: &mut Rng) -> u64 {
 
 /// A long-name or PAX header of a chosen size, full of one byte or records.
 fn special(rng: &mut Rng) -> Vec<u8> {
-    let kind = *rng.pick(&[b'L', b'K', b'x', b'g']);
+    let kind = *rng.pick(b"LKxg");
     let len = match rng.below(20) {
         0 => HEADER_MAX - 1,
         1 => HEADER_MAX,
