@@ -1,8 +1,8 @@
-# cclaunch: make demo | test | test-swarm | images | bench | lint
+# cclaunch: make demo | test | test-swarm | images | bench | fuzz | lint
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: all build demo test test-swarm swarm-deps unit images engine bench lint fmt clean-test-images docker-image
+.PHONY: all build demo test test-swarm swarm-deps unit images engine bench fuzz lint fmt clean-test-images docker-image
 
 all: build
 
@@ -43,6 +43,14 @@ images: engine
 ## (build: the package section runs the release cclaunch binary.)
 bench: engine images build
 	$(CARGO) run --release --example bench
+
+## Long fuzz runs (stable toolchain): the package reader, then the sidecar's
+## gRPC handlers, FUZZ_SECONDS each; FUZZ_SEED replays a run (its seed is
+## printed). Failing packages are saved under target/tmp/fuzz-failures/.
+FUZZ_SECONDS ?= 600
+fuzz: engine images
+	CCLAUNCH_FUZZ_SECONDS=$(FUZZ_SECONDS) $(if $(FUZZ_SEED),CCLAUNCH_FUZZ_SEED=$(FUZZ_SEED)) \
+	  $(CARGO) test --release --test fuzz_package --test fuzz_api -- --nocapture --test-threads=1
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -184,7 +184,7 @@ async fn an_unknown_chaincode_type_is_refused_before_any_engine_work() {
     assert_eq!(err.to_string(), format!("chaincode {}", package.id));
     assert_eq!(
         std::error::Error::source(&err).unwrap().to_string(),
-        "unknown chaincodeType: car"
+        "unknown chaincodeType: \"car\""
     );
 }
 

@@ -135,6 +135,7 @@ fn build_ccaas(
     }
     let text = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
     let connection: ccaas::Connection = serde_json::from_slice(&text)
+        .map_err(|e| crate::excerpt::json_error(&e))
         .with_context(|| format!("{} is not valid connection JSON", path.display()))?;
     let env = std::env::var(ccaas::CONFIG_ENV).ok();
     let values = ccaas::values(

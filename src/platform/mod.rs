@@ -10,14 +10,16 @@ use std::fmt;
 
 use crate::config::Config;
 pub use address::PeerAddress;
+use crate::excerpt::quote;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum Error {
-    /// Fabric's wording for a type no platform claims.
-    #[error("unknown chaincodeType: {0}")]
+    /// Fabric's wording for a type no platform claims (the type quoted, bounded).
+    #[error("unknown chaincodeType: {}", quote(.0))]
     Unknown(String),
     #[error(
-        "golang chaincode path {0:?} is not a Go import path (letters, digits and -._~/+@ only)"
+        "golang chaincode path {} is not a Go import path (letters, digits and -._~/+@ only)",
+        quote(.0)
     )]
     GoPath(String),
 }
@@ -173,7 +175,7 @@ mod tests {
         assert_eq!(Platform::from_type("java"), Ok(Platform::Java));
         assert_eq!(
             Platform::from_type("car").unwrap_err().to_string(),
-            "unknown chaincodeType: car"
+            "unknown chaincodeType: \"car\""
         );
         assert!(Platform::from_type("ccaas").is_err());
     }
@@ -286,5 +288,11 @@ mod tests {
             Some("1.22.3".into())
         );
         assert_eq!(golang::required_go("module x\n"), None);
+        // Package content reaches a hint: only a version-like word is taken.
+        assert_eq!(golang::required_go("go $(reboot)\n"), None);
+        assert_eq!(
+            golang::required_go(&format!("go 1{}\n", "0".repeat(100))),
+            None
+        );
     }
 }

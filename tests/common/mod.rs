@@ -6,6 +6,8 @@
 #![allow(dead_code)]
 
 pub mod engine_proxy;
+pub mod grpc;
+pub mod mutate;
 pub mod swarm;
 
 use std::path::{Path, PathBuf};
