@@ -142,12 +142,11 @@ async fn a_stalled_engine_fails_every_verb_in_time_and_health_says_so() {
         "{status:?}"
     );
     assert!(took < Duration::from_secs(4), "Health took {took:?}");
+    // The operations port says only Fabric's fixed reason (the detail, which
+    // names the engine, goes to the sidecar's log: chaincode can read /healthz).
     let (code, body) = common::http(&operations, "GET", "/healthz", "").await;
     assert_eq!(code, 503, "{body}");
-    assert!(
-        body.contains("health check of engine timed out after 1 s"),
-        "{body}"
-    );
+    assert!(body.contains("failed to ping to Docker daemon"), "{body}");
 
     // The CLI on the engine directly says the same.
     for (verb, said) in [

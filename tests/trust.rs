@@ -420,7 +420,8 @@ async fn chaincode_cannot_drive_the_api_and_sees_only_a_bounded_read_only_operat
     let began = Instant::now();
     let mut bodies = Vec::new();
     while began.elapsed() < Duration::from_secs(3) {
-        let calls: Vec<_> = (0..200)
+        // Within the operations port's connection cap (128 by default).
+        let calls: Vec<_> = (0..100)
             .map(|i| {
                 let ops = ops.clone();
                 let path = if i % 2 == 0 { "/healthz" } else { "/metrics" };
@@ -632,8 +633,10 @@ async fn build_by_path_reads_only_regular_files_inside_the_package_dirs() {
     assert!(odd.message().contains(r#""a\nb:1""#), "{}", odd.message());
 
     // With no package dirs (the default), path builds are off.
+    // (as another peer: one sidecar per peer holds its lock)
     let socket = root.join("run/nodirs.sock");
     let _sidecar = common::serve_command(&env, &["--socket", socket.to_str().unwrap()])
+        .env("CORE_PEER_ID", format!("{}-nodirs", env.peer))
         .env("CCLAUNCH_API_PACKAGEDIRS", "")
         .stdout(Stdio::null())
         .spawn()
