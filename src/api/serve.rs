@@ -16,11 +16,12 @@ use std::time::Duration;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
+use tokio_stream::StreamExt;
 use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
-use super::{pb, Api};
+use super::{authority, pb, Api};
 use crate::launcher::Launcher;
 
 /// How long a client may take over its TLS handshake.
@@ -327,7 +328,11 @@ pub async fn serve(
                 Bound::Unix(listener, _) => {
                     Server::builder()
                         .add_routes(routes)
-                        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), signal)
+                        .serve_with_incoming_shutdown(
+                            UnixListenerStream::new(listener)
+                                .map(|conn| conn.map(authority::Connection::new)),
+                            signal,
+                        )
                         .await
                 }
                 Bound::Tcp(listener, mut server) => {
