@@ -50,7 +50,9 @@ pub enum Error {
     ListTooLarge { stream: u32 },
     #[error("an HTTP/2 frame of type {kind} came inside the header block of stream {stream}")]
     Interleaved { stream: u32, kind: u8 },
-    #[error("the HTTP/2 HEADERS frame of stream {stream} is shorter than its padding and priority")]
+    #[error(
+        "the HTTP/2 HEADERS frame of stream {stream} is shorter than its padding and priority"
+    )]
     Malformed { stream: u32 },
     #[error("the header block of stream {stream} is not valid HPACK")]
     Hpack {
@@ -561,12 +563,7 @@ mod tests {
                     .decode(&block)
                     .unwrap()
                     .into_iter()
-                    .map(|(n, v)| {
-                        (
-                            String::from_utf8(n).unwrap(),
-                            String::from_utf8(v).unwrap(),
-                        )
-                    })
+                    .map(|(n, v)| (String::from_utf8(n).unwrap(), String::from_utf8(v).unwrap()))
                     .collect();
                 blocks.push(seen);
             }
@@ -613,10 +610,8 @@ mod tests {
     #[test]
     fn a_socket_path_authority_reads_localhost_on_every_request() {
         for authority in [&b"tmp%2Fcclaunch.sock"[..], b"/run/cclaunch/cclaunch.sock"] {
-            let (input, data) = connection(&[
-                (1, first_request(authority)),
-                (3, SECOND_REQUEST.to_vec()),
-            ]);
+            let (input, data) =
+                connection(&[(1, first_request(authority)), (3, SECOND_REQUEST.to_vec())]);
             for step in [1, 10, input.len()] {
                 let (out, passing) = rewrite(&input, step).unwrap();
                 assert!(!passing);
@@ -657,7 +652,10 @@ mod tests {
             assert_eq!(seen.stream, 5);
             assert_eq!(seen.flags, PRIORITY | END_STREAM | END_HEADERS);
             assert_eq!(seen.priority, Some([0x80, 0, 0, 0, 15]));
-            assert_eq!(seen.fields, fields("/cclaunch.v1.Launcher/Health", "localhost"));
+            assert_eq!(
+                seen.fields,
+                fields("/cclaunch.v1.Launcher/Health", "localhost")
+            );
         }
     }
 
