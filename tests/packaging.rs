@@ -151,10 +151,11 @@ async fn the_portable_binary_runs_on_glibc_2_31_and_reaches_a_sidecar() {
 
     // SRC and META as the peer hands them to its builder.
     let work = env.dir.path().join("work");
-    for dir in ["src", "meta", "bld"] {
+    for dir in ["src/src", "meta", "bld"] {
         std::fs::create_dir_all(work.join(dir)).unwrap();
     }
-    std::fs::write(work.join("src/start.sh"), "echo old glibc\n").unwrap();
+    // code.tar.gz's layout: the node platform's code under src/.
+    std::fs::write(work.join("src/src/start.sh"), "echo old glibc\n").unwrap();
     std::fs::write(
         work.join("meta/metadata.json"),
         r#"{"type":"node","label":"portable","path":""}"#,
