@@ -15,6 +15,7 @@ use tracing_core::field::FieldSet;
 use tracing_core::metadata::{Kind, Level, Metadata};
 use tracing_core::{Event, Interest};
 
+use crate::printable::{self, Sgr};
 use crate::runtime::{Output, OutputStream};
 
 /// One line of output. `partial` marks a piece of a line longer than the
@@ -281,8 +282,9 @@ pub async fn mirror(
             }
         }
         crate::metrics::lines_mirrored(1);
-        logger.info(&line.text);
-        tail.record(&line.text);
+        let shown = printable::render(&line.text, Sgr::Strip);
+        logger.info(&shown);
+        tail.record(&shown);
         count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     };
     let (old_out, old_err) = (skip.map(|s| s.at.stdout), skip.map(|s| s.at.stderr));

@@ -2,6 +2,7 @@
 //! [`Launcher`]: each call is one launcher call, and every launcher error maps
 //! to one status code that says what kind of problem it is.
 
+mod authority;
 mod cached;
 mod connections;
 pub mod operations;

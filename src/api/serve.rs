@@ -19,12 +19,13 @@ use std::time::Duration;
 
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
 use super::connections::{Incoming, Limits, TrackCallsLayer};
-use super::{pb, Api};
+use super::{authority, pb, Api};
 use crate::launcher::Launcher;
 
 /// How long a client may take over its TLS handshake.
@@ -370,7 +371,12 @@ pub async fn serve(
                     limited(Server::builder(), &settings)
                         .layer(TrackCallsLayer)
                         .add_routes(routes)
-                        .serve_with_incoming_shutdown(incoming, signal)
+                        // Stock C-core and grpc-java clients send the socket path
+                        // as :authority, which h2 refuses: rewritten to localhost.
+                        .serve_with_incoming_shutdown(
+                            incoming.map(|conn| conn.map(authority::Connection::new)),
+                            signal,
+                        )
                         .await
                 }
                 Bound::Tcp(listener, server) => {

@@ -19,13 +19,16 @@ use crate::client;
 use crate::config::Config;
 use crate::package::{self, Metadata, METADATA_FILE};
 use crate::platform::Platform;
+use crate::printable::{render, Sgr};
 
 /// Build progress for the peer's log: stderr.
 struct Stderr;
 
 impl crate::runtime::Progress for Stderr {
+    /// The build runs the chaincode's own scripts: their output is shown
+    /// as the sidecar logs chaincode output.
     fn line(&self, line: &str) {
-        eprintln!("{line}");
+        eprintln!("{}", render(line, Sgr::Strip));
     }
 
     fn stage(&self, stage: &str) {

@@ -20,6 +20,7 @@ use tonic::transport::Channel;
 use super::{Record, Sidecar};
 use crate::api::pb::{self, launcher_client::LauncherClient};
 use crate::client::Address;
+use crate::printable::{render, Sgr};
 
 /// The peer kills `run` 5 s after SIGTERM: the stop must fit in that.
 const STOP_TIMEOUT: Duration = Duration::from_secs(4);
@@ -169,7 +170,8 @@ async fn mirror(mut client: LauncherClient<Channel>, id: String) {
                 let mut lines = reply.into_inner();
                 loop {
                     match lines.next().await {
-                        Some(Ok(line)) => eprintln!("{}", line.line),
+                        // Into the peer's log: shown as the sidecar logs it.
+                        Some(Ok(line)) => eprintln!("{}", render(&line.line, Sgr::Strip)),
                         Some(Err(_)) => break, // the sidecar went away
                         None => return,        // the container's output ended
                     }

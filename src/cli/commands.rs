@@ -18,6 +18,7 @@ use crate::launcher::{Launcher, Selection, StartRequest, TlsMaterial};
 use crate::naming::Scope;
 use crate::package::{self, Limits, Metadata, Package};
 use crate::platform::Platform;
+use crate::printable::{self, Sgr};
 use crate::runtime::docker::Docker;
 
 /// Runs one command; the process exit code on success.
@@ -233,8 +234,15 @@ fn read(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
 }
 
+/// A chaincode output line to stdout: on a terminal with its control
+/// characters made visible (colours kept), else as the chaincode wrote it.
 fn print_line(line: &str) {
-    println!("{line}");
+    static TERMINAL: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if *TERMINAL.get_or_init(|| std::io::IsTerminal::is_terminal(&std::io::stdout())) {
+        println!("{}", printable::render(line, Sgr::Keep));
+    } else {
+        println!("{line}");
+    }
 }
 
 async fn logs(args: LogsArgs, config: Config) -> Result<()> {

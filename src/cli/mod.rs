@@ -90,7 +90,8 @@ pub enum Command {
         #[command(flatten)]
         server: ServerArgs,
     },
-    /// Print a chaincode container's output.
+    /// Print a chaincode container's output: as written into a pipe or file;
+    /// on a terminal, control characters escaped (\r, \x1b...) but colours kept.
     Logs(LogsArgs),
     /// List the chaincode containers cclaunch manages.
     Ps {
