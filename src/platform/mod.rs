@@ -9,8 +9,8 @@ mod node;
 use std::fmt;
 
 use crate::config::Config;
-pub use address::PeerAddress;
 use crate::excerpt::quote;
+pub use address::PeerAddress;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum Error {
