@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod naming;
 pub mod package;
 pub mod platform;
+pub mod queue;
 pub mod runtime;
 
 /// An error and its causes on one line, each once (`a: b: c`), for messages

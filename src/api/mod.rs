@@ -17,6 +17,7 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::launcher::{Launcher, Selection, StartRequest as LaunchRequest, TlsMaterial};
 use crate::logs::Lines;
 use crate::package::{Limits, Package};
+use crate::queue;
 use crate::runtime::{self, Output};
 
 pub use serve::{serve, Listen, ServerTls};
@@ -110,28 +111,41 @@ async fn receive_package(
     Ok((package, spool))
 }
 
+/// Build progress a Build caller has not read yet (bytes); lines beyond it
+/// are dropped and counted, never stages or the outcome.
+const BUILD_STREAM_BUFFER: usize = 256 << 10;
+
 /// Passes build progress on to the Build caller.
 struct Forward {
-    events: mpsc::UnboundedSender<Result<pb::BuildEvent, Status>>,
+    events: queue::Sender<Result<pb::BuildEvent, Status>>,
     began: std::time::Instant,
 }
 
 impl Forward {
-    fn send(&self, event: pb::build_event::Event) {
-        let _ = self.events.send(Ok(pb::BuildEvent { event: Some(event) }));
+    fn stage_event(&self, stage: &str) -> pb::BuildEvent {
+        stage_event(stage, self.began)
+    }
+}
+
+fn stage_event(stage: &str, began: std::time::Instant) -> pb::BuildEvent {
+    pb::BuildEvent {
+        event: Some(pb::build_event::Event::Stage(pb::BuildStage {
+            stage: stage.to_string(),
+            elapsed_ms: u64::try_from(began.elapsed().as_millis()).unwrap_or(u64::MAX),
+        })),
     }
 }
 
 impl runtime::Progress for Forward {
     fn line(&self, line: &str) {
-        self.send(pb::build_event::Event::Output(line.to_string()));
+        let event = pb::BuildEvent {
+            event: Some(pb::build_event::Event::Output(line.to_string())),
+        };
+        self.events.offer(Ok(event), line.len());
     }
 
     fn stage(&self, stage: &str) {
-        self.send(pb::build_event::Event::Stage(pb::BuildStage {
-            stage: stage.to_string(),
-            elapsed_ms: u64::try_from(self.began.elapsed().as_millis()).unwrap_or(u64::MAX),
-        }));
+        let _ = self.events.push(Ok(self.stage_event(stage)));
     }
 }
 
@@ -146,20 +160,22 @@ impl LauncherApi for Api {
     ) -> Result<Response<Self::BuildStream>, Status> {
         let began = std::time::Instant::now();
         let (package, spool) = receive_package(request.into_inner(), self.limits()).await?;
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = queue::channel(BUILD_STREAM_BUFFER);
         let launcher = self.launcher.clone();
         tokio::spawn(async move {
-            let progress = Forward {
-                events: tx.clone(),
-                began,
-            };
+            let progress = Forward { events: tx, began };
             runtime::Progress::stage(
                 &progress,
                 &format!("package {} received and valid", package.id),
             );
-            let outcome = launcher.build(&package, &progress).await;
+            let outcome = tokio::select! {
+                outcome = launcher.build(&package, &progress) => outcome,
+                // The caller went away: its interest in the build goes with
+                // this future (the build is cancelled if nobody else waits).
+                () = progress.events.closed() => return,
+            };
             drop(spool);
-            let _ = tx.send(match outcome {
+            let _ = progress.events.push(match outcome {
                 Ok(built) => Ok(pb::BuildEvent {
                     event: Some(pb::build_event::Event::Done(pb::BuildDone {
                         package_id: built.package_id,
@@ -171,8 +187,14 @@ impl LauncherApi for Api {
                 Err(e) => Err(to_status(&e)),
             });
         });
-        let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-            rx.recv().await.map(|item| (item, rx))
+        let stream = futures_util::stream::unfold(rx, move |mut rx| async move {
+            let item = match rx.recv().await? {
+                queue::Item::Value(event) => event,
+                queue::Item::Dropped(n) => {
+                    Ok(stage_event(&crate::launcher::dropped_notice(n), began))
+                }
+            };
+            Some((item, rx))
         });
         Ok(Response::new(Box::pin(stream)))
     }

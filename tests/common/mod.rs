@@ -5,6 +5,8 @@
 //! carries that peer id when the test ends, pass or fail.
 #![allow(dead_code)]
 
+pub mod sidecar;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
