@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use futures_util::{Stream, StreamExt};
 use tokio::io::AsyncWriteExt;
-use tokio::sync::mpsc;
+use tokio::sync::Semaphore;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::launcher::{Launcher, Selection, StartRequest as LaunchRequest, TlsMaterial};
@@ -35,11 +35,17 @@ type Stream_<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
 pub struct Api {
     launcher: Arc<Launcher>,
+    /// One permit per open Logs stream (`cclaunch.output.maxLogStreams`).
+    log_streams: Arc<Semaphore>,
 }
 
 impl Api {
     pub fn new(launcher: Arc<Launcher>) -> Api {
-        Api { launcher }
+        let max_log_streams = launcher.config().cclaunch.output.max_log_streams;
+        Api {
+            launcher,
+            log_streams: Arc::new(Semaphore::new(max_log_streams.min(Semaphore::MAX_PERMITS))),
+        }
     }
 
     pub fn into_server(self) -> pb::launcher_server::LauncherServer<Api> {
@@ -114,6 +120,24 @@ async fn receive_package(
 /// Build progress a Build caller has not read yet (bytes); lines beyond it
 /// are dropped and counted, never stages or the outcome.
 const BUILD_STREAM_BUFFER: usize = 256 << 10;
+
+/// Output a Logs caller has not read yet (bytes): beyond it the stream
+/// waits for the caller (the engine keeps the log), so a client that does
+/// not read costs this much at most.
+const LOGS_STREAM_BUFFER: usize = 256 << 10;
+
+async fn send_line(
+    tx: &queue::Sender<Result<pb::LogLine, Status>>,
+    line: String,
+    stream: &str,
+) -> Result<(), queue::Closed> {
+    let bytes = line.len();
+    let line = pb::LogLine {
+        line,
+        stream: stream.into(),
+    };
+    tx.send(Ok(line), bytes).await
+}
 
 /// Passes build progress on to the Build caller.
 struct Forward {
@@ -280,17 +304,34 @@ impl LauncherApi for Api {
             since: r.since,
             timestamps: false,
         };
+        // A slot first, so a refused stream costs nothing.
+        let slot = Arc::clone(&self.log_streams)
+            .try_acquire_owned()
+            .map_err(|_| {
+                Status::resource_exhausted(format!(
+                    "{} Logs streams are open, as many as cclaunch.output.maxLogStreams allows; close one and try again",
+                    self.launcher.config().cclaunch.output.max_log_streams
+                ))
+            })?;
         let mut output = self
             .launcher
             .logs(&r.package_id, &query)
             .await
             .map_err(|e| to_status(&e))?;
         let max = self.launcher.config().cclaunch.output.max_line_bytes;
-        let (tx, rx) = mpsc::channel(256);
+        let (tx, rx) = queue::channel(LOGS_STREAM_BUFFER);
         tokio::spawn(async move {
+            let _slot = slot;
             let (mut out, mut err) = (Lines::new(max), Lines::new(max));
             let mut pending = Vec::new();
-            while let Some(frame) = output.next().await {
+            loop {
+                let frame = tokio::select! {
+                    frame = output.next() => frame,
+                    // The client went away, maybe while the chaincode is
+                    // silent: the engine stream (and connection) goes now.
+                    () = tx.closed() => return,
+                };
+                let Some(frame) = frame else { break };
                 match frame {
                     Ok(Output::Stdout(bytes)) => {
                         out.push(&bytes, |l| pending.push((l.text, "stdout")))
@@ -299,19 +340,12 @@ impl LauncherApi for Api {
                         err.push(&bytes, |l| pending.push((l.text, "stderr")))
                     }
                     Err(e) => {
-                        let _ = tx.send(Err(Status::unavailable(e.to_string()))).await;
+                        let _ = tx.push(Err(Status::unavailable(e.to_string())));
                         return;
                     }
                 }
                 for (line, stream) in pending.drain(..) {
-                    if tx
-                        .send(Ok(pb::LogLine {
-                            line,
-                            stream: stream.into(),
-                        }))
-                        .await
-                        .is_err()
-                    {
+                    if send_line(&tx, line, stream).await.is_err() {
                         return; // the client went away
                     }
                 }
@@ -319,17 +353,21 @@ impl LauncherApi for Api {
             out.finish(|l| pending.push((l.text, "stdout")));
             err.finish(|l| pending.push((l.text, "stderr")));
             for (line, stream) in pending {
-                let _ = tx
-                    .send(Ok(pb::LogLine {
-                        line,
-                        stream: stream.into(),
-                    }))
-                    .await;
+                if send_line(&tx, line, stream).await.is_err() {
+                    return;
+                }
             }
         });
-        Ok(Response::new(Box::pin(
-            tokio_stream::wrappers::ReceiverStream::new(rx),
-        )))
+        // `send` waits for room, so nothing is ever dropped here.
+        let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+            loop {
+                match rx.recv().await? {
+                    queue::Item::Value(line) => return Some((line, rx)),
+                    queue::Item::Dropped(_) => continue,
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(stream)))
     }
 
     async fn list(
