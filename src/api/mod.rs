@@ -4,13 +4,13 @@
 
 pub mod operations;
 mod serve;
+mod spool;
 pub(crate) mod status;
 
 use std::pin::Pin;
 use std::sync::Arc;
 
 use futures_util::{Stream, StreamExt};
-use tokio::io::AsyncWriteExt;
 use tokio::sync::Semaphore;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -21,6 +21,7 @@ use crate::queue;
 use crate::runtime::{self, Output};
 
 pub use serve::{serve, Listen, ServerTls};
+use spool::Spool;
 use status::to_status;
 
 pub mod pb {
@@ -37,12 +38,16 @@ pub struct Api {
     launcher: Arc<Launcher>,
     /// One permit per open Logs stream (`cclaunch.output.maxLogStreams`).
     log_streams: Arc<Semaphore>,
+    spool: Spool,
 }
 
 impl Api {
+    /// The API over `launcher`; makes its upload spool (removing what a
+    /// killed sidecar left in it).
     pub fn new(launcher: Arc<Launcher>) -> Api {
         let max_log_streams = launcher.config().cclaunch.output.max_log_streams;
         Api {
+            spool: Spool::open(launcher.config()),
             launcher,
             log_streams: Arc::new(Semaphore::new(max_log_streams.min(Semaphore::MAX_PERMITS))),
         }
@@ -60,61 +65,34 @@ impl Api {
     }
 }
 
-/// Receives a package: a path on this disk, or chunks spooled to a private
-/// temp file (bounded by the package cap), then validated like any package.
+/// Receives a package: a path on this disk, or chunks spooled (see
+/// [`spool`]), then validated like any package.
 async fn receive_package(
     mut requests: Streaming<pb::BuildRequest>,
     limits: Limits,
-) -> Result<(Package, Option<tempfile::TempPath>), Status> {
+    spool: &Spool,
+) -> Result<(Package, Option<spool::Spooled>), Status> {
     use pb::build_request::Source;
     let first = requests
         .message()
         .await?
         .and_then(|r| r.source)
         .ok_or_else(|| Status::invalid_argument("Build needs a path or the package bytes"))?;
-    let (path, spool) = match first {
+    let (path, spooled) = match first {
         Source::Path(path) => (std::path::PathBuf::from(path), None),
         Source::Chunk(first) => {
-            let file = tempfile::NamedTempFile::new()
-                .map_err(|e| Status::internal(format!("cannot spool the package: {e}")))?;
-            let (std_file, temp) = file.into_parts();
-            let mut out = tokio::fs::File::from_std(std_file);
-            let mut size = first.len() as u64;
-            out.write_all(&first)
+            let spooled = spool
+                .receive(first, &mut requests)
                 .await
-                .map_err(|e| Status::internal(e.to_string()))?;
-            while let Some(request) = requests.message().await? {
-                match request.source {
-                    Some(Source::Chunk(chunk)) => {
-                        size += chunk.len() as u64;
-                        if size > limits.max_unpacked_bytes {
-                            return Err(Status::invalid_argument(format!(
-                                "package is larger than {} bytes (cclaunch.package.maxUnpackedBytes)",
-                                limits.max_unpacked_bytes
-                            )));
-                        }
-                        out.write_all(&chunk)
-                            .await
-                            .map_err(|e| Status::internal(e.to_string()))?;
-                    }
-                    _ => {
-                        return Err(Status::invalid_argument(
-                            "after package bytes only more chunks may follow",
-                        ))
-                    }
-                }
-            }
-            out.flush()
-                .await
-                .map_err(|e| Status::internal(e.to_string()))?;
-            (temp.to_path_buf(), Some(temp))
+                .map_err(|e| e.to_status())?;
+            (spooled.path().to_path_buf(), Some(spooled))
         }
     };
     let package = tokio::task::spawn_blocking(move || Package::open(&path, limits))
         .await
         .map_err(|e| Status::internal(e.to_string()))?
         .map_err(|e| to_status(&crate::launcher::Error::Package(e)))?;
-    Ok((package, spool))
+    Ok((package, spooled))
 }
 
 /// Build progress a Build caller has not read yet (bytes); lines beyond it
@@ -183,7 +161,8 @@ impl LauncherApi for Api {
         request: Request<Streaming<pb::BuildRequest>>,
     ) -> Result<Response<Self::BuildStream>, Status> {
         let began = std::time::Instant::now();
-        let (package, spool) = receive_package(request.into_inner(), self.limits()).await?;
+        let (package, spool) =
+            receive_package(request.into_inner(), self.limits(), &self.spool).await?;
         let (tx, rx) = queue::channel(BUILD_STREAM_BUFFER);
         let launcher = self.launcher.clone();
         tokio::spawn(async move {

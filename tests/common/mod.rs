@@ -354,7 +354,8 @@ pub async fn terminate(
 }
 
 /// `cclaunch serve` with `args`, configured for this test's peer id, its
-/// state directory, the `shenv` node runtime and a 1 MiB package cap.
+/// state directory, the `shenv` node runtime and 1 MiB package caps (as
+/// uploaded and unpacked).
 pub fn serve_command(env: &Env, args: &[&str]) -> tokio::process::Command {
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_cclaunch"));
     command
@@ -366,6 +367,7 @@ pub fn serve_command(env: &Env, args: &[&str]) -> tokio::process::Command {
         .env("CORE_PEER_NETWORKID", "test")
         .env("CORE_CHAINCODE_NODE_RUNTIME", SHENV)
         .env("CCLAUNCH_PACKAGE_MAXUNPACKEDBYTES", "1048576")
+        .env("CCLAUNCH_PACKAGE_MAXPACKAGEBYTES", "1048576")
         .kill_on_drop(true);
     command
 }
