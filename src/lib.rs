@@ -19,6 +19,7 @@ pub mod naming;
 pub mod package;
 pub mod platform;
 pub mod queue;
+pub mod rate;
 pub mod runtime;
 
 /// An error and its causes on one line, each once (`a: b: c`), for messages
