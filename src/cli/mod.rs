@@ -124,6 +124,10 @@ pub enum Command {
     /// stops accepting on every listener and lets calls in flight finish (for
     /// up to 10 s); chaincode keeps running, and the next `serve` resumes it.
     ///
+    /// Uploads, builds, Logs streams and the output mirror are bounded
+    /// (cclaunch.package.*, cclaunch.build.timeout, cclaunch.output.*; see
+    /// docs/SECURITY.md). Uploads are spooled in cclaunch.stateDir.
+    ///
     /// Clients: `cclaunch ps --server https://HOST:PORT --server-ca ca.crt
     /// --server-cert client.crt --server-key client.key` (any verb that takes
     /// --server), or grpcurl -cacert/-cert/-key.
