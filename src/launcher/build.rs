@@ -50,13 +50,16 @@ enum Event {
 
 type Listeners = Arc<Mutex<Vec<queue::Sender<Event>>>>;
 
+/// A build's outcome as its waiters see it: `None` while it runs, then its
+/// result (an error as its message).
+type Outcome = watch::Receiver<Option<Result<(), String>>>;
+
 /// A build under way, shared by everyone who asked for its image. It runs
 /// in a task of its own, so a waiter that stays keeps it going when the
 /// first caller leaves; once every caller has gone it is cancelled.
 pub(super) struct Flight {
     interest: Weak<Interest>,
-    /// `None` while it runs, then its result (an error as its message).
-    outcome: watch::Receiver<Option<Result<(), String>>>,
+    outcome: Outcome,
     listeners: Listeners,
 }
 
@@ -76,7 +79,15 @@ enum Role {
     /// Started it: hears its result first-hand.
     Leader(oneshot::Receiver<Result<(), Error>>),
     /// Joined it: hears its outcome as shared text.
-    Waiter(watch::Receiver<Option<Result<(), String>>>),
+    Waiter(Outcome),
+}
+
+/// A caller in a build: its role, the build's progress for it, and its
+/// share of interest in the build going on.
+struct Joined {
+    role: Role,
+    events: queue::Receiver<Event>,
+    _interest: Arc<Interest>,
 }
 
 impl Launcher {
@@ -108,7 +119,7 @@ impl Launcher {
         };
         // One engine build per image, however many callers ask at once: the
         // first starts it, the others join it and share its outcome.
-        let (role, events, _interest) = loop {
+        let joined = loop {
             if self
                 .engine
                 .image_labels(&names.image)
@@ -128,9 +139,14 @@ impl Launcher {
                 }
             }
         };
-        if matches!(role, Role::Waiter(_)) {
+        if matches!(joined.role, Role::Waiter(_)) {
             progress.stage("waiting for the build of this image already in progress");
         }
+        let Joined {
+            role,
+            events,
+            _interest,
+        } = joined;
         follow(events, progress).await;
         match role {
             Role::Leader(result) => match result.await {
@@ -156,16 +172,12 @@ impl Launcher {
 
     /// Joins the build of `image` under way, or starts it. `Err`: a build
     /// whose callers have all gone is still winding down; its outcome.
-    #[allow(clippy::type_complexity)]
     fn join_or_lead(
         &self,
         package: &Package,
         platform: Platform,
         image: &str,
-    ) -> Result<
-        (Role, queue::Receiver<Event>, Arc<Interest>),
-        watch::Receiver<Option<Result<(), String>>>,
-    > {
+    ) -> Result<Joined, Outcome> {
         let (listener, events) = queue::channel(CALLER_BUFFER);
         let mut flights = self.flights.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(flight) = flights.get(image) {
@@ -175,7 +187,11 @@ impl Launcher {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .push(listener);
-            return Ok((Role::Waiter(flight.outcome.clone()), events, interest));
+            return Ok(Joined {
+                role: Role::Waiter(flight.outcome.clone()),
+                events,
+                _interest: interest,
+            });
         }
         let cancel = CancellationToken::new();
         let interest = Arc::new(Interest(cancel.clone()));
@@ -213,7 +229,11 @@ impl Launcher {
             listeners.lock().unwrap_or_else(|p| p.into_inner()).clear();
             let _ = result_tx.send(result);
         });
-        Ok((Role::Leader(result), events, interest))
+        Ok(Joined {
+            role: Role::Leader(result),
+            events,
+            _interest: interest,
+        })
     }
 }
 
