@@ -208,7 +208,7 @@ impl Launcher {
         );
         let task = Task {
             engine: Arc::clone(&self.engine),
-            config: Arc::clone(&self.config),
+            config: self.config.clone(),
             labels: self.labels(&package.id),
             flights: Arc::clone(&self.flights),
             image: image.to_string(),
@@ -273,7 +273,7 @@ impl Progress for Fanout {
 /// Dropped, it takes its image out of the table of builds under way.
 struct Task {
     engine: Arc<dyn Engine>,
-    config: Arc<Config>,
+    config: Config,
     labels: runtime::Labels,
     flights: Flights,
     image: String,

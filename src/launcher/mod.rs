@@ -122,7 +122,7 @@ fn engine_only(source: runtime::Error) -> Error {
 
 pub struct Launcher {
     engine: Arc<dyn Engine>,
-    config: Arc<Config>,
+    config: Config,
     scope: Scope,
     /// Output mirrors this process runs, by container name.
     mirrors: Mutex<HashMap<String, mirror::Mirror>>,
@@ -139,7 +139,7 @@ impl Launcher {
         let checkpoints = checkpoint::Checkpoints::new(&config.state_dir());
         Launcher {
             engine,
-            config: Arc::new(config),
+            config,
             scope,
             mirrors: Mutex::default(),
             checkpoints,
