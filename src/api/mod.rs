@@ -104,6 +104,7 @@ const BUILD_STREAM_BUFFER: usize = 256 << 10;
 /// not read costs this much at most.
 const LOGS_STREAM_BUFFER: usize = 256 << 10;
 
+/// Queues one Logs line, waiting for room; fails once the client is gone.
 async fn send_line(
     tx: &queue::Sender<Result<pb::LogLine, Status>>,
     line: String,
@@ -121,12 +122,6 @@ async fn send_line(
 struct Forward {
     events: queue::Sender<Result<pb::BuildEvent, Status>>,
     began: std::time::Instant,
-}
-
-impl Forward {
-    fn stage_event(&self, stage: &str) -> pb::BuildEvent {
-        stage_event(stage, self.began)
-    }
 }
 
 fn stage_event(stage: &str, began: std::time::Instant) -> pb::BuildEvent {
@@ -147,7 +142,7 @@ impl runtime::Progress for Forward {
     }
 
     fn stage(&self, stage: &str) {
-        let _ = self.events.push(Ok(self.stage_event(stage)));
+        let _ = self.events.push(Ok(stage_event(stage, self.began)));
     }
 }
 
