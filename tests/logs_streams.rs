@@ -96,16 +96,6 @@ async fn logs_clients_that_do_not_read_hold_little_memory_and_streams_are_capped
         assert!(first.line.starts_with("0 xxx"), "{:.20}", first.line);
         idle.push((client, lines));
     }
-    // The stream over the cap is refused, saying which key sets it.
-    let status = client
-        .logs(request.clone())
-        .await
-        .expect_err("over the cap");
-    assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
-    assert!(
-        status.message().contains("cclaunch.output.maxLogStreams"),
-        "{status:?}"
-    );
     // Each open stream may fill what it buffers; watch the sidecar while
     // it does (failing as soon as it holds too much).
     let limit_kib = base_kib + 64 * 1024;
@@ -119,7 +109,20 @@ async fn logs_clients_that_do_not_read_hold_little_memory_and_streams_are_capped
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // Between samples too.
+    peak_kib = peak_kib.max(sidecar.status_kib("VmHWM"));
+    assert!(peak_kib < limit_kib, "sidecar peak RSS {peak_kib} KiB");
     println!("sidecar RSS {base_kib} KiB, at most {peak_kib} KiB with {STREAMS} unread Logs streams of an 18 MB log");
+    // The stream over the cap is refused, saying which key sets it.
+    let status = client
+        .logs(request.clone())
+        .await
+        .expect_err("over the cap");
+    assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
+    assert!(
+        status.message().contains("cclaunch.output.maxLogStreams"),
+        "{status:?}"
+    );
 
     // The clients go: the slots come back and memory stays down.
     drop(idle);

@@ -134,15 +134,6 @@ async fn a_stalled_upload_is_abandoned_after_the_idle_timeout_and_its_file_remov
     );
     let dir = spool_dir(&env.peer);
     let mut stalled = Stalled::start(&sidecar).await;
-    // Spooled where cclaunch's state lives, in a directory only it reads.
-    assert!(
-        eventually(Duration::from_secs(10), || uploads(&dir).len() == 1).await,
-        "the upload is spooled in {}",
-        dir.display()
-    );
-    let mode = std::fs::metadata(&dir).unwrap().permissions().mode();
-    assert_eq!(mode & 0o777, 0o700, "spool directory mode");
-
     let status = tokio::time::timeout(Duration::from_secs(30), &mut stalled.call)
         .await
         .expect("the stalled upload is ended")
@@ -206,7 +197,14 @@ async fn a_killed_sidecars_spool_files_are_removed_by_the_next_serve_but_not_a_l
     let shared = state_dir(&env.peer).display().to_string();
     let live = Sidecar::spawn(&other, "", &[("CCLAUNCH_STATEDIR", &shared)], Stdio::null());
     let _live_upload = Stalled::start(&live).await;
-    assert!(eventually(Duration::from_secs(10), || uploads(&dir).len() == 1).await);
+    // Spooled where cclaunch's state lives, in a directory only it reads.
+    assert!(
+        eventually(Duration::from_secs(10), || uploads(&dir).len() == 1).await,
+        "the upload is spooled in {}",
+        dir.display()
+    );
+    let mode = std::fs::metadata(&dir).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o700, "spool directory mode");
     let held_by_live = uploads(&dir);
 
     // A sidecar killed (SIGKILL) in the middle of an upload.
