@@ -363,11 +363,12 @@ impl Task {
                     output: output.into_iter().collect(),
                 });
             }
-            Err(runtime::Error::Timeout { .. }) => {
+            // Ours, not an engine call's own timeout.
+            Err(runtime::Error::Timeout { .. }) if tokio::time::Instant::now() >= deadline => {
                 tracing::warn!(chaincode = package_id, timeout = %build.timeout, "build timed out; its container was removed");
                 return Err(timed_out());
             }
-            Err(runtime::Error::Cancelled { .. }) => {
+            Err(runtime::Error::Cancelled { .. }) if cancel.is_cancelled() => {
                 tracing::info!(
                     chaincode = package_id,
                     "build cancelled: its callers went away; its container was removed"
