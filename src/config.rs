@@ -50,13 +50,21 @@ cclaunch:
   fabricVersion: 2.5.16
   package:
     maxUnpackedBytes: 1073741824
+    maxPackageBytes: 104857600
+    maxConcurrentUploads: 4
+    uploadIdleTimeout: 30s
   build:
     networkMode: ""
     env: []
     mounts: []
+    timeout: 10m
   output:
     maxLineBytes: 65536
     keepLines: 200
+    maxLinesPerSecond: 10000
+    maxBytesPerSecond: 1048576
+    burst: 30s
+    maxLogStreams: 128
   stateDir: ""
   builder:
     types: golang,node,java,ccaas
@@ -189,6 +197,12 @@ pub struct Cclaunch {
 #[serde(rename_all = "camelCase")]
 pub struct PackageLimits {
     pub max_unpacked_bytes: u64,
+    /// A package uploaded in chunks may be this long (compressed, as sent).
+    pub max_package_bytes: u64,
+    /// Uploads spooled at once (each holds a file until its build ends).
+    pub max_concurrent_uploads: usize,
+    /// An upload with no chunk for this long is abandoned (Go duration).
+    pub upload_idle_timeout: String,
 }
 
 /// Settings for the build container (Fabric gives it none of these).
@@ -202,6 +216,8 @@ pub struct Build {
     pub env: Vec<String>,
     /// Read-only bind mounts `host:container` (a CA bundle, an .npmrc).
     pub mounts: Vec<String>,
+    /// How long a build may take (Go duration); then it is ended.
+    pub timeout: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -211,6 +227,16 @@ pub struct Output {
     pub max_line_bytes: usize,
     /// Lines kept per chaincode for error reports and `logs`.
     pub keep_lines: usize,
+    /// Mirrored lines per second per chaincode (0 = no limit); more are
+    /// dropped from the mirror, not from the engine's log.
+    pub max_lines_per_second: u64,
+    /// Mirrored bytes per second per chaincode (0 = no limit).
+    pub max_bytes_per_second: u64,
+    /// How much output above the rates may come at once, as a time at the
+    /// full rate (Go duration).
+    pub burst: String,
+    /// `Logs` streams open at once; more are refused.
+    pub max_log_streams: usize,
 }
 
 /// The external builder (`cclaunch builder ...`), run by a peer.
@@ -388,6 +414,9 @@ impl Config {
                 source,
             })?;
         config.startup_timeout()?;
+        config.build_timeout()?;
+        config.upload_idle_timeout()?;
+        config.output_burst()?;
         Ok(config)
     }
 
@@ -423,6 +452,27 @@ impl Config {
         })
     }
 
+    /// `cclaunch.build.timeout`, more than zero.
+    pub fn build_timeout(&self) -> Result<Duration, Error> {
+        positive("cclaunch.build.timeout", &self.cclaunch.build.timeout)
+    }
+
+    /// `cclaunch.package.uploadIdleTimeout`, more than zero.
+    pub fn upload_idle_timeout(&self) -> Result<Duration, Error> {
+        positive(
+            "cclaunch.package.uploadIdleTimeout",
+            &self.cclaunch.package.upload_idle_timeout,
+        )
+    }
+
+    /// `cclaunch.output.burst`.
+    pub fn output_burst(&self) -> Result<Duration, Error> {
+        parse_duration(&self.cclaunch.output.burst).ok_or_else(|| Error::Duration {
+            key: "cclaunch.output.burst",
+            value: self.cclaunch.output.burst.clone(),
+        })
+    }
+
     /// The three `CORE_CHAINCODE_LOGGING_*` entries a peer hands its chaincode.
     pub fn logging_env(&self) -> [String; 3] {
         let logging = &self.chaincode.logging;
@@ -438,6 +488,17 @@ impl Config {
             format!("CORE_CHAINCODE_LOGGING_FORMAT={}", logging.format),
         ]
     }
+}
+
+/// A duration that must be more than zero (a zero timeout would fail
+/// everything at once).
+fn positive(key: &'static str, text: &str) -> Result<Duration, Error> {
+    parse_duration(text)
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| Error::Duration {
+            key,
+            value: text.to_string(),
+        })
 }
 
 /// Fabric's `getLogLevelFromViper`: a known level name becomes zap's spelling
@@ -740,6 +801,31 @@ mod tests {
             let err = Config::load_with_env(None, env).unwrap_err().to_string();
             assert!(err.contains(said), "{key}={value}: {err}");
         }
+    }
+
+    #[test]
+    fn limits_have_defaults_and_zero_timeouts_are_refused() {
+        let c = Config::load_with_env(None, no_env).unwrap();
+        assert_eq!(c.build_timeout().unwrap(), Duration::from_secs(600));
+        assert_eq!(c.upload_idle_timeout().unwrap(), Duration::from_secs(30));
+        assert_eq!(c.output_burst().unwrap(), Duration::from_secs(30));
+        assert_eq!(c.cclaunch.package.max_package_bytes, 100 << 20);
+        assert_eq!(c.cclaunch.package.max_concurrent_uploads, 4);
+        assert_eq!(c.cclaunch.output.max_log_streams, 128);
+        for (key, name) in [
+            ("CCLAUNCH_BUILD_TIMEOUT", "cclaunch.build.timeout"),
+            (
+                "CCLAUNCH_PACKAGE_UPLOADIDLETIMEOUT",
+                "cclaunch.package.uploadIdleTimeout",
+            ),
+        ] {
+            let env = |k: &str| (k == key).then(|| "0s".to_string());
+            let err = Config::load_with_env(None, env).unwrap_err().to_string();
+            assert!(err.contains(name), "{err}");
+        }
+        let env = |k: &str| (k == "CCLAUNCH_OUTPUT_BURST").then(|| "lots".to_string());
+        let err = Config::load_with_env(None, env).unwrap_err().to_string();
+        assert!(err.contains("cclaunch.output.burst"), "{err}");
     }
 
     #[test]

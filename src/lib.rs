@@ -20,6 +20,8 @@ pub mod naming;
 pub mod package;
 pub mod platform;
 pub mod printable;
+pub mod queue;
+pub mod rate;
 pub mod runtime;
 
 /// An error and its causes on one line, each once (`a: b: c`), for messages

@@ -41,6 +41,8 @@ pub fn to_status(error: &Error) -> Status {
         Error::NotBuilt { .. } | Error::NoContainer { .. } => Code::NotFound,
         Error::NotOurs { .. } | Error::UnknownType { .. } => Code::FailedPrecondition,
         Error::BuildFailed { .. } | Error::SharedBuild { .. } => Code::Aborted,
+        Error::BuildTimeout { .. } => Code::DeadlineExceeded,
+        Error::BuildCancelled { .. } => Code::Cancelled,
         Error::Engine { source, .. } | Error::EngineOnly(source) => match source {
             runtime::Error::Unreachable { .. } => Code::Unavailable,
             runtime::Error::NotFound { .. } => Code::NotFound,

@@ -131,6 +131,10 @@ pub enum Command {
     /// chaincode keeps running, and the next `serve` resumes it. Connections
     /// are bounded (cclaunch.api.*: count, calls each, header and idle timeouts).
     ///
+    /// Uploads, builds, Logs streams and the output mirror are bounded
+    /// (cclaunch.package.*, cclaunch.build.timeout, cclaunch.output.*; see
+    /// docs/SECURITY.md). Uploads are spooled in cclaunch.stateDir.
+    ///
     /// Clients: `cclaunch ps --server https://HOST:PORT --server-ca ca.crt
     /// --server-cert client.crt --server-key client.key` (any verb that takes
     /// --server), or grpcurl -cacert/-cert/-key.

@@ -23,7 +23,7 @@ use crate::naming::{self, Names, Scope};
 use crate::platform;
 use crate::runtime::{self, ContainerInfo, Engine, EngineInfo, Labels, LogQuery, OutputStream};
 
-pub use build::Built;
+pub use build::{dropped_notice, Built};
 pub use creator::LABEL_CREATOR;
 pub use gc::{Collected, Selection};
 pub use leftovers::Leftovers;
@@ -75,6 +75,10 @@ pub enum Error {
         package_id: String,
         container: String,
     },
+    #[error("chaincode {package_id}: build did not finish within {timeout} (cclaunch.build.timeout); it was ended and its build container removed")]
+    BuildTimeout { package_id: String, timeout: String },
+    #[error("chaincode {package_id}: build cancelled: everyone who asked for it went away")]
+    BuildCancelled { package_id: String },
     #[error("chaincode {package_id}: the shared build of its image failed: {message}")]
     SharedBuild { package_id: String, message: String },
     #[error(
@@ -161,10 +165,6 @@ fn engine_only(source: runtime::Error) -> Error {
     Error::EngineOnly(source)
 }
 
-/// A build's outcome as its waiters see it: `None` while it runs, then the
-/// result (an error as its full message, shared by every waiter).
-type BuildOutcome = tokio::sync::watch::Receiver<Option<Result<(), String>>>;
-
 pub struct Launcher {
     engine: Arc<dyn Engine>,
     config: Config,
@@ -172,8 +172,8 @@ pub struct Launcher {
     /// Output mirrors this process runs, by container name.
     mirrors: Mutex<HashMap<String, mirror::Mirror>>,
     checkpoints: checkpoint::Checkpoints,
-    /// Builds under way, by image: their outcome once known.
-    flights: Mutex<HashMap<String, BuildOutcome>>,
+    /// Builds under way, by image.
+    flights: build::Flights,
     /// Start and stop of one chaincode take turns, by container name.
     turns: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// The peer's lock, while this launcher serves it (see [`Launcher::claim`]).
@@ -194,7 +194,7 @@ impl Launcher {
             scope,
             mirrors: Mutex::default(),
             checkpoints,
-            flights: Mutex::default(),
+            flights: Arc::default(),
             turns: Mutex::default(),
             claimed: Mutex::default(),
         }

@@ -402,6 +402,7 @@ impl Engine for Docker {
                 }
             })
             .collect();
+        let started = tokio::time::Instant::now();
         let config = ContainerCreateBody {
             image: Some(job.image.clone()),
             cmd: Some(vec!["/bin/sh".into(), "-c".into(), job.script.clone()]),
@@ -427,7 +428,20 @@ impl Engine for Docker {
                 e => e,
             })?;
         let guard = RemoveOnDrop::new(std::sync::Arc::new(self.clone()), &created.id);
-        let result = self.build_steps(&created.id, job, input, progress).await;
+        // Ended from here, not by dropping this future, so the container is
+        // gone before the caller hears of the timeout or cancellation.
+        let result = tokio::select! {
+            result = self.build_steps(&created.id, job, input, progress) => result,
+            () = tokio::time::sleep_until(job.deadline) => Err(Error::Timeout {
+                op: "build in",
+                target: job.image.clone(),
+                seconds: job.deadline.saturating_duration_since(started).as_secs(),
+            }),
+            () = job.cancel.cancelled() => Err(Error::Cancelled {
+                op: "build in",
+                target: job.image.clone(),
+            }),
+        };
         guard.disarm();
         let removed = self.force_remove(&created.id).await;
         let path = result?;

@@ -8,6 +8,7 @@
 pub mod engine_proxy;
 pub mod grpc;
 pub mod mutate;
+pub mod sidecar;
 pub mod swarm;
 
 use std::path::{Path, PathBuf};
@@ -358,8 +359,8 @@ pub async fn terminate(
 }
 
 /// `cclaunch serve` with `args`, configured for this test's peer id, its
-/// state directory, the `shenv` node runtime, a 1 MiB package cap and
-/// `Build{path}` allowed from the test's temp dir.
+/// state directory, the `shenv` node runtime, 1 MiB package caps (as
+/// uploaded and unpacked) and `Build{path}` allowed from the test's temp dir.
 pub fn serve_command(env: &Env, args: &[&str]) -> tokio::process::Command {
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_cclaunch"));
     command
@@ -371,6 +372,7 @@ pub fn serve_command(env: &Env, args: &[&str]) -> tokio::process::Command {
         .env("CORE_PEER_NETWORKID", "test")
         .env("CORE_CHAINCODE_NODE_RUNTIME", SHENV)
         .env("CCLAUNCH_PACKAGE_MAXUNPACKEDBYTES", "1048576")
+        .env("CCLAUNCH_PACKAGE_MAXPACKAGEBYTES", "1048576")
         .env("CCLAUNCH_API_PACKAGEDIRS", env.dir.path())
         .kill_on_drop(true);
     command
