@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use cclaunch::api::pb;
 use cclaunch::api::pb::launcher_client::LauncherClient;
 use common::sidecar::{chunks, Sidecar};
-use common::{eventually, state_dir, Env};
+use common::{checkpoint_dir, eventually, Env};
 use futures_util::StreamExt;
 use tonic::transport::Channel;
 
@@ -59,9 +59,7 @@ fn mirrored(log: &str, container: &str) -> Vec<String> {
 }
 
 fn checkpointed_stdout(peer: &str, container: &str) -> u64 {
-    let file = state_dir(peer)
-        .join("mirror")
-        .join(format!("{container}.json"));
+    let file = checkpoint_dir(peer).join(format!("{container}.json"));
     std::fs::read(file)
         .ok()
         .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())

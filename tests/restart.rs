@@ -259,18 +259,26 @@ async fn a_killed_sidecar_comes_back_to_its_chaincode() {
     assert_continues(&upto_second, &numbers(&third.mirrored(), 'a'), 'a');
 
     // Stopping through the new sidecar removes the checkpoint with the container.
+    let checkpoints = common::checkpoint_dir(&env.peer);
+    let names = || -> Vec<String> {
+        std::fs::read_dir(&checkpoints)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect()
+    };
+    assert!(
+        names().iter().any(|f| f.contains("resa")),
+        "A's checkpoint is not where the test looks: {:?}",
+        names()
+    );
     client
         .stop(pb::ChaincodeRef {
             package_id: a_id.clone(),
         })
         .await
         .unwrap();
-    let checkpoints = common::state_dir(&env.peer).join("mirror");
-    let left: Vec<_> = std::fs::read_dir(&checkpoints)
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
+    let left = names();
     assert!(
         !left.iter().any(|f| f.contains("resa")),
         "A's checkpoint outlived its container: {left:?}"

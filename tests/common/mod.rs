@@ -138,6 +138,12 @@ pub fn state_dir(peer: &str) -> PathBuf {
     std::env::temp_dir().join("cclaunch-test-state").join(peer)
 }
 
+/// Where the sidecar of this test's peer keeps its output checkpoints
+/// (`stateDir/mirror/NETWORK_ID/PEER_ID`; the tests' network id is `test`).
+pub fn checkpoint_dir(peer: &str) -> PathBuf {
+    state_dir(peer).join("mirror").join("test").join(peer)
+}
+
 /// Removes every container and image labelled with this peer id.
 pub fn cleanup(peer: &str) {
     let _ = std::fs::remove_dir_all(state_dir(peer));
