@@ -112,8 +112,10 @@ async fn a_flooding_chaincode_is_mirrored_at_the_configured_rate_and_the_drops_s
     )
     .await;
     // As fast as it can, for a few seconds.
-    let (flood_id, flood) = start(&mut client, &env, "flood", &format!("yes {FLOOD_LINE}\n")).await;
+    // Timed from before the start call, so the window holds every line the
+    // flood could have printed (a loaded machine answers the call late).
     let flooding = Instant::now();
+    let (flood_id, flood) = start(&mut client, &env, "flood", &format!("yes {FLOOD_LINE}\n")).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     client
         .stop(pb::ChaincodeRef {
