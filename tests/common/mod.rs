@@ -5,6 +5,7 @@
 //! carries that peer id when the test ends, pass or fail.
 #![allow(dead_code)]
 
+pub mod k8s;
 pub mod swarm;
 
 use std::path::{Path, PathBuf};
