@@ -48,7 +48,9 @@ for p in golang-go golang-github-modern-go-reflect2-dev golang-github-json-itera
 done
 if [ ${#need[@]} -gt 0 ]; then
   step "installing ${need[*]}"
-  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  # A fresh machine may have no package lists yet.
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null 2>&1 \
+    || { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null; }
 fi
 
 W=$(mktemp -d "$CACHE/build.XXXXXX")
@@ -67,8 +69,11 @@ if [ ! -e "$dsc" ]; then
   if [ -e /etc/apt/sources.list ]; then
     sed -n 's/^deb \(.*debian.*\)/deb-src \1/p' /etc/apt/sources.list > "$W/apt/parts/from-list.list"
   fi
+  # The binary caches too: apt would otherwise rewrite the system's
+  # /var/cache/apt/*pkgcache.bin from these private lists.
   apt=(-o Dir::Etc::SourceList=/dev/null -o "Dir::Etc::SourceParts=$W/apt/parts"
-       -o "Dir::State::Lists=$W/apt/lists" -o APT::Sandbox::User=root)
+       -o "Dir::State::Lists=$W/apt/lists" -o Dir::Cache::pkgcache= -o Dir::Cache::srcpkgcache=
+       -o APT::Sandbox::User=root)
   apt-get "${apt[@]}" update -qq
   (cd "$W" && apt-get "${apt[@]}" source -qq --download-only "kubernetes=$DEB_VERSION")
   mv "$W"/kubernetes_* "$SRC/"
