@@ -33,7 +33,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 
 REPO=$(cd "$HERE/../.." && pwd)
 LOGS=${CCLAUNCH_K8S_LOGS:-${CARGO_TARGET_DIR:-$REPO/target}/k8s-logs/$PFX-$(date +%Y%m%dT%H%M%S)}
-BASE=$(mktemp -d /tmp/cclaunch-k8s-baseline.XXXXXX)
+BASE=                            # the host baseline, made under the lock
 child=
 t_wait=- t_build=- t_up=- t_cmd=-
 T0=$EPOCHREALTIME
@@ -63,7 +63,7 @@ teardown() {
     fi
     "$HERE/k8s-baseline.sh" check "$BASE" || { [ $rc != 0 ] || rc=1; }
   fi
-  rm -rf "$BASE"
+  [ -z "$BASE" ] || rm -rf "$BASE"
   say "lock wait ${t_wait}s, build ${t_build}s, lab up ${t_up}s, CMD ${t_cmd}s, lab down $(elapsed "$t")s"
   [ $rc = 0 ] || [ -z "$up" ] || say "failed (exit $rc); lab logs in $LOGS"
   exit $rc
@@ -92,6 +92,10 @@ T0=$EPOCHREALTIME
 t_build=$(elapsed "$T0")
 
 T0=$EPOCHREALTIME
+# A fixed name (one run holds the lock): a run killed with SIGKILL leaves
+# nothing that the next one does not replace.
+BASE=${TMPDIR:-/tmp}/cclaunch-k8s-baseline.$PFX
+rm -rf "$BASE"
 "$HERE/k8s-baseline.sh" save "$BASE"
 up=1
 CCLAUNCH_K8S_LOGS=$LOGS "$HERE/k8s-up.sh" 7>&-
