@@ -65,7 +65,8 @@ teardown() {
   fi
   [ -z "$BASE" ] || rm -rf "$BASE"
   say "lock wait ${t_wait}s, build ${t_build}s, lab up ${t_up}s, CMD ${t_cmd}s, lab down $(elapsed "$t")s"
-  [ $rc = 0 ] || [ -z "$up" ] || say "failed (exit $rc); lab logs in $LOGS"
+  # (the logs are kept when CMD or the lab failed, not for a baseline check alone)
+  [ $rc = 0 ] || [ -z "$up" ] || say "failed (exit $rc)$([ ! -d "$LOGS" ] || echo "; lab logs in $LOGS")"
   exit $rc
 }
 trap teardown EXIT
