@@ -1,23 +1,35 @@
-# cclaunch: make demo | test | test-swarm | test-k8s | images | bench | lint
+# cclaunch: make demo | test | test-swarm | test-k8s | images | bench | fuzz | lint
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: all build demo test test-swarm swarm-deps test-k8s k8s-deps unit images engine bench lint fmt clean-test-images docker-image
+.PHONY: all build portable demo test test-swarm swarm-deps test-k8s k8s-deps unit images engine bench fuzz lint fmt clean-test-images docker-image docker-image-portable
 
 all: build
 
 build:
 	$(CARGO) build --release
 
+## The binary to put in a peer's image: statically linked (glibc inside), so it
+## runs on any x86-64 Linux, old glibc (Fabric 2.5.0-2.5.10 peer images, glibc
+## 2.31) and musl (Alpine) included: target/portable/cclaunch.
+PORTABLE_TARGET := x86_64-unknown-linux-gnu
+portable:
+	RUSTFLAGS="$(RUSTFLAGS) -C target-feature=+crt-static" \
+	  $(CARGO) build --release --locked --bin cclaunch --target $(PORTABLE_TARGET)
+	mkdir -p target/portable
+	strip -o target/portable/cclaunch.tmp target/$(PORTABLE_TARGET)/release/cclaunch
+	mv target/portable/cclaunch.tmp target/portable/cclaunch
+
 ## The whole job end to end: engine, base images, package, build, start, logs, ps, stop.
 demo: engine build
 	testdata/images/make-images.sh busybox toolchain ccenv nodeenv
 	scripts/demo.sh
 
-## Every test, against a real Docker engine with locally made images, then
-## the tests on a real multi-node swarm (test-swarm) and on a real
-## single-node Kubernetes (test-k8s).
-test: engine images
+## Every test, against a real Docker engine with locally made images (the
+## packaging tests run the portable binary in an old-glibc image), then the
+## tests on a real multi-node swarm (test-swarm) and on a real single-node
+## Kubernetes (test-k8s).
+test: engine images portable
 	$(CARGO) test --all-targets -- --test-threads=4
 	$(MAKE) test-swarm
 	$(MAKE) test-k8s
@@ -57,6 +69,14 @@ images: engine
 bench: engine images build
 	$(CARGO) run --release --example bench
 
+## Long fuzz runs (stable toolchain): the package reader, then the sidecar's
+## gRPC handlers, FUZZ_SECONDS each; FUZZ_SEED replays a run (its seed is
+## printed). Failing packages are saved under target/tmp/fuzz-failures/.
+FUZZ_SECONDS ?= 600
+fuzz: engine images
+	CCLAUNCH_FUZZ_SECONDS=$(FUZZ_SECONDS) $(if $(FUZZ_SEED),CCLAUNCH_FUZZ_SEED=$(FUZZ_SEED)) \
+	  $(CARGO) test --release --test fuzz_package --test fuzz_api -- --nocapture --test-threads=1
+
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
@@ -65,5 +85,14 @@ fmt:
 	$(CARGO) fmt --all
 
 ## The sidecar's own image (see Dockerfile for the base image arguments).
+VERSION = $$($(CARGO) pkgid | sed 's/.*[#@]//')
 docker-image:
-	docker build -t cclaunch:$$($(CARGO) pkgid | sed 's/.*[#@]//') .
+	docker build -t cclaunch:$(VERSION) .
+
+## The same image without a Rust image: the portable binary built here is copied
+## in (RUNTIME_IMAGE=... picks the base; it needs a shell for the copy step).
+RUNTIME_IMAGE ?= debian:bookworm-slim
+docker-image-portable: portable
+	docker build --build-arg BINARY=target/portable/cclaunch \
+	  --build-arg RUST_IMAGE=$(RUNTIME_IMAGE) --build-arg RUNTIME_IMAGE=$(RUNTIME_IMAGE) \
+	  -t cclaunch:$(VERSION) .

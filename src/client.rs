@@ -1,9 +1,10 @@
 //! The client side of the sidecar API: how CLI verbs (`--server`), the
 //! external builder and harnesses reach a running `cclaunch serve`.
 //!
-//! An address is `unix:/path` (or an absolute socket path), `http://host:port`
-//! (plain TCP, loopback in practice) or `https://host:port` (mutual TLS: the
-//! client presents its certificate and checks the server's against a CA).
+//! An address is `unix:/path` (or an absolute socket path), `https://host:port`
+//! (mutual TLS: the client presents its certificate and checks the server's
+//! against a CA) or `http://host:port` (plain TCP, which a sidecar serves only
+//! with `--insecure-plain-tcp`).
 
 use std::path::PathBuf;
 use std::time::Duration;

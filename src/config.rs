@@ -50,18 +50,38 @@ cclaunch:
   fabricVersion: 2.5.16
   package:
     maxUnpackedBytes: 1073741824
+    maxPackageBytes: 104857600
+    maxConcurrentUploads: 4
+    uploadIdleTimeout: 30s
   build:
     networkMode: ""
     env: []
     mounts: []
+    timeout: 10m
   output:
     maxLineBytes: 65536
     keepLines: 200
+    maxLinesPerSecond: 10000
+    maxBytesPerSecond: 1048576
+    burst: 30s
+    maxLogStreams: 128
   stateDir: ""
   builder:
     types: golang,node,java,ccaas
     ccaas:
       templateValues: {}
+  api:
+    packageDirs: ""
+    headerTimeout: 10s
+    idleTimeout: 120s
+    keepaliveInterval: 60s
+    keepaliveTimeout: 20s
+    maxConnections: 128
+    maxStreams: 100
+  engine:
+    requestTimeout: 15s
+    slowRequestTimeout: 60s
+    healthTimeout: 5s
 "#;
 
 #[derive(Debug, thiserror::Error)]
@@ -169,12 +189,20 @@ pub struct Cclaunch {
     /// `/var/lib/cclaunch`.
     pub state_dir: String,
     pub builder: Builder,
+    pub api: Api,
+    pub engine: Engine,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PackageLimits {
     pub max_unpacked_bytes: u64,
+    /// A package uploaded in chunks may be this long (compressed, as sent).
+    pub max_package_bytes: u64,
+    /// Uploads spooled at once (each holds a file until its build ends).
+    pub max_concurrent_uploads: usize,
+    /// An upload with no chunk for this long is abandoned (Go duration).
+    pub upload_idle_timeout: String,
 }
 
 /// Settings for the build container (Fabric gives it none of these).
@@ -188,6 +216,8 @@ pub struct Build {
     pub env: Vec<String>,
     /// Read-only bind mounts `host:container` (a CA bundle, an .npmrc).
     pub mounts: Vec<String>,
+    /// How long a build may take (Go duration); then it is ended.
+    pub timeout: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -197,6 +227,16 @@ pub struct Output {
     pub max_line_bytes: usize,
     /// Lines kept per chaincode for error reports and `logs`.
     pub keep_lines: usize,
+    /// Mirrored lines per second per chaincode (0 = no limit); more are
+    /// dropped from the mirror, not from the engine's log.
+    pub max_lines_per_second: u64,
+    /// Mirrored bytes per second per chaincode (0 = no limit).
+    pub max_bytes_per_second: u64,
+    /// How much output above the rates may come at once, as a time at the
+    /// full rate (Go duration).
+    pub burst: String,
+    /// `Logs` streams open at once; more are refused.
+    pub max_log_streams: usize,
 }
 
 /// The external builder (`cclaunch builder ...`), run by a peer.
@@ -237,6 +277,127 @@ fn names<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error
         .collect())
 }
 
+/// The sidecar API (`cclaunch serve`): where `Build{path}` may read, and
+/// the bounds of connections to its listeners (Unix socket, TCP,
+/// operations), each listener on its own.
+#[derive(Debug, Clone)]
+pub struct Api {
+    /// Directories `Build{path}` may read package files from; none = path
+    /// builds refused. A list, or one comma-separated string (so
+    /// `CCLAUNCH_API_PACKAGEDIRS` can set it).
+    pub package_dirs: Vec<String>,
+    /// A new connection must send its first request within this.
+    pub header_timeout: Duration,
+    /// A connection with no call open for this long is closed.
+    pub idle_timeout: Duration,
+    /// HTTP/2 pings on a connection quiet for this long...
+    pub keepalive_interval: Duration,
+    /// ...which the client must answer within this, or it is dropped.
+    pub keepalive_timeout: Duration,
+    /// Open connections per listener; more are closed at once.
+    pub max_connections: usize,
+    /// Calls open at once on one HTTP/2 connection.
+    pub max_streams: u32,
+}
+
+/// How long an engine call may take before it fails as timed out.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    /// Inspect, list, stop, kill, remove; the first answer of attach, logs
+    /// and wait (which then stream as long as they need).
+    pub request_timeout: Duration,
+    /// Create, start, upload, download, image removal.
+    pub slow_request_timeout: Duration,
+    /// The health check: ping, version and one real listing.
+    pub health_timeout: Duration,
+}
+
+impl<'de> Deserialize<'de> for Api {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Api, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Raw {
+            #[serde(deserialize_with = "names")]
+            package_dirs: Vec<String>,
+            header_timeout: Value,
+            idle_timeout: Value,
+            keepalive_interval: Value,
+            keepalive_timeout: Value,
+            max_connections: Value,
+            max_streams: Value,
+        }
+        let raw = Raw::deserialize(d)?;
+        let at = |key: &str| format!("cclaunch.api.{key}");
+        (|| -> Result<Api, String> {
+            Ok(Api {
+                package_dirs: raw.package_dirs,
+                header_timeout: duration_at(&at("headerTimeout"), &raw.header_timeout)?,
+                idle_timeout: duration_at(&at("idleTimeout"), &raw.idle_timeout)?,
+                keepalive_interval: duration_at(&at("keepaliveInterval"), &raw.keepalive_interval)?,
+                keepalive_timeout: duration_at(&at("keepaliveTimeout"), &raw.keepalive_timeout)?,
+                max_connections: count_at(&at("maxConnections"), &raw.max_connections)?,
+                max_streams: count_at(&at("maxStreams"), &raw.max_streams)?,
+            })
+        })()
+        .map_err(serde::de::Error::custom)
+    }
+}
+
+impl<'de> Deserialize<'de> for Engine {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Engine, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Raw {
+            request_timeout: Value,
+            slow_request_timeout: Value,
+            health_timeout: Value,
+        }
+        let raw = Raw::deserialize(d)?;
+        let at = |key: &str| format!("cclaunch.engine.{key}");
+        (|| -> Result<Engine, String> {
+            Ok(Engine {
+                request_timeout: duration_at(&at("requestTimeout"), &raw.request_timeout)?,
+                slow_request_timeout: duration_at(
+                    &at("slowRequestTimeout"),
+                    &raw.slow_request_timeout,
+                )?,
+                health_timeout: duration_at(&at("healthTimeout"), &raw.health_timeout)?,
+            })
+        })()
+        .map_err(serde::de::Error::custom)
+    }
+}
+
+/// A YAML scalar as it was written.
+fn scalar(value: &Value) -> String {
+    match value {
+        Value::String(text) => text.clone(),
+        other => serde_yaml::to_string(other)
+            .unwrap_or_default()
+            .trim()
+            .to_string(),
+    }
+}
+
+/// A Go-style duration (`10s`, `1m30s`, `500ms`) above zero.
+fn duration_at(key: &str, value: &Value) -> Result<Duration, String> {
+    let text = scalar(value);
+    parse_duration(&text)
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| {
+            format!("{key}: invalid duration {text:?}: use a number above zero with a unit (ms, s, m, h), as in 10s")
+        })
+}
+
+/// A whole number above zero.
+fn count_at<T: TryFrom<u64>>(key: &str, value: &Value) -> Result<T, String> {
+    value
+        .as_u64()
+        .filter(|n| *n > 0)
+        .and_then(|n| T::try_from(n).ok())
+        .ok_or_else(|| format!("{key}: {:?} is not a count above zero", scalar(value)))
+}
+
 impl Config {
     /// Defaults, then `file` (if any), then the environment.
     pub fn load(file: Option<&Path>) -> Result<Config, Error> {
@@ -253,6 +414,9 @@ impl Config {
                 source,
             })?;
         config.startup_timeout()?;
+        config.build_timeout()?;
+        config.upload_idle_timeout()?;
+        config.output_burst()?;
         Ok(config)
     }
 
@@ -288,6 +452,27 @@ impl Config {
         })
     }
 
+    /// `cclaunch.build.timeout`, more than zero.
+    pub fn build_timeout(&self) -> Result<Duration, Error> {
+        positive("cclaunch.build.timeout", &self.cclaunch.build.timeout)
+    }
+
+    /// `cclaunch.package.uploadIdleTimeout`, more than zero.
+    pub fn upload_idle_timeout(&self) -> Result<Duration, Error> {
+        positive(
+            "cclaunch.package.uploadIdleTimeout",
+            &self.cclaunch.package.upload_idle_timeout,
+        )
+    }
+
+    /// `cclaunch.output.burst`.
+    pub fn output_burst(&self) -> Result<Duration, Error> {
+        parse_duration(&self.cclaunch.output.burst).ok_or_else(|| Error::Duration {
+            key: "cclaunch.output.burst",
+            value: self.cclaunch.output.burst.clone(),
+        })
+    }
+
     /// The three `CORE_CHAINCODE_LOGGING_*` entries a peer hands its chaincode.
     pub fn logging_env(&self) -> [String; 3] {
         let logging = &self.chaincode.logging;
@@ -303,6 +488,17 @@ impl Config {
             format!("CORE_CHAINCODE_LOGGING_FORMAT={}", logging.format),
         ]
     }
+}
+
+/// A duration that must be more than zero (a zero timeout would fail
+/// everything at once).
+fn positive(key: &'static str, text: &str) -> Result<Duration, Error> {
+    parse_duration(text)
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| Error::Duration {
+            key,
+            value: text.to_string(),
+        })
 }
 
 /// Fabric's `getLogLevelFromViper`: a known level name becomes zap's spelling
@@ -523,6 +719,16 @@ mod tests {
     }
 
     #[test]
+    fn package_dirs_are_none_by_default_and_a_list_or_a_comma_separated_string() {
+        let c = Config::load_with_env(None, no_env).unwrap();
+        assert!(c.cclaunch.api.package_dirs.is_empty());
+        let env =
+            |key: &str| (key == "CCLAUNCH_API_PACKAGEDIRS").then(|| "/srv/a, /srv/b".to_string());
+        let c = Config::load_with_env(None, env).unwrap();
+        assert_eq!(c.cclaunch.api.package_dirs, ["/srv/a", "/srv/b"]);
+    }
+
+    #[test]
     fn builder_types_are_a_list_or_a_comma_separated_string() {
         let c = Config::load_with_env(None, no_env).unwrap();
         assert_eq!(
@@ -558,6 +764,68 @@ mod tests {
         let env = |key: &str| (key == "CORE_CHAINCODE_LOGGING_LEVEL").then(|| "loud".to_string());
         let c = Config::load_with_env(None, env).unwrap();
         assert_eq!(c.logging_env()[0], "CORE_CHAINCODE_LOGGING_LEVEL=info");
+    }
+
+    #[test]
+    fn api_and_engine_limits_are_checked_where_they_are_read() {
+        let c = Config::load_with_env(None, no_env).unwrap();
+        assert_eq!(c.cclaunch.api.header_timeout, Duration::from_secs(10));
+        assert_eq!(c.cclaunch.api.max_connections, 128);
+        assert_eq!(c.cclaunch.engine.request_timeout, Duration::from_secs(15));
+        let env = |key: &str| match key {
+            "CCLAUNCH_API_IDLETIMEOUT" => Some("1m30s".to_string()),
+            "CCLAUNCH_ENGINE_HEALTHTIMEOUT" => Some("500ms".to_string()),
+            _ => None,
+        };
+        let c = Config::load_with_env(None, env).unwrap();
+        assert_eq!(c.cclaunch.api.idle_timeout, Duration::from_secs(90));
+        assert_eq!(c.cclaunch.engine.health_timeout, Duration::from_millis(500));
+        for (key, value, said) in [
+            (
+                "CCLAUNCH_API_HEADERTIMEOUT",
+                "10",
+                "cclaunch.api.headerTimeout: invalid duration \"10\"",
+            ),
+            (
+                "CCLAUNCH_ENGINE_REQUESTTIMEOUT",
+                "0s",
+                "cclaunch.engine.requestTimeout: invalid duration \"0s\": use a number above zero",
+            ),
+            (
+                "CCLAUNCH_API_MAXCONNECTIONS",
+                "none",
+                "cclaunch.api.maxConnections: \"none\" is not a count above zero",
+            ),
+        ] {
+            let env = |k: &str| (k == key).then(|| value.to_string());
+            let err = Config::load_with_env(None, env).unwrap_err().to_string();
+            assert!(err.contains(said), "{key}={value}: {err}");
+        }
+    }
+
+    #[test]
+    fn limits_have_defaults_and_zero_timeouts_are_refused() {
+        let c = Config::load_with_env(None, no_env).unwrap();
+        assert_eq!(c.build_timeout().unwrap(), Duration::from_secs(600));
+        assert_eq!(c.upload_idle_timeout().unwrap(), Duration::from_secs(30));
+        assert_eq!(c.output_burst().unwrap(), Duration::from_secs(30));
+        assert_eq!(c.cclaunch.package.max_package_bytes, 100 << 20);
+        assert_eq!(c.cclaunch.package.max_concurrent_uploads, 4);
+        assert_eq!(c.cclaunch.output.max_log_streams, 128);
+        for (key, name) in [
+            ("CCLAUNCH_BUILD_TIMEOUT", "cclaunch.build.timeout"),
+            (
+                "CCLAUNCH_PACKAGE_UPLOADIDLETIMEOUT",
+                "cclaunch.package.uploadIdleTimeout",
+            ),
+        ] {
+            let env = |k: &str| (k == key).then(|| "0s".to_string());
+            let err = Config::load_with_env(None, env).unwrap_err().to_string();
+            assert!(err.contains(name), "{err}");
+        }
+        let env = |k: &str| (k == "CCLAUNCH_OUTPUT_BURST").then(|| "lots".to_string());
+        let err = Config::load_with_env(None, env).unwrap_err().to_string();
+        assert!(err.contains("cclaunch.output.burst"), "{err}");
     }
 
     #[test]

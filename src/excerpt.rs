@@ -48,9 +48,51 @@ impl fmt::Debug for Quoted<'_> {
     }
 }
 
+/// A JSON error said without the document's bytes. serde's data errors quote
+/// the offending value (`invalid type: string "..."`), which for a file from
+/// a package may be anything, a key among them: only the kind of problem and
+/// its position are kept.
+pub fn json_error(error: &serde_json::Error) -> JsonError {
+    use serde_json::error::Category;
+    JsonError {
+        what: match error.classify() {
+            Category::Syntax => "invalid JSON",
+            Category::Eof => "the JSON ends early",
+            Category::Data => "a field is missing or has a value of the wrong type",
+            Category::Io => "cannot read the JSON",
+        },
+        line: error.line(),
+        column: error.column(),
+    }
+}
+
+/// See [`json_error`].
+#[derive(Debug, thiserror::Error)]
+#[error("{what} (line {line}, column {column})")]
+pub struct JsonError {
+    what: &'static str,
+    line: usize,
+    column: usize,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_errors_keep_the_position_not_the_value() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Conn {
+            tls_required: bool,
+        }
+        let err =
+            serde_json::from_str::<Conn>(r#"{"tls_required": "-----BEGIN KEY"}"#).unwrap_err();
+        assert!(err.to_string().contains("BEGIN"), "serde quotes it: {err}");
+        let said = json_error(&err).to_string();
+        assert!(!said.contains("BEGIN"), "{said}");
+        assert!(said.contains("line 1, column"), "{said}");
+    }
 
     #[test]
     fn short_text_is_quoted_whole_and_escaped() {

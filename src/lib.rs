@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod builder;
+pub mod ccid;
 pub mod cli;
 pub mod client;
 pub mod config;
@@ -18,6 +19,9 @@ pub mod metrics;
 pub mod naming;
 pub mod package;
 pub mod platform;
+pub mod printable;
+pub mod queue;
+pub mod rate;
 pub mod runtime;
 
 /// An error and its causes on one line, each once (`a: b: c`), for messages

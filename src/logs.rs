@@ -7,7 +7,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use tracing_core::callsite::{Callsite, Identifier};
@@ -15,6 +15,8 @@ use tracing_core::field::FieldSet;
 use tracing_core::metadata::{Kind, Level, Metadata};
 use tracing_core::{Event, Interest};
 
+use crate::printable::{self, Sgr};
+use crate::rate::{Limiter, Rate};
 use crate::runtime::{Output, OutputStream};
 
 /// One line of output. `partial` marks a piece of a line longer than the
@@ -256,11 +258,14 @@ pub fn unix_now() -> Duration {
 /// Mirrors a container's output until it closes, publishing the position
 /// after each frame (for checkpoints). With `skip`, the frames come from the
 /// engine's log with timestamps, and what an earlier mirror logged is
-/// skipped. Returns the number of lines mirrored.
+/// skipped. Lines over `rate` are dropped (still counted in the position,
+/// so a restart resumes right after them), summed up in the log once per
+/// interval. Returns the number of lines mirrored.
 pub async fn mirror(
     container: &str,
     mut output: OutputStream,
     max_line: usize,
+    rate: Rate,
     tail: Arc<Tail>,
     skip: Option<Skip>,
     progress: tokio::sync::watch::Sender<Position>,
@@ -271,8 +276,13 @@ pub async fn mirror(
     let mut at = Position::default();
     // Per stream: when the engine logged the latest frame.
     let (mut out_stamp, mut err_stamp) = (None, None);
-    // Read between frames while `emit` holds the closure's borrows.
+    // Shared by `emit` and the summary tick, one at a time.
+    let limiter = Mutex::new(Limiter::new(rate, Instant::now()));
+    let limiter = || limiter.lock().unwrap_or_else(|p| p.into_inner());
+    // Read between frames while `emit` holds the closure's borrows:
+    // lines mirrored, and lines handled past what was skipped.
     let count = std::sync::atomic::AtomicU64::new(0);
+    let fresh = std::sync::atomic::AtomicU64::new(0);
     let emit = |line: Line, seen: &mut u64, stamp: Option<Duration>, old: Option<u64>| {
         *seen += 1;
         if let (Some(skip), Some(old)) = (skip, old) {
@@ -280,13 +290,30 @@ pub async fn mirror(
                 return;
             }
         }
+        fresh.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // The tail (exit reasons) keeps even lines the rate limit drops.
+        let shown = printable::render(&line.text, Sgr::Strip);
+        tail.record(&shown);
+        if !limiter().admit(line.text.len(), Instant::now()) {
+            crate::metrics::lines_dropped(1);
+            return;
+        }
         crate::metrics::lines_mirrored(1);
-        logger.info(&line.text);
-        tail.record(&line.text);
+        logger.info(&shown);
         count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     };
     let (old_out, old_err) = (skip.map(|s| s.at.stdout), skip.map(|s| s.at.stderr));
-    while let Some(frame) = output.next().await {
+    let past_skip = || skip.is_none() || fresh.load(std::sync::atomic::Ordering::Relaxed) > 0;
+    loop {
+        let due = limiter().summary_due();
+        let frame = tokio::select! {
+            frame = output.next() => frame,
+            () = sleep_until(due) => {
+                summarise(container, &mut limiter());
+                continue;
+            }
+        };
+        let Some(frame) = frame else { break };
         match frame {
             Ok(Output::Stdout(bytes)) => {
                 let bytes = unstamp(&bytes, skip.is_some(), &mut out_stamp);
@@ -301,25 +328,41 @@ pub async fn mirror(
                 break;
             }
         }
-        publish(
-            &progress,
-            at,
-            skip.is_none() || count.load(std::sync::atomic::Ordering::Relaxed) > 0,
-        );
+        publish(&progress, at, past_skip());
     }
     stdout.finish(|l| emit(l, &mut at.stdout, out_stamp, old_out));
     stderr.finish(|l| emit(l, &mut at.stderr, err_stamp, old_err));
-    publish(
-        &progress,
-        at,
-        skip.is_none() || count.load(std::sync::atomic::Ordering::Relaxed) > 0,
-    );
+    publish(&progress, at, past_skip());
+    summarise(container, &mut limiter());
     tracing::info!(
         container,
         lines = count.load(std::sync::atomic::Ordering::Relaxed),
         "Container {container} has closed its IO channel"
     );
     count.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Waits until `due`, or for ever.
+async fn sleep_until(due: Option<Instant>) {
+    match due {
+        Some(due) => tokio::time::sleep_until(due.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Says in the sidecar's log how many lines the mirror dropped lately.
+fn summarise(container: &str, limiter: &mut Limiter) {
+    if let Some(dropped) = limiter.summarise(Instant::now()) {
+        tracing::warn!(
+            container,
+            lines = dropped.lines,
+            bytes = dropped.bytes,
+            "chaincode output over the mirror's rate limit (cclaunch.output.maxLinesPerSecond, maxBytesPerSecond, burst): {} lines ({} bytes) not mirrored in {:.1} s; the engine's log of the container keeps them",
+            dropped.lines,
+            dropped.bytes,
+            dropped.over.as_secs_f64()
+        );
+    }
 }
 
 /// Publishes the position for the checkpoint writer. A resumed mirror still
@@ -496,7 +539,16 @@ mod tests {
             let tail = Tail::new(100);
             let (tx, rx) = tokio::sync::watch::channel(Position::default());
             let output: OutputStream = Box::pin(futures_util::stream::iter(frames));
-            mirror("resume-test", output, 64, tail.clone(), Some(skip), tx).await;
+            mirror(
+                "resume-test",
+                output,
+                64,
+                Rate::UNLIMITED,
+                tail.clone(),
+                Some(skip),
+                tx,
+            )
+            .await;
             let at = *rx.borrow();
             (tail.last(100), at)
         };

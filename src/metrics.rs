@@ -1,6 +1,6 @@
 //! Operational metrics, declared once and rendered in Prometheus' text format:
 //! build durations (by success and reuse), launch durations, lines mirrored
-//! and engine errors. Running chaincodes are counted at scrape time.
+//! and dropped, and engine errors. Running chaincodes are counted at scrape time.
 
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -58,6 +58,7 @@ impl Histogram {
 static BUILDS: Mutex<[Option<Histogram>; 3]> = Mutex::new([None, None, None]);
 static LAUNCHES: Mutex<Option<Histogram>> = Mutex::new(None);
 static LINES: AtomicU64 = AtomicU64::new(0);
+static LINES_DROPPED: AtomicU64 = AtomicU64::new(0);
 static ENGINE_ERRORS: AtomicU64 = AtomicU64::new(0);
 
 pub fn build_finished(took: Duration, success: bool, reused: bool) {
@@ -81,6 +82,11 @@ pub fn launch_finished(took: Duration) {
 
 pub fn lines_mirrored(n: u64) {
     LINES.fetch_add(n, Ordering::Relaxed);
+}
+
+/// Chaincode output lines the mirror dropped (over its rate limit).
+pub fn lines_dropped(n: u64) {
+    LINES_DROPPED.fetch_add(n, Ordering::Relaxed);
 }
 
 pub fn engine_error() {
@@ -121,6 +127,7 @@ pub fn render(running_chaincodes: usize) -> String {
     }
     let _ = writeln!(out, "# HELP cclaunch_running_chaincodes Chaincode containers of this peer that are running.\n# TYPE cclaunch_running_chaincodes gauge\ncclaunch_running_chaincodes {running_chaincodes}");
     let _ = writeln!(out, "# HELP cclaunch_lines_mirrored_total Output lines mirrored from chaincode containers.\n# TYPE cclaunch_lines_mirrored_total counter\ncclaunch_lines_mirrored_total {}", LINES.load(Ordering::Relaxed));
+    let _ = writeln!(out, "# HELP cclaunch_chaincode_output_lines_dropped_total Chaincode output lines not mirrored into the log: over cclaunch.output's rate limit (the engine's log keeps them).\n# TYPE cclaunch_chaincode_output_lines_dropped_total counter\ncclaunch_chaincode_output_lines_dropped_total {}", LINES_DROPPED.load(Ordering::Relaxed));
     let _ = writeln!(out, "# HELP cclaunch_engine_errors_total Container engine calls that failed.\n# TYPE cclaunch_engine_errors_total counter\ncclaunch_engine_errors_total {}", ENGINE_ERRORS.load(Ordering::Relaxed));
     out
 }

@@ -4,21 +4,34 @@
 //! as a stream, once, hashing the file's bytes (the package id is
 //! `label:sha256(file)`) while both tar layers are checked entry by entry. Nothing
 //! is written out and memory stays flat whatever the package's size: a gzip bomb
-//! is stopped when its inflated size passes the cap, having only been counted.
+//! is stopped when its inflated size passes the cap, having only been counted,
+//! and a long-name or PAX header is refused by its size before it is read.
+//!
+//! Both layers are read the way their real readers will read them, Go's
+//! `compress/gzip` and `archive/tar` ([`archive`], [`gzip`]): the outer one
+//! as the peer does (up to the end of the tar, nothing after it), the code as
+//! the engine does when the build container receives it (the whole gzip
+//! stream, which must end cleanly). Errors name entries through
+//! [`crate::excerpt::quote`] and never quote the package's other bytes.
 
-use std::cell::Cell;
+mod archive;
+mod gzip;
+mod metadata;
+
 use std::collections::HashSet;
 use std::fmt;
 use std::fs::File;
 use std::io::{self, BufReader, Read, Seek, Write};
 use std::path::{Path, PathBuf};
-use std::rc::Rc;
 use std::sync::LazyLock;
 
-use flate2::read::MultiGzDecoder;
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+
+use crate::excerpt::quote;
+
+pub use archive::SPECIAL_MAX as HEADER_MAX;
 
 pub const METADATA_FILE: &str = "metadata.json";
 pub const CODE_FILE: &str = "code.tar.gz";
@@ -42,6 +55,15 @@ pub struct Metadata {
     pub kind: String,
     pub label: String,
 }
+
+impl Metadata {
+    /// Parses `metadata.json`; errors never quote the file (see [`metadata`]).
+    pub fn from_json(text: &[u8]) -> Result<Metadata, MetadataError> {
+        metadata::parse(text)
+    }
+}
+
+pub use metadata::Error as MetadataError;
 
 /// Bounds applied while reading a package.
 #[derive(Debug, Clone, Copy)]
@@ -73,6 +95,8 @@ pub struct Package {
     pub code_files: u64,
     /// `src/go.mod`, if the code has one (for Go toolchain checks).
     pub go_mod: Option<String>,
+    /// The bounds it was validated under, kept for reading its code again.
+    limits: Limits,
 }
 
 /// Which tar layer a problem was found in.
@@ -87,6 +111,14 @@ impl Layer {
         match self {
             Layer::Package => "only regular files are allowed",
             Layer::Code => "only regular files and directories are allowed",
+        }
+    }
+
+    /// Who reads this layer after cclaunch.
+    fn reader(self) -> &'static str {
+        match self {
+            Layer::Package => "peer",
+            Layer::Code => "engine",
         }
     }
 }
@@ -112,40 +144,49 @@ pub enum Error {
     Invalid { file: PathBuf, problem: Problem },
 }
 
-/// What makes a package invalid. Each message names the entry and the rule.
+/// What makes a package invalid. Each message names the entry (bounded and
+/// escaped) and the rule, never other bytes of the package.
 #[derive(Debug, thiserror::Error)]
 pub enum Problem {
     #[error("{layer} is not gzip data")]
     NotGzip { layer: Layer },
+    #[error("{layer} has {bytes} bytes of trailing data after its gzip stream (Go's gzip reader, which the {} uses, refuses them)", .layer.reader())]
+    TrailingData { layer: Layer, bytes: u64 },
     #[error("{layer} is corrupt or truncated: {source}")]
     Corrupt {
         layer: Layer,
         #[source]
         source: io::Error,
     },
+    #[error("{layer} is not a valid tar archive: {source}")]
+    Tar {
+        layer: Layer,
+        #[source]
+        source: archive::Error,
+    },
     #[error("{layer} inflates to more than {limit} bytes (limit cclaunch.package.maxUnpackedBytes); refusing it as a possible archive bomb")]
     TooLarge { layer: Layer, limit: u64 },
-    #[error("{layer} has an entry whose name is not valid UTF-8: {name:?}")]
+    #[error("{layer} has an entry whose name is not valid UTF-8: {}", quote(.name))]
     NonUtf8Name { layer: Layer, name: String },
-    #[error("{layer} entry {name:?} has an absolute path")]
+    #[error("{layer} entry {} has an absolute path", quote(.name))]
     AbsolutePath { layer: Layer, name: String },
-    #[error("{layer} entry {name:?} has a '..' path component")]
+    #[error("{layer} entry {} has a '..' path component", quote(.name))]
     DotDot { layer: Layer, name: String },
-    #[error("{layer} entry {name:?} is a {kind}; {}", .layer.allowed())]
+    #[error("{layer} entry {} is a {kind}; {}", quote(.name), .layer.allowed())]
     NotAFile {
         layer: Layer,
         name: String,
         kind: &'static str,
     },
-    #[error("{layer} has a duplicate entry {name:?}")]
+    #[error("{layer} has a duplicate entry {}", quote(.name))]
     Duplicate { layer: Layer, name: String },
     #[error("missing {0}")]
     Missing(&'static str),
     #[error("metadata.json is not valid: {0}")]
-    Metadata(#[source] serde_json::Error),
+    Metadata(#[source] metadata::Error),
     #[error("metadata.json is larger than {METADATA_MAX} bytes")]
     MetadataTooLarge,
-    #[error("invalid label '{0}': a label must match ^[[:alnum:]][[:alnum:]_.+-]*$")]
+    #[error("invalid label {}: a label must match ^[[:alnum:]][[:alnum:]_.+-]*$", quote(.0))]
     Label(String),
 }
 
@@ -178,6 +219,7 @@ impl Package {
             code_unpacked: scan.code.unpacked,
             code_files: scan.code.files,
             go_mod: scan.code.go_mod,
+            limits,
         })
     }
 
@@ -189,35 +231,48 @@ impl Package {
             file: self.file.clone(),
             source,
         };
+        let changed = || {
+            read_err(io::Error::other(
+                "the file changed after it was validated (its sha256 no longer matches the package id)",
+            ))
+        };
         let handle = File::open(&self.file).map_err(read_err)?;
         let mut hashing = Hashing::new(BufReader::with_capacity(READ_BUF, handle));
         {
-            let mut archive = tar::Archive::new(MultiGzDecoder::new(&mut hashing));
-            let mut found = false;
-            for entry in archive.entries().map_err(read_err)? {
-                let mut entry = entry.map_err(read_err)?;
-                if entry.path_bytes().as_ref() != CODE_FILE.as_bytes() || found {
+            // Read as it was validated, so a swapped file is bounded the same way.
+            let Some(gz) = gzip::Gunzip::new(&mut hashing).map_err(read_err)? else {
+                return Err(changed());
+            };
+            let mut archive = archive::Reader::new(Capped::new(gz, self.limits.max_unpacked_bytes));
+            let mut buf = vec![0u8; READ_BUF];
+            loop {
+                let header = match archive.next() {
+                    Ok(Some(header)) => header,
+                    Ok(None) => return Err(changed()),
+                    Err(e) => return Err(read_err(io::Error::other(e))),
+                };
+                if header.name != CODE_FILE.as_bytes() {
                     continue;
                 }
-                found = true;
-                let mut buf = vec![0u8; READ_BUF];
                 loop {
-                    let n = entry.read(&mut buf).map_err(read_err)?;
+                    let n = archive.read(&mut buf).map_err(|e| {
+                        read_err(match archive.take_failure() {
+                            Some(failure) => io::Error::other(failure),
+                            None => e,
+                        })
+                    })?;
                     if n == 0 {
                         break;
                     }
                     sink(&buf[..n]).map_err(read_err)?;
                 }
+                break;
             }
-            let mut rest = archive.into_inner();
-            io::copy(&mut rest, &mut io::sink()).map_err(read_err)?;
         }
         io::copy(&mut hashing, &mut io::sink()).map_err(read_err)?;
         let digest = hashing.finish();
         if !self.id.ends_with(&digest) {
-            return Err(read_err(io::Error::other(
-                "the file changed after it was validated (its sha256 no longer matches the package id)",
-            )));
+            return Err(changed());
         }
         Ok(())
     }
@@ -250,42 +305,41 @@ struct CodeScan {
 
 fn scan_package(source: &mut impl Read, limits: Limits) -> Result<Scan, Problem> {
     let layer = Layer::Package;
-    let over = Rc::new(Cell::new(false));
-    let inflated = Capped::new(
-        MultiGzDecoder::new(source),
-        limits.max_unpacked_bytes,
-        over.clone(),
-    );
-    let mut archive = tar::Archive::new(inflated);
+    let gz = gzip::Gunzip::new(source)
+        .map_err(|source| Problem::Corrupt { layer, source })?
+        .ok_or(Problem::NotGzip { layer })?;
+    let mut archive = archive::Reader::new(Capped::new(gz, limits.max_unpacked_bytes));
     let mut metadata: Option<Metadata> = None;
     let mut code: Option<CodeScan> = None;
-    let corrupt = |source: io::Error| classify(layer, source, &over, limits);
 
-    for entry in archive.entries().map_err(corrupt)? {
-        let mut entry = entry.map_err(corrupt)?;
-        let name = entry_name(layer, &entry)?;
-        let kind = entry.header().entry_type();
-        if !kind.is_file() {
+    while let Some(header) = archive.next().map_err(|e| tar_problem(layer, e, limits))? {
+        let name = entry_name(layer, &header)?;
+        if !header.kind.is_file() || header.sparse {
             return Err(Problem::NotAFile {
                 layer,
                 name,
-                kind: kind_name(kind),
+                kind: kind_name(&header),
             });
         }
+        // A failed read of the entry is the archive's failure when it has one.
+        let failed =
+            |archive: &mut archive::Reader<_>, problem: Problem| match archive.take_failure() {
+                Some(failure) => tar_problem(layer, failure, limits),
+                None => problem,
+            };
         match name.as_str() {
             METADATA_FILE => {
                 if metadata.is_some() {
                     return Err(Problem::Duplicate { layer, name });
                 }
-                if entry.size() > METADATA_MAX {
+                if header.size > METADATA_MAX {
                     return Err(Problem::MetadataTooLarge);
                 }
                 let mut text = Vec::new();
-                (&mut entry)
-                    .take(METADATA_MAX)
-                    .read_to_end(&mut text)
-                    .map_err(corrupt)?;
-                let parsed: Metadata = serde_json::from_slice(&text).map_err(Problem::Metadata)?;
+                if let Err(source) = (&mut archive).take(METADATA_MAX).read_to_end(&mut text) {
+                    return Err(failed(&mut archive, Problem::Corrupt { layer, source }));
+                }
+                let parsed = Metadata::from_json(&text).map_err(Problem::Metadata)?;
                 validate_label(&parsed.label)?;
                 metadata = Some(parsed);
             }
@@ -293,31 +347,21 @@ fn scan_package(source: &mut impl Read, limits: Limits) -> Result<Scan, Problem>
                 if code.is_some() {
                     return Err(Problem::Duplicate { layer, name });
                 }
-                code = Some(match scan_code(&mut entry, limits) {
-                    Ok(scan) => scan,
-                    // The code entry may have been cut short by the outer
-                    // layer (a truncated file, an outer bomb): if the rest of
-                    // the entry cannot be read either, the outer layer is to blame.
-                    Err(Problem::Corrupt { source, .. })
-                        if over.get() || io::copy(&mut entry, &mut io::sink()).is_err() =>
-                    {
-                        return Err(classify(layer, source, &over, limits));
-                    }
-                    Err(problem) => return Err(problem),
-                });
+                // The code entry may be cut short by the outer layer (a
+                // truncated file, an outer bomb): then that is to blame.
+                code = Some(scan_code(&mut archive, limits).map_err(|p| failed(&mut archive, p))?);
             }
             other => {
                 // Fabric only warns here; so do we, and skip the entry.
                 tracing::warn!(
-                    entry = other,
+                    entry = %quote(other),
                     "unexpected file in top level of chaincode package"
                 );
             }
         }
     }
-    // Drain the end-of-archive blocks and anything after them through the cap.
-    let mut rest = archive.into_inner();
-    io::copy(&mut rest, &mut io::sink()).map_err(corrupt)?;
+    // Nothing after the end of the archive is read: the peer reads no
+    // further (bytes there are only hashed into the id).
 
     let metadata = metadata.ok_or(Problem::Missing(METADATA_FILE))?;
     let code = code.ok_or(Problem::Missing(CODE_FILE))?;
@@ -326,90 +370,93 @@ fn scan_package(source: &mut impl Read, limits: Limits) -> Result<Scan, Problem>
 
 fn scan_code(source: &mut impl Read, limits: Limits) -> Result<CodeScan, Problem> {
     let layer = Layer::Code;
-    let over = Rc::new(Cell::new(false));
-    let mut head = [0u8; 2];
-    let peeked =
-        read_up_to(source, &mut head).map_err(|source| Problem::Corrupt { layer, source })?;
-    if peeked < 2 || head != [0x1f, 0x8b] {
-        return Err(Problem::NotGzip { layer });
-    }
-    let inflated = Capped::new(
-        MultiGzDecoder::new(head[..peeked].chain(source)),
-        limits.max_unpacked_bytes,
-        over.clone(),
-    );
-    let mut archive = tar::Archive::new(inflated);
-    let corrupt = |source: io::Error| classify(layer, source, &over, limits);
-    let mut seen = HashSet::new();
+    let gz = gzip::Gunzip::new(source)
+        .map_err(|source| Problem::Corrupt { layer, source })?
+        .ok_or(Problem::NotGzip { layer })?;
+    let mut archive = archive::Reader::new(Capped::new(gz, limits.max_unpacked_bytes));
+    // Names are remembered by digest: memory per entry stays the same however
+    // long its name.
+    let mut seen: HashSet<[u8; 16]> = HashSet::new();
     let mut scan = CodeScan::default();
 
-    for entry in archive.entries().map_err(corrupt)? {
-        let mut entry = entry.map_err(corrupt)?;
-        let name = entry_name(layer, &entry)?;
-        let kind = entry.header().entry_type();
-        match kind {
-            tar::EntryType::Regular | tar::EntryType::Directory => {}
-            tar::EntryType::XGlobalHeader => continue,
-            other => {
-                return Err(Problem::NotAFile {
-                    layer,
-                    name,
-                    kind: kind_name(other),
-                })
-            }
+    while let Some(header) = archive.next().map_err(|e| tar_problem(layer, e, limits))? {
+        if header.kind == tar::EntryType::XGlobalHeader {
+            // The engine ignores global PAX headers whatever their name.
+            continue;
+        }
+        let name = entry_name(layer, &header)?;
+        let regular = header.kind.is_file() && !header.sparse;
+        if !regular && header.kind != tar::EntryType::Directory {
+            return Err(Problem::NotAFile {
+                layer,
+                name,
+                kind: kind_name(&header),
+            });
         }
         let normal = normalize(&name);
-        if !normal.is_empty() && !seen.insert(normal.clone()) {
+        if !normal.is_empty() && !seen.insert(name_digest(&normal)) {
             return Err(Problem::Duplicate { layer, name });
         }
-        if kind.is_file() {
+        if regular {
             scan.files += 1;
-            if normal == "src/go.mod" && entry.size() <= GO_MOD_MAX {
+            if normal == "src/go.mod" && header.size <= GO_MOD_MAX {
                 let mut text = String::new();
                 // A go.mod that is not UTF-8 simply is not looked at.
-                if (&mut entry)
-                    .take(GO_MOD_MAX)
-                    .read_to_string(&mut text)
-                    .is_ok()
-                {
-                    scan.go_mod = Some(text);
+                match (&mut archive).take(GO_MOD_MAX).read_to_string(&mut text) {
+                    Ok(_) => scan.go_mod = Some(text),
+                    Err(_) => {
+                        if let Some(failure) = archive.take_failure() {
+                            return Err(tar_problem(layer, failure, limits));
+                        }
+                    }
                 }
             }
         }
     }
+    // The engine reads the rest of the gzip stream and refuses it unless it
+    // ends cleanly (no corrupt member, no trailing bytes): so do we.
     let mut rest = archive.into_inner();
-    io::copy(&mut rest, &mut io::sink()).map_err(corrupt)?;
+    io::copy(&mut rest, &mut io::sink()).map_err(|e| io_problem(layer, e, limits))?;
     scan.unpacked = rest.count;
     Ok(scan)
 }
 
-/// A read error is the cap speaking when the cap tripped, and corruption otherwise.
-fn classify(layer: Layer, source: io::Error, over: &Cell<bool>, limits: Limits) -> Problem {
-    if over.get() {
+fn tar_problem(layer: Layer, error: archive::Error, limits: Limits) -> Problem {
+    match error {
+        archive::Error::Io(e) => io_problem(layer, e, limits),
+        source => Problem::Tar { layer, source },
+    }
+}
+
+/// A read error is the cap speaking, trailing data, or corruption.
+fn io_problem(layer: Layer, error: io::Error, limits: Limits) -> Problem {
+    let inner = error.get_ref();
+    if inner.is_some_and(|e| e.is::<OverCap>()) {
         Problem::TooLarge {
             layer,
             limit: limits.max_unpacked_bytes,
         }
-    } else if layer == Layer::Package && is_not_gzip(&source) {
-        Problem::NotGzip { layer }
+    } else if let Some(trailing) = inner.and_then(|e| e.downcast_ref::<gzip::Trailing>()) {
+        Problem::TrailingData {
+            layer,
+            bytes: trailing.bytes,
+        }
     } else {
-        Problem::Corrupt { layer, source }
+        Problem::Corrupt {
+            layer,
+            source: error,
+        }
     }
 }
 
-fn is_not_gzip(err: &io::Error) -> bool {
-    err.kind() == io::ErrorKind::InvalidInput && err.to_string().contains("header")
-}
-
 /// The entry's name, refused unless it is UTF-8, relative and free of `..`.
-fn entry_name<R: Read>(layer: Layer, entry: &tar::Entry<'_, R>) -> Result<String, Problem> {
-    let raw = entry.path_bytes();
-    let name = match std::str::from_utf8(&raw) {
-        Ok(name) if !name.contains('\0') => name.to_string(),
-        _ => {
+fn entry_name(layer: Layer, header: &archive::Header) -> Result<String, Problem> {
+    let name = match std::str::from_utf8(&header.name) {
+        Ok(name) => name.to_string(),
+        Err(_) => {
             return Err(Problem::NonUtf8Name {
                 layer,
-                name: String::from_utf8_lossy(&raw).into_owned(),
+                name: String::from_utf8_lossy(&header.name).into_owned(),
             })
         }
     };
@@ -430,8 +477,18 @@ fn normalize(name: &str) -> String {
         .join("/")
 }
 
-fn kind_name(kind: tar::EntryType) -> &'static str {
-    match kind {
+fn name_digest(normal: &str) -> [u8; 16] {
+    let digest = Sha256::digest(normal.as_bytes());
+    let mut short = [0u8; 16];
+    short.copy_from_slice(&digest[..16]);
+    short
+}
+
+fn kind_name(header: &archive::Header) -> &'static str {
+    if header.sparse {
+        return "sparse file";
+    }
+    match header.kind {
         tar::EntryType::Regular => "regular file",
         tar::EntryType::Directory => "directory",
         tar::EntryType::Symlink => "symlink",
@@ -441,47 +498,42 @@ fn kind_name(kind: tar::EntryType) -> &'static str {
         tar::EntryType::Fifo => "fifo",
         tar::EntryType::Continuous => "contiguous file",
         tar::EntryType::GNUSparse => "sparse file",
+        tar::EntryType::XGlobalHeader => "PAX global header",
         _ => "special entry",
     }
 }
 
-fn read_up_to(source: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match source.read(&mut buf[filled..])? {
-            0 => break,
-            n => filled += n,
-        }
-    }
-    Ok(filled)
-}
+/// The cap's error, told apart from others by its type.
+#[derive(Debug, thiserror::Error)]
+#[error("inflated size limit exceeded")]
+struct OverCap;
 
 /// Counts inflated bytes and fails the read once they pass the limit.
 struct Capped<R> {
     inner: R,
     limit: u64,
     count: u64,
-    over: Rc<Cell<bool>>,
 }
 
 impl<R> Capped<R> {
-    fn new(inner: R, limit: u64, over: Rc<Cell<bool>>) -> Self {
+    fn new(inner: R, limit: u64) -> Self {
         Self {
             inner,
             limit,
             count: 0,
-            over,
         }
     }
 }
 
 impl<R: Read> Read for Capped<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.count > self.limit {
+            return Err(io::Error::other(OverCap));
+        }
         let n = self.inner.read(buf)?;
         self.count += n as u64;
         if self.count > self.limit {
-            self.over.set(true);
-            return Err(io::Error::other("inflated size limit exceeded"));
+            return Err(io::Error::other(OverCap));
         }
         Ok(n)
     }

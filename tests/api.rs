@@ -15,6 +15,10 @@ use futures_util::StreamExt;
 use tonic::transport::Channel;
 use tonic::Code;
 
+/// A hash no package here has, for ids of chaincode that was never built.
+const HASH: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+const UNKNOWN: &str = "unknown_1:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
 async fn connect(socket: &Path) -> Channel {
     let socket = socket.to_path_buf();
     for _ in 0..100 {
@@ -260,23 +264,20 @@ async fn bad_calls_get_status_codes_that_say_what_is_wrong() {
         ..Default::default()
     };
     let code = |r: Result<tonic::Response<pb::StartResponse>, tonic::Status>| r.unwrap_err().code();
+    assert_eq!(code(client.start(start(UNKNOWN)).await), Code::NotFound);
     assert_eq!(
-        code(client.start(start("unknown_1:abcd")).await),
-        Code::NotFound
-    );
-    assert_eq!(
-        code(client.start(start("a..b:1")).await),
+        code(client.start(start(&format!("a..b:{HASH}"))).await),
         Code::InvalidArgument,
         "name breaks Docker's rules"
     );
-    let mut bad_tls = start("unknown_1:abcd");
+    let mut bad_tls = start(UNKNOWN);
     bad_tls.client_cert = b"not pem".to_vec();
     bad_tls.client_key = b"not pem".to_vec();
     bad_tls.root_cert = b"not pem".to_vec();
     let status = client.start(bad_tls).await.unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
     assert!(status.message().contains("not PEM"), "{}", status.message());
-    let mut half_tls = start("unknown_1:abcd");
+    let mut half_tls = start(UNKNOWN);
     half_tls.client_cert = b"-----BEGIN CERTIFICATE-----".to_vec();
     assert_eq!(code(client.start(half_tls).await), Code::InvalidArgument);
 
@@ -302,14 +303,14 @@ async fn bad_calls_get_status_codes_that_say_what_is_wrong() {
 
     let stop = client
         .stop(pb::ChaincodeRef {
-            package_id: "unknown_1:abcd".into(),
+            package_id: UNKNOWN.into(),
         })
         .await
         .unwrap_err();
     assert_eq!(stop.code(), Code::NotFound);
     let wait = client
         .wait(pb::ChaincodeRef {
-            package_id: "unknown_1:abcd".into(),
+            package_id: UNKNOWN.into(),
         })
         .await
         .unwrap_err();

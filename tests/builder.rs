@@ -464,6 +464,51 @@ async fn run_rides_out_a_sidecar_restart() {
     assert!(lines.iter().any(|l| l == "after-restart"), "{lines:?}");
 }
 
+/// The sidecar is stopped (SIGTERM) while `run` follows its chaincode: the
+/// following Logs and Wait end at once with the "shutting down" status, so
+/// the sidecar exits in well under a second instead of draining for 10 s,
+/// and `run` waits for the next sidecar and carries on with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_sidecar_ends_followers_at_once_and_run_carries_on_with_the_next() {
+    let env = Env::new("builderterm", &[("CORE_CHAINCODE_NODE_RUNTIME", SHENV)]).await;
+    let mut sidecar = spawn_sidecar(&env).await;
+    let server = Some(sidecar.address.clone());
+    let builder = install(env.dir.path(), None);
+    let package = env.shell_package(
+        "bldterm",
+        "echo ready\nwhile [ ! -e /tmp/go-on ]; do sleep 0.2; done\necho after-restart\nexit 4\n",
+    );
+    let layout = Layout::of(&package);
+    run_ok(layout.build(&builder, server.as_deref()));
+    chaincode_json(&layout, &package.id, None);
+    let run = Running::spawn(layout.run(&builder, server.as_deref()));
+    run.until_line("ready").await;
+
+    let began = std::time::Instant::now();
+    let status = common::terminate(&mut sidecar.child, Duration::from_secs(15)).await;
+    let took = began.elapsed();
+    assert!(status.success(), "{status:?}");
+    eprintln!("sidecar exited {took:?} after SIGTERM with run following");
+    assert!(
+        took < Duration::from_secs(2),
+        "SIGTERM took {took:?} with followers open"
+    );
+
+    let _back = spawn_sidecar(&env).await;
+    let container = Scope::new("test", env.peer.clone()).container_name(&package.id);
+    common::docker(&["exec", &container, "touch", "/tmp/go-on"]);
+    let (code, lines) = run.exit(Duration::from_secs(30)).await;
+    assert_eq!(code, Some(4), "{lines:?}");
+    assert!(
+        lines.iter().any(|l| l.contains(&format!(
+            "chaincode {}: the sidecar at {} is shutting down",
+            package.id, sidecar.address
+        ))),
+        "{lines:?}"
+    );
+    assert!(lines.iter().any(|l| l == "after-restart"), "{lines:?}");
+}
+
 #[test]
 fn detect_claims_the_configured_types_without_a_sidecar() {
     let root = tempfile::tempdir().unwrap();

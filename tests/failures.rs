@@ -143,18 +143,20 @@ async fn starting_an_unbuilt_chaincode_says_to_build_it() {
     let env = Env::new("unbuilt", &[]).await;
     let err = env
         .launcher
-        .start(request("never_built:0123abcd"))
+        .start(request(
+            "never_built:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+        ))
         .await
         .unwrap_err();
     assert!(matches!(err, Error::NotBuilt { .. }), "{err}");
     assert!(
         err.to_string()
-            .contains("chaincode never_built:0123abcd: image"),
+            .contains("chaincode never_built:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef: image"),
         "{err}"
     );
     let container = env
         .launcher
-        .names("never_built:0123abcd")
+        .names("never_built:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef")
         .unwrap()
         .container;
     assert!(
@@ -182,7 +184,7 @@ async fn an_unknown_chaincode_type_is_refused_before_any_engine_work() {
     assert_eq!(err.to_string(), format!("chaincode {}", package.id));
     assert_eq!(
         std::error::Error::source(&err).unwrap().to_string(),
-        "unknown chaincodeType: car"
+        "unknown chaincodeType: \"car\""
     );
 }
 

@@ -84,7 +84,8 @@ async fn build_start_and_inspect(case: Case) {
         .await
         .unwrap()
         .expect("container");
-    assert_eq!(info.args, case.platform.args(&peer_address));
+    let checked = cclaunch::platform::PeerAddress::parse(&peer_address).unwrap();
+    assert_eq!(info.args, case.platform.args(&checked));
     let logging = env.launcher.config().logging_env();
     let expected_env: Vec<String> = [
         format!("CORE_CHAINCODE_ID_NAME={}", package.id),

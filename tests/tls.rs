@@ -332,17 +332,17 @@ async fn cli_verbs_through_the_sidecar_print_what_they_print_directly() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tcp_off_loopback_needs_mutual_tls_and_bad_tls_files_are_named() {
+async fn plain_tcp_is_refused_without_its_unsafe_flag_and_bad_tls_files_are_named() {
     let env = Env::new("tlsany", &[]).await;
     let pki = Pki::new(env.dir.path());
     let port = common::free_port();
     let any = format!("0.0.0.0:{port}");
 
-    // Plain TCP on every interface: refused before anything listens.
+    // Plain TCP without --insecure-plain-tcp: refused before anything listens.
     let (code, _, stderr) = run(&env.peer, args(&["serve", "--tcp", &any])).await;
     assert_eq!(code, Some(1), "{stderr}");
     assert!(
-        stderr.contains("would expose the engine to the network"),
+        stderr.contains("drive the engine") && stderr.contains("--insecure-plain-tcp"),
         "{stderr}"
     );
 

@@ -40,7 +40,8 @@ pub async fn launches_and_builds(docker: Arc<Docker>, dir: &Path) -> Result<()> 
     std::fs::write(
         &config_file,
         format!(
-            "chaincode:\n  node:\n    runtime: {SHENV}\npeer:\n  id: {peer_id}\n  networkId: bench\n"
+            "chaincode:\n  node:\n    runtime: {SHENV}\npeer:\n  id: {peer_id}\n  networkId: bench\ncclaunch:\n  api:\n    packageDirs: [{:?}]\n",
+            dir.display().to_string()
         ),
     )?;
     let launcher = Arc::new(Launcher::new(

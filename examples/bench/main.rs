@@ -145,7 +145,8 @@ async fn start_latency(launcher: &Launcher, docker: &Docker, dir: &Path) -> Resu
         true,
         "SampleOrg",
     );
-    let args = cclaunch::platform::Platform::Node.args("127.0.0.1:7052");
+    let peer = cclaunch::platform::PeerAddress::parse("127.0.0.1:7052")?;
+    let args = cclaunch::platform::Platform::Node.args(&peer);
     let client = docker.client();
     let host_config = launcher.config().vm.docker.host_config.clone();
 

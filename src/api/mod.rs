@@ -2,24 +2,30 @@
 //! [`Launcher`]: each call is one launcher call, and every launcher error maps
 //! to one status code that says what kind of problem it is.
 
+mod authority;
+mod cached;
+mod connections;
 pub mod operations;
+pub mod package_dirs;
 mod serve;
+mod spool;
 pub(crate) mod status;
 
 use std::pin::Pin;
 use std::sync::Arc;
 
 use futures_util::{Stream, StreamExt};
-use tokio::io::AsyncWriteExt;
-use tokio::sync::mpsc;
+use tokio::sync::Semaphore;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::launcher::{Launcher, Selection, StartRequest as LaunchRequest, TlsMaterial};
 use crate::logs::Lines;
 use crate::package::{Limits, Package};
+use crate::queue;
 use crate::runtime::{self, Output};
 
 pub use serve::{serve, Listen, ServerTls};
+use spool::Spool;
 use status::to_status;
 
 pub mod pb {
@@ -34,11 +40,31 @@ type Stream_<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
 pub struct Api {
     launcher: Arc<Launcher>,
+    /// One permit per open Logs stream (`cclaunch.output.maxLogStreams`).
+    log_streams: Arc<Semaphore>,
+    spool: Spool,
+    /// Cancelled when the sidecar shuts down: following calls end at once.
+    closing: tokio_util::sync::CancellationToken,
 }
 
 impl Api {
+    /// The API over `launcher`; makes its upload spool (removing what a
+    /// killed sidecar left in it).
     pub fn new(launcher: Arc<Launcher>) -> Api {
-        Api { launcher }
+        let max_log_streams = launcher.config().cclaunch.output.max_log_streams;
+        Api {
+            spool: Spool::open(launcher.config()),
+            launcher,
+            log_streams: Arc::new(Semaphore::new(max_log_streams.min(Semaphore::MAX_PERMITS))),
+            closing: tokio_util::sync::CancellationToken::new(),
+        }
+    }
+
+    /// Cancel it to end every following Logs and Wait with
+    /// [`status::shutting_down`] (the sidecar is going away, the chaincode
+    /// is not), so shutdown need not wait for them.
+    pub fn closing(&self) -> tokio_util::sync::CancellationToken {
+        self.closing.clone()
     }
 
     pub fn into_server(self) -> pb::launcher_server::LauncherServer<Api> {
@@ -53,85 +79,162 @@ impl Api {
     }
 }
 
-/// Receives a package: a path on this disk, or chunks spooled to a private
-/// temp file (bounded by the package cap), then validated like any package.
+/// What a received package is read from, held (not read) until its build
+/// ends: dropping it closes the descriptor or removes the spool file.
+enum Received {
+    /// A file in `cclaunch.api.packageDirs`, read through its descriptor.
+    Opened { _file: package_dirs::Opened },
+    /// The uploaded bytes, in the spool.
+    Spooled { _file: spool::Spooled },
+}
+
+fn refused(refusal: package_dirs::Refused) -> Status {
+    use package_dirs::Refused;
+    let message = refusal.to_string();
+    match refusal {
+        Refused::Off | Refused::Outside { .. } => Status::permission_denied(message),
+        Refused::NotAFile { .. } => Status::invalid_argument(message),
+        Refused::Open { source, .. } => {
+            let message = format!("{message}: {}", source.kind());
+            match source.kind() {
+                std::io::ErrorKind::PermissionDenied => Status::permission_denied(message),
+                _ => Status::internal(message),
+            }
+        }
+    }
+}
+
+/// Receives a package: a path inside `cclaunch.api.packageDirs`, or chunks
+/// spooled (see [`spool`]), then validated like any package.
 async fn receive_package(
     mut requests: Streaming<pb::BuildRequest>,
     limits: Limits,
-) -> Result<(Package, Option<tempfile::TempPath>), Status> {
+    package_dirs: Vec<String>,
+    spool: &Spool,
+) -> Result<(Package, Received), Status> {
     use pb::build_request::Source;
     let first = requests
         .message()
         .await?
         .and_then(|r| r.source)
         .ok_or_else(|| Status::invalid_argument("Build needs a path or the package bytes"))?;
-    let (path, spool) = match first {
-        Source::Path(path) => (std::path::PathBuf::from(path), None),
+    let (path, received, given) = match first {
+        Source::Path(requested) => {
+            let opened = tokio::task::spawn_blocking({
+                let requested = requested.clone();
+                move || package_dirs::open(&package_dirs, &requested)
+            })
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(refused)?;
+            (
+                opened.path(),
+                Received::Opened { _file: opened },
+                Some(requested),
+            )
+        }
         Source::Chunk(first) => {
-            let file = tempfile::NamedTempFile::new()
-                .map_err(|e| Status::internal(format!("cannot spool the package: {e}")))?;
-            let (std_file, temp) = file.into_parts();
-            let mut out = tokio::fs::File::from_std(std_file);
-            let mut size = first.len() as u64;
-            out.write_all(&first)
+            let spooled = spool
+                .receive(first, &mut requests)
                 .await
-                .map_err(|e| Status::internal(e.to_string()))?;
-            while let Some(request) = requests.message().await? {
-                match request.source {
-                    Some(Source::Chunk(chunk)) => {
-                        size += chunk.len() as u64;
-                        if size > limits.max_unpacked_bytes {
-                            return Err(Status::invalid_argument(format!(
-                                "package is larger than {} bytes (cclaunch.package.maxUnpackedBytes)",
-                                limits.max_unpacked_bytes
-                            )));
-                        }
-                        out.write_all(&chunk)
-                            .await
-                            .map_err(|e| Status::internal(e.to_string()))?;
-                    }
-                    _ => {
-                        return Err(Status::invalid_argument(
-                            "after package bytes only more chunks may follow",
-                        ))
-                    }
-                }
-            }
-            out.flush()
-                .await
-                .map_err(|e| Status::internal(e.to_string()))?;
-            (temp.to_path_buf(), Some(temp))
+                .map_err(|e| e.to_status())?;
+            (
+                spooled.path().to_path_buf(),
+                Received::Spooled { _file: spooled },
+                None,
+            )
         }
     };
-    let package = tokio::task::spawn_blocking(move || Package::open(&path, limits))
-        .await
-        .map_err(|e| Status::internal(e.to_string()))?
-        .map_err(|e| to_status(&crate::launcher::Error::Package(e)))?;
-    Ok((package, spool))
+    let package = tokio::task::spawn_blocking({
+        let path = path.clone();
+        move || Package::open(&path, limits)
+    })
+    .await
+    .map_err(|e| Status::internal(e.to_string()))?
+    .map_err(|e| {
+        let status = to_status(&crate::launcher::Error::Package(e));
+        match &given {
+            // The package's errors name the file read, here the descriptor:
+            // say the path the caller gave instead.
+            Some(given) => Status::new(
+                status.code(),
+                status.message().replace(
+                    &path.display().to_string(),
+                    &crate::excerpt::quote(given).to_string(),
+                ),
+            ),
+            None => status,
+        }
+    })?;
+    Ok((package, received))
+}
+
+/// A following stream that ends with [`status::shutting_down`] as soon as
+/// `closing` is cancelled (dropping `stream` frees what feeds it).
+fn until_shutdown<T: Send + 'static>(
+    stream: Stream_<T>,
+    closing: tokio_util::sync::CancellationToken,
+) -> Stream_<T> {
+    Box::pin(futures_util::stream::unfold(
+        Some((stream, closing)),
+        |state| async move {
+            let (mut stream, closing) = state?;
+            tokio::select! {
+                item = stream.next() => item.map(|item| (item, Some((stream, closing)))),
+                () = closing.cancelled() => Some((Err(status::shutting_down()), None)),
+            }
+        },
+    ))
+}
+
+/// Build progress a Build caller has not read yet (bytes); lines beyond it
+/// are dropped and counted, never stages or the outcome.
+const BUILD_STREAM_BUFFER: usize = 256 << 10;
+
+/// Output a Logs caller has not read yet (bytes): beyond it the stream
+/// waits for the caller (the engine keeps the log), so a client that does
+/// not read costs this much at most.
+const LOGS_STREAM_BUFFER: usize = 256 << 10;
+
+/// Queues one Logs line, waiting for room; fails once the client is gone.
+async fn send_line(
+    tx: &queue::Sender<Result<pb::LogLine, Status>>,
+    line: String,
+    stream: &str,
+) -> Result<(), queue::Closed> {
+    let bytes = line.len();
+    let line = pb::LogLine {
+        line,
+        stream: stream.into(),
+    };
+    tx.send(Ok(line), bytes).await
 }
 
 /// Passes build progress on to the Build caller.
 struct Forward {
-    events: mpsc::UnboundedSender<Result<pb::BuildEvent, Status>>,
+    events: queue::Sender<Result<pb::BuildEvent, Status>>,
     began: std::time::Instant,
 }
 
-impl Forward {
-    fn send(&self, event: pb::build_event::Event) {
-        let _ = self.events.send(Ok(pb::BuildEvent { event: Some(event) }));
+fn stage_event(stage: &str, began: std::time::Instant) -> pb::BuildEvent {
+    pb::BuildEvent {
+        event: Some(pb::build_event::Event::Stage(pb::BuildStage {
+            stage: stage.to_string(),
+            elapsed_ms: u64::try_from(began.elapsed().as_millis()).unwrap_or(u64::MAX),
+        })),
     }
 }
 
 impl runtime::Progress for Forward {
     fn line(&self, line: &str) {
-        self.send(pb::build_event::Event::Output(line.to_string()));
+        let event = pb::BuildEvent {
+            event: Some(pb::build_event::Event::Output(line.to_string())),
+        };
+        self.events.offer(Ok(event), line.len());
     }
 
     fn stage(&self, stage: &str) {
-        self.send(pb::build_event::Event::Stage(pb::BuildStage {
-            stage: stage.to_string(),
-            elapsed_ms: u64::try_from(self.began.elapsed().as_millis()).unwrap_or(u64::MAX),
-        }));
+        let _ = self.events.push(Ok(stage_event(stage, self.began)));
     }
 }
 
@@ -145,21 +248,30 @@ impl LauncherApi for Api {
         request: Request<Streaming<pb::BuildRequest>>,
     ) -> Result<Response<Self::BuildStream>, Status> {
         let began = std::time::Instant::now();
-        let (package, spool) = receive_package(request.into_inner(), self.limits()).await?;
-        let (tx, rx) = mpsc::unbounded_channel();
+        let package_dirs = self.launcher.config().cclaunch.api.package_dirs.clone();
+        let (package, received) = receive_package(
+            request.into_inner(),
+            self.limits(),
+            package_dirs,
+            &self.spool,
+        )
+        .await?;
+        let (tx, rx) = queue::channel(BUILD_STREAM_BUFFER);
         let launcher = self.launcher.clone();
         tokio::spawn(async move {
-            let progress = Forward {
-                events: tx.clone(),
-                began,
-            };
+            let progress = Forward { events: tx, began };
             runtime::Progress::stage(
                 &progress,
                 &format!("package {} received and valid", package.id),
             );
-            let outcome = launcher.build(&package, &progress).await;
-            drop(spool);
-            let _ = tx.send(match outcome {
+            let outcome = tokio::select! {
+                outcome = launcher.build(&package, &progress) => outcome,
+                // The caller went away: its interest in the build goes with
+                // this future (the build is cancelled if nobody else waits).
+                () = progress.events.closed() => return,
+            };
+            drop(received);
+            let _ = progress.events.push(match outcome {
                 Ok(built) => Ok(pb::BuildEvent {
                     event: Some(pb::build_event::Event::Done(pb::BuildDone {
                         package_id: built.package_id,
@@ -171,8 +283,14 @@ impl LauncherApi for Api {
                 Err(e) => Err(to_status(&e)),
             });
         });
-        let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-            rx.recv().await.map(|item| (item, rx))
+        let stream = futures_util::stream::unfold(rx, move |mut rx| async move {
+            let item = match rx.recv().await? {
+                queue::Item::Value(event) => event,
+                queue::Item::Dropped(n) => {
+                    Ok(stage_event(&crate::launcher::dropped_notice(n), began))
+                }
+            };
+            Some((item, rx))
         });
         Ok(Response::new(Box::pin(stream)))
     }
@@ -239,11 +357,13 @@ impl LauncherApi for Api {
         &self,
         request: Request<pb::ChaincodeRef>,
     ) -> Result<Response<pb::WaitResponse>, Status> {
-        let exit_code = self
-            .launcher
-            .wait(&request.into_inner().package_id)
-            .await
-            .map_err(|e| to_status(&e))?;
+        let package_id = request.into_inner().package_id;
+        let exit_code = tokio::select! {
+            waited = self.launcher.wait(&package_id) => {
+                waited.map_err(|e| to_status(&e))?
+            }
+            () = self.closing.cancelled() => return Err(status::shutting_down()),
+        };
         Ok(Response::new(pb::WaitResponse { exit_code }))
     }
 
@@ -258,17 +378,34 @@ impl LauncherApi for Api {
             since: r.since,
             timestamps: false,
         };
+        // A slot first, so a refused stream costs nothing.
+        let slot = Arc::clone(&self.log_streams)
+            .try_acquire_owned()
+            .map_err(|_| {
+                Status::resource_exhausted(format!(
+                    "{} Logs streams are open, as many as cclaunch.output.maxLogStreams allows; close one and try again",
+                    self.launcher.config().cclaunch.output.max_log_streams
+                ))
+            })?;
         let mut output = self
             .launcher
             .logs(&r.package_id, &query)
             .await
             .map_err(|e| to_status(&e))?;
         let max = self.launcher.config().cclaunch.output.max_line_bytes;
-        let (tx, rx) = mpsc::channel(256);
+        let (tx, rx) = queue::channel(LOGS_STREAM_BUFFER);
         tokio::spawn(async move {
+            let _slot = slot;
             let (mut out, mut err) = (Lines::new(max), Lines::new(max));
             let mut pending = Vec::new();
-            while let Some(frame) = output.next().await {
+            loop {
+                let frame = tokio::select! {
+                    frame = output.next() => frame,
+                    // The client went away, maybe while the chaincode is
+                    // silent: the engine stream (and connection) goes now.
+                    () = tx.closed() => return,
+                };
+                let Some(frame) = frame else { break };
                 match frame {
                     Ok(Output::Stdout(bytes)) => {
                         out.push(&bytes, |l| pending.push((l.text, "stdout")))
@@ -277,19 +414,12 @@ impl LauncherApi for Api {
                         err.push(&bytes, |l| pending.push((l.text, "stderr")))
                     }
                     Err(e) => {
-                        let _ = tx.send(Err(Status::unavailable(e.to_string()))).await;
+                        let _ = tx.push(Err(Status::unavailable(e.to_string())));
                         return;
                     }
                 }
                 for (line, stream) in pending.drain(..) {
-                    if tx
-                        .send(Ok(pb::LogLine {
-                            line,
-                            stream: stream.into(),
-                        }))
-                        .await
-                        .is_err()
-                    {
+                    if send_line(&tx, line, stream).await.is_err() {
                         return; // the client went away
                     }
                 }
@@ -297,16 +427,23 @@ impl LauncherApi for Api {
             out.finish(|l| pending.push((l.text, "stdout")));
             err.finish(|l| pending.push((l.text, "stderr")));
             for (line, stream) in pending {
-                let _ = tx
-                    .send(Ok(pb::LogLine {
-                        line,
-                        stream: stream.into(),
-                    }))
-                    .await;
+                if send_line(&tx, line, stream).await.is_err() {
+                    return;
+                }
             }
         });
-        Ok(Response::new(Box::pin(
-            tokio_stream::wrappers::ReceiverStream::new(rx),
+        // `send` waits for room, so nothing is ever dropped here.
+        let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+            loop {
+                match rx.recv().await? {
+                    queue::Item::Value(line) => return Some((line, rx)),
+                    queue::Item::Dropped(_) => continue,
+                }
+            }
+        });
+        Ok(Response::new(until_shutdown(
+            Box::pin(stream),
+            self.closing.clone(),
         )))
     }
 

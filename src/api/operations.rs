@@ -1,9 +1,16 @@
 //! The operations endpoint, as a Fabric peer has one: `GET /healthz` (200
 //! only when the engine answers; Fabric's JSON shape) and `GET /metrics`
-//! (Prometheus text).
+//! (Prometheus text). Nothing else: other paths are 404, other methods 405.
+//!
+//! Chaincode shares the host's network, so it can reach this port: it says
+//! nothing secret (no engine address, paths, keys or package content: a
+//! failed check names the component only, the detail goes to the log), and
+//! however often it is asked, the engine is asked at most once a second per
+//! route (see [`Cached`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -12,20 +19,43 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
 
+use super::cached::Cached;
+use super::connections::{Activity, Incoming, Limits, TrackCallsLayer};
 use crate::launcher::Launcher;
 
+/// How long one engine answer serves every request.
+pub const ANSWER_TTL: Duration = Duration::from_secs(1);
+
+struct Operations {
+    launcher: Arc<Launcher>,
+    /// Whether the engine answered its ping.
+    engine_up: Cached<bool>,
+    /// Running chaincode containers, if the engine could list them.
+    running: Cached<Option<usize>>,
+}
+
+/// Serves on `addr` with the API's connection bounds (cclaunch.api.*).
 pub async fn serve(
     launcher: Arc<Launcher>,
     addr: SocketAddr,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
+    let limits = Limits::from(&launcher.config().cclaunch.api);
+    let incoming = Incoming::new(listener, limits, format!("operations http://{bound}"));
+    let operations = Arc::new(Operations {
+        launcher,
+        engine_up: Cached::new(ANSWER_TTL),
+        running: Cached::new(ANSWER_TTL),
+    });
     let app = Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
-        .with_state(launcher);
+        .with_state(operations)
+        .layer(TrackCallsLayer);
     let task = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
+        let app = app.into_make_service_with_connect_info::<Activity>();
+        if let Err(e) = axum::serve(incoming, app).await {
             tracing::error!(error = %e, "operations endpoint stopped");
         }
     });
@@ -33,24 +63,47 @@ pub async fn serve(
     Ok((bound, task))
 }
 
-async fn healthz(State(launcher): State<Arc<Launcher>>) -> impl IntoResponse {
-    match launcher.health().await {
-        Ok(_) => (StatusCode::OK, Json(json!({"status": "OK"}))),
-        Err(e) => (
+async fn healthz(State(operations): State<Arc<Operations>>) -> impl IntoResponse {
+    let launcher = Arc::clone(&operations.launcher);
+    let up = operations
+        .engine_up
+        .get(|| async move {
+            match launcher.health().await {
+                Ok(_) => true,
+                Err(e) => {
+                    tracing::warn!(error = %super::status::chain(&e), "/healthz: the engine does not answer");
+                    false
+                }
+            }
+        })
+        .await
+        .unwrap_or(false);
+    if up {
+        (StatusCode::OK, Json(json!({"status": "OK"})))
+    } else {
+        (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(json!({
                 "status": "Service Unavailable",
-                "failed_checks": [{"component": "docker", "reason": format!("failed to ping to Docker daemon: {}", super::status::chain(&e))}]
+                "failed_checks": [{"component": "docker", "reason": "failed to ping to Docker daemon"}]
             })),
-        ),
+        )
     }
 }
 
-async fn metrics(State(launcher): State<Arc<Launcher>>) -> impl IntoResponse {
-    let running = launcher
-        .list()
+async fn metrics(State(operations): State<Arc<Operations>>) -> impl IntoResponse {
+    let launcher = Arc::clone(&operations.launcher);
+    let running = operations
+        .running
+        .get(|| async move {
+            launcher
+                .list()
+                .await
+                .map(|c| c.iter().filter(|c| c.running).count())
+                .ok()
+        })
         .await
-        .map(|c| c.iter().filter(|c| c.running).count())
+        .flatten()
         .unwrap_or(0);
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

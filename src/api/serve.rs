@@ -1,10 +1,14 @@
 //! `cclaunch serve`: the API on a Unix socket (mode 0660, a stale socket
 //! replaced, a live one refused) and/or TCP, with gRPC health and reflection.
 //! TCP is mutual TLS (any address; every client must present a certificate
-//! from the configured CA) or plain (loopback only unless forced). All
+//! from the configured CA) or, only when asked for by name, plain: chaincode
+//! shares the host's network, so plain TCP is open to it even on loopback. All
 //! listeners share one launcher and one shutdown: SIGTERM stops accepting on
-//! every one, lets in-flight calls finish and removes the socket; the
+//! every one, ends following Logs and Wait at once (UNAVAILABLE with
+//! `cclaunch-shutting-down` metadata: `builder run` waits for the next
+//! sidecar), lets other calls in flight finish and removes the socket; the
 //! chaincode keeps running (a sidecar restart must not kill chaincode).
+//! Every listener's connections are bounded and timed (`connections`).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -13,14 +17,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
 use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
-use super::{pb, Api};
+use super::connections::{Incoming, Limits, TrackCallsLayer};
+use super::{authority, pb, Api};
 use crate::launcher::Launcher;
 
 /// How long a client may take over its TLS handshake.
@@ -30,11 +35,12 @@ const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone)]
 pub enum Listen {
     Unix(PathBuf),
-    /// TCP: mutual TLS when `tls` is given (any address); plain otherwise,
-    /// loopback only unless `force`.
+    /// TCP: mutual TLS when `tls` is given; plain otherwise, and then only
+    /// with `insecure_plain` (anything that reaches the port drives the
+    /// engine: chaincode on the host's network too, loopback included).
     Tcp {
         addr: SocketAddr,
-        force: bool,
+        insecure_plain: bool,
         tls: Option<ServerTls>,
     },
 }
@@ -48,7 +54,7 @@ impl std::fmt::Display for Listen {
             } => write!(f, "https://{addr} (mutual TLS)"),
             Listen::Tcp {
                 addr, tls: None, ..
-            } => write!(f, "http://{addr} (plain TCP)"),
+            } => write!(f, "http://{addr} (plain TCP, insecure)"),
         }
     }
 }
@@ -148,8 +154,8 @@ pub enum Error {
     SocketInUse(PathBuf),
     #[error("{0} exists and is not a socket; refusing to replace it")]
     NotASocket(PathBuf),
-    #[error("plain TCP on {0} would expose the engine to the network; use mutual TLS (--tls-cert, --tls-key, --tls-client-ca), a loopback address, or --force-insecure-tcp")]
-    NotLoopback(SocketAddr),
+    #[error("plain TCP on {0} would let anything that reaches the port drive the engine, chaincode included (it shares the host's network, loopback too); serve the Unix socket or mutual TLS (--tls-cert, --tls-key, --tls-client-ca), or accept that with --insecure-plain-tcp")]
+    PlainTcp(SocketAddr),
     #[error("nothing to listen on")]
     NoListener,
     #[error("cannot listen on {what}")]
@@ -186,6 +192,8 @@ pub enum Error {
     },
     #[error("gRPC reflection set-up failed: {0}")]
     Reflection(String),
+    #[error(transparent)]
+    Claim(crate::launcher::Error),
 }
 
 fn listen_err(what: impl std::fmt::Display) -> impl FnOnce(std::io::Error) -> Error {
@@ -223,9 +231,13 @@ enum Bound {
 async fn bind(listen: &Listen) -> Result<Bound, Error> {
     match listen {
         Listen::Unix(path) => Ok(Bound::Unix(bind_unix(path).await?, path.clone())),
-        Listen::Tcp { addr, force, tls } => {
-            if tls.is_none() && !addr.ip().is_loopback() && !force {
-                return Err(Error::NotLoopback(*addr));
+        Listen::Tcp {
+            addr,
+            insecure_plain,
+            tls,
+        } => {
+            if tls.is_none() && !insecure_plain {
+                return Err(Error::PlainTcp(*addr));
             }
             let server = match tls {
                 // Checked when the ServerTls was made; cannot fail here.
@@ -243,6 +255,15 @@ async fn bind(listen: &Listen) -> Result<Bound, Error> {
             Ok(Bound::Tcp(listener, Box::new(server)))
         }
     }
+}
+
+/// HTTP/2 limits every gRPC listener gets (cclaunch.api.*); connection
+/// counts and timeouts are [`Incoming`]'s.
+fn limited(server: Server, api: &crate::config::Api) -> Server {
+    server
+        .max_concurrent_streams(api.max_streams)
+        .http2_keepalive_interval(Some(api.keepalive_interval))
+        .http2_keepalive_timeout(Some(api.keepalive_timeout))
 }
 
 fn remove_sockets(bound: &[Bound]) {
@@ -270,6 +291,7 @@ pub async fn serve(
     if listeners.is_empty() {
         return Err(Error::NoListener);
     }
+    launcher.claim().map_err(Error::Claim)?;
     let mut bound = Vec::new();
     for listen in &listeners {
         match bind(listen).await {
@@ -295,18 +317,32 @@ pub async fn serve(
             return Err(e);
         }
     };
-    // Bound, so no other sidecar serves here: pick up chaincode started
-    // before a restart (its output mirrored again from its checkpoint). An
-    // engine that is down now is not fatal: Health and /healthz say so.
+    // The peer is ours: first remove what a killed predecessor left
+    // half-done, then pick up chaincode started before a restart (its
+    // output mirrored again from its checkpoint). An engine that is down now
+    // is not fatal: Health and /healthz say so.
+    match launcher.clean_up_leftovers().await {
+        Ok(removed) if !removed.is_empty() => tracing::info!(
+            build_containers = removed.build_containers.len(),
+            unstarted_containers = removed.unstarted_containers.len(),
+            "removed what a process that is gone left half-done"
+        ),
+        Ok(_) => {}
+        Err(e) => {
+            tracing::warn!(error = %crate::error_chain(&e), "cannot look for containers a killed process left")
+        }
+    }
     match launcher.resume().await {
         Ok(resumed) => tracing::info!(chaincodes = resumed.len(), "resumed output mirrors"),
         Err(e) => {
             tracing::warn!(error = %crate::error_chain(&e), "cannot resume mirroring chaincode output")
         }
     }
+    let api = Api::new(Arc::clone(&launcher));
+    let closing = api.closing();
     let routes = Routes::new(health_service)
         .add_service(reflection)
-        .add_service(Api::new(Arc::clone(&launcher)).into_server());
+        .add_service(api.into_server());
 
     let stop = CancellationToken::new();
     let sockets: Vec<PathBuf> = bound
@@ -316,24 +352,39 @@ pub async fn serve(
             Bound::Tcp(..) => None,
         })
         .collect();
+    let settings = launcher.config().cclaunch.api.clone();
+    let limits = Limits::from(&settings);
     let servers = bound.into_iter().zip(&listeners).map(|(bound, listen)| {
         let stop = stop.clone();
         let routes = routes.clone();
         let name = listen.to_string();
+        let settings = settings.clone();
         tracing::info!(listener = %name, "cclaunch serving");
+        if let Listen::Tcp { tls: None, .. } = listen {
+            tracing::warn!(listener = %name, "plain TCP (--insecure-plain-tcp): anything that reaches this port, chaincode included, drives the engine");
+        }
         async move {
             let signal = stop.clone().cancelled_owned();
             let served = match bound {
                 Bound::Unix(listener, _) => {
-                    Server::builder()
+                    let incoming = Incoming::new(listener, limits, name.clone());
+                    limited(Server::builder(), &settings)
+                        .layer(TrackCallsLayer)
                         .add_routes(routes)
-                        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), signal)
+                        // Stock C-core and grpc-java clients send the socket path
+                        // as :authority, which h2 refuses: rewritten to localhost.
+                        .serve_with_incoming_shutdown(
+                            incoming.map(|conn| conn.map(authority::Connection::new)),
+                            signal,
+                        )
                         .await
                 }
-                Bound::Tcp(listener, mut server) => {
-                    server
+                Bound::Tcp(listener, server) => {
+                    let incoming = Incoming::new(listener, limits, name.clone());
+                    limited(*server, &settings)
+                        .layer(TrackCallsLayer)
                         .add_routes(routes)
-                        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal)
+                        .serve_with_incoming_shutdown(incoming, signal)
                         .await
                 }
             };
@@ -354,14 +405,16 @@ pub async fn serve(
         // A listener failed and took the others down.
         results = &mut servers => results,
         () = shutdown => {
-            // Checkpoints first: they must not wait for calls that may
-            // never end (a following Logs, a Wait).
+            // Checkpoints first; then following Logs and Wait end at once
+            // (their clients wait for the next sidecar), so the drain is
+            // left with calls that do end.
             launcher.stop_mirrors().await;
+            closing.cancel();
             stop.cancel();
             match tokio::time::timeout(DRAIN, &mut servers).await {
                 Ok(results) => results,
                 Err(_) => {
-                    tracing::warn!("calls still open {} s after shutdown began (following Logs, Wait); closing them", DRAIN.as_secs());
+                    tracing::warn!("calls still open {} s after shutdown began (builds); closing them", DRAIN.as_secs());
                     Vec::new()
                 }
             }

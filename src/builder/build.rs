@@ -19,13 +19,16 @@ use crate::client;
 use crate::config::Config;
 use crate::package::{self, Metadata, METADATA_FILE};
 use crate::platform::Platform;
+use crate::printable::{render, Sgr};
 
 /// Build progress for the peer's log: stderr.
 struct Stderr;
 
 impl crate::runtime::Progress for Stderr {
+    /// The build runs the chaincode's own scripts: their output is shown
+    /// as the sidecar logs chaincode output.
     fn line(&self, line: &str) {
-        eprintln!("{line}");
+        eprintln!("{}", render(line, Sgr::Strip));
     }
 
     fn stage(&self, stage: &str) {
@@ -135,6 +138,7 @@ fn build_ccaas(
     }
     let text = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
     let connection: ccaas::Connection = serde_json::from_slice(&text)
+        .map_err(|e| crate::excerpt::json_error(&e))
         .with_context(|| format!("{} is not valid connection JSON", path.display()))?;
     let env = std::env::var(ccaas::CONFIG_ENV).ok();
     let values = ccaas::values(

@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use crate::config::Config;
+use crate::excerpt::quote;
 
 /// The exit code for the peer; the reason for a "no" goes to stderr.
 pub fn detect(config: &Config, _src: &Path, meta: &Path) -> i32 {
@@ -21,14 +22,15 @@ pub fn detect(config: &Config, _src: &Path, meta: &Path) -> i32 {
     {
         eprintln!(
             "cclaunch builder detect: chaincode {} of type {} is claimed",
-            metadata.label, metadata.kind
+            metadata.label,
+            quote(&metadata.kind)
         );
         0
     } else {
         eprintln!(
-            "cclaunch builder detect: chaincode {} has type {:?}, not one of cclaunch.builder.types ({})",
+            "cclaunch builder detect: chaincode {} has type {}, not one of cclaunch.builder.types ({})",
             metadata.label,
-            metadata.kind,
+            quote(&metadata.kind),
             claimed.join(", ")
         );
         1

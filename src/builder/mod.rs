@@ -85,7 +85,7 @@ impl Record {
 fn read_metadata(meta: &Path) -> Result<Metadata> {
     let path = meta.join(METADATA_FILE);
     let text = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
-    serde_json::from_slice(&text).with_context(|| {
+    Metadata::from_json(&text).with_context(|| {
         format!(
             "{} is not chaincode metadata ({{\"path\",\"type\",\"label\"}})",
             path.display()

@@ -27,6 +27,7 @@ pub fn release(bld: &Path, release: &Path) -> Result<i32> {
     let text = std::fs::read(&from)
         .with_context(|| format!("chaincode {label}: cannot read {}", from.display()))?;
     let connection: ccaas::Connection = serde_json::from_slice(&text)
+        .map_err(|e| crate::excerpt::json_error(&e))
         .with_context(|| format!("chaincode {label}: {} is not valid", from.display()))?;
     connection
         .validate()

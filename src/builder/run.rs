@@ -20,6 +20,7 @@ use tonic::transport::Channel;
 use super::{Record, Sidecar};
 use crate::api::pb::{self, launcher_client::LauncherClient};
 use crate::client::Address;
+use crate::printable::{render, Sgr};
 
 /// The peer kills `run` 5 s after SIGTERM: the stop must fit in that.
 const STOP_TIMEOUT: Duration = Duration::from_secs(4);
@@ -57,6 +58,8 @@ pub async fn run(sidecar: &Sidecar, bld: &Path, rundir: &Path) -> Result<i32> {
     let text = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
     let run: RunConfig = serde_json::from_slice(&text)
         .with_context(|| format!("{} is not the peer's run config", path.display()))?;
+    crate::ccid::check(&run.chaincode_id)
+        .with_context(|| format!("{}: chaincode_id", path.display()))?;
     let id = run.chaincode_id.clone();
     let address = super::address(sidecar).with_context(|| format!("chaincode {id}"))?;
     // Listen before anything starts, so a SIGTERM during the start is not lost.
@@ -115,7 +118,13 @@ pub async fn run(sidecar: &Sidecar, bld: &Path, rundir: &Path) -> Result<i32> {
                 );
             }
             Err(status) => {
-                if !lost {
+                if !lost && crate::api::status::is_shutting_down(&status) {
+                    eprintln!(
+                        "cclaunch: chaincode {id}: the sidecar at {address} is shutting down \
+                         (restarting?); the chaincode keeps running, waiting for the sidecar to \
+                         come back"
+                    );
+                } else if !lost {
                     eprintln!(
                         "cclaunch: chaincode {id}: lost the sidecar at {address} ({}: {}); \
                          the chaincode keeps running, waiting for the sidecar to come back",
@@ -161,7 +170,8 @@ async fn mirror(mut client: LauncherClient<Channel>, id: String) {
                 let mut lines = reply.into_inner();
                 loop {
                     match lines.next().await {
-                        Some(Ok(line)) => eprintln!("{}", line.line),
+                        // Into the peer's log: shown as the sidecar logs it.
+                        Some(Ok(line)) => eprintln!("{}", render(&line.line, Sgr::Strip)),
                         Some(Err(_)) => break, // the sidecar went away
                         None => return,        // the container's output ended
                     }

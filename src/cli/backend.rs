@@ -144,9 +144,21 @@ impl Backend {
                 }))
             }
             None => {
-                let docker = Docker::connect(&config.vm.endpoint).await?;
+                let docker = Docker::connect(&config.vm.endpoint)
+                    .await?
+                    .with_timeouts((&config.cclaunch.engine).into());
                 Ok(Backend::Direct(Launcher::new(Arc::new(docker), config)))
             }
+        }
+    }
+
+    /// For verbs that make or remove chaincode containers: on the engine
+    /// directly, refused while a sidecar serves the same peer (it mirrors
+    /// and checkpoints that peer's chaincode; go through it instead).
+    pub fn exclusive(&self) -> Result<()> {
+        match self {
+            Backend::Direct(launcher) => Ok(launcher.check_unserved()?),
+            Backend::Sidecar(_) => Ok(()),
         }
     }
 

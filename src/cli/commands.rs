@@ -18,6 +18,7 @@ use crate::launcher::{Launcher, Selection, StartRequest, TlsMaterial};
 use crate::naming::Scope;
 use crate::package::{self, Limits, Metadata, Package};
 use crate::platform::Platform;
+use crate::printable::{self, Sgr};
 use crate::runtime::docker::Docker;
 
 /// Runs one command; the process exit code on success.
@@ -45,6 +46,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::Start(args) => return start(args, config).await,
         Command::Stop { chaincode, server } => {
             let backend = Backend::new(&server, config).await?;
+            backend.exclusive()?;
             let id = package_id(&chaincode, backend.config())?;
             println!("stopped {}", backend.stop(&id).await?);
         }
@@ -114,7 +116,9 @@ async fn builder(
 }
 
 async fn launcher(config: Config) -> Result<Launcher> {
-    let docker = Docker::connect(&config.vm.endpoint).await?;
+    let docker = Docker::connect(&config.vm.endpoint)
+        .await?
+        .with_timeouts((&config.cclaunch.engine).into());
     Ok(Launcher::new(Arc::new(docker), config))
 }
 
@@ -134,9 +138,12 @@ fn package_id(arg: &str, config: &Config) -> Result<String> {
     if path.is_file() {
         return Ok(open_package(path, config)?.id);
     }
-    if !arg.contains(':') {
-        anyhow::bail!("{arg:?} is neither a package file nor a package id (label:hash)");
-    }
+    crate::ccid::check(arg).with_context(|| {
+        format!(
+            "{} is neither a package file nor a package id",
+            crate::excerpt::quote(arg)
+        )
+    })?;
     Ok(arg.to_string())
 }
 
@@ -186,6 +193,7 @@ async fn build(backend: &Backend, package: &Package) -> Result<Built> {
 
 async fn start(args: StartArgs, config: Config) -> Result<i32> {
     let backend = Backend::new(&args.server, config).await?;
+    backend.exclusive()?;
     let path = Path::new(&args.chaincode);
     let (package_id, platform) = if path.is_file() {
         let package = open_package(path, backend.config())?;
@@ -226,8 +234,15 @@ fn read(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
 }
 
+/// A chaincode output line to stdout: on a terminal with its control
+/// characters made visible (colours kept), else as the chaincode wrote it.
 fn print_line(line: &str) {
-    println!("{line}");
+    static TERMINAL: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if *TERMINAL.get_or_init(|| std::io::IsTerminal::is_terminal(&std::io::stdout())) {
+        println!("{}", printable::render(line, Sgr::Keep));
+    } else {
+        println!("{line}");
+    }
 }
 
 async fn logs(args: LogsArgs, config: Config) -> Result<()> {
@@ -257,6 +272,7 @@ async fn ps(server: &ServerArgs, config: Config) -> Result<()> {
 
 async fn gc(args: GcArgs, config: Config) -> Result<()> {
     let backend = Backend::new(&args.server, config).await?;
+    backend.exclusive()?;
     let selection = if args.chaincode.is_empty() {
         Selection::AllBut(args.keep)
     } else {
@@ -318,6 +334,7 @@ async fn try_package(args: TryArgs, config: Config) -> Result<i32> {
         keep: args.keep,
     };
     let launcher = launcher(config).await?;
+    launcher.check_unserved()?;
     let package = open_package(&args.package, launcher.config())?;
     let progress = BuildProgress::new(&format!("build {}", package.id));
     let outcome = tryout::run(&launcher, &package, &options, &progress).await?;
@@ -429,7 +446,7 @@ async fn serve(args: ServeArgs, config: Config) -> Result<()> {
         };
         listeners.push(Listen::Tcp {
             addr,
-            force: args.force_insecure_tcp,
+            insecure_plain: args.insecure_plain_tcp,
             tls,
         });
     }
@@ -445,6 +462,8 @@ async fn serve(args: ServeArgs, config: Config) -> Result<()> {
         listeners.insert(0, Listen::Unix(path));
     }
     let launcher = Arc::new(launcher(config).await?);
+    // Before anything listens: a second sidecar of this peer stops here.
+    launcher.claim()?;
     let operations = match args.operations {
         Some(addr) => {
             let (bound, task) = api::operations::serve(launcher.clone(), addr)

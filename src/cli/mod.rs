@@ -90,7 +90,8 @@ pub enum Command {
         #[command(flatten)]
         server: ServerArgs,
     },
-    /// Print a chaincode container's output.
+    /// Print a chaincode container's output: as written into a pipe or file;
+    /// on a terminal, control characters escaped (\r, \x1b...) but colours kept.
     Logs(LogsArgs),
     /// List the chaincode containers cclaunch manages.
     Ps {
@@ -118,11 +119,21 @@ pub enum Command {
     /// Listens on a Unix socket (mode 0660; a stale socket is replaced, a live
     /// one refused) and/or TCP. TCP with --tls-cert, --tls-key and
     /// --tls-client-ca is mutual TLS: every client must present a certificate
-    /// signed by the client CA, and any address may be used. Plain TCP is
-    /// loopback only unless --force-insecure-tcp. Also serves grpc.health.v1
-    /// and gRPC reflection. SIGTERM writes the output mirrors' checkpoints,
-    /// stops accepting on every listener and lets calls in flight finish (for
-    /// up to 10 s); chaincode keeps running, and the next `serve` resumes it.
+    /// signed by the client CA, and any address may be used. Plain TCP needs
+    /// --insecure-plain-tcp: chaincode shares the host's network, so it could
+    /// drive the engine through it, loopback included. Also serves
+    /// grpc.health.v1 and gRPC reflection. One `serve` per peer: it holds a
+    /// lock in cclaunch.stateDir (a second one is refused), and at start
+    /// removes what a killed predecessor left half-done. SIGTERM writes the
+    /// output mirrors' checkpoints, stops accepting on every listener, ends
+    /// following Logs and Wait at once (UNAVAILABLE; `builder run` waits for
+    /// the next sidecar) and lets other calls finish (for up to 10 s);
+    /// chaincode keeps running, and the next `serve` resumes it. Connections
+    /// are bounded (cclaunch.api.*: count, calls each, header and idle timeouts).
+    ///
+    /// Uploads, builds, Logs streams and the output mirror are bounded
+    /// (cclaunch.package.*, cclaunch.build.timeout, cclaunch.output.*; see
+    /// docs/SECURITY.md). Uploads are spooled in cclaunch.stateDir.
     ///
     /// Clients: `cclaunch ps --server https://HOST:PORT --server-ca ca.crt
     /// --server-cert client.crt --server-key client.key` (any verb that takes
@@ -249,7 +260,8 @@ pub struct TryArgs {
 #[command(next_help_heading = "Through a sidecar")]
 pub struct ServerArgs {
     /// Go through the sidecar (`cclaunch serve`) at ADDR instead of the engine:
-    /// unix:/path/cclaunch.sock, http://127.0.0.1:PORT, or https://HOST:PORT (mutual TLS).
+    /// unix:/path/cclaunch.sock, https://HOST:PORT (mutual TLS), or http://HOST:PORT (a
+    /// sidecar serving --insecure-plain-tcp).
     #[arg(long, value_name = "ADDR", env = crate::client::SERVER_ENV)]
     pub server: Option<String>,
     /// With an https --server: the CA the sidecar's certificate must chain to (PEM).
@@ -274,8 +286,8 @@ pub struct ServeArgs {
     /// /run/cclaunch/cclaunch.sock). Given with --tcp, both listen.
     #[arg(long, value_name = "PATH")]
     pub socket: Option<PathBuf>,
-    /// TCP address: mutual TLS with --tls-cert/--tls-key/--tls-client-ca (any address),
-    /// plain otherwise (loopback only unless --force-insecure-tcp).
+    /// TCP address: mutual TLS with --tls-cert/--tls-key/--tls-client-ca; plain TCP only
+    /// with --insecure-plain-tcp.
     #[arg(long, value_name = "HOST:PORT")]
     pub tcp: Option<std::net::SocketAddr>,
     /// The server's TLS certificate (PEM, chain allowed) for --tcp; its SANs must name the
@@ -289,10 +301,13 @@ pub struct ServeArgs {
     /// certificate is required: clients without one, or from another CA, are refused.
     #[arg(long, value_name = "FILE", requires_all = ["tcp", "tls_cert", "tls_key"])]
     pub tls_client_ca: Option<PathBuf>,
-    /// Allow plain TCP on a non-loopback address (anyone reaching it drives the engine).
+    /// Serve --tcp as plain TCP, without TLS. Unsafe on any address, loopback included:
+    /// chaincode runs on the host's network, and anything that reaches the port drives
+    /// the engine (lists and stops chaincode, builds and starts containers).
     #[arg(long, requires = "tcp", conflicts_with = "tls_cert")]
-    pub force_insecure_tcp: bool,
-    /// Operations endpoint (HTTP GET /healthz and /metrics), e.g. 127.0.0.1:9444.
+    pub insecure_plain_tcp: bool,
+    /// Operations endpoint (HTTP GET /healthz and /metrics), e.g. 127.0.0.1:9444. Read-only and
+    /// safe for chaincode to reach: nothing secret, engine asked at most once a second.
     #[arg(long, value_name = "HOST:PORT")]
     pub operations: Option<std::net::SocketAddr>,
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::printable::{render, Sgr};
 use crate::runtime::Progress;
 
 pub struct BuildProgress {
@@ -47,9 +48,12 @@ impl Progress for BuildProgress {
         }
     }
 
+    /// A line of the build's output: the build runs the chaincode's own
+    /// scripts, so its control characters are shown, not obeyed.
     fn line(&self, line: &str) {
+        let line = render(line, Sgr::Strip);
         match &self.bar {
-            Some(bar) => bar.set_message(line.to_string()),
+            Some(bar) => bar.set_message(line.into_owned()),
             None => eprintln!("{} | {line}", self.prefix),
         }
     }

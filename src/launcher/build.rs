@@ -4,18 +4,28 @@
 
 use std::io::{self, Write};
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, Weak};
 
 use bytes::Bytes;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_util::sync::CancellationToken;
 
 use super::{engine, Error, Launcher, LABEL_BUILD};
+use crate::config::Config;
 use crate::package::{self, Package};
 use crate::platform::{golang, Platform};
-use crate::runtime::{self, BuildJob, ByteStream, Progress};
+use crate::queue;
+use crate::runtime::{self, BuildJob, ByteStream, Engine, Progress};
 
 /// Build output lines kept for the error report of a failed build.
 const KEEP_BUILD_LINES: usize = 100;
+
+/// Progress a caller has not taken yet, per caller (bytes); more is dropped
+/// (and counted) rather than held up or buffered without end.
+const CALLER_BUFFER: usize = 256 << 10;
+
+/// Used if `cclaunch.build.timeout` is unreadable (it is checked on load).
+const DEFAULT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
 
 #[derive(Debug, Clone)]
 pub struct Built {
@@ -24,6 +34,60 @@ pub struct Built {
     pub platform: Platform,
     /// The image already existed and was reused.
     pub reused: bool,
+}
+
+/// What a caller is told when build output lines did not reach it.
+pub fn dropped_notice(lines: u64) -> String {
+    format!("{lines} build output lines dropped: client too slow")
+}
+
+/// A build's progress, as every caller of it receives it.
+#[derive(Debug)]
+enum Event {
+    Line(String),
+    Stage(String),
+}
+
+type Listeners = Arc<Mutex<Vec<queue::Sender<Event>>>>;
+
+/// A build's outcome as its waiters see it: `None` while it runs, then its
+/// result (an error as its message).
+type Outcome = watch::Receiver<Option<Result<(), String>>>;
+
+/// A build under way, shared by everyone who asked for its image. It runs
+/// in a task of its own, so a waiter that stays keeps it going when the
+/// first caller leaves; once every caller has gone it is cancelled.
+pub(super) struct Flight {
+    interest: Weak<Interest>,
+    outcome: Outcome,
+    listeners: Listeners,
+}
+
+pub(super) type Flights = Arc<Mutex<std::collections::HashMap<String, Flight>>>;
+
+/// Held by each caller of a build; the last one dropped cancels it.
+struct Interest(CancellationToken);
+
+impl Drop for Interest {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
+}
+
+/// A caller's place in a build.
+enum Role {
+    /// Started it: hears its result first-hand.
+    Leader(oneshot::Receiver<Result<(), Error>>),
+    /// Joined it: hears its outcome as shared text.
+    Waiter(Outcome),
+}
+
+/// A caller in a build: its role, the build's progress for it, and its
+/// share of interest in the build going on.
+struct Joined {
+    role: Role,
+    events: queue::Receiver<Event>,
+    _interest: Arc<Interest>,
 }
 
 impl Launcher {
@@ -53,74 +117,198 @@ impl Launcher {
             platform,
             reused,
         };
-        if self
-            .engine
-            .image_labels(&names.image)
-            .await
-            .map_err(engine(package_id))?
-            .is_some()
-        {
-            tracing::info!(chaincode = package_id, image = %names.image, "image exists, reusing it");
-            progress.stage("image exists, reusing it");
-            return Ok(built(true));
-        }
-
         // One engine build per image, however many callers ask at once: the
-        // first builds, the others wait for its outcome and share it.
-        let role = {
-            let mut flights = self.flights.lock().unwrap_or_else(|p| p.into_inner());
-            match flights.get(&names.image) {
-                Some(outcome) => Err(outcome.clone()),
-                None => {
-                    let (tx, rx) = watch::channel(None);
-                    flights.insert(names.image.clone(), rx);
-                    Ok(tx)
+        // first starts it, the others join it and share its outcome.
+        let joined = loop {
+            if self
+                .engine
+                .image_labels(&names.image)
+                .await
+                .map_err(engine(package_id))?
+                .is_some()
+            {
+                tracing::info!(chaincode = package_id, image = %names.image, "image exists, reusing it");
+                progress.stage("image exists, reusing it");
+                return Ok(built(true));
+            }
+            match self.join_or_lead(package, platform, &names.image) {
+                Ok(joined) => break joined,
+                // Its last caller left: let it wind down, then start afresh.
+                Err(mut dying) => {
+                    let _ = dying.wait_for(Option::is_some).await;
                 }
             }
         };
-        let tx = match role {
-            Ok(tx) => tx,
-            Err(mut outcome) => {
-                progress.stage("waiting for the build of this image already in progress");
-                let shared = outcome.wait_for(Option::is_some).await.map(|o| o.clone());
-                return match shared {
-                    Ok(Some(Ok(()))) => Ok(built(true)),
-                    Ok(Some(Err(message))) => Err(Error::SharedBuild {
-                        package_id: package_id.to_string(),
-                        message,
-                    }),
-                    _ => Err(Error::SharedBuild {
-                        package_id: package_id.to_string(),
-                        message: "the build it waited for was cancelled".into(),
-                    }),
-                };
-            }
-        };
-        let _flight = Flight {
-            launcher: self,
-            image: names.image.clone(),
-        };
-        let result = self
-            .build_now(package, platform, &names.image, progress)
-            .await;
-        let _ = tx.send(Some(
-            result
-                .as_ref()
-                .map(|_| ())
-                .map_err(|e| crate::error_chain(e)),
-        ));
-        result.map(|()| built(false))
+        if matches!(joined.role, Role::Waiter(_)) {
+            progress.stage("waiting for the build of this image already in progress");
+        }
+        let Joined {
+            role,
+            events,
+            _interest,
+        } = joined;
+        follow(events, progress).await;
+        match role {
+            Role::Leader(result) => match result.await {
+                Ok(result) => result.map(|()| built(false)),
+                Err(_) => Err(Error::SharedBuild {
+                    package_id: package_id.to_string(),
+                    message: "the build ended without an outcome".into(),
+                }),
+            },
+            Role::Waiter(outcome) => match outcome.borrow().clone() {
+                Some(Ok(())) => Ok(built(true)),
+                Some(Err(message)) => Err(Error::SharedBuild {
+                    package_id: package_id.to_string(),
+                    message,
+                }),
+                None => Err(Error::SharedBuild {
+                    package_id: package_id.to_string(),
+                    message: "the build it waited for was cancelled".into(),
+                }),
+            },
+        }
     }
 
-    /// The engine build itself: build container, then the runtime image.
-    async fn build_now(
+    /// Joins the build of `image` under way, or starts it. `Err`: a build
+    /// whose callers have all gone is still winding down; its outcome.
+    fn join_or_lead(
         &self,
         package: &Package,
         platform: Platform,
         image: &str,
+    ) -> Result<Joined, Outcome> {
+        let (listener, events) = queue::channel(CALLER_BUFFER);
+        let mut flights = self.flights.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(flight) = flights.get(image) {
+            let interest = flight.interest.upgrade().ok_or(flight.outcome.clone())?;
+            flight
+                .listeners
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(listener);
+            return Ok(Joined {
+                role: Role::Waiter(flight.outcome.clone()),
+                events,
+                _interest: interest,
+            });
+        }
+        let cancel = CancellationToken::new();
+        let interest = Arc::new(Interest(cancel.clone()));
+        let (outcome_tx, outcome) = watch::channel(None);
+        let listeners: Listeners = Arc::new(Mutex::new(vec![listener]));
+        let (result_tx, result) = oneshot::channel();
+        flights.insert(
+            image.to_string(),
+            Flight {
+                interest: Arc::downgrade(&interest),
+                outcome,
+                listeners: Arc::clone(&listeners),
+            },
+        );
+        let task = Task {
+            engine: Arc::clone(&self.engine),
+            config: self.config.clone(),
+            labels: self.labels(&package.id),
+            flights: Arc::clone(&self.flights),
+            image: image.to_string(),
+        };
+        let package = package.clone();
+        tokio::spawn(async move {
+            let progress = Fanout(Arc::clone(&listeners));
+            let result = task.build(&package, platform, &progress, &cancel).await;
+            // Gone from the table before the outcome is out: whoever comes
+            // next finds the image, or (after a failure) starts afresh.
+            drop(task);
+            let _ = outcome_tx.send(Some(
+                result
+                    .as_ref()
+                    .map(|_| ())
+                    .map_err(|e| crate::error_chain(e)),
+            ));
+            listeners.lock().unwrap_or_else(|p| p.into_inner()).clear();
+            let _ = result_tx.send(result);
+        });
+        Ok(Joined {
+            role: Role::Leader(result),
+            events,
+            _interest: interest,
+        })
+    }
+}
+
+/// Passes a build's progress on to a caller until the build ends.
+async fn follow(mut events: queue::Receiver<Event>, progress: &dyn Progress) {
+    while let Some(item) = events.recv().await {
+        match item {
+            queue::Item::Value(Event::Line(line)) => progress.line(&line),
+            queue::Item::Value(Event::Stage(stage)) => progress.stage(&stage),
+            queue::Item::Dropped(n) => progress.stage(&dropped_notice(n)),
+        }
+    }
+}
+
+/// A build's progress to every caller of it: lines if there is room (a
+/// slow caller loses some, counted), stages always.
+struct Fanout(Listeners);
+
+impl Progress for Fanout {
+    fn line(&self, line: &str) {
+        let mut listeners = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        listeners.retain(|l| !l.is_closed());
+        for listener in listeners.iter() {
+            listener.offer(Event::Line(line.to_string()), line.len());
+        }
+    }
+
+    fn stage(&self, stage: &str) {
+        let listeners = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        for listener in listeners.iter() {
+            let _ = listener.push(Event::Stage(stage.to_string()));
+        }
+    }
+}
+
+/// One engine build, owning all it needs: it outlives any single caller.
+/// Dropped, it takes its image out of the table of builds under way.
+struct Task {
+    engine: Arc<dyn Engine>,
+    config: Config,
+    labels: runtime::Labels,
+    flights: Flights,
+    image: String,
+}
+
+impl Drop for Task {
+    fn drop(&mut self) {
+        self.flights
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.image);
+    }
+}
+
+impl Task {
+    /// The engine build itself: build container, then the runtime image,
+    /// within `cclaunch.build.timeout` and until `cancel`.
+    async fn build(
+        &self,
+        package: &Package,
+        platform: Platform,
         progress: &dyn Progress,
+        cancel: &CancellationToken,
     ) -> Result<(), Error> {
         let package_id = package.id.as_str();
+        let image = self.image.as_str();
+        let timeout = self.config.build_timeout().unwrap_or(DEFAULT_TIMEOUT);
+        let deadline = tokio::time::Instant::now() + timeout;
+        let timed_out = || Error::BuildTimeout {
+            package_id: package_id.to_string(),
+            timeout: self.config.cclaunch.build.timeout.clone(),
+        };
+        let cancelled = || Error::BuildCancelled {
+            package_id: package_id.to_string(),
+        };
         let plan = platform
             .plan(&self.config, &package.metadata.path, &|key| {
                 std::env::var(key).ok()
@@ -130,7 +318,7 @@ impl Launcher {
                 source,
             })?;
         let build = &self.config.cclaunch.build;
-        let mut labels = self.labels(package_id);
+        let mut labels = self.labels.clone();
         labels.insert(LABEL_BUILD.to_string(), "true".to_string());
         let job = BuildJob {
             image: plan.builder_image.clone(),
@@ -143,7 +331,12 @@ impl Launcher {
             network_mode: build.network_mode.clone(),
             mounts: build.mounts.clone(),
             labels,
+            deadline,
+            cancel: cancel.clone(),
         };
+        if cancel.is_cancelled() {
+            return Err(cancelled());
+        }
         tracing::info!(chaincode = package_id, builder = %job.image, "building chaincode");
         progress.stage(&format!("compiling in {}", job.image));
 
@@ -170,6 +363,18 @@ impl Launcher {
                     output: output.into_iter().collect(),
                 });
             }
+            // Ours, not an engine call's own timeout.
+            Err(runtime::Error::Timeout { .. }) if tokio::time::Instant::now() >= deadline => {
+                tracing::warn!(chaincode = package_id, timeout = %build.timeout, "build timed out; its container was removed");
+                return Err(timed_out());
+            }
+            Err(runtime::Error::Cancelled { .. }) if cancel.is_cancelled() => {
+                tracing::info!(
+                    chaincode = package_id,
+                    "build cancelled: its callers went away; its container was removed"
+                );
+                return Err(cancelled());
+            }
             Err(e) => return Err(engine(package_id)(e)),
         };
 
@@ -192,36 +397,25 @@ impl Launcher {
             .clone()
             .unwrap_or_default();
         progress.stage(&format!("building image {image}"));
-        self.engine
-            .build_image(
-                image,
-                &image_labels(package_id),
-                context.to_path_buf(),
-                self.config.chaincode.pull,
-                &network_mode,
-                progress,
-            )
-            .await
-            .map_err(engine(package_id))?;
+        // The runtime image's Dockerfile runs nothing of the chaincode's;
+        // dropping the request ends the engine's build of it.
+        let image_labels = image_labels(package_id);
+        let built = self.engine.build_image(
+            image,
+            &image_labels,
+            context.to_path_buf(),
+            self.config.chaincode.pull,
+            &network_mode,
+            progress,
+        );
+        tokio::select! {
+            built = tokio::time::timeout_at(deadline, built) => {
+                built.map_err(|_| timed_out())?.map_err(engine(package_id))?
+            }
+            () = cancel.cancelled() => return Err(cancelled()),
+        }
         tracing::info!(chaincode = package_id, image, "built image");
         Ok(())
-    }
-}
-
-/// Removes an image's in-flight entry when its build ends, also when the
-/// leading caller is cancelled (its waiters then see the channel close).
-struct Flight<'a> {
-    launcher: &'a Launcher,
-    image: String,
-}
-
-impl Drop for Flight<'_> {
-    fn drop(&mut self) {
-        self.launcher
-            .flights
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&self.image);
     }
 }
 

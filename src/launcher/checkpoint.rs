@@ -2,6 +2,11 @@
 //! mirrored, kept on disk so a restarted sidecar resumes where the last one
 //! stopped instead of logging every line again.
 //!
+//! Each peer (network id and peer id) has a directory of its own under
+//! `stateDir/mirror`, so sidecars of several peers may share a stateDir; a
+//! sidecar holds that directory's lock for its life, so two sidecars of one
+//! peer never mirror (and checkpoint) the same containers.
+//!
 //! One small JSON file per container, replaced atomically (write, rename).
 //! A writer task follows the mirror's position and writes it as soon as it
 //! moves, at most every [`MIN_INTERVAL`]: a chaincode logging slowly is
@@ -32,20 +37,108 @@ struct Record {
     saved_at_ns: u64,
 }
 
+/// The lock a sidecar holds on its peer's checkpoint directory.
+const LOCK_FILE: &str = "serve.lock";
+
 /// Where checkpoints live. The directory is made on first use; if it cannot
 /// be written, that is said once and mirroring goes on without resuming.
 #[derive(Debug, Clone)]
 pub struct Checkpoints {
     dir: PathBuf,
+    /// Where checkpoints of every peer lived before they had a directory
+    /// each: one found there for a container of this peer is moved over.
+    legacy: PathBuf,
     warned: Arc<AtomicBool>,
 }
 
+/// Another process holds a peer's lock.
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    #[error("held by another process{}", holder.map(|pid| format!(" (pid {pid})")).unwrap_or_default())]
+    Held { holder: Option<u32> },
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// A peer's lock, held until dropped (or the process ends, however it ends).
+#[derive(Debug)]
+pub struct Lock {
+    _file: std::fs::File,
+}
+
 impl Checkpoints {
-    pub fn new(state_dir: &Path) -> Checkpoints {
+    pub fn new(state_dir: &Path, network_id: &str, peer_id: &str) -> Checkpoints {
+        let legacy = state_dir.join("mirror");
         Checkpoints {
-            dir: state_dir.join("mirror"),
+            dir: legacy.join(component(network_id)).join(component(peer_id)),
+            legacy,
             warned: Arc::default(),
         }
+    }
+
+    /// The peer's lock file.
+    pub fn lock_path(&self) -> PathBuf {
+        self.dir.join(LOCK_FILE)
+    }
+
+    /// Takes the peer's lock (flock, so a killed holder releases it) and
+    /// writes this process's id into it for whoever finds it held.
+    pub fn lock(&self) -> Result<Lock, LockError> {
+        use std::io::Write;
+        std::fs::create_dir_all(&self.dir)?;
+        let mut file = self.open_lock()?;
+        let mut tries = 0;
+        while let Err(e) =
+            rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive)
+        {
+            if e != rustix::io::Errno::WOULDBLOCK {
+                return Err(std::io::Error::from(e).into());
+            }
+            // A CLI's probe holds it for an instant; a sidecar for good.
+            tries += 1;
+            if tries == 3 {
+                return Err(LockError::Held {
+                    holder: self.holder(),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        file.set_len(0)?;
+        writeln!(file, "{}", std::process::id())?;
+        Ok(Lock { _file: file })
+    }
+
+    /// Whether another process holds the peer's lock (it is not kept).
+    pub fn probe(&self) -> Result<(), LockError> {
+        let file = match self.open_lock() {
+            Ok(file) => file,
+            // No lock file: nobody ever served this peer with this stateDir.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
+        match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockShared) {
+            Ok(()) => Ok(()),
+            Err(e) if e == rustix::io::Errno::WOULDBLOCK => Err(LockError::Held {
+                holder: self.holder(),
+            }),
+            Err(e) => Err(std::io::Error::from(e).into()),
+        }
+    }
+
+    /// The process id the lock's holder wrote, if readable.
+    fn holder(&self) -> Option<u32> {
+        std::fs::read_to_string(self.lock_path())
+            .ok()
+            .and_then(|text| text.trim().parse().ok())
+    }
+
+    fn open_lock(&self) -> std::io::Result<std::fs::File> {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(self.lock_path())
     }
 
     fn path(&self, container: &str) -> PathBuf {
@@ -55,7 +148,11 @@ impl Checkpoints {
 
     /// What the last mirror of this container (by id) logged.
     pub fn load(&self, container: &str, container_id: &str) -> Option<Skip> {
-        let text = std::fs::read(self.path(container)).ok()?;
+        let path = self.path(container);
+        let text = match std::fs::read(&path) {
+            Ok(text) => text,
+            Err(_) => self.adopt_legacy(container)?,
+        };
         let record: Record = serde_json::from_slice(&text)
             .inspect_err(
                 |e| tracing::warn!(container, error = %e, "ignoring a damaged mirror checkpoint"),
@@ -65,6 +162,19 @@ impl Checkpoints {
             at: record.position,
             saved_at: Duration::from_nanos(record.saved_at_ns),
         })
+    }
+
+    /// A checkpoint an older cclaunch wrote for this container (a container
+    /// of this peer: the caller listed it by its labels), moved here.
+    fn adopt_legacy(&self, container: &str) -> Option<Vec<u8>> {
+        let old = self.legacy.join(format!("{container}.json"));
+        let text = std::fs::read(&old).ok()?;
+        let moved = std::fs::create_dir_all(&self.dir)
+            .and_then(|()| std::fs::rename(&old, self.path(container)));
+        if let Err(e) = moved {
+            tracing::debug!(container, error = %e, "could not move an old mirror checkpoint");
+        }
+        Some(text)
     }
 
     pub fn save(&self, container: &str, container_id: &str, position: Position) {
@@ -128,19 +238,41 @@ impl Checkpoints {
         })
     }
 
-    /// Deletes the checkpoints of containers that no longer exist.
+    /// Deletes this peer's checkpoints of containers that no longer exist.
     pub fn sweep(&self, existing: &std::collections::HashSet<String>) {
         let Ok(entries) = std::fs::read_dir(&self.dir) else {
             return;
         };
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            let container = name.strip_suffix(".json").unwrap_or(&name);
+            let Some(container) = name.strip_suffix(".json") else {
+                continue; // the lock, a write in progress
+            };
             if !existing.contains(container) {
                 let _ = std::fs::remove_file(entry.path());
             }
         }
     }
+}
+
+/// A network or peer id as one directory name: `[A-Za-z0-9_.-]` kept,
+/// anything else (and a leading dot) as `%XX`, so distinct ids never share
+/// a directory and none climbs out of it.
+fn component(id: &str) -> String {
+    let mut name = String::with_capacity(id.len().max(1));
+    for (i, byte) in id.bytes().enumerate() {
+        let plain =
+            byte.is_ascii_alphanumeric() || b"_-".contains(&byte) || (byte == b'.' && i > 0);
+        if plain {
+            name.push(char::from(byte));
+        } else {
+            name.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    if name.is_empty() {
+        name.push('%');
+    }
+    name
 }
 
 /// A temp file of its own (two writers never share one), synced, renamed
@@ -162,7 +294,7 @@ mod tests {
     #[test]
     fn a_checkpoint_belongs_to_one_container_id() {
         let dir = tempfile::tempdir().unwrap();
-        let checkpoints = Checkpoints::new(dir.path());
+        let checkpoints = Checkpoints::new(dir.path(), "net", "peer0");
         let at = Position {
             stdout: 7,
             stderr: 2,
@@ -173,16 +305,68 @@ mod tests {
         assert_eq!(loaded.at, at);
         assert!(loaded.saved_at >= before && loaded.saved_at <= unix_now());
         assert_eq!(checkpoints.load("dev-peer0-cc", "newer"), None);
-        std::fs::write(dir.path().join("mirror/dev-peer0-cc.json"), b"{oops").unwrap();
+        let file = dir.path().join("mirror/net/peer0/dev-peer0-cc.json");
+        std::fs::write(&file, b"{oops").unwrap();
         assert_eq!(checkpoints.load("dev-peer0-cc", "abc"), None);
         checkpoints.remove("dev-peer0-cc");
-        assert!(!dir.path().join("mirror/dev-peer0-cc.json").exists());
+        assert!(!file.exists());
+    }
+
+    #[test]
+    fn an_unscoped_checkpoint_of_an_older_cclaunch_is_adopted() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = Checkpoints {
+            dir: dir.path().join("mirror"),
+            legacy: dir.path().join("mirror"),
+            warned: Arc::default(),
+        };
+        let at = Position {
+            stdout: 3,
+            stderr: 1,
+        };
+        old.save("net-peer0-cc", "abc", at);
+        let checkpoints = Checkpoints::new(dir.path(), "net", "peer0");
+        assert_eq!(
+            checkpoints.load("net-peer0-cc", "abc").map(|s| s.at),
+            Some(at)
+        );
+        assert!(!dir.path().join("mirror/net-peer0-cc.json").exists());
+        assert!(dir
+            .path()
+            .join("mirror/net/peer0/net-peer0-cc.json")
+            .exists());
+    }
+
+    #[test]
+    fn ids_become_one_safe_directory_name_each() {
+        assert_eq!(component("peer0.org1-x_y"), "peer0.org1-x_y");
+        assert_eq!(component(".."), "%2E.");
+        assert_eq!(component("a/b"), "a%2Fb");
+        assert_eq!(component("a%2Fb"), "a%252Fb");
+        assert_eq!(component(""), "%");
+    }
+
+    #[test]
+    fn a_peers_lock_is_held_once_and_names_its_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let checkpoints = Checkpoints::new(dir.path(), "net", "peer0");
+        assert!(checkpoints.probe().is_ok(), "never locked");
+        let lock = checkpoints.lock().unwrap();
+        // flock locks belong to the open file: a second open is another holder.
+        let pid = std::process::id();
+        assert!(matches!(checkpoints.lock(), Err(LockError::Held { holder: Some(p) }) if p == pid));
+        assert!(matches!(checkpoints.probe(), Err(LockError::Held { .. })));
+        let other = Checkpoints::new(dir.path(), "net", "peer1");
+        let _other = other.lock().expect("another peer's lock is its own");
+        drop(lock);
+        assert!(checkpoints.probe().is_ok());
+        assert!(checkpoints.lock().is_ok());
     }
 
     #[tokio::test]
     async fn the_writer_keeps_up_and_writes_the_last_position() {
         let dir = tempfile::tempdir().unwrap();
-        let checkpoints = Checkpoints::new(dir.path());
+        let checkpoints = Checkpoints::new(dir.path(), "net", "peer0");
         let (tx, rx) = watch::channel(Position::default());
         let writer = checkpoints.follow("c".into(), "id".into(), rx, true);
         for n in 1..=100 {

@@ -35,6 +35,11 @@ pub struct Collected {
 impl Launcher {
     /// Removes the chosen chaincode's containers (running ones too) and images.
     pub async fn gc(&self, selection: &Selection) -> Result<Collected, Error> {
+        // A mistyped id to keep would otherwise remove what it meant to keep.
+        let (Selection::Only(ids) | Selection::AllBut(ids)) = selection;
+        for id in ids {
+            crate::ccid::check(id)?;
+        }
         let mut collected = Collected::default();
         let containers = self
             .engine

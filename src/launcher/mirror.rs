@@ -48,6 +48,7 @@ impl Launcher {
     ) {
         let tail = Tail::new(self.config.cclaunch.output.keep_lines);
         let max_line = self.config.cclaunch.output.max_line_bytes;
+        let rate = crate::rate::Rate::of(&self.config);
         let (progress, position) = watch::channel(Position::default());
         let writer = self.checkpoints.follow(
             container.to_string(),
@@ -59,7 +60,8 @@ impl Launcher {
             let (tail, engine) = (Arc::clone(&tail), Arc::clone(&self.engine));
             let (package_id, container) = (package_id.to_string(), container.to_string());
             async move {
-                let lines = logs::mirror(&container, output, max_line, tail, skip, progress).await;
+                let lines =
+                    logs::mirror(&container, output, max_line, rate, tail, skip, progress).await;
                 // The output closes when the chaincode exits: say how it ended
                 // (a container removed meanwhile has nothing to report).
                 match engine.wait_container(&container).await {

@@ -6,8 +6,10 @@
 
 mod build;
 mod checkpoint;
+mod creator;
 pub mod env;
 mod gc;
+mod leftovers;
 mod mirror;
 mod start;
 pub mod tls;
@@ -16,12 +18,15 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use crate::config::Config;
+use crate::excerpt::quote;
 use crate::naming::{self, Names, Scope};
 use crate::platform;
 use crate::runtime::{self, ContainerInfo, Engine, EngineInfo, Labels, LogQuery, OutputStream};
 
-pub use build::Built;
+pub use build::{dropped_notice, Built};
+pub use creator::LABEL_CREATOR;
 pub use gc::{Collected, Selection};
+pub use leftovers::Leftovers;
 pub use mirror::Resumed;
 pub use start::{StartRequest, Started};
 pub use tls::TlsMaterial;
@@ -30,6 +35,8 @@ pub use tls::TlsMaterial;
 pub enum Error {
     #[error(transparent)]
     Package(#[from] crate::package::Error),
+    #[error(transparent)]
+    PackageId(#[from] crate::ccid::Invalid),
     #[error("chaincode {package_id}")]
     Naming {
         package_id: String,
@@ -54,22 +61,43 @@ pub enum Error {
         hint: String,
         output: Vec<String>,
     },
-    #[error("chaincode {package_id}: container {container} exists but was not created by cclaunch (no {} label); remove it yourself or use another peer id", runtime::LABEL_MANAGED)]
+    #[error("chaincode {package_id}: container {container} exists but was not created by cclaunch for this chaincode and peer (its label {label} is {}, not {}); remove it yourself or use another peer id", quote_label(found), quote(wanted))]
     NotOurs {
         package_id: String,
         container: String,
+        /// The first of cclaunch's labels that does not match.
+        label: &'static str,
+        found: Option<String>,
+        wanted: String,
     },
     #[error("chaincode {package_id}: there is no container {container}")]
     NoContainer {
         package_id: String,
         container: String,
     },
+    #[error("chaincode {package_id}: build did not finish within {timeout} (cclaunch.build.timeout); it was ended and its build container removed")]
+    BuildTimeout { package_id: String, timeout: String },
+    #[error("chaincode {package_id}: build cancelled: everyone who asked for it went away")]
+    BuildCancelled { package_id: String },
     #[error("chaincode {package_id}: the shared build of its image failed: {message}")]
     SharedBuild { package_id: String, message: String },
     #[error(
-        "chaincode {package_id}: extra env entry {entry:?} is not KEY=value with a valid name"
+        "chaincode {package_id}: extra env entry {} is not KEY=value with a valid name",
+        quote(entry)
     )]
     BadEnv { package_id: String, entry: String },
+    #[error("chaincode {package_id}: extra env may not set {}: {why}", quote(key))]
+    ReservedEnv {
+        package_id: String,
+        key: String,
+        why: &'static str,
+    },
+    #[error("chaincode {package_id}")]
+    PeerAddress {
+        package_id: String,
+        #[source]
+        source: platform::address::Invalid,
+    },
     #[error("chaincode {package_id}: invalid TLS material: {reason}")]
     Tls { package_id: String, reason: String },
     #[error("chaincode {package_id}")]
@@ -80,6 +108,19 @@ pub enum Error {
     },
     #[error(transparent)]
     EngineOnly(runtime::Error),
+    #[error("peer {peer_id} of network {network_id} is served by another cclaunch serve{}, which holds {}; go through it (--server) or stop it first", holder.map(|pid| format!(" (pid {pid})")).unwrap_or_default(), lock.display())]
+    Served {
+        network_id: String,
+        peer_id: String,
+        lock: std::path::PathBuf,
+        holder: Option<u32>,
+    },
+    #[error("cannot lock {} (cclaunch.stateDir)", lock.display())]
+    Lock {
+        lock: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("chaincode {package_id}: {context}")]
     Io {
         package_id: String,
@@ -96,6 +137,14 @@ impl Error {
             Error::Engine { source, .. } | Error::EngineOnly(source) => Some(source),
             _ => None,
         }
+    }
+}
+
+/// A label's value as found on a container (bounded, escaped), or `unset`.
+fn quote_label(found: &Option<String>) -> String {
+    match found {
+        Some(value) => quote(value).to_string(),
+        None => "unset".to_string(),
     }
 }
 
@@ -116,10 +165,6 @@ fn engine_only(source: runtime::Error) -> Error {
     Error::EngineOnly(source)
 }
 
-/// A build's outcome as its waiters see it: `None` while it runs, then the
-/// result (an error as its full message, shared by every waiter).
-type BuildOutcome = tokio::sync::watch::Receiver<Option<Result<(), String>>>;
-
 pub struct Launcher {
     engine: Arc<dyn Engine>,
     config: Config,
@@ -127,24 +172,74 @@ pub struct Launcher {
     /// Output mirrors this process runs, by container name.
     mirrors: Mutex<HashMap<String, mirror::Mirror>>,
     checkpoints: checkpoint::Checkpoints,
-    /// Builds under way, by image: their outcome once known.
-    flights: Mutex<HashMap<String, BuildOutcome>>,
+    /// Builds under way, by image.
+    flights: build::Flights,
     /// Start and stop of one chaincode take turns, by container name.
     turns: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// The peer's lock, while this launcher serves it (see [`Launcher::claim`]).
+    claimed: Mutex<Option<checkpoint::Lock>>,
 }
 
 impl Launcher {
     pub fn new(engine: Arc<dyn Engine>, config: Config) -> Launcher {
         let scope = Scope::new(config.peer.network_id.clone(), config.peer.id.clone());
-        let checkpoints = checkpoint::Checkpoints::new(&config.state_dir());
+        let checkpoints = checkpoint::Checkpoints::new(
+            &config.state_dir(),
+            &config.peer.network_id,
+            &config.peer.id,
+        );
         Launcher {
             engine,
             config,
             scope,
             mirrors: Mutex::default(),
             checkpoints,
-            flights: Mutex::default(),
+            flights: Arc::default(),
             turns: Mutex::default(),
+            claimed: Mutex::default(),
+        }
+    }
+
+    /// Claims the peer for a sidecar's life: its lock in the stateDir, which
+    /// makes this launcher the one that mirrors the peer's chaincode, keeps
+    /// its checkpoints and cleans up what a killed predecessor left. Another
+    /// process holding it is an error naming it; claiming again is a no-op.
+    pub fn claim(&self) -> Result<(), Error> {
+        let mut claimed = self.claimed.lock().unwrap_or_else(|p| p.into_inner());
+        if claimed.is_none() {
+            *claimed = Some(self.checkpoints.lock().map_err(|e| self.lock_error(e))?);
+        }
+        Ok(())
+    }
+
+    /// Whether this launcher holds the peer's lock.
+    pub fn serving(&self) -> bool {
+        self.claimed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
+    }
+
+    /// For the CLI on the engine directly: refuses when a sidecar serves the
+    /// peer (with the same stateDir), whose mirrors and checkpoints the CLI
+    /// would otherwise compete with.
+    pub fn check_unserved(&self) -> Result<(), Error> {
+        if self.serving() {
+            return Ok(());
+        }
+        self.checkpoints.probe().map_err(|e| self.lock_error(e))
+    }
+
+    fn lock_error(&self, error: checkpoint::LockError) -> Error {
+        let lock = self.checkpoints.lock_path();
+        match error {
+            checkpoint::LockError::Held { holder } => Error::Served {
+                network_id: self.config.peer.network_id.clone(),
+                peer_id: self.config.peer.id.clone(),
+                lock,
+                holder,
+            },
+            checkpoint::LockError::Io(source) => Error::Lock { lock, source },
         }
     }
 
@@ -156,8 +251,10 @@ impl Launcher {
         &self.engine
     }
 
-    /// The container and image names of a package id, as the peer makes them.
+    /// The container and image names of a package id, as the peer makes
+    /// them; an id Fabric could not have made is refused first.
     pub fn names(&self, package_id: &str) -> Result<Names, Error> {
+        crate::ccid::check(package_id)?;
         self.scope
             .names(package_id)
             .map_err(|source| Error::Naming {
@@ -186,14 +283,27 @@ impl Launcher {
                 runtime::LABEL_VERSION.to_string(),
                 env!("CARGO_PKG_VERSION").to_string(),
             ),
+            (creator::LABEL_CREATOR.to_string(), self.creator()),
         ])
+    }
+
+    /// This process as the creator of what it makes (see `leftovers`).
+    fn creator(&self) -> String {
+        creator::label(if self.serving() {
+            creator::Kind::Serve
+        } else {
+            creator::Kind::Cli
+        })
     }
 
     pub async fn health(&self) -> Result<EngineInfo, Error> {
         self.engine.ping().await.map_err(engine_only)
     }
 
-    /// The chaincode container of `package_id`, refused unless it is ours.
+    /// The chaincode container of `package_id`, refused unless it carries
+    /// every one of cclaunch's labels with this peer's and this chaincode's
+    /// values: the name alone is not enough (distinct ids, peer ids and
+    /// network ids can share a container name once sanitised).
     async fn own_container(
         &self,
         package_id: &str,
@@ -205,11 +315,26 @@ impl Launcher {
             .await
             .map_err(engine(package_id))?;
         if let Some(info) = &found {
-            if info.labels.get(runtime::LABEL_MANAGED).map(String::as_str) != Some("true") {
-                return Err(Error::NotOurs {
-                    package_id: package_id.to_string(),
-                    container: names.container,
-                });
+            let wanted = [
+                (runtime::LABEL_MANAGED, "true"),
+                (runtime::LABEL_PEER_ID, self.config.peer.id.as_str()),
+                (
+                    runtime::LABEL_NETWORK_ID,
+                    self.config.peer.network_id.as_str(),
+                ),
+                (runtime::LABEL_PACKAGE_ID, package_id),
+            ];
+            for (label, value) in wanted {
+                let found = info.labels.get(label);
+                if found.map(String::as_str) != Some(value) {
+                    return Err(Error::NotOurs {
+                        package_id: package_id.to_string(),
+                        container: names.container,
+                        label,
+                        found: found.cloned(),
+                        wanted: value.to_string(),
+                    });
+                }
             }
         }
         Ok((names, found))

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::{engine, env, Error, Launcher, TlsMaterial};
-use crate::platform::Platform;
+use crate::platform::{PeerAddress, Platform};
 use crate::runtime::{self, ContainerSpec, RemoveOnDrop};
 
 #[derive(Debug, Clone)]
@@ -47,6 +47,14 @@ impl Launcher {
 
     async fn start_container(&self, request: StartRequest) -> Result<Started, Error> {
         let package_id = request.package_id.as_str();
+        // Every input is checked before any engine work; the id first, as
+        // every later message names it.
+        crate::ccid::check(package_id)?;
+        let peer_address =
+            PeerAddress::parse(&request.peer_address).map_err(|source| Error::PeerAddress {
+                package_id: package_id.to_string(),
+                source,
+            })?;
         if let Some(tls) = &request.tls {
             tls.validate().map_err(|reason| Error::Tls {
                 package_id: package_id.to_string(),
@@ -54,12 +62,21 @@ impl Launcher {
             })?;
         }
         for entry in &request.extra_env {
-            if !valid_env_entry(entry) {
-                return Err(Error::BadEnv {
+            env::check_extra(entry).map_err(|refused| match refused {
+                env::Refused::Malformed => Error::BadEnv {
                     package_id: package_id.to_string(),
                     entry: entry.clone(),
-                });
-            }
+                },
+                _ => Error::ReservedEnv {
+                    package_id: package_id.to_string(),
+                    key: entry
+                        .split_once('=')
+                        .map(|(k, _)| k)
+                        .unwrap_or(entry)
+                        .to_string(),
+                    why: refused.why(),
+                },
+            })?;
         }
         let image = match &request.image_of {
             Some(built) => self.names(built)?.image,
@@ -80,7 +97,7 @@ impl Launcher {
         let spec = ContainerSpec {
             name: names.container.clone(),
             image: image.clone(),
-            args: platform.args(&request.peer_address),
+            args: platform.args(&peer_address),
             env: env::chaincode_env(
                 package_id,
                 &self.config.logging_env(),
@@ -201,18 +218,6 @@ impl Launcher {
     }
 }
 
-/// `KEY=value` with a name a shell would accept, so an entry cannot smuggle
-/// a second variable or an unnamed value into the chaincode's env.
-fn valid_env_entry(entry: &str) -> bool {
-    let Some((key, _)) = entry.split_once('=') else {
-        return false;
-    };
-    let mut chars = key.chars();
-    matches!(chars.next(), Some(c) if c == '_' || c.is_ascii_alphabetic())
-        && chars.all(|c| c == '_' || c.is_ascii_alphanumeric())
-        && !entry.contains('\0')
-}
-
 /// A create call in flight; dropped before it finishes, it removes the
 /// container the engine goes on to make, holding the chaincode's turn until
 /// then so the next start cannot collide with the late create.
@@ -268,20 +273,5 @@ impl Drop for PendingCreate {
             }
             drop(turn);
         });
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::valid_env_entry;
-
-    #[test]
-    fn extra_env_entries_must_be_named_assignments() {
-        for good in ["EXTRA=1", "_X=", "A1=b=c"] {
-            assert!(valid_env_entry(good), "{good}");
-        }
-        for bad in ["EXTRA", "=1", "1A=x", "A-B=x", "A=x\0y", ""] {
-            assert!(!valid_env_entry(bad), "{bad:?}");
-        }
     }
 }

@@ -57,14 +57,23 @@ pub(super) fn args(peer_address: &str) -> Vec<String> {
 }
 
 /// The Go version a go.mod asks for (`toolchain` wins over `go`), to explain a
-/// failed build on an older builder image.
+/// failed build on an older builder image. Only a word that looks like a
+/// version is taken: it is package content and goes into a message.
 pub fn required_go(go_mod: &str) -> Option<String> {
+    let version = |v: &str| {
+        (!v.is_empty()
+            && v.len() <= 32
+            && v.starts_with(|c: char| c.is_ascii_digit())
+            && v.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-'))
+        .then(|| v.to_string())
+    };
     let mut wanted = None;
     for line in go_mod.lines() {
         let mut words = line.split_whitespace();
         match (words.next(), words.next()) {
-            (Some("go"), Some(v)) if wanted.is_none() => wanted = Some(v.to_string()),
-            (Some("toolchain"), Some(v)) => wanted = Some(v.trim_start_matches("go").to_string()),
+            (Some("go"), Some(v)) if wanted.is_none() => wanted = version(v),
+            (Some("toolchain"), Some(v)) => wanted = version(v.trim_start_matches("go")).or(wanted),
             _ => {}
         }
     }

@@ -1,6 +1,7 @@
 //! Per-language build recipes: which image builds, which script, the runtime
 //! Dockerfile and the container's arguments, exactly as a Fabric peer has them.
 
+pub mod address;
 pub mod golang;
 mod java;
 mod node;
@@ -8,14 +9,17 @@ mod node;
 use std::fmt;
 
 use crate::config::Config;
+use crate::excerpt::quote;
+pub use address::PeerAddress;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum Error {
-    /// Fabric's wording for a type no platform claims.
-    #[error("unknown chaincodeType: {0}")]
+    /// Fabric's wording for a type no platform claims (the type quoted, bounded).
+    #[error("unknown chaincodeType: {}", quote(.0))]
     Unknown(String),
     #[error(
-        "golang chaincode path {0:?} is not a Go import path (letters, digits and -._~/+@ only)"
+        "golang chaincode path {} is not a Go import path (letters, digits and -._~/+@ only)",
+        quote(.0)
     )]
     GoPath(String),
 }
@@ -125,8 +129,10 @@ impl Platform {
         .join("\n")
     }
 
-    /// The chaincode container's command line.
-    pub fn args(self, peer_address: &str) -> Vec<String> {
+    /// The chaincode container's command line: Fabric's, with the address
+    /// as given (checked, so it is safe in Node's shell script).
+    pub fn args(self, peer_address: &PeerAddress) -> Vec<String> {
+        let peer_address = peer_address.as_str();
         match self {
             Platform::Golang => golang::args(peer_address),
             Platform::Node => node::args(peer_address),
@@ -169,7 +175,7 @@ mod tests {
         assert_eq!(Platform::from_type("java"), Ok(Platform::Java));
         assert_eq!(
             Platform::from_type("car").unwrap_err().to_string(),
-            "unknown chaincodeType: car"
+            "unknown chaincodeType: \"car\""
         );
         assert!(Platform::from_type("ccaas").is_err());
     }
@@ -189,22 +195,45 @@ mod tests {
             .starts_with("FROM hyperledger/fabric-javaenv:2.5\nADD binpackage.tar /root/chaincode-java/chaincode\nLABEL org.hyperledger.fabric.chaincode.type=\"JAVA\" \\\n"));
     }
 
+    fn address(text: &str) -> PeerAddress {
+        PeerAddress::parse(text).unwrap()
+    }
+
     #[test]
     fn args_are_fabrics() {
+        let peer = address("peer:7052");
         assert_eq!(
-            Platform::Golang.args("peer:7052"),
+            Platform::Golang.args(&peer),
             ["chaincode", "-peer.address=peer:7052"]
         );
         assert_eq!(
-            Platform::Java.args("peer:7052"),
+            Platform::Java.args(&peer),
             ["/root/chaincode-java/start", "--peerAddress", "peer:7052"]
         );
-        let node = Platform::Node.args("peer:7052");
+        let node = Platform::Node.args(&peer);
         assert_eq!(&node[..2], ["/bin/sh", "-c"]);
         assert_eq!(
             node[2],
             "\nset -e\nif [ -x /chaincode/start.sh ]; then\n\t/chaincode/start.sh --peer.address peer:7052\nelse\n\tcd /usr/local/src\n\tnpm start -- --peer.address peer:7052\nfi\n"
         );
+    }
+
+    /// Fabric's `nodeStartScript` (core/chaincode/platforms/node), `%[1]s`
+    /// being the address: every address that passes the check yields it
+    /// byte for byte.
+    #[test]
+    fn every_valid_address_yields_fabrics_node_script() {
+        const FABRIC: &str = "\nset -e\nif [ -x /chaincode/start.sh ]; then\n\t/chaincode/start.sh --peer.address %[1]s\nelse\n\tcd /usr/local/src\n\tnpm start -- --peer.address %[1]s\nfi\n";
+        for text in [
+            "peer0.org1.example.com:7052",
+            "peer0_org1:7052",
+            "10.0.0.2:7052",
+            "[::1]:7052",
+            "[2001:db8::7]:65535",
+        ] {
+            let args = Platform::Node.args(&address(text));
+            assert_eq!(args[2], FABRIC.replace("%[1]s", text), "{text}");
+        }
     }
 
     #[test]
@@ -259,5 +288,11 @@ mod tests {
             Some("1.22.3".into())
         );
         assert_eq!(golang::required_go("module x\n"), None);
+        // Package content reaches a hint: only a version-like word is taken.
+        assert_eq!(golang::required_go("go $(reboot)\n"), None);
+        assert_eq!(
+            golang::required_go(&format!("go 1{}\n", "0".repeat(100))),
+            None
+        );
     }
 }

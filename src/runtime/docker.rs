@@ -23,15 +23,56 @@ use super::{
     LogQuery, Output, OutputStream, Progress, RemoveOnDrop,
 };
 
-/// How long a plain request may take before the engine counts as hung.
+/// How long the engine may take to answer a build's requests (image builds
+/// and build-container uploads send their answer only when done).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(600);
 /// How long connecting (and version negotiation) may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long each kind of engine call may take: an engine that accepts
+/// requests but never answers fails calls as timed out instead of hanging
+/// them (builds excepted: they have their own bound).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Inspect, list, stop, kill, remove; the first answer of attach, logs
+    /// and wait (their streams then last as long as they need).
+    pub request: Duration,
+    /// Create, start, upload, download, image removal.
+    pub slow: Duration,
+    /// The health check: ping, version and one real listing.
+    pub health: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Timeouts {
+        Timeouts {
+            request: Duration::from_secs(15),
+            slow: Duration::from_secs(60),
+            health: Duration::from_secs(5),
+        }
+    }
+}
+
+impl From<&crate::config::Engine> for Timeouts {
+    fn from(engine: &crate::config::Engine) -> Timeouts {
+        Timeouts {
+            request: engine.request_timeout,
+            slow: engine.slow_request_timeout,
+            health: engine.health_timeout,
+        }
+    }
+}
+
 /// A Docker engine, with the API version negotiated (Debian's 20.10 speaks 1.41).
 #[derive(Clone)]
 pub struct Docker {
+    /// For builds: answers may take [`REQUEST_TIMEOUT`].
     client: bollard::Docker,
+    /// The same connections, for streams whose first answer is due within
+    /// `timeouts.request` (bollard's timeout covers a request's answer, not
+    /// the body that streams after it).
+    quick: bollard::Docker,
+    timeouts: Timeouts,
     endpoint: String,
 }
 
@@ -64,9 +105,23 @@ impl Docker {
             .map_err(|_| unreachable(format!("no answer within {} s", CONNECT_TIMEOUT.as_secs())))?
             .map_err(|e| unreachable(e.to_string()))?;
         Ok(Docker {
+            quick: client.clone(),
             client,
+            timeouts: Timeouts::default(),
             endpoint: endpoint.to_string(),
-        })
+        }
+        .with_timeouts(Timeouts::default()))
+    }
+
+    /// The same engine with other call timeouts (`cclaunch.engine.*`).
+    pub fn with_timeouts(mut self, timeouts: Timeouts) -> Docker {
+        // bollard counts whole seconds.
+        self.quick = self
+            .client
+            .clone()
+            .with_timeout(Duration::from_secs(whole_seconds(timeouts.request)));
+        self.timeouts = timeouts;
+        self
     }
 
     /// The bollard client, for callers that need an API this trait lacks.
@@ -77,6 +132,16 @@ impl Docker {
     /// Turns a bollard error into ours: 404 is NotFound, a broken connection
     /// is Unreachable, anything else keeps the operation and its target.
     fn fail(&self, op: &'static str, target: &str) -> impl Fn(BollardError) -> Error + '_ {
+        self.fail_after(op, target, REQUEST_TIMEOUT)
+    }
+
+    /// As [`Docker::fail`], for a client whose answers are due within `limit`.
+    fn fail_after(
+        &self,
+        op: &'static str,
+        target: &str,
+        limit: Duration,
+    ) -> impl Fn(BollardError) -> Error + '_ {
         let target = target.to_string();
         move |source| match source {
             BollardError::DockerResponseServerError {
@@ -84,10 +149,14 @@ impl Docker {
             } => Error::NotFound {
                 what: target.clone(),
             },
+            BollardError::RequestTimeoutError => Error::Timeout {
+                op,
+                target: target.clone(),
+                seconds: whole_seconds(limit),
+            },
             BollardError::HyperLegacyError { .. }
             | BollardError::IOError { .. }
-            | BollardError::SocketNotFoundError(_)
-            | BollardError::RequestTimeoutError => Error::Unreachable {
+            | BollardError::SocketNotFoundError(_) => Error::Unreachable {
                 endpoint: self.endpoint.clone(),
                 reason: format!("{op} {target}: {source}"),
             },
@@ -100,16 +169,9 @@ impl Docker {
     }
 
     async fn force_remove(&self, id: &str) -> Result<(), Error> {
-        let options = RemoveContainerOptions {
-            force: true,
-            ..Default::default()
-        };
-        match self.client.remove_container(id, Some(options)).await {
-            Ok(()) => Ok(()),
-            Err(e) => match self.fail("remove container", id)(e) {
-                Error::NotFound { .. } => Ok(()),
-                e => Err(e),
-            },
+        match self.remove_container(id).await {
+            Err(Error::NotFound { .. }) => Ok(()),
+            outcome => outcome,
         }
     }
 
@@ -177,6 +239,28 @@ impl Docker {
     }
 }
 
+/// Runs one engine call within `limit`; past it, the call is dropped (its
+/// connection with it) and fails as timed out, naming the call.
+async fn within<T>(
+    op: &'static str,
+    target: &str,
+    limit: Duration,
+    call: impl std::future::Future<Output = Result<T, Error>>,
+) -> Result<T, Error> {
+    tokio::time::timeout(limit, call).await.unwrap_or_else(|_| {
+        Err(Error::Timeout {
+            op,
+            target: target.to_string(),
+            seconds: whole_seconds(limit),
+        })
+    })
+}
+
+/// A timeout in whole seconds, at least one (as bollard takes it).
+fn whole_seconds(limit: Duration) -> u64 {
+    limit.as_secs_f64().ceil().max(1.0) as u64
+}
+
 /// A tar creating /chaincode/input and /chaincode/output.
 fn dirs_tar() -> Result<Bytes, Error> {
     let mut tar = tar::Builder::new(Vec::new());
@@ -214,7 +298,11 @@ fn output_stream(
                 }
                 Ok(LogOutput::StdErr { message }) => Some(Ok(Output::Stderr(message))),
                 Ok(LogOutput::StdIn { .. }) => None,
-                Err(e) => Some(Err(fail.fail("read output of", &target)(e))),
+                Err(e) => Some(Err(fail.fail_after(
+                    "read output of",
+                    &target,
+                    fail.timeouts.request,
+                )(e))),
             }
         }
     }))
@@ -251,31 +339,50 @@ fn info(inspect: bollard::models::ContainerInspectResponse) -> ContainerInfo {
 #[async_trait]
 impl Engine for Docker {
     async fn ping(&self) -> Result<EngineInfo, Error> {
-        self.client
-            .ping()
-            .await
-            .map_err(self.fail("ping", "engine"))?;
-        let version = self
-            .client
-            .version()
-            .await
-            .map_err(self.fail("query version of", "engine"))?;
-        Ok(EngineInfo {
-            version: version.version.unwrap_or_default(),
-            api_version: self.client.client_version().to_string(),
-        })
+        // An engine can answer /_ping and /version from memory while every
+        // real call hangs (a wedged daemon, a stalled proxy): one real
+        // listing too, or health would say OK while every verb times out.
+        let check = async {
+            self.client
+                .ping()
+                .await
+                .map_err(self.fail("ping", "engine"))?;
+            let version = self
+                .client
+                .version()
+                .await
+                .map_err(self.fail("query version of", "engine"))?;
+            let options = ListContainersOptions {
+                all: true,
+                limit: Some(1),
+                filters: Some(label_filter(&[(super::LABEL_MANAGED, "true")])),
+                ..Default::default()
+            };
+            self.client
+                .list_containers(Some(options))
+                .await
+                .map_err(self.fail("list containers of", "engine"))?;
+            Ok(EngineInfo {
+                version: version.version.unwrap_or_default(),
+                api_version: self.client.client_version().to_string(),
+            })
+        };
+        within("health check of", "engine", self.timeouts.health, check).await
     }
 
     async fn image_labels(&self, image: &str) -> Result<Option<Labels>, Error> {
-        match self.client.inspect_image(image).await {
-            Ok(found) => Ok(Some(
-                found.config.and_then(|c| c.labels).unwrap_or_default(),
-            )),
-            Err(e) => match self.fail("inspect image", image)(e) {
-                Error::NotFound { .. } => Ok(None),
-                e => Err(e),
-            },
-        }
+        let inspect = async {
+            match self.client.inspect_image(image).await {
+                Ok(found) => Ok(Some(
+                    found.config.and_then(|c| c.labels).unwrap_or_default(),
+                )),
+                Err(e) => match self.fail("inspect image", image)(e) {
+                    Error::NotFound { .. } => Ok(None),
+                    e => Err(e),
+                },
+            }
+        };
+        within("inspect image", image, self.timeouts.request, inspect).await
     }
 
     async fn run_build(
@@ -295,6 +402,7 @@ impl Engine for Docker {
                 }
             })
             .collect();
+        let started = tokio::time::Instant::now();
         let config = ContainerCreateBody {
             image: Some(job.image.clone()),
             cmd: Some(vec!["/bin/sh".into(), "-c".into(), job.script.clone()]),
@@ -320,7 +428,20 @@ impl Engine for Docker {
                 e => e,
             })?;
         let guard = RemoveOnDrop::new(std::sync::Arc::new(self.clone()), &created.id);
-        let result = self.build_steps(&created.id, job, input, progress).await;
+        // Ended from here, not by dropping this future, so the container is
+        // gone before the caller hears of the timeout or cancellation.
+        let result = tokio::select! {
+            result = self.build_steps(&created.id, job, input, progress) => result,
+            () = tokio::time::sleep_until(job.deadline) => Err(Error::Timeout {
+                op: "build in",
+                target: job.image.clone(),
+                seconds: job.deadline.saturating_duration_since(started).as_secs(),
+            }),
+            () = job.cancel.cancelled() => Err(Error::Cancelled {
+                op: "build in",
+                target: job.image.clone(),
+            }),
+        };
         guard.disarm();
         let removed = self.force_remove(&created.id).await;
         let path = result?;
@@ -374,11 +495,14 @@ impl Engine for Docker {
     }
 
     async fn remove_image(&self, image: &str) -> Result<(), Error> {
-        self.client
-            .remove_image(image, None::<RemoveImageOptions>, None)
-            .await
-            .map(|_| ())
-            .map_err(self.fail("remove image", image))
+        let remove = async {
+            self.client
+                .remove_image(image, None::<RemoveImageOptions>, None)
+                .await
+                .map(|_| ())
+                .map_err(self.fail("remove image", image))
+        };
+        within("remove image", image, self.timeouts.slow, remove).await
     }
 
     async fn list_images(&self, labels: &[(&str, &str)]) -> Result<Vec<(String, Labels)>, Error> {
@@ -386,11 +510,13 @@ impl Engine for Docker {
             filters: Some(label_filter(labels)),
             ..Default::default()
         };
-        let images = self
-            .client
-            .list_images(Some(options))
-            .await
-            .map_err(self.fail("list images", "engine"))?;
+        let images = within("list images of", "engine", self.timeouts.request, async {
+            self.client
+                .list_images(Some(options))
+                .await
+                .map_err(self.fail("list images of", "engine"))
+        })
+        .await?;
         Ok(images
             .into_iter()
             .map(|i| (i.repo_tags.into_iter().next().unwrap_or(i.id), i.labels))
@@ -398,13 +524,16 @@ impl Engine for Docker {
     }
 
     async fn inspect_container(&self, name: &str) -> Result<Option<ContainerInfo>, Error> {
-        match self.client.inspect_container(name, None).await {
-            Ok(found) => Ok(Some(info(found))),
-            Err(e) => match self.fail("inspect container", name)(e) {
-                Error::NotFound { .. } => Ok(None),
-                e => Err(e),
-            },
-        }
+        let inspect = async {
+            match self.client.inspect_container(name, None).await {
+                Ok(found) => Ok(Some(info(found))),
+                Err(e) => match self.fail("inspect container", name)(e) {
+                    Error::NotFound { .. } => Ok(None),
+                    e => Err(e),
+                },
+            }
+        };
+        within("inspect container", name, self.timeouts.request, inspect).await
     }
 
     async fn create_container(&self, spec: &ContainerSpec) -> Result<String, Error> {
@@ -422,16 +551,19 @@ impl Engine for Docker {
             host_config: Some(spec.host_config.clone()),
             ..Default::default()
         };
-        self.client
-            .create_container(Some(options), config)
-            .await
-            .map(|created| created.id)
-            .map_err(|e| match self.fail("create container", &spec.name)(e) {
-                Error::NotFound { .. } => Error::NotFound {
-                    what: format!("image {}", spec.image),
-                },
-                e => e,
-            })
+        let create = async {
+            self.client
+                .create_container(Some(options), config)
+                .await
+                .map(|created| created.id)
+                .map_err(|e| match self.fail("create container", &spec.name)(e) {
+                    Error::NotFound { .. } => Error::NotFound {
+                        what: format!("image {}", spec.image),
+                    },
+                    e => e,
+                })
+        };
+        within("create container", &spec.name, self.timeouts.slow, create).await
     }
 
     async fn upload(&self, container: &str, path: &str, tar: Bytes) -> Result<(), Error> {
@@ -439,10 +571,19 @@ impl Engine for Docker {
             path: path.to_string(),
             ..Default::default()
         };
-        self.client
-            .upload_to_container(container, Some(options), bollard::body_full(tar))
-            .await
-            .map_err(self.fail("upload files to container", container))
+        let upload = async {
+            self.client
+                .upload_to_container(container, Some(options), bollard::body_full(tar))
+                .await
+                .map_err(self.fail("upload files to container", container))
+        };
+        within(
+            "upload files to container",
+            container,
+            self.timeouts.slow,
+            upload,
+        )
+        .await
     }
 
     async fn attach(&self, container: &str) -> Result<OutputStream, Error> {
@@ -456,11 +597,19 @@ impl Engine for Docker {
             logs: false,
             ..Default::default()
         };
-        let attached = self
-            .client
-            .attach_container(container, Some(options))
-            .await
-            .map_err(self.fail("attach to container", container))?;
+        // The stream lasts as long as the container; attaching does not.
+        let attached = within(
+            "attach to container",
+            container,
+            self.timeouts.request,
+            async {
+                self.client
+                    .attach_container(container, Some(options))
+                    .await
+                    .map_err(self.fail("attach to container", container))
+            },
+        )
+        .await?;
         Ok(output_stream(
             attached.output,
             self.clone(),
@@ -469,10 +618,13 @@ impl Engine for Docker {
     }
 
     async fn start_container(&self, container: &str) -> Result<(), Error> {
-        self.client
-            .start_container(container, None)
-            .await
-            .map_err(self.fail("start container", container))
+        let start = async {
+            self.client
+                .start_container(container, None)
+                .await
+                .map_err(self.fail("start container", container))
+        };
+        within("start container", container, self.timeouts.slow, start).await
     }
 
     async fn stop_container(&self, container: &str, timeout_secs: i64) -> Result<(), Error> {
@@ -480,17 +632,31 @@ impl Engine for Docker {
             t: Some(timeout_secs as i32),
             ..Default::default()
         };
-        self.client
-            .stop_container(container, Some(options))
-            .await
-            .map_err(self.fail("stop container", container))
+        let stop = async {
+            self.client
+                .stop_container(container, Some(options))
+                .await
+                .map_err(self.fail("stop container", container))
+        };
+        // The engine answers once the grace period is over.
+        let grace = Duration::from_secs(u64::try_from(timeout_secs).unwrap_or(0));
+        within(
+            "stop container",
+            container,
+            self.timeouts.request + grace,
+            stop,
+        )
+        .await
     }
 
     async fn kill_container(&self, container: &str) -> Result<(), Error> {
-        self.client
-            .kill_container(container, None::<KillContainerOptions>)
-            .await
-            .map_err(self.fail("kill container", container))
+        let kill = async {
+            self.client
+                .kill_container(container, None::<KillContainerOptions>)
+                .await
+                .map_err(self.fail("kill container", container))
+        };
+        within("kill container", container, self.timeouts.request, kill).await
     }
 
     async fn remove_container(&self, container: &str) -> Result<(), Error> {
@@ -498,19 +664,28 @@ impl Engine for Docker {
             force: true,
             ..Default::default()
         };
-        self.client
-            .remove_container(container, Some(options))
-            .await
-            .map_err(self.fail("remove container", container))
+        let remove = async {
+            self.client
+                .remove_container(container, Some(options))
+                .await
+                .map_err(self.fail("remove container", container))
+        };
+        within("remove container", container, self.timeouts.request, remove).await
     }
 
     async fn wait_container(&self, container: &str) -> Result<i64, Error> {
-        let mut stream = self.client.wait_container(container, None);
+        // The engine answers at once and sends the exit code when there is
+        // one: only the answer is timed.
+        let mut stream = self.quick.wait_container(container, None);
         match stream.next().await {
             Some(Ok(response)) => Ok(response.status_code),
             // bollard reports a non-zero exit as an error; it is an exit code.
             Some(Err(BollardError::DockerContainerWaitError { code, .. })) => Ok(code),
-            Some(Err(e)) => Err(self.fail("wait for container", container)(e)),
+            Some(Err(e)) => Err(self.fail_after(
+                "wait for container",
+                container,
+                self.timeouts.request,
+            )(e)),
             None => Err(Error::Unreachable {
                 endpoint: self.endpoint.clone(),
                 reason: format!("wait for container {container}: the engine closed the stream"),
@@ -537,7 +712,8 @@ impl Engine for Docker {
             timestamps: query.timestamps,
             ..Default::default()
         };
-        let stream = self.client.logs(container, Some(options));
+        // Only the engine's first answer is timed; a followed log then lasts.
+        let stream = self.quick.logs(container, Some(options));
         Ok(output_stream(stream, self.clone(), container.to_string()))
     }
 
@@ -547,11 +723,18 @@ impl Engine for Docker {
             filters: Some(label_filter(labels)),
             ..Default::default()
         };
-        let summaries = self
-            .client
-            .list_containers(Some(options))
-            .await
-            .map_err(self.fail("list containers", "engine"))?;
+        let summaries = within(
+            "list containers of",
+            "engine",
+            self.timeouts.request,
+            async {
+                self.client
+                    .list_containers(Some(options))
+                    .await
+                    .map_err(self.fail("list containers of", "engine"))
+            },
+        )
+        .await?;
         let mut found = Vec::new();
         for summary in summaries {
             let Some(id) = summary.id else { continue };
@@ -567,12 +750,20 @@ impl Engine for Docker {
         let options = DownloadFromContainerOptions {
             path: path.to_string(),
         };
-        let chunks: Vec<Bytes> = self
-            .client
-            .download_from_container(container, Some(options))
-            .try_collect()
-            .await
-            .map_err(self.fail("download from container", container))?;
+        let download = async {
+            self.client
+                .download_from_container(container, Some(options))
+                .try_collect::<Vec<Bytes>>()
+                .await
+                .map_err(self.fail("download from container", container))
+        };
+        let chunks = within(
+            "download from container",
+            container,
+            self.timeouts.slow,
+            download,
+        )
+        .await?;
         Ok(Bytes::from(chunks.concat()))
     }
 }

@@ -56,6 +56,8 @@ pub enum Error {
         target: String,
         seconds: u64,
     },
+    #[error("{op} {target} was cancelled")]
+    Cancelled { op: &'static str, target: String },
     #[error("build in {image} exited with code {code}")]
     BuildFailed { image: String, code: i64 },
     #[error("building image {image} failed: {message}")]
@@ -117,6 +119,10 @@ pub struct BuildJob {
     /// Read-only `host:container` bind mounts.
     pub mounts: Vec<String>,
     pub labels: Labels,
+    /// The build is ended (its container removed) if it has not finished by
+    /// then, or once `cancel` fires.
+    pub deadline: tokio::time::Instant,
+    pub cancel: tokio_util::sync::CancellationToken,
 }
 
 /// A chaincode container to create.
@@ -170,7 +176,8 @@ pub trait Engine: Send + Sync {
     /// Runs `job` with `input` (a tar, possibly gzip'd) unpacked at
     /// /chaincode/input, streams its output to `progress`, and returns a file
     /// holding /chaincode/output as a tar. The build container is removed
-    /// whatever happens.
+    /// whatever happens, before this returns: also when the job's deadline
+    /// passes ([`Error::Timeout`]) or it is cancelled ([`Error::Cancelled`]).
     async fn run_build(
         &self,
         job: &BuildJob,

@@ -219,6 +219,142 @@ def code_header_lies():
     return package("code-header-lies", code_bytes=c)
 
 
+# ---- read the way the peer and the engine (Go) read it -------------------
+
+def after_zero_block(before, hidden):
+    """A tar of `before`, ONE zero block, then `hidden` and the real end:
+    tar-rs stops at the zero block, Go says "invalid tar header"."""
+    return tar(before, end=False) + NUL * BLOCK + tar(hidden)
+
+
+def entry_after_zero_block():
+    return gz(after_zero_block(
+        [reg("code.tar.gz", code()),
+         reg("metadata.json", metadata("entry-after-zero-block"))],
+        [reg("README.txt", b"hidden after a single zero block\n")]))
+
+
+def code_entry_after_zero_block():
+    return package("code-entry-after-zero-block", code_bytes=gz(after_zero_block(
+        code_entries(), [entry("src/link", tarfile.SYMTYPE, linkname="/etc/shadow")])))
+
+
+def code_dir_with_size():
+    # "src/" claims 512 bytes of data; Go (and the engine) give a directory
+    # none and read the next header there: a symlink a size-trusting reader
+    # skips as the directory's data.
+    link, _ = entry("src/link", tarfile.SYMTYPE, linkname="/etc/shadow")
+    dir_header, _ = entry("src/", tarfile.DIRTYPE, size=BLOCK)
+    c = gz(tar([(dir_header, link), reg("src/go.mod", GO_MOD),
+                reg("src/main.go", MAIN_GO)], sort=False))
+    return package("code-dir-with-size", code_bytes=c)
+
+
+GARBAGE = b"these bytes follow the gzip stream\n"
+
+
+def trailing_data():
+    # No end-of-archive blocks: the peer's tar reader asks for more after the
+    # gzip stream and Go's gzip reader finds GARBAGE instead of a member.
+    body = tar([reg("code.tar.gz", code()),
+                reg("metadata.json", metadata("trailing-data"))], end=False)
+    return gz(body) + GARBAGE
+
+
+def gzip_trailing(data):
+    """Bytes after the first gzip member (None if it does not end)."""
+    d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    d.decompress(data)
+    return len(d.unused_data) if d.eof else None
+
+
+# ---- bounded headers ----------------------------------------------------
+
+HEADER_MAX = 1 << 20  # Go's archive/tar limit for long names and PAX headers
+
+
+def special(kind, data):
+    t = tarfile.TarInfo("././@LongLink")
+    t.type, t.size, t.mtime, t.mode = kind, len(data), 0, 0o644
+    return t.tobuf(tarfile.USTAR_FORMAT, ENC, ERRORS), data
+
+
+def pax_record(key, value):
+    body = b" %s=%s\n" % (key, value)
+    n = len(body) + 1
+    while len(b"%d" % n) + len(body) != n:
+        n += 1
+    return b"%d" % n + body
+
+
+def code_long_name_huge(path):
+    # A GNU long-name header that claims 1.5 GiB of name: streamed, ~1.5 MB
+    # of gzip that the outer gzip squeezes again to a few KB.
+    t = tarfile.TarInfo("././@LongLink")
+    t.type, t.size, t.mtime, t.mode = tarfile.GNUTYPE_LONGNAME, BOMB, 0, 0o644
+    buf = io.BytesIO()
+    with gz_writer(buf) as g:
+        g.write(t.tobuf(tarfile.USTAR_FORMAT, ENC, ERRORS))
+        chunk = b"a" * CHUNK
+        left = BOMB
+        while left:
+            n = min(left, CHUNK)
+            g.write(chunk[:n])
+            left -= n
+        h, d = reg("src/main.go", MAIN_GO)
+        g.write(h + d + pad(len(d)) + NUL * (2 * BLOCK))
+    with open(path, "wb") as f:
+        f.write(package("code-long-name-huge", code_bytes=buf.getvalue()))
+
+
+def first_inner_header(r):
+    d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    return d.decompress(r.code_bytes, BLOCK)[:BLOCK]
+
+
+def pax_path_huge():
+    # A PAX header of 2 MiB (one `path` record), over the 1 MiB cap.
+    pax = pax_record(b"path", b"p" * (2 << 20))
+    return package("pax-path-huge", special(tarfile.XHDTYPE, pax),
+                   reg("README.txt", b"named by the PAX header\n"), sort=False)
+
+
+LONG_ABSOLUTE = b"/" + b"a" * (HEADER_MAX - 2)  # + NUL: exactly at the cap
+LONG_DOTDOT = b"../" + b"d" * (HEADER_MAX - 4)
+
+
+def code_long_absolute_name():
+    c = code(special(tarfile.GNUTYPE_LONGNAME, LONG_ABSOLUTE + NUL),
+             reg("short-name", b"x"), sort=False)
+    return package("code-long-absolute-name", code_bytes=c)
+
+
+def long_dotdot_name():
+    return package("long-dotdot-name",
+                   special(tarfile.GNUTYPE_LONGNAME, LONG_DOTDOT + NUL),
+                   reg("short-name", b"x"), sort=False)
+
+
+# ---- never quote content ------------------------------------------------
+
+def fake_key():
+    """A PEM-shaped private key (pseudo-random, deterministic): errors about
+    it must not quote a byte of it."""
+    import base64
+    import hashlib
+    raw, block = b"", b"cclaunch"
+    while len(raw) < 1200:
+        block = hashlib.sha256(block).digest()
+        raw += block
+    body = base64.b64encode(raw[:1200]).decode()
+    lines = "\n".join(body[i:i + 64] for i in range(0, len(body), 64))
+    return ("-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC" + lines
+            + "\n-----END PRIVATE KEY-----\n").encode()
+
+
+KEY = fake_key()
+
+
 # Each case: file, level (outer|code), expect (lowercase keyword, "-" = must be
 # accepted), what is hostile, builder (bytes, or a function writing the file),
 # and a check over the inspection of the written file (see inspect()).
@@ -402,6 +538,87 @@ CASES = [
          build=bomb_inner, bomb=True,
          check=lambda r: r.outer_inflated < LIMIT and r.inner_inflated > LIMIT
          and r.inner_size(b"src/zeros") == BOMB),
+    # ---- read as the peer (outer) and the engine (code) read it --------
+    dict(file="entry-after-zero-block.tar.gz", level="outer",
+         expect="single zero block",
+         what="valid package, then ONE zero block and an entry README.txt, then "
+              "the end: Go (the peer) says invalid tar header",
+         build=entry_after_zero_block,
+         check=lambda r: r.outer_names() == [b"code.tar.gz", b"metadata.json"]
+         and b"README.txt" in zlib.decompress(open(r.path, "rb").read(), 31)),
+    dict(file="code-entry-after-zero-block.tar.gz", level="code",
+         expect="single zero block",
+         what="code.tar.gz: valid entries, ONE zero block, then src/link -> "
+              "/etc/shadow: the engine's upload fails (invalid tar header)",
+         build=code_entry_after_zero_block,
+         check=lambda r: b"src/link" not in r.inner_names()
+         and b"src/link" in zlib.decompress(r.code_bytes, 31)),
+    dict(file="code-dir-with-size.tar.gz", level="code", expect="symlink",
+         what='code.tar.gz: directory "src/" claims 512 bytes, which hold a '
+              "symlink header src/link -> /etc/shadow (Go gives directories no "
+              "data and reads the symlink)",
+         build=code_dir_with_size,
+         check=lambda r: r.inner_kind(b"src/link") == tarfile.SYMTYPE
+         and r.inner_size(b"src/") == BLOCK),
+    dict(file="trailing-data.tar.gz", level="outer", expect="trailing data",
+         what="package tar without end blocks, then %d bytes after the gzip "
+              "stream: Go's gzip reader (the peer) says invalid header" % len(GARBAGE),
+         build=trailing_data,
+         check=lambda r: gzip_trailing(open(r.path, "rb").read()) == len(GARBAGE)),
+    dict(file="accept-trailing-after-tar-end.tar.gz", level="outer", expect="-",
+         what="valid package, then %d bytes after the gzip stream: the peer stops "
+              "at the end of the tar and never reads them, so this one is "
+              "ACCEPTED (its id covers them)" % len(GARBAGE),
+         build=lambda: package("accept-trailing-after-tar-end") + GARBAGE,
+         check=lambda r: gzip_trailing(open(r.path, "rb").read()) == len(GARBAGE)
+         and r.outer_names() == [b"code.tar.gz", b"metadata.json"]),
+    dict(file="code-trailing-data.tar.gz", level="code", expect="trailing data",
+         what="code.tar.gz is a valid code tarball followed by %d bytes after its "
+              "gzip stream: the engine's upload fails (gzip: invalid header)" % len(GARBAGE),
+         build=lambda: package("code-trailing-data", code_bytes=code() + GARBAGE),
+         check=lambda r: gzip_trailing(r.code_bytes) == len(GARBAGE)),
+    # ---- bounded headers -----------------------------------------------
+    dict(file="code-long-name-huge.tar.gz", level="code",
+         expect="larger than 1048576 bytes",
+         what="code.tar.gz starts with a GNU long-name header claiming 1.5 GiB "
+              "of name (a ~4 KB file; a reader that takes it whole holds GBs)",
+         build=code_long_name_huge, bomb=True, shallow=True,
+         check=lambda r: first_inner_header(r)[156:157] == b"L"
+         and int(first_inner_header(r)[124:136].strip(b"\0 "), 8) == BOMB),
+    dict(file="pax-path-huge.tar.gz", level="outer",
+         expect="larger than 1048576 bytes",
+         what="valid package plus an entry named by a 2 MiB PAX path record "
+              "(over Go's 1 MiB limit for PAX headers)",
+         build=pax_path_huge,
+         check=lambda r: b"p" * (2 << 20) in r.outer_names()),
+    dict(file="code-long-absolute-name.tar.gz", level="code",
+         expect="absolute path",
+         what="code.tar.gz has an absolute name of 1 MiB (a GNU long name at the "
+              "cap): the error must quote a bounded excerpt of it",
+         build=code_long_absolute_name,
+         check=lambda r: LONG_ABSOLUTE in r.inner_names()),
+    dict(file="long-dotdot-name.tar.gz", level="outer", expect="..",
+         what="valid package plus an entry \"../ddd...\" of 1 MiB (GNU long name): "
+              "the error must quote a bounded excerpt of it",
+         build=long_dotdot_name,
+         check=lambda r: LONG_DOTDOT in r.outer_names()),
+    # ---- never quote content -------------------------------------------
+    dict(file="private-key.tar.gz", level="outer",
+         expect="not a valid tar archive",
+         what="a gzip'd PEM private key given as a package (no error may quote it)",
+         build=lambda: gz(KEY),
+         check=lambda r: zlib.decompress(open(r.path, "rb").read(), 31) == KEY),
+    dict(file="code-private-key.tar.gz", level="code",
+         expect="not a valid tar archive",
+         what="code.tar.gz is a gzip'd PEM private key (no error may quote it)",
+         build=lambda: package("code-private-key", code_bytes=gz(KEY)),
+         check=lambda r: zlib.decompress(r.code_bytes, 31) == KEY),
+    dict(file="metadata-key-string.tar.gz", level="outer",
+         expect="not a json object",
+         what="metadata.json is a JSON string holding a PEM private key (serde's "
+              "error would quote it)",
+         build=lambda: package("x", meta=json.dumps(KEY.decode()).encode()),
+         check=lambda r: r.metadata() == KEY.decode()),
 ]
 
 
@@ -456,7 +673,7 @@ def list_tar(fileobj, want=lambda name: False):
 
 
 class Report:
-    def __init__(self, path):
+    def __init__(self, path, shallow=False):
         self.path = path
         self.size = os.path.getsize(path)
         with open(path, "rb") as f:
@@ -476,6 +693,8 @@ class Report:
                 f, want=lambda n: n in (b"code.tar.gz", b"metadata.json"))
         self.code_bytes = data.get(b"code.tar.gz")
         self.meta_bytes = data.get(b"metadata.json")
+        if shallow:
+            return
         if self.code_bytes is not None and self.code_bytes[:2] == b"\x1f\x8b":
             self.inner_inflated, self.inner_gz_err = inflate_count([self.code_bytes])
             self.inner_gzip_ok = self.inner_gz_err is None
@@ -529,7 +748,8 @@ class Report:
                  tarfile.BLKTYPE: "b", tarfile.FIFOTYPE: "p"}
         out = []
         for name, kind, size, link in entries:
-            s = "%s:%s" % (kinds.get(kind, kind), name.decode("ascii", "backslashreplace"))
+            shown = name if len(name) <= 80 else name[:40] + b"...(%d bytes)" % len(name)
+            s = "%s:%s" % (kinds.get(kind, kind), shown.decode("ascii", "backslashreplace"))
             if link:
                 s += "->" + link
             if kind in (tarfile.REGTYPE, tarfile.AREGTYPE) and size > 4096:
@@ -563,11 +783,12 @@ this file or `cases.tsv`, then run `python3 testdata/bad/make-bad.py`). The
 script verifies each file with Python's own `gzip`/`tarfile`/`zlib` after writing
 it; `--verify` only verifies.
 
-Every file except the bombs is a few hundred bytes. The two bombs inflate to
+Every file except the bombs is at most a few KB. The two bombs inflate to
 1.5 GiB (more than cclaunch's default 1 GiB per-layer cap): `gzip-bomb-outer` is
 ~1.5 MB on disk (deflate's ceiling is ~1032:1), `gzip-bomb-inner` ~3 KB (its
 ~1.5 MB `code.tar.gz` is itself very repetitive, so the outer gzip squeezes it
-again). A full run takes ~2.5 minutes, nearly all of it the bombs;
+again); `code-long-name-huge` is built the same way (a 1.5 GiB GNU long name in
+a ~4 KB file). A full run takes ~3 minutes, nearly all of it the bombs;
 `--no-bombs` skips regenerating them, `--tables` only rewrites this file and
 `cases.tsv`. Output is byte-identical across runs with the same zlib (checked
 with zlib 1.2.13); a different zlib build may compress differently, which
@@ -613,6 +834,24 @@ Notes:
   `code.tar.gz`, whose outer entry size is honest.
 - Non-UTF-8 names are raw bytes in a GNU-format header (no PAX `path` record,
   which would have to be UTF-8 or flagged `hdrcharset=BINARY`).
+- Both layers are judged as their real readers judge them, Go's
+  `compress/gzip` and `archive/tar`: the outer one as the peer reads it (up to
+  the end of the tar, nothing after), `code.tar.gz` as the engine reads it
+  when the build container receives it (the whole gzip stream). Checked with
+  Go 1.19 and the Docker 20.10 engine: a single zero block followed by an
+  entry is "invalid tar header" for both; bytes after the gzip stream make
+  the engine's upload fail ("gzip: invalid header") but the peer only fails
+  when its tar reader needs more (no end-of-archive blocks), hence
+  `trailing-data` (refused) and `accept-trailing-after-tar-end` (accepted).
+  `tests/go_reader.rs` checks these verdicts against Go and the engine.
+- `code-dir-with-size`: Go gives directories, links, devices and fifos no
+  data whatever their size field says, so the symlink "inside" the directory's
+  data is an entry to the engine.
+- Long names and PAX headers are capped at 1 MiB, Go's own limit
+  (`maxSpecialFileSize`), by the size in their header, before they are read;
+  names under the cap are quoted as bounded excerpts.
+- `private-key`, `code-private-key`, `metadata-key-string`: the errors must
+  not quote a byte of the (fake) key.
 """
 
 
@@ -628,7 +867,7 @@ def verify(only=None):
             print("%-34s MISSING" % c["file"])
             ok = False
             continue
-        r = Report(path)
+        r = Report(path, shallow=c.get("shallow", False))
         try:
             good = bool(c["check"](r))
         except Exception as e:  # a check that cannot even look is a failure

@@ -3,7 +3,7 @@
 # registry. Each image is skipped when `docker image inspect` finds it.
 #
 # usage: testdata/images/make-images.sh [--force] [IMAGE...]
-#   IMAGE: busybox shenv toolchain ccenv nodeenv javaenv (default: all, in
+#   IMAGE: busybox shenv toolchain ccenv nodeenv javaenv bullseye (default: all, in
 #          that order). `busybox shenv` alone is quick (seconds); toolchain
 #          runs debootstrap (~1-2 min, needs root and deb.debian.org).
 #   --force: rebuild even when present.
@@ -15,18 +15,19 @@
 #   cclaunch-test/ccenv:latest      fabric-ccenv stand-in (Go builds)
 #   cclaunch-test/nodeenv:latest    fabric-nodeenv stand-in (node 18 + npm 10)
 #   cclaunch-test/javaenv:latest    fabric-javaenv stand-in (javac build.sh, start)
+#   cclaunch-test/bullseye:latest   debootstrap bullseye minbase: glibc 2.31, as old peer images
 set -euo pipefail
 DIR="$(cd "$(dirname "$0")" && pwd)"
 . "$DIR/lib.sh"
 
-all=(busybox shenv toolchain ccenv nodeenv javaenv)
+all=(busybox shenv toolchain ccenv nodeenv javaenv bullseye)
 selected=()
 FORCE=0
 for arg in "$@"; do
   case "$arg" in
     --force|-f) FORCE=1 ;;
-    -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    busybox|shenv|toolchain|ccenv|nodeenv|javaenv) selected+=("$arg") ;;
+    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    busybox|shenv|toolchain|ccenv|nodeenv|javaenv|bullseye) selected+=("$arg") ;;
     *) die "unknown argument: $arg (see --help)" ;;
   esac
 done

@@ -5,7 +5,11 @@
 //! carries that peer id when the test ends, pass or fail.
 #![allow(dead_code)]
 
+pub mod engine_proxy;
+pub mod grpc;
 pub mod k8s;
+pub mod mutate;
+pub mod sidecar;
 pub mod swarm;
 
 use std::path::{Path, PathBuf};
@@ -85,7 +89,8 @@ impl Env {
         let engine = Arc::new(
             Docker::connect(&config.vm.endpoint)
                 .await
-                .expect("engine is up (scripts/ensure-docker.sh)"),
+                .expect("engine is up (scripts/ensure-docker.sh)")
+                .with_timeouts((&config.cclaunch.engine).into()),
         );
         for image in [BUSYBOX, SHENV] {
             assert!(
@@ -355,7 +360,8 @@ pub async fn terminate(
 }
 
 /// `cclaunch serve` with `args`, configured for this test's peer id, its
-/// state directory, the `shenv` node runtime and a 1 MiB package cap.
+/// state directory, the `shenv` node runtime, 1 MiB package caps (as
+/// uploaded and unpacked) and `Build{path}` allowed from the test's temp dir.
 pub fn serve_command(env: &Env, args: &[&str]) -> tokio::process::Command {
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_cclaunch"));
     command
@@ -367,6 +373,8 @@ pub fn serve_command(env: &Env, args: &[&str]) -> tokio::process::Command {
         .env("CORE_PEER_NETWORKID", "test")
         .env("CORE_CHAINCODE_NODE_RUNTIME", SHENV)
         .env("CCLAUNCH_PACKAGE_MAXUNPACKEDBYTES", "1048576")
+        .env("CCLAUNCH_PACKAGE_MAXPACKAGEBYTES", "1048576")
+        .env("CCLAUNCH_API_PACKAGEDIRS", env.dir.path())
         .kill_on_drop(true);
     command
 }

@@ -1,0 +1,96 @@
+//! What a killed process left half-done on the engine: build containers
+//! whose build will never be collected, and chaincode containers created but
+//! never started. A sidecar that claimed its peer removes them before it
+//! serves, but only those of a creator known to be gone, so a CLI build of
+//! the same peer running at that moment is left alone:
+//!
+//! - made by the CLI: removed when its process is dead (same kernel and pid
+//!   namespace, the pid gone or started at another time); of unknown fate
+//!   (made elsewhere), left;
+//! - made by a sidecar: removed unless its process is known alive (the peer
+//!   lock this sidecar holds says no other sidecar of the peer runs; one in
+//!   the same pid namespace that is alive serves with another stateDir, and
+//!   is left alone);
+//! - without a creator label (an older cclaunch): left (`cclaunch gc`).
+
+use super::creator::{self, Fate, Kind, LABEL_CREATOR};
+use super::{engine_only, Error, Launcher, LABEL_BUILD};
+use crate::runtime::{self, ContainerInfo};
+
+/// What the clean-up removed, by container name.
+#[derive(Debug, Default, Clone)]
+pub struct Leftovers {
+    pub build_containers: Vec<String>,
+    pub unstarted_containers: Vec<String>,
+}
+
+impl Leftovers {
+    pub fn is_empty(&self) -> bool {
+        self.build_containers.is_empty() && self.unstarted_containers.is_empty()
+    }
+}
+
+impl Launcher {
+    /// Removes this peer's build containers and never-started chaincode
+    /// containers that a dead process left (see the module's rules). Only
+    /// a launcher that claimed the peer does anything.
+    pub async fn clean_up_leftovers(&self) -> Result<Leftovers, Error> {
+        let mut removed = Leftovers::default();
+        if !self.serving() {
+            return Ok(removed);
+        }
+        let containers = self
+            .engine
+            .list_containers(&[
+                (runtime::LABEL_MANAGED, "true"),
+                (runtime::LABEL_PEER_ID, &self.config.peer.id),
+                (runtime::LABEL_NETWORK_ID, &self.config.peer.network_id),
+            ])
+            .await
+            .map_err(engine_only)?;
+        for container in containers {
+            let build = container.labels.contains_key(LABEL_BUILD);
+            let unstarted = !build
+                && container.status == "created"
+                && container.labels.contains_key(runtime::LABEL_PACKAGE_ID);
+            if !(build || unstarted) || !abandoned(&container) {
+                continue;
+            }
+            let creator = container
+                .labels
+                .get(LABEL_CREATOR)
+                .map(|l| creator::read(l))
+                .and_then(|c| c.pid);
+            match self.engine.remove_container(&container.id).await {
+                Ok(()) | Err(runtime::Error::NotFound { .. }) => {}
+                Err(e) => {
+                    tracing::warn!(container = %container.name, error = %e, "cannot remove a container a dead process left");
+                    continue;
+                }
+            }
+            if build {
+                tracing::info!(container = %container.name, creator_pid = ?creator, "removed the build container of a process that is gone");
+                removed.build_containers.push(container.name);
+            } else {
+                tracing::info!(container = %container.name, creator_pid = ?creator, "removed a chaincode container created but never started by a process that is gone");
+                self.checkpoints.remove(&container.name);
+                removed.unstarted_containers.push(container.name);
+            }
+        }
+        Ok(removed)
+    }
+}
+
+/// Whether the process that made `container` is gone for sure (module doc).
+fn abandoned(container: &ContainerInfo) -> bool {
+    let Some(label) = container.labels.get(LABEL_CREATOR) else {
+        return false;
+    };
+    let creator = creator::read(label);
+    match (creator.kind, creator.fate) {
+        (_, Fate::Alive) => false,
+        (Some(_), Fate::Dead) => true,
+        (Some(Kind::Serve), Fate::Unknown) => true,
+        _ => false,
+    }
+}

@@ -1,0 +1,41 @@
+//! A gRPC client on a sidecar's Unix socket, and the sidecar's own numbers.
+
+use std::path::Path;
+use std::time::Duration;
+
+use tonic::transport::Channel;
+
+/// A channel to the sidecar listening (or about to) on `socket`.
+pub async fn connect(socket: &Path) -> Channel {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let path = socket.to_path_buf();
+        let connected = tonic::transport::Endpoint::from_static("http://sidecar")
+            .connect_with_connector(tower::service_fn(move |_: tonic::transport::Uri| {
+                let path = path.clone();
+                async move {
+                    Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(
+                        tokio::net::UnixStream::connect(path).await?,
+                    ))
+                }
+            }))
+            .await;
+        match connected {
+            Ok(channel) => return channel,
+            Err(e) if tokio::time::Instant::now() > deadline => {
+                panic!("sidecar never listened on {}: {e}", socket.display())
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
+/// The peak resident size of process `pid` so far (`VmHWM`), in KiB.
+pub fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM in /proc/PID/status")
+}
