@@ -1,8 +1,8 @@
-# cclaunch: make demo | test | test-swarm | images | bench | fuzz | lint
+# cclaunch: make demo | test | test-swarm | test-k8s | images | bench | fuzz | lint
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: all build portable demo test test-swarm swarm-deps unit images engine bench fuzz lint fmt clean-test-images docker-image docker-image-portable
+.PHONY: all build portable demo test test-swarm swarm-deps test-k8s k8s-deps unit images engine bench fuzz lint fmt clean-test-images docker-image docker-image-portable
 
 all: build
 
@@ -27,10 +27,12 @@ demo: engine build
 
 ## Every test, against a real Docker engine with locally made images (the
 ## packaging tests run the portable binary in an old-glibc image), then the
-## tests on a real multi-node swarm (test-swarm).
+## tests on a real multi-node swarm (test-swarm) and on a real single-node
+## Kubernetes (test-k8s).
 test: engine images portable
 	$(CARGO) test --all-targets -- --test-threads=4
 	$(MAKE) test-swarm
+	$(MAKE) test-k8s
 
 ## The tests on a 3-node Docker Swarm that tests/cluster/with-swarm.sh makes
 ## for them, in network namespaces of its own (docs/TESTING.md).
@@ -40,6 +42,17 @@ test-swarm: engine swarm-deps
 
 swarm-deps:
 	tests/cluster/install-deps.sh
+
+## The tests on a single-node Kubernetes 1.20 that tests/cluster/with-k8s.sh
+## builds from Debian's source package (once, cached in
+## /var/cache/cclaunch-k8s) and runs in a network namespace of its own
+## (docs/TESTING.md). One lab per machine: a second run waits for the first.
+test-k8s: engine k8s-deps
+	testdata/images/make-images.sh busybox
+	tests/cluster/with-k8s.sh $(CARGO) test --test k8s_lab -- --test-threads=4
+
+k8s-deps:
+	tests/cluster/k8s-deps.sh
 
 ## Unit tests only (no engine needed).
 unit:

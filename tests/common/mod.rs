@@ -7,6 +7,7 @@
 
 pub mod engine_proxy;
 pub mod grpc;
+pub mod k8s;
 pub mod mutate;
 pub mod sidecar;
 pub mod swarm;
