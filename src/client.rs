@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity, Uri};
 
-use crate::api::pb::launcher_client::LauncherClient;
+use crate::proto::v1::launcher_client::LauncherClient;
 
 /// The environment variable naming the sidecar's address (the external
 /// builder reads it; a peer passes it on through `propagateEnvironment`).
@@ -222,8 +222,8 @@ pub async fn build(
     client: &mut LauncherClient<Channel>,
     file: &std::path::Path,
     progress: &dyn crate::runtime::Progress,
-) -> Result<crate::api::pb::BuildDone, BuildError> {
-    use crate::api::pb::{build_event::Event, build_request::Source, BuildRequest};
+) -> Result<crate::proto::v1::BuildDone, BuildError> {
+    use crate::proto::v1::{build_event::Event, build_request::Source, BuildRequest};
     use futures_util::StreamExt;
     use std::sync::{Arc, Mutex};
     let read = |source| BuildError::Read {

@@ -20,6 +20,7 @@ pub mod naming;
 pub mod package;
 pub mod platform;
 pub mod printable;
+pub mod proto;
 pub mod queue;
 pub mod rate;
 pub mod runtime;

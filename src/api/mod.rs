@@ -28,11 +28,7 @@ pub use serve::{serve, Listen, ServerTls};
 use spool::Spool;
 use status::to_status;
 
-pub mod pb {
-    tonic::include_proto!("cclaunch.v1");
-    /// For gRPC reflection.
-    pub const DESCRIPTOR: &[u8] = tonic::include_file_descriptor_set!("cclaunch_v1_descriptor");
-}
+use crate::proto::v1 as pb;
 
 use pb::launcher_server::Launcher as LauncherApi;
 

@@ -25,9 +25,9 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use tonic::transport::Channel;
 
-use crate::api::pb::launcher_client::LauncherClient;
 use crate::client::{self, Address, ClientTls};
 use crate::package::{Metadata, METADATA_FILE};
+use crate::proto::v1::launcher_client::LauncherClient;
 
 pub use build::build;
 pub use detect::detect;

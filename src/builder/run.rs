@@ -18,9 +18,9 @@ use tokio::signal::unix::{signal, SignalKind};
 use tonic::transport::Channel;
 
 use super::{Record, Sidecar};
-use crate::api::pb::{self, launcher_client::LauncherClient};
 use crate::client::Address;
 use crate::printable::{render, Sgr};
+use crate::proto::v1::{self as pb, launcher_client::LauncherClient};
 
 /// The peer kills `run` 5 s after SIGTERM: the stop must fit in that.
 const STOP_TIMEOUT: Duration = Duration::from_secs(4);

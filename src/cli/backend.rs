@@ -12,13 +12,13 @@ use futures_util::StreamExt;
 use tonic::transport::Channel;
 
 use super::ServerArgs;
-use crate::api::pb::{self, launcher_client::LauncherClient};
 use crate::client::{self, Address, ClientTls};
 use crate::config::Config;
 use crate::launcher::{Collected, Launcher, Selection, StartRequest};
 use crate::logs::Lines;
 use crate::package::Package;
 use crate::platform::Platform;
+use crate::proto::v1::{self as pb, launcher_client::LauncherClient};
 use crate::runtime::docker::Docker;
 use crate::runtime::{Output, Progress, LABEL_PACKAGE_ID};
 
