@@ -6,6 +6,7 @@
 //! container's output. The CLI is a thin face over the launcher.
 
 pub mod api;
+pub mod atomic;
 pub mod builder;
 pub mod ccid;
 pub mod cli;
@@ -13,6 +14,7 @@ pub mod client;
 pub mod config;
 pub mod devpeer;
 pub mod excerpt;
+pub mod launch;
 pub mod launcher;
 pub mod logs;
 pub mod metrics;
@@ -24,6 +26,8 @@ pub mod proto;
 pub mod queue;
 pub mod rate;
 pub mod runtime;
+pub mod signals;
+pub mod wire;
 
 /// An error and its causes on one line, each once (`a: b: c`), for messages
 /// that cross a boundary as text (gRPC status, shared build outcomes) and for

@@ -136,7 +136,7 @@ async fn start_latency(launcher: &Launcher, docker: &Docker, dir: &Path) -> Resu
     let package = shell_package(dir, "benchstart", "sleep 600\n")?;
     let built = launcher.build(&package, &|_: &str| {}).await?;
     let tls = tls()?;
-    let tarball = bytes::Bytes::from(tls.tarball()?);
+    let tarball = bytes::Bytes::from(cclaunch::launcher::tls::tarball(&tls)?);
     let tar_file = dir.join("tls.tar.gz");
     std::fs::write(&tar_file, &tarball)?;
     let env = cclaunch::launcher::env::chaincode_env(

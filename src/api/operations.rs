@@ -71,7 +71,7 @@ async fn healthz(State(operations): State<Arc<Operations>>) -> impl IntoResponse
             match launcher.health().await {
                 Ok(_) => true,
                 Err(e) => {
-                    tracing::warn!(error = %super::status::chain(&e), "/healthz: the engine does not answer");
+                    tracing::warn!(error = %crate::error_chain(&e), "/healthz: the engine does not answer");
                     false
                 }
             }

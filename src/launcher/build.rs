@@ -10,7 +10,7 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
-use super::{engine, Error, Launcher, LABEL_BUILD};
+use super::{engine, Built, Error, Launcher, LABEL_BUILD};
 use crate::config::Config;
 use crate::package::{self, Package};
 use crate::platform::{golang, Platform};
@@ -27,15 +27,6 @@ const CALLER_BUFFER: usize = 256 << 10;
 /// Used if `cclaunch.build.timeout` is unreadable (it is checked on load).
 const DEFAULT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
 
-#[derive(Debug, Clone)]
-pub struct Built {
-    pub package_id: String,
-    pub image: String,
-    pub platform: Platform,
-    /// The image already existed and was reused.
-    pub reused: bool,
-}
-
 /// What a caller is told when build output lines did not reach it.
 pub fn dropped_notice(lines: u64) -> String {
     format!("{lines} build output lines dropped: client too slow")
@@ -51,8 +42,8 @@ enum Event {
 type Listeners = Arc<Mutex<Vec<queue::Sender<Event>>>>;
 
 /// A build's outcome as its waiters see it: `None` while it runs, then its
-/// result (an error as its message).
-type Outcome = watch::Receiver<Option<Result<(), String>>>;
+/// result (an error shared, with its kind).
+type Outcome = watch::Receiver<Option<Result<(), Arc<Error>>>>;
 
 /// A build under way, shared by everyone who asked for its image. It runs
 /// in a task of its own, so a waiter that stays keeps it going when the
@@ -77,8 +68,8 @@ impl Drop for Interest {
 /// A caller's place in a build.
 enum Role {
     /// Started it: hears its result first-hand.
-    Leader(oneshot::Receiver<Result<(), Error>>),
-    /// Joined it: hears its outcome as shared text.
+    Leader(oneshot::Receiver<Result<(), Arc<Error>>>),
+    /// Joined it: hears its outcome, shared.
     Waiter(Outcome),
 }
 
@@ -150,21 +141,21 @@ impl Launcher {
         follow(events, progress).await;
         match role {
             Role::Leader(result) => match result.await {
-                Ok(result) => result.map(|()| built(false)),
-                Err(_) => Err(Error::SharedBuild {
+                Ok(Ok(())) => Ok(built(false)),
+                // Its own error, unless a waiter still holds it too.
+                Ok(Err(error)) => Err(Arc::try_unwrap(error).unwrap_or_else(Error::Shared)),
+                Err(_) => Err(Error::NoOutcome {
                     package_id: package_id.to_string(),
-                    message: "the build ended without an outcome".into(),
                 }),
             },
             Role::Waiter(outcome) => match outcome.borrow().clone() {
                 Some(Ok(())) => Ok(built(true)),
-                Some(Err(message)) => Err(Error::SharedBuild {
+                Some(Err(source)) => Err(Error::SharedBuild {
                     package_id: package_id.to_string(),
-                    message,
+                    source,
                 }),
-                None => Err(Error::SharedBuild {
+                None => Err(Error::NoOutcome {
                     package_id: package_id.to_string(),
-                    message: "the build it waited for was cancelled".into(),
                 }),
             },
         }
@@ -216,16 +207,17 @@ impl Launcher {
         let package = package.clone();
         tokio::spawn(async move {
             let progress = Fanout(Arc::clone(&listeners));
-            let result = task.build(&package, platform, &progress, &cancel).await;
+            let result = task
+                .build(&package, platform, &progress, &cancel)
+                .await
+                .map_err(Arc::new);
             // Gone from the table before the outcome is out: whoever comes
             // next finds the image, or (after a failure) starts afresh.
             drop(task);
-            let _ = outcome_tx.send(Some(
-                result
-                    .as_ref()
-                    .map(|_| ())
-                    .map_err(|e| crate::error_chain(e)),
-            ));
+            // Only waiters share the error; alone, the leader gets its own.
+            if outcome_tx.receiver_count() > 0 {
+                let _ = outcome_tx.send(Some(result.clone()));
+            }
             listeners.lock().unwrap_or_else(|p| p.into_inner()).clear();
             let _ = result_tx.send(result);
         });

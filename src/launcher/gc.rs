@@ -5,32 +5,8 @@
 
 use std::collections::BTreeSet;
 
-use super::{Error, Launcher};
+use super::{Collected, Error, Launcher, Selection};
 use crate::runtime;
-
-/// What to collect.
-#[derive(Debug, Clone)]
-pub enum Selection {
-    /// These package ids.
-    Only(Vec<String>),
-    /// Every package id except these.
-    AllBut(Vec<String>),
-}
-
-impl Selection {
-    fn wants(&self, package_id: &str) -> bool {
-        match self {
-            Selection::Only(ids) => ids.iter().any(|id| id == package_id),
-            Selection::AllBut(keep) => !keep.iter().any(|id| id == package_id),
-        }
-    }
-}
-
-#[derive(Debug, Default, Clone)]
-pub struct Collected {
-    pub containers: Vec<String>,
-    pub images: Vec<String>,
-}
 
 impl Launcher {
     /// Removes the chosen chaincode's containers (running ones too) and images.

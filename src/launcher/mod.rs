@@ -1,8 +1,9 @@
 //! The launcher: builds, starts, stops and watches chaincode on an [`Engine`].
 //!
 //! It owns naming, the env and TLS bundle, the per-chaincode output tails and
-//! the rule that only containers carrying cclaunch's labels are touched. The CLI
-//! (and later the gRPC service) are thin faces over it.
+//! the rule that only containers carrying cclaunch's labels are touched. It is
+//! the local implementation of [`crate::launch::Launch`] (see `local`), which
+//! every face calls.
 
 mod build;
 mod checkpoint;
@@ -10,6 +11,7 @@ mod creator;
 pub mod env;
 mod gc;
 mod leftovers;
+mod local;
 mod mirror;
 mod start;
 pub mod tls;
@@ -19,17 +21,19 @@ use std::sync::{Arc, Mutex};
 
 use crate::config::Config;
 use crate::excerpt::quote;
+use crate::launch::Kind;
 use crate::naming::{self, Names, Scope};
 use crate::platform;
 use crate::runtime::{self, ContainerInfo, Engine, EngineInfo, Labels, LogQuery, OutputStream};
 
-pub use build::{dropped_notice, Built};
+pub use crate::launch::{Built, Collected, Selection, StartRequest, Started, TlsMaterial};
+pub use build::dropped_notice;
 pub use creator::LABEL_CREATOR;
-pub use gc::{Collected, Selection};
 pub use leftovers::Leftovers;
 pub use mirror::Resumed;
-pub use start::{StartRequest, Started};
-pub use tls::TlsMaterial;
+
+/// What a failed health check says first, wherever it is reported.
+pub const PING_FAILED: &str = "failed to ping to Docker daemon";
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -79,8 +83,19 @@ pub enum Error {
     BuildTimeout { package_id: String, timeout: String },
     #[error("chaincode {package_id}: build cancelled: everyone who asked for it went away")]
     BuildCancelled { package_id: String },
-    #[error("chaincode {package_id}: the shared build of its image failed: {message}")]
-    SharedBuild { package_id: String, message: String },
+    #[error("chaincode {package_id}: the shared build of its image failed")]
+    SharedBuild {
+        package_id: String,
+        #[source]
+        source: Arc<Error>,
+    },
+    /// A build's own failure, as its first caller hears it when others
+    /// shared the build (and hold the error too).
+    #[error(transparent)]
+    Shared(Arc<Error>),
+    /// The build this caller waited for ended without an outcome.
+    #[error("chaincode {package_id}: the build it waited for ended without an outcome")]
+    NoOutcome { package_id: String },
     #[error(
         "chaincode {package_id}: extra env entry {} is not KEY=value with a valid name",
         quote(entry)
@@ -98,8 +113,12 @@ pub enum Error {
         #[source]
         source: platform::address::Invalid,
     },
-    #[error("chaincode {package_id}: invalid TLS material: {reason}")]
-    Tls { package_id: String, reason: String },
+    #[error("chaincode {package_id}: invalid TLS material")]
+    Tls {
+        package_id: String,
+        #[source]
+        source: crate::launch::NotPem,
+    },
     #[error("chaincode {package_id}")]
     Engine {
         package_id: String,
@@ -108,6 +127,8 @@ pub enum Error {
     },
     #[error(transparent)]
     EngineOnly(runtime::Error),
+    #[error("{}", PING_FAILED)]
+    Ping(#[source] runtime::Error),
     #[error("peer {peer_id} of network {network_id} is served by another cclaunch serve{}, which holds {}; go through it (--server) or stop it first", holder.map(|pid| format!(" (pid {pid})")).unwrap_or_default(), lock.display())]
     Served {
         network_id: String,
@@ -131,11 +152,40 @@ pub enum Error {
 }
 
 impl Error {
-    /// The engine error underneath, if any (for exit codes and status mapping).
-    pub fn engine_error(&self) -> Option<&runtime::Error> {
+    /// What kind of failure this is: the one mapping, which the sidecar's
+    /// status codes and the CLI follow.
+    pub fn kind(&self) -> Kind {
         match self {
-            Error::Engine { source, .. } | Error::EngineOnly(source) => Some(source),
-            _ => None,
+            Error::Package(_)
+            | Error::PackageId(_)
+            | Error::Naming { .. }
+            | Error::Platform { .. }
+            | Error::Tls { .. }
+            | Error::BadEnv { .. }
+            | Error::ReservedEnv { .. }
+            | Error::PeerAddress { .. } => Kind::InvalidArgument,
+            Error::NotBuilt { .. } | Error::NoContainer { .. } => Kind::NotFound,
+            Error::NotOurs { .. } | Error::UnknownType { .. } | Error::Served { .. } => {
+                Kind::FailedPrecondition
+            }
+            Error::BuildFailed { .. } => Kind::Aborted,
+            // A waiter fails as the build it shared failed.
+            Error::SharedBuild { source, .. } | Error::Shared(source) => source.kind(),
+            Error::NoOutcome { .. } => Kind::Aborted,
+            Error::BuildTimeout { .. } => Kind::DeadlineExceeded,
+            Error::BuildCancelled { .. } => Kind::Cancelled,
+            Error::Ping(_) => Kind::Unavailable,
+            Error::Engine { source, .. } | Error::EngineOnly(source) => match source {
+                runtime::Error::Unreachable { .. } => Kind::Unavailable,
+                runtime::Error::NotFound { .. } => Kind::NotFound,
+                runtime::Error::Timeout { .. } => Kind::DeadlineExceeded,
+                runtime::Error::Cancelled { .. } => Kind::Cancelled,
+                runtime::Error::BuildFailed { .. } | runtime::Error::ImageBuildFailed { .. } => {
+                    Kind::Aborted
+                }
+                runtime::Error::Engine { .. } | runtime::Error::Io { .. } => Kind::Internal,
+            },
+            Error::Io { .. } | Error::Lock { .. } => Kind::Internal,
         }
     }
 }
@@ -247,10 +297,6 @@ impl Launcher {
         &self.config
     }
 
-    pub fn engine(&self) -> &Arc<dyn Engine> {
-        &self.engine
-    }
-
     /// The container and image names of a package id, as the peer makes
     /// them; an id Fabric could not have made is refused first.
     pub fn names(&self, package_id: &str) -> Result<Names, Error> {
@@ -297,7 +343,10 @@ impl Launcher {
     }
 
     pub async fn health(&self) -> Result<EngineInfo, Error> {
-        self.engine.ping().await.map_err(engine_only)
+        self.engine.ping().await.map_err(|e| {
+            crate::metrics::engine_error();
+            Error::Ping(e)
+        })
     }
 
     /// The chaincode container of `package_id`, refused unless it carries
