@@ -150,15 +150,21 @@ impl Launcher {
             },
             Role::Waiter(outcome) => match outcome.borrow().clone() {
                 Some(Ok(())) => Ok(built(true)),
-                Some(Err(source)) => Err(Error::SharedBuild {
-                    package_id: package_id.to_string(),
-                    source,
-                }),
+                Some(Err(error)) => Err(Error::Shared(error)),
                 None => Err(Error::NoOutcome {
                     package_id: package_id.to_string(),
                 }),
             },
         }
+    }
+
+    /// How many callers the build of `image` under way has (for tests).
+    #[cfg(test)]
+    pub(super) fn callers(&self, image: &str) -> usize {
+        let flights = self.flights.lock().unwrap_or_else(|p| p.into_inner());
+        flights.get(image).map_or(0, |f| {
+            f.listeners.lock().unwrap_or_else(|p| p.into_inner()).len()
+        })
     }
 
     /// Joins the build of `image` under way, or starts it. `Err`: a build

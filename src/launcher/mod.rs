@@ -14,6 +14,8 @@ mod leftovers;
 mod local;
 mod mirror;
 mod start;
+#[cfg(test)]
+mod tests;
 pub mod tls;
 
 use std::collections::HashMap;
@@ -83,14 +85,8 @@ pub enum Error {
     BuildTimeout { package_id: String, timeout: String },
     #[error("chaincode {package_id}: build cancelled: everyone who asked for it went away")]
     BuildCancelled { package_id: String },
-    #[error("chaincode {package_id}: the shared build of its image failed")]
-    SharedBuild {
-        package_id: String,
-        #[source]
-        source: Arc<Error>,
-    },
-    /// A build's own failure, as its first caller hears it when others
-    /// shared the build (and hold the error too).
+    /// A build's failure, as every caller of that build hears it (each
+    /// holds the one error).
     #[error(transparent)]
     Shared(Arc<Error>),
     /// The build this caller waited for ended without an outcome.
@@ -170,7 +166,7 @@ impl Error {
             }
             Error::BuildFailed { .. } => Kind::Aborted,
             // A waiter fails as the build it shared failed.
-            Error::SharedBuild { source, .. } | Error::Shared(source) => source.kind(),
+            Error::Shared(source) => source.kind(),
             Error::NoOutcome { .. } => Kind::Aborted,
             Error::BuildTimeout { .. } => Kind::DeadlineExceeded,
             Error::BuildCancelled { .. } => Kind::Cancelled,

@@ -5,6 +5,8 @@
 //! testable with a fake; [`docker::Docker`] implements it against a real engine.
 
 pub mod docker;
+#[cfg(test)]
+pub mod fake;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
