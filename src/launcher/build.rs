@@ -1,6 +1,6 @@
 //! Build: package → image. Reuses an existing image of the Fabric name;
-//! otherwise runs the platform's build container and builds the runtime image
-//! from its Dockerfile and the build output (`binpackage.tar`).
+//! otherwise runs the platform's build container (see `job`) and builds the
+//! runtime image from its Dockerfile and the build output (`binpackage.tar`).
 
 use std::io::{self, Write};
 use std::path::Path;
@@ -10,12 +10,13 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
+use super::job::{self, Ended, Job};
 use super::{engine, Built, Error, Launcher, LABEL_BUILD};
 use crate::config::Config;
 use crate::package::{self, Package};
 use crate::platform::{golang, Platform};
 use crate::queue;
-use crate::runtime::{self, BuildJob, ByteStream, Engine, Progress};
+use crate::runtime::{self, ByteStream, Engine, Progress};
 
 /// Build output lines kept for the error report of a failed build.
 const KEEP_BUILD_LINES: usize = 100;
@@ -318,7 +319,7 @@ impl Task {
         let build = &self.config.cclaunch.build;
         let mut labels = self.labels.clone();
         labels.insert(LABEL_BUILD.to_string(), "true".to_string());
-        let job = BuildJob {
+        let job = Job {
             image: plan.builder_image.clone(),
             script: plan.script,
             env: plan
@@ -342,38 +343,40 @@ impl Task {
             inner: progress,
             lines: Mutex::default(),
         };
-        let binpackage = match self
-            .engine
-            .run_build(&job, code_stream(package), &recorder)
-            .await
-        {
+        let binpackage = match job::run(&self.engine, &job, code_stream(package), &recorder).await {
             Ok(path) => path,
-            Err(runtime::Error::BuildFailed { image, code }) => {
+            Err(Ended::Failed { code }) => {
                 let output = recorder
                     .lines
                     .into_inner()
                     .unwrap_or_else(|p| p.into_inner());
                 return Err(Error::BuildFailed {
                     package_id: package_id.to_string(),
-                    builder: image,
+                    builder: job.image,
                     code,
                     hint: go_hint(platform, package, &output),
                     output: output.into_iter().collect(),
                 });
             }
-            // Ours, not an engine call's own timeout.
-            Err(runtime::Error::Timeout { .. }) if tokio::time::Instant::now() >= deadline => {
+            Err(Ended::TimedOut) => {
                 tracing::warn!(chaincode = package_id, timeout = %build.timeout, "build timed out; its container was removed");
                 return Err(timed_out());
             }
-            Err(runtime::Error::Cancelled { .. }) if cancel.is_cancelled() => {
+            Err(Ended::Cancelled) => {
                 tracing::info!(
                     chaincode = package_id,
                     "build cancelled: its callers went away; its container was removed"
                 );
                 return Err(cancelled());
             }
-            Err(e) => return Err(engine(package_id)(e)),
+            Err(Ended::Engine(e)) => return Err(engine(package_id)(e)),
+            Err(Ended::Io { context, source }) => {
+                return Err(Error::Io {
+                    package_id: package_id.to_string(),
+                    context: context.to_string(),
+                    source,
+                })
+            }
         };
 
         let dockerfile = plan.dockerfile;

@@ -10,6 +10,7 @@ mod checkpoint;
 mod creator;
 pub mod env;
 mod gc;
+mod job;
 mod leftovers;
 mod local;
 mod mirror;
@@ -176,9 +177,7 @@ impl Error {
                 runtime::Error::NotFound { .. } => Kind::NotFound,
                 runtime::Error::Timeout { .. } => Kind::DeadlineExceeded,
                 runtime::Error::Cancelled { .. } => Kind::Cancelled,
-                runtime::Error::BuildFailed { .. } | runtime::Error::ImageBuildFailed { .. } => {
-                    Kind::Aborted
-                }
+                runtime::Error::ImageBuildFailed { .. } => Kind::Aborted,
                 runtime::Error::Engine { .. } | runtime::Error::Io { .. } => Kind::Internal,
             },
             Error::Io { .. } | Error::Lock { .. } => Kind::Internal,

@@ -74,10 +74,10 @@ fn spawn_build(s: &Setup) -> Build {
 
 /// Three Builds of one package, the build held until all three joined it.
 async fn three_joined(s: &Setup) -> Vec<Build> {
-    s.fake.hold("run_build");
+    s.fake.hold("wait_container");
     let image = s.launcher.names(&s.package.id).unwrap().image;
     let builds: Vec<Build> = (0..3).map(|_| spawn_build(s)).collect();
-    s.fake.reached("run_build", 1).await;
+    s.fake.reached("wait_container", 1).await;
     until(|| s.launcher.callers(&image) == 3).await;
     builds
 }
@@ -86,26 +86,27 @@ async fn three_joined(s: &Setup) -> Vec<Build> {
 async fn concurrent_builds_of_one_package_make_one_engine_build() {
     let s = setup("single", "10m");
     let builds = three_joined(&s).await;
-    s.fake.open("run_build", 1);
+    s.fake.open("wait_container", 1);
     let mut reused = Vec::new();
     for build in builds {
         reused.push(build.await.unwrap().expect("built").reused);
     }
     reused.sort();
     assert_eq!(reused, [false, true, true], "one built, two shared it");
-    assert_eq!(s.fake.calls("run_build"), 1);
+    assert_eq!(s.fake.calls("create_container"), 1, "one build container");
     assert_eq!(s.fake.calls("build_image"), 1);
 }
 
 #[tokio::test]
 async fn a_shared_builds_failure_reaches_every_waiter_with_its_kind() {
     let s = setup("shared", "10m");
-    s.fake.fail("run_build", || runtime::Error::Unreachable {
-        endpoint: "unix:///fake.sock".into(),
-        reason: "the engine is down".into(),
-    });
+    s.fake
+        .fail("wait_container", || runtime::Error::Unreachable {
+            endpoint: "unix:///fake.sock".into(),
+            reason: "the engine is down".into(),
+        });
     let builds = three_joined(&s).await;
-    s.fake.open("run_build", 1);
+    s.fake.open("wait_container", 1);
     for build in builds {
         let error = build.await.unwrap().expect_err("the build failed");
         assert_eq!(error.kind(), Kind::Unavailable, "{error}");
@@ -115,15 +116,15 @@ async fn a_shared_builds_failure_reaches_every_waiter_with_its_kind() {
             crate::error_chain(&error)
         );
     }
-    assert_eq!(s.fake.calls("run_build"), 1);
+    assert_eq!(s.fake.calls("create_container"), 1, "one build container");
 }
 
 #[tokio::test]
 async fn a_build_whose_last_caller_left_is_cancelled_and_its_container_removed() {
     let s = setup("cancel", "10m");
-    s.fake.hold("run_build");
+    s.fake.hold("wait_container");
     let build = spawn_build(&s);
-    s.fake.reached("run_build", 1).await;
+    s.fake.reached("wait_container", 1).await;
     assert_eq!(s.fake.containers().len(), 1, "the build container");
     build.abort();
     until(|| s.fake.containers().is_empty()).await;
@@ -134,27 +135,27 @@ async fn a_build_whose_last_caller_left_is_cancelled_and_its_container_removed()
 #[tokio::test]
 async fn one_waiter_staying_keeps_the_build_going() {
     let s = setup("stay", "10m");
-    s.fake.hold("run_build");
+    s.fake.hold("wait_container");
     let image = s.launcher.names(&s.package.id).unwrap().image;
     let first = spawn_build(&s);
-    s.fake.reached("run_build", 1).await;
+    s.fake.reached("wait_container", 1).await;
     let second = spawn_build(&s);
     until(|| s.launcher.callers(&image) == 2).await;
     first.abort();
-    s.fake.open("run_build", 1);
+    s.fake.open("wait_container", 1);
     let built = second
         .await
         .unwrap()
         .expect("built for the caller that stayed");
     assert!(built.reused, "it joined the first caller's build");
-    assert_eq!(s.fake.calls("run_build"), 1);
+    assert_eq!(s.fake.calls("create_container"), 1, "one build container");
     assert_eq!(s.fake.calls("build_image"), 1);
 }
 
 #[tokio::test]
 async fn a_build_past_its_timeout_is_ended_as_timed_out() {
     let s = setup("timeout", "50ms");
-    s.fake.hold("run_build");
+    s.fake.hold("wait_container");
     let error = spawn_build(&s).await.unwrap().expect_err("timed out");
     assert!(matches!(error, Error::BuildTimeout { .. }), "{error}");
     assert_eq!(error.kind(), Kind::DeadlineExceeded);

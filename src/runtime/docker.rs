@@ -4,10 +4,14 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::{
+    ByteStream, ContainerInfo, ContainerSpec, Download, Engine, EngineInfo, Error, Labels,
+    LogQuery, Output, OutputStream, Progress,
+};
 use async_trait::async_trait;
 use bollard::container::LogOutput;
 use bollard::errors::Error as BollardError;
-use bollard::models::{ContainerCreateBody, HostConfig};
+use bollard::models::ContainerCreateBody;
 use bollard::query_parameters::{
     AttachContainerOptions, BuildImageOptions, CreateContainerOptions,
     DownloadFromContainerOptions, KillContainerOptions, ListContainersOptions, ListImagesOptions,
@@ -15,13 +19,7 @@ use bollard::query_parameters::{
     UploadToContainerOptions,
 };
 use bytes::Bytes;
-use futures_util::{StreamExt, TryStreamExt};
-use tokio::io::AsyncWriteExt;
-
-use super::{
-    BuildJob, ByteStream, ContainerInfo, ContainerSpec, Engine, EngineInfo, Error, Labels,
-    LogQuery, Output, OutputStream, Progress, RemoveOnDrop,
-};
+use futures_util::StreamExt;
 
 /// How long the engine may take to answer a build's requests (image builds
 /// and build-container uploads send their answer only when done).
@@ -167,76 +165,6 @@ impl Docker {
             },
         }
     }
-
-    async fn force_remove(&self, id: &str) -> Result<(), Error> {
-        match self.remove_container(id).await {
-            Err(Error::NotFound { .. }) => Ok(()),
-            outcome => outcome,
-        }
-    }
-
-    async fn build_steps(
-        &self,
-        id: &str,
-        job: &BuildJob,
-        input: ByteStream,
-        progress: &dyn Progress,
-    ) -> Result<tempfile::TempPath, Error> {
-        // Builder images are expected to have /chaincode/{input,output}; make
-        // sure, so an image without them fails on the build, not the upload.
-        self.upload(id, "/", dirs_tar()?).await?;
-        self.client
-            .upload_to_container(
-                id,
-                Some(UploadToContainerOptions {
-                    path: "/chaincode/input".to_string(),
-                    ..Default::default()
-                }),
-                bollard::body_try_stream(input),
-            )
-            .await
-            .map_err(self.fail("upload code to build container", &job.image))?;
-        let mut output = self.attach(id).await?;
-        self.start_container(id).await?;
-        let mut lines = crate::logs::Lines::new(64 << 10);
-        while let Some(frame) = output.next().await {
-            match frame? {
-                Output::Stdout(bytes) | Output::Stderr(bytes) => {
-                    lines.push(&bytes, |line| progress.line(&line.text));
-                }
-            }
-        }
-        lines.finish(|line| progress.line(&line.text));
-        let code = self.wait_container(id).await?;
-        if code != 0 {
-            return Err(Error::BuildFailed {
-                image: job.image.clone(),
-                code,
-            });
-        }
-        let io_err = |context: &str| {
-            let context = context.to_string();
-            move |source| Error::Io { context, source }
-        };
-        let file = tempfile::NamedTempFile::new()
-            .map_err(io_err("creating temp file for build output"))?;
-        let (std_file, path) = file.into_parts();
-        let mut out = tokio::fs::File::from_std(std_file);
-        let mut archive = self.client.download_from_container(
-            id,
-            Some(DownloadFromContainerOptions {
-                path: "/chaincode/output/.".to_string(),
-            }),
-        );
-        while let Some(chunk) = archive.next().await {
-            let chunk = chunk.map_err(self.fail("download build output from", &job.image))?;
-            out.write_all(&chunk)
-                .await
-                .map_err(io_err("writing build output"))?;
-        }
-        out.flush().await.map_err(io_err("writing build output"))?;
-        Ok(path)
-    }
 }
 
 /// Runs one engine call within `limit`; past it, the call is dropped (its
@@ -259,28 +187,6 @@ async fn within<T>(
 /// A timeout in whole seconds, at least one (as bollard takes it).
 fn whole_seconds(limit: Duration) -> u64 {
     limit.as_secs_f64().ceil().max(1.0) as u64
-}
-
-/// A tar creating /chaincode/input and /chaincode/output.
-fn dirs_tar() -> Result<Bytes, Error> {
-    let mut tar = tar::Builder::new(Vec::new());
-    for dir in ["chaincode/", "chaincode/input/", "chaincode/output/"] {
-        let mut header = tar::Header::new_ustar();
-        header.set_entry_type(tar::EntryType::Directory);
-        header.set_mode(0o755);
-        header.set_size(0);
-        tar.append_data(&mut header, dir, std::io::empty())
-            .map_err(|source| Error::Io {
-                context: "making build directories".into(),
-                source,
-            })?;
-    }
-    tar.into_inner()
-        .map(Bytes::from)
-        .map_err(|source| Error::Io {
-            context: "making build directories".into(),
-            source,
-        })
 }
 
 fn output_stream(
@@ -385,70 +291,6 @@ impl Engine for Docker {
         within("inspect image", image, self.timeouts.request, inspect).await
     }
 
-    async fn run_build(
-        &self,
-        job: &BuildJob,
-        input: ByteStream,
-        progress: &dyn Progress,
-    ) -> Result<tempfile::TempPath, Error> {
-        let binds: Vec<String> = job
-            .mounts
-            .iter()
-            .map(|m| {
-                if m.ends_with(":ro") {
-                    m.clone()
-                } else {
-                    format!("{m}:ro")
-                }
-            })
-            .collect();
-        let started = tokio::time::Instant::now();
-        let config = ContainerCreateBody {
-            image: Some(job.image.clone()),
-            cmd: Some(vec!["/bin/sh".into(), "-c".into(), job.script.clone()]),
-            env: Some(job.env.clone()),
-            attach_stdout: Some(true),
-            attach_stderr: Some(true),
-            labels: Some(job.labels.clone()),
-            host_config: Some(HostConfig {
-                network_mode: (!job.network_mode.is_empty()).then(|| job.network_mode.clone()),
-                binds: (!binds.is_empty()).then_some(binds),
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
-        let created = self
-            .client
-            .create_container(None::<CreateContainerOptions>, config)
-            .await
-            .map_err(|e| match self.fail("create build container from", &job.image)(e) {
-                Error::NotFound { .. } => Error::NotFound {
-                    what: format!("builder image {} (chaincode.builder or chaincode.<lang>.runtime; cclaunch never pulls it)", job.image),
-                },
-                e => e,
-            })?;
-        let guard = RemoveOnDrop::new(std::sync::Arc::new(self.clone()), &created.id);
-        // Ended from here, not by dropping this future, so the container is
-        // gone before the caller hears of the timeout or cancellation.
-        let result = tokio::select! {
-            result = self.build_steps(&created.id, job, input, progress) => result,
-            () = tokio::time::sleep_until(job.deadline) => Err(Error::Timeout {
-                op: "build in",
-                target: job.image.clone(),
-                seconds: job.deadline.saturating_duration_since(started).as_secs(),
-            }),
-            () = job.cancel.cancelled() => Err(Error::Cancelled {
-                op: "build in",
-                target: job.image.clone(),
-            }),
-        };
-        guard.disarm();
-        let removed = self.force_remove(&created.id).await;
-        let path = result?;
-        removed?;
-        Ok(path)
-    }
-
     async fn build_image(
         &self,
         tag: &str,
@@ -538,8 +380,14 @@ impl Engine for Docker {
 
     async fn create_container(&self, spec: &ContainerSpec) -> Result<String, Error> {
         let options = CreateContainerOptions {
-            name: Some(spec.name.clone()),
+            name: (!spec.name.is_empty()).then(|| spec.name.clone()),
             ..Default::default()
+        };
+        // A build container has no name yet: its image names it.
+        let target = if spec.name.is_empty() {
+            &spec.image
+        } else {
+            &spec.name
         };
         let config = ContainerCreateBody {
             image: Some(spec.image.clone()),
@@ -556,14 +404,14 @@ impl Engine for Docker {
                 .create_container(Some(options), config)
                 .await
                 .map(|created| created.id)
-                .map_err(|e| match self.fail("create container", &spec.name)(e) {
+                .map_err(|e| match self.fail("create container", target)(e) {
                     Error::NotFound { .. } => Error::NotFound {
                         what: format!("image {}", spec.image),
                     },
                     e => e,
                 })
         };
-        within("create container", &spec.name, self.timeouts.slow, create).await
+        within("create container", target, self.timeouts.slow, create).await
     }
 
     async fn upload(&self, container: &str, path: &str, tar: Bytes) -> Result<(), Error> {
@@ -584,6 +432,22 @@ impl Engine for Docker {
             upload,
         )
         .await
+    }
+
+    async fn upload_stream(
+        &self,
+        container: &str,
+        path: &str,
+        tar: ByteStream,
+    ) -> Result<(), Error> {
+        let options = UploadToContainerOptions {
+            path: path.to_string(),
+            ..Default::default()
+        };
+        self.client
+            .upload_to_container(container, Some(options), bollard::body_try_stream(tar))
+            .await
+            .map_err(self.fail("upload files to container", container))
     }
 
     async fn attach(&self, container: &str) -> Result<OutputStream, Error> {
@@ -746,24 +610,16 @@ impl Engine for Docker {
         Ok(found)
     }
 
-    async fn download(&self, container: &str, path: &str) -> Result<Bytes, Error> {
+    async fn download(&self, container: &str, path: &str) -> Result<Download, Error> {
         let options = DownloadFromContainerOptions {
             path: path.to_string(),
         };
-        let download = async {
-            self.client
-                .download_from_container(container, Some(options))
-                .try_collect::<Vec<Bytes>>()
-                .await
-                .map_err(self.fail("download from container", container))
-        };
-        let chunks = within(
-            "download from container",
-            container,
-            self.timeouts.slow,
-            download,
-        )
-        .await?;
-        Ok(Bytes::from(chunks.concat()))
+        let target = container.to_string();
+        let docker = self.clone();
+        let stream = self
+            .client
+            .download_from_container(container, Some(options))
+            .map(move |chunk| chunk.map_err(docker.fail("download from container", &target)));
+        Ok(Box::pin(stream))
     }
 }
