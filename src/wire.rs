@@ -193,7 +193,7 @@ pub fn logs_request(package_id: &str, query: LogQuery) -> Option<pb::LogsRequest
         Some(0) if !query.follow => return None,
         Some(0) => (
             0,
-            i64::try_from(crate::logs::unix_now().as_secs()).unwrap_or(i64::MAX),
+            i64::try_from(crate::output::unix_now().as_secs()).unwrap_or(i64::MAX),
         ),
         Some(n) => (u32::try_from(n).unwrap_or(u32::MAX), query.since),
     };

@@ -95,13 +95,7 @@ async fn metrics(State(operations): State<Arc<Operations>>) -> impl IntoResponse
     let launcher = Arc::clone(&operations.launcher);
     let running = operations
         .running
-        .get(|| async move {
-            launcher
-                .list()
-                .await
-                .map(|c| c.iter().filter(|c| c.running).count())
-                .ok()
-        })
+        .get(|| async move { launcher.running().await.ok() })
         .await
         .flatten()
         .unwrap_or(0);

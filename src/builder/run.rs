@@ -97,7 +97,7 @@ pub async fn run(target: &Target, bld: &Path, rundir: &Path) -> Result<i32> {
 
     // The chaincode outlives a sidecar restart, and the peer keeps its hold
     // on it through this process: a lost sidecar is waited for, not fatal.
-    let follower = Mirror { id: &id, address };
+    let follower = PeerLog { id: &id, address };
     let code = tokio::select! {
         code = launch::follow(&remote, &id, &follower) => match code {
             Ok(code) => code,
@@ -121,12 +121,12 @@ pub async fn run(target: &Target, bld: &Path, rundir: &Path) -> Result<i32> {
 
 /// The chaincode's output lines to stderr (the peer's log), and word of a
 /// lost sidecar.
-struct Mirror<'a> {
+struct PeerLog<'a> {
     id: &'a str,
     address: &'a Address,
 }
 
-impl launch::Follower for Mirror<'_> {
+impl launch::Follower for PeerLog<'_> {
     /// Into the peer's log: shown as the sidecar logs it.
     fn line(&self, line: &Line) {
         eprintln!("{}", render(&line.text, Sgr::Strip));

@@ -61,7 +61,7 @@ pub async fn follow(
                 Err(e) if !passing(e.kind()) => return,
                 Err(_) => {}
             }
-            since = i64::try_from(crate::logs::unix_now().as_secs()).unwrap_or(i64::MAX);
+            since = i64::try_from(crate::output::unix_now().as_secs()).unwrap_or(i64::MAX);
             tokio::time::sleep(RETRY).await;
         }
     };

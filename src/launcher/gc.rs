@@ -17,15 +17,7 @@ impl Launcher {
             crate::ccid::check(id)?;
         }
         let mut collected = Collected::default();
-        let containers = self
-            .engine
-            .list_containers(&[
-                (runtime::LABEL_MANAGED, "true"),
-                (runtime::LABEL_PEER_ID, &self.config.peer.id),
-                (runtime::LABEL_NETWORK_ID, &self.config.peer.network_id),
-            ])
-            .await
-            .map_err(super::engine_only)?;
+        let containers = self.peer_containers().await?;
         // Images that containers left standing still run: kept, whatever
         // package id they were built for (`image_of` starts one package's
         // image under another chaincode's name).

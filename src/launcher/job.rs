@@ -11,7 +11,7 @@ use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
 
-use crate::logs::Lines;
+use crate::output::Lines;
 use crate::runtime::{self, ByteStream, ContainerSpec, Engine, Output, Progress, RemoveOnDrop};
 
 /// A build output line longer than this comes out in pieces.

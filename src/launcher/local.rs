@@ -11,7 +11,7 @@ use crate::launch::{
     self, Built, Chaincode, Collected, Health, Launch, Line, LineStream, LogQuery, Progress,
     Selection, StartRequest, Started, Stream,
 };
-use crate::logs::Lines;
+use crate::output::Lines;
 use crate::runtime::{self, Output, OutputStream};
 
 /// How long a follower waits for this process's mirror of a chaincode to
@@ -127,7 +127,7 @@ fn lines(output: OutputStream, max: usize, package_id: String) -> LineStream {
             }
             let ready = &mut s.ready;
             let to = |stream| {
-                move |l: crate::logs::Line| Line {
+                move |l: crate::output::Line| Line {
                     text: l.text,
                     stream,
                 }

@@ -6,7 +6,7 @@
 //! every face calls.
 
 mod build;
-mod checkpoint;
+
 mod creator;
 pub mod env;
 mod gc;
@@ -26,6 +26,7 @@ use crate::config::Config;
 use crate::excerpt::quote;
 use crate::launch::Kind;
 use crate::naming::{self, Names, Scope};
+use crate::output::checkpoint;
 use crate::platform;
 use crate::runtime::{self, ContainerInfo, Engine, EngineInfo, Labels, LogQuery, OutputStream};
 
@@ -400,14 +401,8 @@ impl Launcher {
     /// removal's outcome is reported.
     pub async fn stop(&self, package_id: &str) -> Result<(), Error> {
         let _turn = self.turn(package_id).await?;
-        let (names, found) = self.own_container(package_id).await?;
-        if found.is_none() {
-            return Err(Error::NoContainer {
-                package_id: package_id.to_string(),
-                container: names.container,
-            });
-        }
-        self.remove_container(package_id, &names.container).await
+        let container = self.existing_container(package_id).await?;
+        self.remove_container(package_id, &container).await
     }
 
     async fn remove_container(&self, package_id: &str, container: &str) -> Result<(), Error> {
@@ -425,47 +420,86 @@ impl Launcher {
         Ok(())
     }
 
-    /// Blocks until the chaincode's container exits; its exit code.
-    pub async fn wait(&self, package_id: &str) -> Result<i64, Error> {
+    /// The name of the chaincode's container, which must exist (and be ours).
+    async fn existing_container(&self, package_id: &str) -> Result<String, Error> {
         let (names, found) = self.own_container(package_id).await?;
-        if found.is_none() {
-            return Err(Error::NoContainer {
+        match found {
+            Some(_) => Ok(names.container),
+            None => Err(Error::NoContainer {
                 package_id: package_id.to_string(),
                 container: names.container,
-            });
+            }),
         }
+    }
+
+    /// Blocks until the chaincode's container exits; its exit code.
+    pub async fn wait(&self, package_id: &str) -> Result<i64, Error> {
+        let container = self.existing_container(package_id).await?;
         self.engine
-            .wait_container(&names.container)
+            .wait_container(&container)
             .await
             .map_err(engine(package_id))
     }
 
     /// The container's logged output.
     pub async fn logs(&self, package_id: &str, query: &LogQuery) -> Result<OutputStream, Error> {
-        let (names, found) = self.own_container(package_id).await?;
-        if found.is_none() {
-            return Err(Error::NoContainer {
-                package_id: package_id.to_string(),
-                container: names.container,
-            });
-        }
+        let container = self.existing_container(package_id).await?;
         self.engine
-            .logs(&names.container, query)
+            .logs(&container, query)
             .await
             .map_err(engine(package_id))
     }
 
-    /// This peer's chaincode containers that cclaunch made, running or not.
-    pub async fn list(&self) -> Result<Vec<ContainerInfo>, Error> {
-        let mut found = self
-            .engine
+    /// Every container cclaunch made for this peer: chaincode and build
+    /// containers, running or not.
+    async fn peer_containers(&self) -> Result<Vec<ContainerInfo>, Error> {
+        self.engine
             .list_containers(&[
                 (runtime::LABEL_MANAGED, "true"),
                 (runtime::LABEL_PEER_ID, &self.config.peer.id),
                 (runtime::LABEL_NETWORK_ID, &self.config.peer.network_id),
             ])
             .await
-            .map_err(engine_only)?;
+            .map_err(engine_only)
+    }
+
+    /// This peer's chaincode containers that cclaunch made, running or not
+    /// (exited ones with their exit code).
+    pub async fn list(&self) -> Result<Vec<ContainerInfo>, Error> {
+        let mut found = Vec::new();
+        for listed in self.chaincode_containers().await? {
+            if listed.running {
+                found.push(listed);
+                continue;
+            }
+            // A container gone meanwhile is skipped.
+            let inspected = self
+                .engine
+                .inspect_container(&listed.id)
+                .await
+                .map_err(engine_only)?;
+            found.extend(inspected.map(|i| ContainerInfo {
+                name: listed.name,
+                ..i
+            }));
+        }
+        Ok(found)
+    }
+
+    /// How many of this peer's chaincode containers run (one listing, no
+    /// inspect: `/metrics` asks this often).
+    pub async fn running(&self) -> Result<usize, Error> {
+        Ok(self
+            .chaincode_containers()
+            .await?
+            .iter()
+            .filter(|c| c.running)
+            .count())
+    }
+
+    /// This peer's chaincode containers as listed, by name.
+    pub(super) async fn chaincode_containers(&self) -> Result<Vec<ContainerInfo>, Error> {
+        let mut found = self.peer_containers().await?;
         // Build containers are ours too, but short-lived and not chaincode.
         found.retain(|c| {
             c.labels.contains_key(runtime::LABEL_PACKAGE_ID) && !c.labels.contains_key(LABEL_BUILD)

@@ -599,15 +599,30 @@ impl Engine for Docker {
             },
         )
         .await?;
-        let mut found = Vec::new();
-        for summary in summaries {
-            let Some(id) = summary.id else { continue };
-            // Inspect for exit codes; a container gone meanwhile is skipped.
-            if let Some(info) = self.inspect_container(&id).await? {
-                found.push(info);
-            }
-        }
-        Ok(found)
+        // The listing says enough (name, labels, state); exit codes come
+        // from an inspect, for whoever needs them.
+        Ok(summaries
+            .into_iter()
+            .filter_map(|summary| {
+                let state = summary.state.map(|s| s.to_string()).unwrap_or_default();
+                Some(ContainerInfo {
+                    id: summary.id?,
+                    name: summary
+                        .names
+                        .unwrap_or_default()
+                        .first()
+                        .map(|n| n.trim_start_matches('/').to_string())
+                        .unwrap_or_default(),
+                    image: summary.image.unwrap_or_default(),
+                    labels: summary.labels.unwrap_or_default(),
+                    running: state == "running",
+                    status: state,
+                    exit_code: None,
+                    args: Vec::new(),
+                    env: Vec::new(),
+                })
+            })
+            .collect())
     }
 
     async fn download(&self, container: &str, path: &str) -> Result<Download, Error> {

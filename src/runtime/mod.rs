@@ -199,7 +199,8 @@ pub trait Engine: Send + Sync {
     async fn wait_container(&self, container: &str) -> Result<i64, Error>;
     /// The container's logged output.
     async fn logs(&self, container: &str, query: &LogQuery) -> Result<OutputStream, Error>;
-    /// Containers (running or not) carrying all of `labels`.
+    /// Containers (running or not) carrying all of `labels`, as listed:
+    /// no exit codes, args or env (see [`Engine::inspect_container`]).
     async fn list_containers(&self, labels: &[(&str, &str)]) -> Result<Vec<ContainerInfo>, Error>;
     /// Downloads `path` from a container as a tar, streamed.
     async fn download(&self, container: &str, path: &str) -> Result<Download, Error>;

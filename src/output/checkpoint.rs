@@ -21,7 +21,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use crate::logs::{unix_now, Position, Skip};
+use super::{unix_now, Position, Skip};
 
 const MIN_INTERVAL: Duration = Duration::from_millis(50);
 
