@@ -59,8 +59,11 @@ fn mirrored(log: &str, container: &str) -> Vec<String> {
 }
 
 fn checkpointed_stdout(peer: &str, container: &str) -> u64 {
+    // Checkpoints are kept per network and peer (network id "test").
     let file = state_dir(peer)
         .join("mirror")
+        .join("test")
+        .join(peer)
         .join(format!("{container}.json"));
     std::fs::read(file)
         .ok()

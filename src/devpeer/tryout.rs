@@ -84,7 +84,7 @@ pub enum Error {
 /// Runs the package through `launch` (a launcher on the engine, or a
 /// sidecar: devpeer listens on this machine's loopback either way).
 pub async fn run(
-    launcher: &dyn Launch,
+    launch: &dyn Launch,
     package: &Package,
     options: &Options,
     progress: &dyn Progress,
@@ -110,14 +110,14 @@ pub async fn run(
     let listening = peer.listen(loopback, tls).await?;
     let peer_address = listening.addr;
 
-    let built = launcher.build(package, progress).await?;
+    let built = launch.build(package, progress).await?;
     let client_tls = if options.tls {
         Some(ca.client(&package.id)?)
     } else {
         None
     };
     let started_at = Instant::now();
-    let started = launcher
+    let started = launch
         .start(StartRequest {
             package_id: package.id.clone(),
             platform: Some(built.platform),
@@ -132,7 +132,7 @@ pub async fn run(
 
     let registration = tokio::select! {
         _ = peer.wait_registered(&package.id) => Ok(started_at.elapsed()),
-        exited = launcher.wait(&package.id) => Err(exited),
+        exited = launch.wait(&package.id) => Err(exited),
         _ = tokio::time::sleep(options.startup_timeout) => {
             return Err(Error::StartupTimeout { package_id: package.id.clone(), timeout: options.startup_timeout });
         }
@@ -141,8 +141,8 @@ pub async fn run(
         Ok(after) => after,
         Err(exited) => {
             let code = exited?;
-            let output = last_lines(launcher, &package.id).await;
-            let _ = launcher.stop(&package.id).await;
+            let output = last_lines(launch, &package.id).await;
+            let _ = launch.stop(&package.id).await;
             return Err(Error::ExitedBeforeRegistering {
                 package_id: package.id.clone(),
                 container: started.container,
@@ -171,7 +171,7 @@ pub async fn run(
         responses.push((invocation.clone(), response));
     }
     if !options.keep {
-        launcher.stop(&package.id).await?;
+        launch.stop(&package.id).await?;
     }
     listening.shutdown().await;
     Ok(Outcome {
@@ -186,13 +186,13 @@ pub async fn run(
 
 /// The last lines an exited chaincode wrote, as the mirror shows them; none
 /// if its log cannot be read.
-async fn last_lines(launcher: &dyn Launch, package_id: &str) -> Vec<String> {
+async fn last_lines(launch: &dyn Launch, package_id: &str) -> Vec<String> {
     let query = LogQuery {
         follow: false,
         tail: Some(FAILURE_TAIL as u64),
         since: 0,
     };
-    let Ok(lines) = launcher.logs(package_id, query).await else {
+    let Ok(lines) = launch.logs(package_id, query).await else {
         return Vec::new();
     };
     lines

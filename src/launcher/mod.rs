@@ -179,7 +179,7 @@ impl Error {
                 runtime::Error::Timeout { .. } => Kind::DeadlineExceeded,
                 runtime::Error::Cancelled { .. } => Kind::Cancelled,
                 runtime::Error::ImageBuildFailed { .. } => Kind::Aborted,
-                runtime::Error::Engine { .. } | runtime::Error::Io { .. } => Kind::Internal,
+                runtime::Error::Refused { .. } | runtime::Error::Io { .. } => Kind::Internal,
             },
             Error::Io { .. } | Error::Lock { .. } => Kind::Internal,
         }

@@ -50,12 +50,15 @@ pub enum Error {
     Unreachable { endpoint: String, reason: String },
     #[error("{what} not found")]
     NotFound { what: String },
-    #[error("engine refused to {op} {target}: {source}")]
-    Engine {
+    /// The engine answered with an error (its HTTP status, when it sent
+    /// one), or the client failed in a way that is not the connection.
+    #[error("engine refused to {op} {target}")]
+    Refused {
         op: &'static str,
         target: String,
+        status: Option<u16>,
         #[source]
-        source: bollard::errors::Error,
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     #[error("{op} {target} timed out after {seconds} s")]
     Timeout {
