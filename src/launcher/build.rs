@@ -400,15 +400,14 @@ impl Task {
         progress.stage(&format!("building image {image}"));
         // The runtime image's Dockerfile runs nothing of the chaincode's;
         // dropping the request ends the engine's build of it.
-        let image_labels = image_labels(package_id);
-        let built = self.engine.build_image(
-            image,
-            &image_labels,
-            context.to_path_buf(),
-            self.config.chaincode.pull,
-            &network_mode,
-            progress,
-        );
+        let request = runtime::ImageBuild {
+            tag: image.to_string(),
+            labels: image_labels(package_id),
+            context: context.to_path_buf(),
+            pull: self.config.chaincode.pull,
+            network_mode,
+        };
+        let built = self.engine.build_image(&request, progress);
         tokio::select! {
             built = tokio::time::timeout_at(deadline, built) => {
                 built.map_err(|_| timed_out())?.map_err(engine(package_id))?

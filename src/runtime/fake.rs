@@ -6,7 +6,6 @@
 //! stay on the real engine.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -14,8 +13,8 @@ use bytes::Bytes;
 use tokio::sync::Semaphore;
 
 use super::{
-    ByteStream, ContainerInfo, ContainerSpec, Download, Engine, EngineInfo, Error, Labels,
-    LogQuery, OutputStream, Progress,
+    ByteStream, ContainerInfo, ContainerSpec, Download, Engine, EngineInfo, Error, ImageBuild,
+    Labels, LogQuery, OutputStream, Progress,
 };
 
 /// Holds a call until opened; counts the calls that reached it.
@@ -203,17 +202,9 @@ impl Engine for Fake {
         Ok(self.state().images.get(image).cloned())
     }
 
-    async fn build_image(
-        &self,
-        tag: &str,
-        labels: &Labels,
-        _context: PathBuf,
-        _pull: bool,
-        _network_mode: &str,
-        _progress: &dyn Progress,
-    ) -> Result<(), Error> {
+    async fn build_image(&self, build: &ImageBuild, _progress: &dyn Progress) -> Result<(), Error> {
         self.enter("build_image").await?;
-        self.add_image(tag, labels.clone());
+        self.add_image(&build.tag, build.labels.clone());
         Ok(())
     }
 

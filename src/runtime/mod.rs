@@ -116,6 +116,19 @@ pub struct EngineInfo {
     pub api_version: String,
 }
 
+/// An image to build.
+#[derive(Debug, Clone)]
+pub struct ImageBuild {
+    pub tag: String,
+    pub labels: Labels,
+    /// A tar.gz holding the Dockerfile and what it adds.
+    pub context: PathBuf,
+    /// Pull newer base images first (`chaincode.pull`).
+    pub pull: bool,
+    /// Empty: the engine's default network.
+    pub network_mode: String,
+}
+
 /// A container to create: a chaincode's, or a build's.
 #[derive(Debug, Clone)]
 pub struct ContainerSpec {
@@ -165,16 +178,8 @@ pub trait Engine: Send + Sync {
     /// The image's labels, or `None` when there is no such image.
     async fn image_labels(&self, image: &str) -> Result<Option<Labels>, Error>;
 
-    /// Builds `tag` from a build context (a tar.gz holding a Dockerfile).
-    async fn build_image(
-        &self,
-        tag: &str,
-        labels: &Labels,
-        context: PathBuf,
-        pull: bool,
-        network_mode: &str,
-        progress: &dyn Progress,
-    ) -> Result<(), Error>;
+    /// Builds an image from a build context (a tar.gz holding a Dockerfile).
+    async fn build_image(&self, build: &ImageBuild, progress: &dyn Progress) -> Result<(), Error>;
 
     async fn remove_image(&self, image: &str) -> Result<(), Error>;
     /// Images carrying all of `labels`: (first tag or id, labels).

@@ -1,12 +1,10 @@
 //! Images: inspect, build from a context, remove, list by labels.
 
-use std::path::PathBuf;
-
 use bollard::query_parameters::{BuildImageOptions, ListImagesOptions, RemoveImageOptions};
 use futures_util::StreamExt;
 
 use super::{label_filter, within, Docker};
-use crate::runtime::{Error, Labels, Progress};
+use crate::runtime::{Error, ImageBuild, Labels, Progress};
 
 impl Docker {
     pub(super) async fn image_labels(&self, image: &str) -> Result<Option<Labels>, Error> {
@@ -26,14 +24,17 @@ impl Docker {
 
     pub(super) async fn build_image(
         &self,
-        tag: &str,
-        labels: &Labels,
-        context: PathBuf,
-        pull: bool,
-        network_mode: &str,
+        build: &ImageBuild,
         progress: &dyn Progress,
     ) -> Result<(), Error> {
-        let file = tokio::fs::File::open(&context)
+        let ImageBuild {
+            tag,
+            labels,
+            context,
+            pull,
+            network_mode,
+        } = build;
+        let file = tokio::fs::File::open(context)
             .await
             .map_err(|source| Error::Io {
                 context: format!("opening build context {}", context.display()),

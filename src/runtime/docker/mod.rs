@@ -3,7 +3,6 @@
 //! `containers` and `logs` (attach, logs, wait).
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -12,8 +11,8 @@ use bollard::query_parameters::ListContainersOptions;
 use bytes::Bytes;
 
 use super::{
-    ByteStream, ContainerInfo, ContainerSpec, Download, Engine, EngineInfo, Error, Labels,
-    LogQuery, OutputStream, Progress,
+    ByteStream, ContainerInfo, ContainerSpec, Download, Engine, EngineInfo, Error, ImageBuild,
+    Labels, LogQuery, OutputStream, Progress,
 };
 
 /// How long the engine may take to answer a build's requests (image builds
@@ -238,16 +237,8 @@ impl Engine for Docker {
         Docker::image_labels(self, image).await
     }
 
-    async fn build_image(
-        &self,
-        tag: &str,
-        labels: &Labels,
-        context: PathBuf,
-        pull: bool,
-        network_mode: &str,
-        progress: &dyn Progress,
-    ) -> Result<(), Error> {
-        Docker::build_image(self, tag, labels, context, pull, network_mode, progress).await
+    async fn build_image(&self, build: &ImageBuild, progress: &dyn Progress) -> Result<(), Error> {
+        Docker::build_image(self, build, progress).await
     }
 
     async fn remove_image(&self, image: &str) -> Result<(), Error> {
