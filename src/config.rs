@@ -225,7 +225,7 @@ pub struct Build {
 pub struct Output {
     /// A longer line is mirrored in pieces of this size (memory stays bounded).
     pub max_line_bytes: usize,
-    /// Lines kept per chaincode for error reports and `logs`.
+    /// Lines kept per chaincode for error reports (`logs` reads the engine).
     pub keep_lines: usize,
     /// Mirrored lines per second per chaincode (0 = no limit); more are
     /// dropped from the mirror, not from the engine's log.

@@ -6,6 +6,7 @@
 //! container's output. The CLI is a thin face over the launcher.
 
 pub mod api;
+pub mod atomic;
 pub mod builder;
 pub mod ccid;
 pub mod cli;
@@ -13,16 +14,20 @@ pub mod client;
 pub mod config;
 pub mod devpeer;
 pub mod excerpt;
+pub mod launch;
 pub mod launcher;
-pub mod logs;
 pub mod metrics;
 pub mod naming;
+pub mod output;
 pub mod package;
 pub mod platform;
 pub mod printable;
+pub mod proto;
 pub mod queue;
 pub mod rate;
 pub mod runtime;
+pub mod signals;
+pub mod wire;
 
 /// An error and its causes on one line, each once (`a: b: c`), for messages
 /// that cross a boundary as text (gRPC status, shared build outcomes) and for

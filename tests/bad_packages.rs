@@ -283,7 +283,9 @@ fn a_header_bomb_costs_the_real_binary_no_memory() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sidecar_refuses_them_with_the_reason_in_a_bounded_status() {
-    use cclaunch::api::pb::{build_request::Source, launcher_client::LauncherClient, BuildRequest};
+    use cclaunch::proto::v1::{
+        build_request::Source, launcher_client::LauncherClient, BuildRequest,
+    };
     let env = common::Env::new("badgrpc", &[]).await;
     let socket = env.dir.path().join("cclaunch.sock");
     let mut sidecar = common::serve_command(&env, &["--socket", socket.to_str().unwrap()])

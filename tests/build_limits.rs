@@ -14,8 +14,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use cclaunch::api::pb::build_event::Event;
 use cclaunch::launcher::Launcher;
+use cclaunch::proto::v1::build_event::Event;
 use cclaunch::runtime::Engine;
 use common::sidecar::{build_containers, build_sh_yaml, chunks, script, Sidecar};
 use common::{eventually, Env, SHENV};

@@ -16,8 +16,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use cclaunch::api::pb::{self, launcher_client::LauncherClient};
 use cclaunch::client::{self, Address};
+use cclaunch::proto::v1::{self as pb, launcher_client::LauncherClient};
 use common::Env;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt};
 use tonic::transport::Channel;

@@ -68,7 +68,7 @@ async fn contract_flow(tls: bool) {
         &repo().join("testdata/chaincode/node-contract"),
     );
     let outcome = tryout::run(
-        &env.launcher,
+        &*env.launcher,
         &package,
         &options(
             tls,
@@ -134,7 +134,7 @@ async fn shim_flow(tls: bool) {
         &repo().join("testdata/chaincode/node-shim"),
     );
     let outcome = tryout::run(
-        &env.launcher,
+        &*env.launcher,
         &package,
         &options(
             tls,
@@ -190,7 +190,7 @@ async fn a_chaincode_that_dies_before_registering_is_reported_with_its_output_in
         .await
         .expect("build");
     let started = Instant::now();
-    let err = tryout::run(&env.launcher, &package, &options(true, &[]), &|_: &str| {})
+    let err = tryout::run(&*env.launcher, &package, &options(true, &[]), &|_: &str| {})
         .await
         .unwrap_err();
     let text = err.to_string();

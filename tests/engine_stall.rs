@@ -9,8 +9,8 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use cclaunch::api::pb::{self, launcher_client::LauncherClient};
 use cclaunch::client::{self, Address};
+use cclaunch::proto::v1::{self as pb, launcher_client::LauncherClient};
 use cclaunch::runtime::Engine;
 use common::engine_proxy::EngineProxy;
 use common::{Env, SHENV};

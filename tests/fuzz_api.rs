@@ -19,7 +19,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, BufMut};
-use cclaunch::api::pb;
+use cclaunch::proto::v1 as pb;
 use common::mutate::{self, Rng};
 use futures_util::StreamExt;
 use prost::Message;

@@ -9,7 +9,7 @@ mod common;
 use std::process::Stdio;
 use std::time::Duration;
 
-use cclaunch::api::pb;
+use cclaunch::proto::v1 as pb;
 use common::sidecar::{chunks, Sidecar};
 use common::{docker, eventually, Env, SHENV};
 use futures_util::StreamExt;
@@ -20,7 +20,7 @@ const SHELL_RUNTIME: &[(&str, &str)] = &[("CORE_CHAINCODE_NODE_RUNTIME", SHENV)]
 /// Builds and starts a shell chaincode through the sidecar, then waits
 /// until the engine has logged its `last` line; its container name.
 async fn run_chaincode(
-    client: &mut cclaunch::api::pb::launcher_client::LauncherClient<tonic::transport::Channel>,
+    client: &mut cclaunch::proto::v1::launcher_client::LauncherClient<tonic::transport::Channel>,
     package: &cclaunch::package::Package,
     last: &str,
 ) -> String {

@@ -10,8 +10,8 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use cclaunch::api::pb;
-use cclaunch::api::pb::launcher_client::LauncherClient;
+use cclaunch::proto::v1 as pb;
+use cclaunch::proto::v1::launcher_client::LauncherClient;
 use common::sidecar::{chunks, Sidecar};
 use common::{checkpoint_dir, eventually, Env};
 use futures_util::StreamExt;

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use cclaunch::api::pb::{self, build_event::Event, build_request::Source};
+use cclaunch::proto::v1::{self as pb, build_event::Event, build_request::Source};
 use common::sidecar::{chunks, Sidecar};
 use common::{eventually, state_dir, Env};
 use futures_util::StreamExt;

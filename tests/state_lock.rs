@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use cclaunch::api::pb::launcher_client::LauncherClient;
-use cclaunch::api::pb::{self, build_event::Event, build_request::Source};
 use cclaunch::client::{self, Address};
+use cclaunch::proto::v1::launcher_client::LauncherClient;
+use cclaunch::proto::v1::{self as pb, build_event::Event, build_request::Source};
 use common::{Env, SHENV};
 use futures_util::StreamExt;
 use tonic::transport::Channel;

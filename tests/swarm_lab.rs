@@ -98,12 +98,17 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// A bollard client of a lab engine, its API version negotiated.
 async fn connect(endpoint: &str) -> bollard::Docker {
-    cclaunch::runtime::docker::Docker::connect(endpoint)
+    let client = match endpoint.strip_prefix("unix://") {
+        Some(path) => bollard::Docker::connect_with_unix(path, 120, bollard::API_DEFAULT_VERSION),
+        None => bollard::Docker::connect_with_http(endpoint, 120, bollard::API_DEFAULT_VERSION),
+    }
+    .unwrap_or_else(|e| panic!("{endpoint}: {e}"));
+    client
+        .negotiate_version()
         .await
         .unwrap_or_else(|e| panic!("{endpoint}: {e}"))
-        .client()
-        .clone()
 }
 
 /// Tags the manager's busybox into the lab registry under this scope and

@@ -8,8 +8,8 @@ mod common;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use cclaunch::api::pb::{self, launcher_client::LauncherClient};
 use cclaunch::client::{self, Address, ClientTls};
+use cclaunch::proto::v1::{self as pb, launcher_client::LauncherClient};
 use common::{Env, Pki};
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
 

@@ -23,9 +23,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use cclaunch::api::pb::launcher_client::LauncherClient;
-use cclaunch::api::pb::{self, build_event::Event, build_request::Source};
 use cclaunch::client::{self, Address};
+use cclaunch::proto::v1::launcher_client::LauncherClient;
+use cclaunch::proto::v1::{self as pb, build_event::Event, build_request::Source};
 use cclaunch::runtime::Engine;
 use common::{docker, request, Env, SHENV};
 use futures_util::StreamExt;

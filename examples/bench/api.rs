@@ -10,12 +10,12 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cclaunch::api::pb::{self, build_event::Event, build_request::Source};
 use cclaunch::api::{serve, Listen};
 use cclaunch::client::{self, Address};
 use cclaunch::config::Config;
 use cclaunch::launcher::{Launcher, Selection, TlsMaterial};
 use cclaunch::package::{Limits, Package};
+use cclaunch::proto::v1::{self as pb, build_event::Event, build_request::Source};
 use cclaunch::runtime::docker::Docker;
 use cclaunch::runtime::Engine;
 use futures_util::StreamExt;

@@ -73,7 +73,7 @@ async fn main() -> Result<()> {
     let only: Vec<String> = std::env::args().skip(1).collect();
     let run = |section: &str| only.is_empty() || only.iter().any(|s| s == section);
     if run("start") {
-        start_latency(&launcher, &docker, dir.path()).await?;
+        start_latency(&launcher, dir.path()).await?;
     }
     if run("mirroring") {
         mirroring(&launcher, dir.path()).await?;
@@ -132,11 +132,21 @@ fn docker_cli(args: &[&str]) -> Result<()> {
     Ok(())
 }
 
-async fn start_latency(launcher: &Launcher, docker: &Docker, dir: &Path) -> Result<()> {
+/// A raw bollard client of the engine (the floor cclaunch is measured
+/// against), its API version negotiated as cclaunch's own.
+async fn bollard_client(endpoint: &str) -> Result<bollard::Docker> {
+    let client = match endpoint.strip_prefix("unix://") {
+        Some(path) => bollard::Docker::connect_with_unix(path, 120, bollard::API_DEFAULT_VERSION)?,
+        None => bollard::Docker::connect_with_http(endpoint, 120, bollard::API_DEFAULT_VERSION)?,
+    };
+    Ok(client.negotiate_version().await?)
+}
+
+async fn start_latency(launcher: &Launcher, dir: &Path) -> Result<()> {
     let package = shell_package(dir, "benchstart", "sleep 600\n")?;
     let built = launcher.build(&package, &|_: &str| {}).await?;
     let tls = tls()?;
-    let tarball = bytes::Bytes::from(tls.tarball()?);
+    let tarball = bytes::Bytes::from(cclaunch::launcher::tls::tarball(&tls)?);
     let tar_file = dir.join("tls.tar.gz");
     std::fs::write(&tar_file, &tarball)?;
     let env = cclaunch::launcher::env::chaincode_env(
@@ -147,7 +157,7 @@ async fn start_latency(launcher: &Launcher, docker: &Docker, dir: &Path) -> Resu
     );
     let peer = cclaunch::platform::PeerAddress::parse("127.0.0.1:7052")?;
     let args = cclaunch::platform::Platform::Node.args(&peer);
-    let client = docker.client();
+    let client = bollard_client(&launcher.config().vm.endpoint).await?;
     let host_config = launcher.config().vm.docker.host_config.clone();
 
     let (mut ours, mut floor, mut cli) = (Vec::new(), Vec::new(), Vec::new());

@@ -1,6 +1,6 @@
 //! The sidecar's gRPC API (`cclaunch.v1.Launcher`), a thin face over the
-//! [`Launcher`]: each call is one launcher call, and every launcher error maps
-//! to one status code that says what kind of problem it is.
+//! [`Launch`] interface of its [`Launcher`]: each call is one launcher call,
+//! converted by [`crate::wire`], and every error's kind is its status code.
 
 mod authority;
 mod cached;
@@ -9,7 +9,6 @@ pub mod operations;
 pub mod package_dirs;
 mod serve;
 mod spool;
-pub(crate) mod status;
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -18,21 +17,16 @@ use futures_util::{Stream, StreamExt};
 use tokio::sync::Semaphore;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::launcher::{Launcher, Selection, StartRequest as LaunchRequest, TlsMaterial};
-use crate::logs::Lines;
+use crate::launch::{Launch, Progress};
+use crate::launcher::Launcher;
 use crate::package::{Limits, Package};
 use crate::queue;
-use crate::runtime::{self, Output};
+use crate::wire;
 
 pub use serve::{serve, Listen, ServerTls};
 use spool::Spool;
-use status::to_status;
 
-pub mod pb {
-    tonic::include_proto!("cclaunch.v1");
-    /// For gRPC reflection.
-    pub const DESCRIPTOR: &[u8] = tonic::include_file_descriptor_set!("cclaunch_v1_descriptor");
-}
+use crate::proto::v1 as pb;
 
 use pb::launcher_server::Launcher as LauncherApi;
 
@@ -40,6 +34,8 @@ type Stream_<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
 pub struct Api {
     launcher: Arc<Launcher>,
+    /// The same launcher, as every face calls it.
+    launch: Arc<dyn Launch>,
     /// One permit per open Logs stream (`cclaunch.output.maxLogStreams`).
     log_streams: Arc<Semaphore>,
     spool: Spool,
@@ -54,6 +50,7 @@ impl Api {
         let max_log_streams = launcher.config().cclaunch.output.max_log_streams;
         Api {
             spool: Spool::open(launcher.config()),
+            launch: launcher.clone(),
             launcher,
             log_streams: Arc::new(Semaphore::new(max_log_streams.min(Semaphore::MAX_PERMITS))),
             closing: tokio_util::sync::CancellationToken::new(),
@@ -61,7 +58,7 @@ impl Api {
     }
 
     /// Cancel it to end every following Logs and Wait with
-    /// [`status::shutting_down`] (the sidecar is going away, the chaincode
+    /// [`wire::shutting_down`] (the sidecar is going away, the chaincode
     /// is not), so shutdown need not wait for them.
     pub fn closing(&self) -> tokio_util::sync::CancellationToken {
         self.closing.clone()
@@ -152,7 +149,7 @@ async fn receive_package(
     .await
     .map_err(|e| Status::internal(e.to_string()))?
     .map_err(|e| {
-        let status = to_status(&crate::launcher::Error::Package(e));
+        let status = wire::status(&crate::launcher::Error::Package(e).into());
         match &given {
             // The package's errors name the file read, here the descriptor:
             // say the path the caller gave instead.
@@ -169,7 +166,7 @@ async fn receive_package(
     Ok((package, received))
 }
 
-/// A following stream that ends with [`status::shutting_down`] as soon as
+/// A following stream that ends with [`wire::shutting_down`] as soon as
 /// `closing` is cancelled (dropping `stream` frees what feeds it).
 fn until_shutdown<T: Send + 'static>(
     stream: Stream_<T>,
@@ -181,7 +178,7 @@ fn until_shutdown<T: Send + 'static>(
             let (mut stream, closing) = state?;
             tokio::select! {
                 item = stream.next() => item.map(|item| (item, Some((stream, closing)))),
-                () = closing.cancelled() => Some((Err(status::shutting_down()), None)),
+                () = closing.cancelled() => Some((Err(wire::shutting_down()), None)),
             }
         },
     ))
@@ -195,20 +192,6 @@ const BUILD_STREAM_BUFFER: usize = 256 << 10;
 /// waits for the caller (the engine keeps the log), so a client that does
 /// not read costs this much at most.
 const LOGS_STREAM_BUFFER: usize = 256 << 10;
-
-/// Queues one Logs line, waiting for room; fails once the client is gone.
-async fn send_line(
-    tx: &queue::Sender<Result<pb::LogLine, Status>>,
-    line: String,
-    stream: &str,
-) -> Result<(), queue::Closed> {
-    let bytes = line.len();
-    let line = pb::LogLine {
-        line,
-        stream: stream.into(),
-    };
-    tx.send(Ok(line), bytes).await
-}
 
 /// Passes build progress on to the Build caller.
 struct Forward {
@@ -225,7 +208,7 @@ fn stage_event(stage: &str, began: std::time::Instant) -> pb::BuildEvent {
     }
 }
 
-impl runtime::Progress for Forward {
+impl Progress for Forward {
     fn line(&self, line: &str) {
         let event = pb::BuildEvent {
             event: Some(pb::build_event::Event::Output(line.to_string())),
@@ -257,15 +240,15 @@ impl LauncherApi for Api {
         )
         .await?;
         let (tx, rx) = queue::channel(BUILD_STREAM_BUFFER);
-        let launcher = self.launcher.clone();
+        let launch = self.launch.clone();
         tokio::spawn(async move {
             let progress = Forward { events: tx, began };
-            runtime::Progress::stage(
+            Progress::stage(
                 &progress,
                 &format!("package {} received and valid", package.id),
             );
             let outcome = tokio::select! {
-                outcome = launcher.build(&package, &progress) => outcome,
+                outcome = launch.build(&package, &progress) => outcome,
                 // The caller went away: its interest in the build goes with
                 // this future (the build is cancelled if nobody else waits).
                 () = progress.events.closed() => return,
@@ -273,14 +256,9 @@ impl LauncherApi for Api {
             drop(received);
             let _ = progress.events.push(match outcome {
                 Ok(built) => Ok(pb::BuildEvent {
-                    event: Some(pb::build_event::Event::Done(pb::BuildDone {
-                        package_id: built.package_id,
-                        image: built.image,
-                        reused: built.reused,
-                        r#type: built.platform.to_string(),
-                    })),
+                    event: Some(pb::build_event::Event::Done(wire::built(built))),
                 }),
-                Err(e) => Err(to_status(&e)),
+                Err(e) => Err(wire::status(&e)),
             });
         });
         let stream = futures_util::stream::unfold(rx, move |mut rx| async move {
@@ -299,44 +277,13 @@ impl LauncherApi for Api {
         &self,
         request: Request<pb::StartRequest>,
     ) -> Result<Response<pb::StartResponse>, Status> {
-        let r = request.into_inner();
-        let tls = match (
-            r.client_cert.is_empty(),
-            r.client_key.is_empty(),
-            r.root_cert.is_empty(),
-        ) {
-            (true, true, true) => None,
-            (false, false, false) => Some(TlsMaterial {
-                client_cert: r.client_cert,
-                client_key: r.client_key,
-                root_cert: r.root_cert,
-            }),
-            _ => {
-                return Err(Status::invalid_argument(
-                    "give client_cert, client_key and root_cert together, or none for TLS off",
-                ))
-            }
-        };
-        if r.peer_address.is_empty() {
-            return Err(Status::invalid_argument("peer_address is required"));
-        }
+        let request = wire::from_start_request(request.into_inner())?;
         let started = self
-            .launcher
-            .start(LaunchRequest {
-                package_id: r.package_id,
-                platform: None,
-                peer_address: r.peer_address,
-                tls,
-                msp_id: (!r.msp_id.is_empty()).then_some(r.msp_id),
-                extra_env: r.extra_env,
-                image_of: (!r.image_of.is_empty()).then_some(r.image_of),
-            })
+            .launch
+            .start(request)
             .await
-            .map_err(|e| to_status(&e))?;
-        Ok(Response::new(pb::StartResponse {
-            container: started.container,
-            r#type: started.platform.to_string(),
-        }))
+            .map_err(|e| wire::status(&e))?;
+        Ok(Response::new(wire::started(started)))
     }
 
     async fn stop(
@@ -344,12 +291,7 @@ impl LauncherApi for Api {
         request: Request<pb::ChaincodeRef>,
     ) -> Result<Response<pb::StopResponse>, Status> {
         let id = request.into_inner().package_id;
-        self.launcher.stop(&id).await.map_err(|e| to_status(&e))?;
-        let container = self
-            .launcher
-            .names(&id)
-            .map_err(|e| to_status(&e))?
-            .container;
+        let container = self.launch.stop(&id).await.map_err(|e| wire::status(&e))?;
         Ok(Response::new(pb::StopResponse { container }))
     }
 
@@ -359,10 +301,10 @@ impl LauncherApi for Api {
     ) -> Result<Response<pb::WaitResponse>, Status> {
         let package_id = request.into_inner().package_id;
         let exit_code = tokio::select! {
-            waited = self.launcher.wait(&package_id) => {
-                waited.map_err(|e| to_status(&e))?
+            waited = self.launch.wait(&package_id) => {
+                waited.map_err(|e| wire::status(&e))?
             }
-            () = self.closing.cancelled() => return Err(status::shutting_down()),
+            () = self.closing.cancelled() => return Err(wire::shutting_down()),
         };
         Ok(Response::new(pb::WaitResponse { exit_code }))
     }
@@ -372,12 +314,7 @@ impl LauncherApi for Api {
         request: Request<pb::LogsRequest>,
     ) -> Result<Response<Self::LogsStream>, Status> {
         let r = request.into_inner();
-        let query = runtime::LogQuery {
-            follow: r.follow,
-            tail: (r.tail != 0).then_some(u64::from(r.tail)),
-            since: r.since,
-            timestamps: false,
-        };
+        let query = wire::from_logs_request(&r);
         // A slot first, so a refused stream costs nothing.
         let slot = Arc::clone(&self.log_streams)
             .try_acquire_owned()
@@ -387,48 +324,32 @@ impl LauncherApi for Api {
                     self.launcher.config().cclaunch.output.max_log_streams
                 ))
             })?;
-        let mut output = self
-            .launcher
-            .logs(&r.package_id, &query)
+        let mut lines = self
+            .launch
+            .logs(&r.package_id, query)
             .await
-            .map_err(|e| to_status(&e))?;
-        let max = self.launcher.config().cclaunch.output.max_line_bytes;
+            .map_err(|e| wire::status(&e))?;
         let (tx, rx) = queue::channel(LOGS_STREAM_BUFFER);
         tokio::spawn(async move {
             let _slot = slot;
-            let (mut out, mut err) = (Lines::new(max), Lines::new(max));
-            let mut pending = Vec::new();
             loop {
-                let frame = tokio::select! {
-                    frame = output.next() => frame,
+                let line = tokio::select! {
+                    line = lines.next() => line,
                     // The client went away, maybe while the chaincode is
                     // silent: the engine stream (and connection) goes now.
                     () = tx.closed() => return,
                 };
-                let Some(frame) = frame else { break };
-                match frame {
-                    Ok(Output::Stdout(bytes)) => {
-                        out.push(&bytes, |l| pending.push((l.text, "stdout")))
-                    }
-                    Ok(Output::Stderr(bytes)) => {
-                        err.push(&bytes, |l| pending.push((l.text, "stderr")))
-                    }
+                let Some(line) = line else { return };
+                let line = match line {
+                    Ok(line) => wire::line(line),
                     Err(e) => {
-                        let _ = tx.push(Err(Status::unavailable(e.to_string())));
+                        let _ = tx.push(Err(wire::status(&e)));
                         return;
                     }
-                }
-                for (line, stream) in pending.drain(..) {
-                    if send_line(&tx, line, stream).await.is_err() {
-                        return; // the client went away
-                    }
-                }
-            }
-            out.finish(|l| pending.push((l.text, "stdout")));
-            err.finish(|l| pending.push((l.text, "stderr")));
-            for (line, stream) in pending {
-                if send_line(&tx, line, stream).await.is_err() {
-                    return;
+                };
+                let bytes = line.line.len();
+                if tx.send(Ok(line), bytes).await.is_err() {
+                    return; // the client went away
                 }
             }
         });
@@ -451,37 +372,20 @@ impl LauncherApi for Api {
         &self,
         _: Request<pb::ListRequest>,
     ) -> Result<Response<pb::ListResponse>, Status> {
-        let containers = self.launcher.list().await.map_err(|e| to_status(&e))?;
-        let chaincodes = containers
-            .into_iter()
-            .map(|c| pb::Chaincode {
-                package_id: c
-                    .labels
-                    .get(runtime::LABEL_PACKAGE_ID)
-                    .cloned()
-                    .unwrap_or_default(),
-                container: c.name,
-                state: c.status,
-                running: c.running,
-                exit_code: c.exit_code,
-            })
-            .collect();
-        Ok(Response::new(pb::ListResponse { chaincodes }))
+        let chaincodes = self.launch.list().await.map_err(|e| wire::status(&e))?;
+        Ok(Response::new(pb::ListResponse {
+            chaincodes: chaincodes.into_iter().map(wire::chaincode).collect(),
+        }))
     }
 
     async fn health(
         &self,
         _: Request<pb::HealthRequest>,
     ) -> Result<Response<pb::HealthResponse>, Status> {
-        let info = self.launcher.health().await.map_err(|e| {
-            Status::unavailable(format!(
-                "failed to ping to Docker daemon: {}",
-                status::chain(&e)
-            ))
-        })?;
+        let health = self.launch.health().await.map_err(|e| wire::status(&e))?;
         Ok(Response::new(pb::HealthResponse {
-            engine_version: info.version,
-            api_version: info.api_version,
+            engine_version: health.version,
+            api_version: health.api_version,
         }))
     }
 
@@ -489,20 +393,12 @@ impl LauncherApi for Api {
         &self,
         request: Request<pb::GcRequest>,
     ) -> Result<Response<pb::GcResponse>, Status> {
-        let r = request.into_inner();
-        let selection = if r.package_ids.is_empty() {
-            Selection::AllBut(r.keep)
-        } else {
-            Selection::Only(r.package_ids)
-        };
+        let selection = wire::from_gc_request(request.into_inner());
         let collected = self
-            .launcher
+            .launch
             .gc(&selection)
             .await
-            .map_err(|e| to_status(&e))?;
-        Ok(Response::new(pb::GcResponse {
-            containers: collected.containers,
-            images: collected.images,
-        }))
+            .map_err(|e| wire::status(&e))?;
+        Ok(Response::new(wire::collected(collected)))
     }
 }

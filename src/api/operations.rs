@@ -71,7 +71,7 @@ async fn healthz(State(operations): State<Arc<Operations>>) -> impl IntoResponse
             match launcher.health().await {
                 Ok(_) => true,
                 Err(e) => {
-                    tracing::warn!(error = %super::status::chain(&e), "/healthz: the engine does not answer");
+                    tracing::warn!(error = %crate::error_chain(&e), "/healthz: the engine does not answer");
                     false
                 }
             }
@@ -95,13 +95,7 @@ async fn metrics(State(operations): State<Arc<Operations>>) -> impl IntoResponse
     let launcher = Arc::clone(&operations.launcher);
     let running = operations
         .running
-        .get(|| async move {
-            launcher
-                .list()
-                .await
-                .map(|c| c.iter().filter(|c| c.running).count())
-                .ok()
-        })
+        .get(|| async move { launcher.running().await.ok() })
         .await
         .flatten()
         .unwrap_or(0);

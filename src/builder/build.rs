@@ -14,17 +14,17 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
-use super::{ccaas, source, Record, Sidecar, CCAAS};
-use crate::client;
+use super::{ccaas, source, Record, Target, CCAAS};
 use crate::config::Config;
-use crate::package::{self, Metadata, METADATA_FILE};
+use crate::launch::Launch;
+use crate::package::{self, Limits, Metadata, Package, METADATA_FILE};
 use crate::platform::Platform;
 use crate::printable::{render, Sgr};
 
 /// Build progress for the peer's log: stderr.
 struct Stderr;
 
-impl crate::runtime::Progress for Stderr {
+impl crate::launch::Progress for Stderr {
     /// The build runs the chaincode's own scripts: their output is shown
     /// as the sidecar logs chaincode output.
     fn line(&self, line: &str) {
@@ -38,7 +38,7 @@ impl crate::runtime::Progress for Stderr {
 
 pub async fn build(
     config: &Config,
-    sidecar: &Sidecar,
+    target: &Target,
     src: &Path,
     meta: &Path,
     bld: &Path,
@@ -49,7 +49,7 @@ pub async fn build(
         build_ccaas(config, &metadata, src, meta, bld)
             .with_context(|| format!("chaincode {label} (ccaas)"))?;
     } else {
-        build_image(config, sidecar, metadata, src, bld)
+        build_image(config, target, metadata, src, bld)
             .await
             .with_context(|| format!("chaincode {label}"))?;
     }
@@ -58,7 +58,7 @@ pub async fn build(
 
 async fn build_image(
     config: &Config,
-    sidecar: &Sidecar,
+    target: &Target,
     metadata: Metadata,
     src: &Path,
     bld: &Path,
@@ -66,7 +66,7 @@ async fn build_image(
     Platform::from_type(&metadata.kind)
         .context("cclaunch builds golang, node and java packages into images, and takes ccaas")?;
     package::validate_label(&metadata.label)?;
-    let address = super::address(sidecar)?;
+    let address = super::address(target)?;
 
     // The package is checked and written before the sidecar is asked, so a
     // hostile SRC is refused here, whatever the sidecar's state.
@@ -90,22 +90,27 @@ async fn build_image(
         src.display()
     );
 
-    let mut client = super::connect(sidecar).await?;
-    let done = client::build(&mut client, &file, &Stderr)
-        .await
-        .map_err(|e| match e {
-            client::BuildError::Status(status) => anyhow::anyhow!(
-                "the sidecar at {address} could not build it: {}",
-                status.message()
-            ),
-            other => anyhow::Error::new(other).context(format!("sidecar at {address}")),
-        })?;
-    if done.package_id != package_id {
-        anyhow::bail!(
-            "the sidecar at {address} built {} for the rebuilt package {package_id}",
-            done.package_id
-        );
-    }
+    let package = tokio::task::spawn_blocking(move || {
+        Package::open(
+            &file,
+            Limits {
+                max_unpacked_bytes: limit,
+            },
+        )
+    })
+    .await??;
+    let remote = super::connect(target).await?;
+    let done =
+        remote
+            .build(&package, &Stderr)
+            .await
+            .map_err(|e| match crate::client::answer(&e) {
+                Some(_) => anyhow::anyhow!(
+                    "the sidecar at {address} could not build it: {}",
+                    super::said(&e)
+                ),
+                None => anyhow::Error::new(e),
+            })?;
     eprintln!(
         "cclaunch: {} image {} for {}",
         if done.reused { "reused" } else { "built" },

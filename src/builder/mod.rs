@@ -17,16 +17,12 @@ mod release;
 mod run;
 pub mod source;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
-use tonic::transport::Channel;
 
-use crate::api::pb::launcher_client::LauncherClient;
-use crate::client::{self, Address, ClientTls};
+use crate::client::{self, Address, ClientTls, Remote};
 use crate::package::{Metadata, METADATA_FILE};
 
 pub use build::build;
@@ -40,9 +36,6 @@ pub const RECORD_FILE: &str = "cclaunch.json";
 
 /// The metadata.json type of chaincode the peer dials (no image, no `run`).
 pub const CCAAS: &str = "ccaas";
-
-/// How long `build` and `run` wait for the sidecar to answer a connect.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// BLD/cclaunch.json: what was built, so `run` starts the right image.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -93,30 +86,21 @@ fn read_metadata(meta: &Path) -> Result<Metadata> {
     })
 }
 
-/// Replaces `path` with `data` all at once (temp file in the same directory,
-/// then rename), so the peer never copies a half-written file.
+/// Replaces `path` with `data` all at once, so the peer never copies a
+/// half-written file.
 fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let fail = || format!("cannot write {}", path.display());
-    let mut file = tempfile::NamedTempFile::new_in(dir).with_context(fail)?;
-    file.write_all(data).with_context(fail)?;
-    file.as_file().sync_all().with_context(fail)?;
-    file.as_file()
-        .set_permissions(std::fs::Permissions::from_mode(mode))
-        .with_context(fail)?;
-    file.persist(path).map_err(|e| e.error).with_context(fail)?;
-    Ok(())
+    crate::atomic::write(path, data, mode)
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// The sidecar as the CLI resolved it from `--server` / `CCLAUNCH_SERVER`,
 /// with this client's TLS material for an https address (`--server-ca`,
 /// `--server-cert`, `--server-key` / `CCLAUNCH_SERVER_CA`, `_CERT`, `_KEY`).
-pub type Sidecar = Option<(Address, Option<ClientTls>)>;
+pub type Target = Option<(Address, Option<ClientTls>)>;
 
 /// The sidecar's address, or what to do when none was given.
-fn address(sidecar: &Sidecar) -> Result<&Address> {
-    let (address, _) = sidecar.as_ref().with_context(|| {
+fn address(target: &Target) -> Result<&Address> {
+    let (address, _) = target.as_ref().with_context(|| {
         format!(
             "no sidecar address: set {} (list it in the builder's propagateEnvironment in \
              core.yaml) or install the builder with `cclaunch builder install DIR --server ADDRESS`",
@@ -127,10 +111,19 @@ fn address(sidecar: &Sidecar) -> Result<&Address> {
 }
 
 /// Connects to the sidecar.
-async fn connect(sidecar: &Sidecar) -> Result<LauncherClient<Channel>> {
-    let address = address(sidecar)?;
-    let tls = sidecar.as_ref().and_then(|(_, tls)| tls.as_ref());
-    Ok(client::connect(address, tls, CONNECT_TIMEOUT).await?)
+async fn connect(target: &Target) -> Result<Remote> {
+    let address = address(target)?;
+    let tls = target.as_ref().and_then(|(_, tls)| tls.as_ref());
+    Ok(Remote::connect(address.clone(), tls).await?)
+}
+
+/// What the sidecar said of a failed call: its status message, or the
+/// whole error where it did not answer.
+fn said(error: &crate::launch::Error) -> String {
+    match client::answer(error) {
+        Some(status) => status.message().to_string(),
+        None => crate::error_chain(error),
+    }
 }
 
 /// `dir` as an absolute path (the peer passes absolute ones; people may not).

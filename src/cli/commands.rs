@@ -1,5 +1,6 @@
-//! CLI handlers: each turns arguments into one launcher call (on the engine,
-//! or in a sidecar with `--server`: see [`Backend`]) and prints the outcome.
+//! CLI handlers: each turns arguments into one call of the [`Launch`]
+//! interface (on the engine, or in a sidecar with `--server`: see
+//! [`road::launch`]) and prints the outcome, the same on either road.
 //! Errors get their prose here, at the edge.
 
 use std::path::Path;
@@ -7,19 +8,18 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 
-use super::backend::{Backend, Built};
 use super::progress::BuildProgress;
+use super::road::{self, launcher};
 use super::{
     BuilderCommand, Cli, Command, DevpeerCommand, DevpeerServeArgs, GcArgs, LogsArgs, NamesArgs,
     PackageArgs, ServeArgs, ServerArgs, StartArgs, TryArgs,
 };
 use crate::config::{self, Config};
-use crate::launcher::{Launcher, Selection, StartRequest, TlsMaterial};
+use crate::launch::{self, Built, Launch, Line, LogQuery, Selection, StartRequest, TlsMaterial};
 use crate::naming::Scope;
 use crate::package::{self, Limits, Metadata, Package};
 use crate::platform::Platform;
 use crate::printable::{self, Sgr};
-use crate::runtime::docker::Docker;
 
 /// Runs one command; the process exit code on success.
 pub async fn run(cli: Cli) -> Result<i32> {
@@ -39,21 +39,21 @@ pub async fn run(cli: Cli) -> Result<i32> {
             println!("{}", platform.dockerfile(&config));
         }
         Command::Build { package, server } => {
-            let backend = Backend::new(&server, config).await?;
-            let package = open_package(&package, backend.config())?;
-            build(&backend, &package).await?;
+            let launch = road::launch(&server, &config).await?;
+            let package = open_package(&package, &config)?;
+            build(&*launch, &package).await?;
         }
         Command::Start(args) => return start(args, config).await,
         Command::Stop { chaincode, server } => {
-            let backend = Backend::new(&server, config).await?;
-            backend.exclusive()?;
-            let id = package_id(&chaincode, backend.config())?;
-            println!("stopped {}", backend.stop(&id).await?);
+            let launch = road::launch(&server, &config).await?;
+            launch.exclusive()?;
+            let id = package_id(&chaincode, &config)?;
+            println!("stopped {}", launch.stop(&id).await?);
         }
         Command::Wait { chaincode, server } => {
-            let backend = Backend::new(&server, config).await?;
-            let id = package_id(&chaincode, backend.config())?;
-            println!("{}", backend.wait(&id).await?);
+            let launch = road::launch(&server, &config).await?;
+            let id = package_id(&chaincode, &config)?;
+            println!("{}", launch.wait(&id).await?);
         }
         Command::Logs(args) => logs(args, config).await?,
         Command::Ps { server } => ps(&server, config).await?,
@@ -63,10 +63,10 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::Devpeer(DevpeerCommand::Serve(args)) => devpeer_serve(args, config).await?,
         Command::Builder(command) => return builder(command, &config, config_file).await,
         Command::Health { server } => {
-            let engine = Backend::new(&server, config).await?.health().await?;
+            let health = road::launch(&server, &config).await?.health().await?;
             println!(
                 "engine {}: ok (Docker {}, API {})",
-                engine.reached, engine.version, engine.api_version
+                health.reached, health.version, health.api_version
             );
         }
         Command::Config => print!("{}", config::effective_yaml(config_file)?),
@@ -113,13 +113,6 @@ async fn builder(
             Ok(0)
         }
     }
-}
-
-async fn launcher(config: Config) -> Result<Launcher> {
-    let docker = Docker::connect(&config.vm.endpoint)
-        .await?
-        .with_timeouts((&config.cclaunch.engine).into());
-    Ok(Launcher::new(Arc::new(docker), config))
 }
 
 fn limits(config: &Config) -> Limits {
@@ -175,9 +168,9 @@ fn names(args: NamesArgs, config: &Config) -> Result<()> {
     Ok(())
 }
 
-async fn build(backend: &Backend, package: &Package) -> Result<Built> {
+async fn build(launch: &dyn Launch, package: &Package) -> Result<Built> {
     let progress = BuildProgress::new(&format!("build {}", package.id));
-    let built = backend.build(package, &progress).await?;
+    let built = launch.build(package, &progress).await?;
     progress.finish(if built.reused {
         "image exists, reused"
     } else {
@@ -192,15 +185,15 @@ async fn build(backend: &Backend, package: &Package) -> Result<Built> {
 }
 
 async fn start(args: StartArgs, config: Config) -> Result<i32> {
-    let backend = Backend::new(&args.server, config).await?;
-    backend.exclusive()?;
+    let launch = road::launch(&args.server, &config).await?;
+    launch.exclusive()?;
     let path = Path::new(&args.chaincode);
     let (package_id, platform) = if path.is_file() {
-        let package = open_package(path, backend.config())?;
-        let built = build(&backend, &package).await?;
-        (package.id, built.platform)
+        let package = open_package(path, &config)?;
+        let built = build(&*launch, &package).await?;
+        (package.id, Some(built.platform))
     } else {
-        (package_id(&args.chaincode, backend.config())?, None)
+        (package_id(&args.chaincode, &config)?, None)
     };
     let tls = match (&args.client_cert, &args.client_key, &args.root_cert) {
         (Some(cert), Some(key), Some(root)) => Some(TlsMaterial {
@@ -210,7 +203,7 @@ async fn start(args: StartArgs, config: Config) -> Result<i32> {
         }),
         _ => None,
     };
-    let started = backend
+    let started = launch
         .start(StartRequest {
             package_id: package_id.clone(),
             platform,
@@ -225,9 +218,25 @@ async fn start(args: StartArgs, config: Config) -> Result<i32> {
     if !args.follow {
         return Ok(0);
     }
-    let code = backend.follow(&package_id, print_line).await?;
+    let code = launch::follow(&*launch, &package_id, &Printer).await?;
     eprintln!("chaincode {package_id} exited with code {code}");
     Ok(i32::try_from(code).unwrap_or(1))
+}
+
+/// `start -f`: the chaincode's output to stdout, line by line.
+struct Printer;
+
+impl launch::Follower for Printer {
+    fn line(&self, line: &Line) {
+        print_line(&line.text);
+    }
+
+    fn lost(&self, error: &launch::Error) {
+        eprintln!(
+            "warning: {}; the chaincode keeps running: following it again once this is back",
+            crate::error_chain(error)
+        );
+    }
 }
 
 fn read(path: &Path) -> Result<Vec<u8>> {
@@ -246,13 +255,30 @@ fn print_line(line: &str) {
 }
 
 async fn logs(args: LogsArgs, config: Config) -> Result<()> {
-    let backend = Backend::new(&args.server, config).await?;
-    let id = package_id(&args.chaincode, backend.config())?;
-    backend.logs(&id, args.follow, &args.tail, print_line).await
+    use futures_util::StreamExt;
+    let tail = match args.tail.as_str() {
+        "all" => None,
+        n => Some(
+            n.parse::<u64>()
+                .map_err(|_| anyhow::anyhow!("--tail {n:?}: give a line count or \"all\""))?,
+        ),
+    };
+    let launch = road::launch(&args.server, &config).await?;
+    let id = package_id(&args.chaincode, &config)?;
+    let query = LogQuery {
+        follow: args.follow,
+        tail,
+        since: 0,
+    };
+    let mut lines = launch.logs(&id, query).await?;
+    while let Some(line) = lines.next().await {
+        print_line(&line?.text);
+    }
+    Ok(())
 }
 
 async fn ps(server: &ServerArgs, config: Config) -> Result<()> {
-    let rows = Backend::new(server, config).await?.list().await?;
+    let rows = road::launch(server, &config).await?.list().await?;
     println!(
         "{:<48} {:<10} {:<6} PACKAGE ID",
         "CONTAINER", "STATE", "EXIT"
@@ -271,19 +297,19 @@ async fn ps(server: &ServerArgs, config: Config) -> Result<()> {
 }
 
 async fn gc(args: GcArgs, config: Config) -> Result<()> {
-    let backend = Backend::new(&args.server, config).await?;
-    backend.exclusive()?;
+    let launch = road::launch(&args.server, &config).await?;
+    launch.exclusive()?;
     let selection = if args.chaincode.is_empty() {
         Selection::AllBut(args.keep)
     } else {
         let ids = args
             .chaincode
             .iter()
-            .map(|c| package_id(c, backend.config()))
+            .map(|c| package_id(c, &config))
             .collect::<Result<Vec<_>>>()?;
         Selection::Only(ids)
     };
-    let collected = backend.gc(selection).await?;
+    let collected = launch.gc(&selection).await?;
     for container in &collected.containers {
         println!("removed container {container}");
     }
@@ -333,11 +359,11 @@ async fn try_package(args: TryArgs, config: Config) -> Result<i32> {
         invocations,
         keep: args.keep,
     };
-    let launcher = launcher(config).await?;
-    launcher.check_unserved()?;
-    let package = open_package(&args.package, launcher.config())?;
+    let launch = road::launch(&args.server, &config).await?;
+    launch.exclusive()?;
+    let package = open_package(&args.package, &config)?;
     let progress = BuildProgress::new(&format!("build {}", package.id));
-    let outcome = tryout::run(&launcher, &package, &options, &progress).await?;
+    let outcome = tryout::run(&*launch, &package, &options, &progress).await?;
     progress.finish("ready");
     println!(
         "registered {} with devpeer at {} in {:.1} s (container start {:.2} s){}",
@@ -399,7 +425,7 @@ async fn devpeer_serve(args: DevpeerServeArgs, config: Config) -> Result<()> {
         listening.addr,
         if with_tls { " (mutual TLS)" } else { "" }
     );
-    shutdown_signal().await;
+    crate::signals::shutdown().await;
     control_task.abort();
     listening.shutdown().await;
     Ok(())
@@ -418,22 +444,6 @@ fn write_file(path: &Path, data: &[u8], mode: u32) -> Result<()> {
     file.write_all(data)
         .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
-}
-
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term => {}
-    }
 }
 
 async fn serve(args: ServeArgs, config: Config) -> Result<()> {
@@ -476,7 +486,7 @@ async fn serve(args: ServeArgs, config: Config) -> Result<()> {
     };
     let names: Vec<String> = listeners.iter().map(|l| l.to_string()).collect();
     println!("cclaunch serving on {}", names.join(" and "));
-    api::serve(launcher, listeners, shutdown_signal()).await?;
+    api::serve(launcher, listeners, crate::signals::shutdown()).await?;
     if let Some(task) = operations {
         task.abort();
     }

@@ -1,8 +1,8 @@
 //! The admin and harness CLI: clap definitions. Handlers live in `commands`.
 
-mod backend;
 mod commands;
 mod progress;
+mod road;
 
 use std::path::PathBuf;
 
@@ -29,7 +29,7 @@ peer.localMspId) from --config, overridden by CORE_* environment variables as a 
 Log filtering: RUST_LOG, e.g. RUST_LOG=info,peer.chaincode=warn
 
 Through a running sidecar (`cclaunch serve`) instead of the engine: build, start, stop, wait,
-logs, ps, gc and health take --server ADDR (or CCLAUNCH_SERVER), and print the same:
+logs, ps, gc, health and try take --server ADDR (or CCLAUNCH_SERVER), and print the same:
   cclaunch ps --server unix:/run/cclaunch/cclaunch.sock
   cclaunch start mycc.tar.gz --peer-address peer0:7052 --server https://sidecar:7443 \
       --server-ca ca.crt --server-cert client.crt --server-key client.key
@@ -206,7 +206,8 @@ pub struct StartArgs {
     pub msp_id: Option<String>,
     /// Stay and mirror the output until the container exits, then exit with its code.
     ///
-    /// Through --server the output is streamed from the sidecar to stdout.
+    /// The output goes to stdout line by line, on either road (through --server it is
+    /// streamed from the sidecar, and followed again if the sidecar restarts).
     #[arg(short, long)]
     pub follow: bool,
     #[command(flatten)]
@@ -253,6 +254,10 @@ pub struct TryArgs {
     /// Leave the chaincode running at the end.
     #[arg(long)]
     pub keep: bool,
+    /// The chaincode is built and run by the sidecar at --server (devpeer
+    /// still listens on this machine's loopback: the chaincode must reach it).
+    #[command(flatten)]
+    pub server: ServerArgs,
 }
 
 /// How a verb reaches a running sidecar instead of the engine.

@@ -3,7 +3,7 @@
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair};
 
-use crate::launcher::TlsMaterial;
+use crate::launch::TlsMaterial;
 
 #[derive(Debug, thiserror::Error)]
 #[error("cannot make dev TLS material: {0}")]

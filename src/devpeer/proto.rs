@@ -1,22 +1,9 @@
-//! Fabric's protobuf messages (the subset in proto/fabric, compiled by build.rs)
-//! and the proposal a peer attaches to every transaction.
-
-#![allow(clippy::all, missing_docs)]
+//! The proposal a peer attaches to every transaction, made from Fabric's
+//! messages (generated in [`crate::proto::fabric`]).
 
 use prost::Message;
 
-pub mod protos {
-    tonic::include_proto!("protos");
-}
-pub mod common {
-    tonic::include_proto!("common");
-}
-pub mod msp {
-    tonic::include_proto!("msp");
-}
-pub mod queryresult {
-    tonic::include_proto!("queryresult");
-}
+pub use crate::proto::fabric::{common, msp, protos, queryresult};
 
 use super::Creator;
 

@@ -9,9 +9,11 @@ use std::time::{Duration, Instant};
 use super::ca::DevCa;
 use super::server::TlsSetup;
 use super::{Creator, DevPeer, Response};
-use crate::launcher::{self, Launcher, StartRequest};
+use futures_util::StreamExt;
+
+use crate::launch::{self, Launch, LogQuery, Progress, StartRequest};
 use crate::package::Package;
-use crate::runtime::Progress;
+use crate::printable::{render, Sgr};
 
 /// Lines of output shown when a chaincode dies before registering.
 pub const FAILURE_TAIL: usize = 50;
@@ -59,7 +61,7 @@ impl Outcome {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(transparent)]
-    Launcher(#[from] launcher::Error),
+    Launch(#[from] launch::Error),
     #[error(transparent)]
     DevPeer(#[from] super::Error),
     #[error(transparent)]
@@ -79,8 +81,10 @@ pub enum Error {
     },
 }
 
+/// Runs the package through `launch` (a launcher on the engine, or a
+/// sidecar: devpeer listens on this machine's loopback either way).
 pub async fn run(
-    launcher: &Launcher,
+    launch: &dyn Launch,
     package: &Package,
     options: &Options,
     progress: &dyn Progress,
@@ -106,14 +110,14 @@ pub async fn run(
     let listening = peer.listen(loopback, tls).await?;
     let peer_address = listening.addr;
 
-    let built = launcher.build(package, progress).await?;
+    let built = launch.build(package, progress).await?;
     let client_tls = if options.tls {
         Some(ca.client(&package.id)?)
     } else {
         None
     };
     let started_at = Instant::now();
-    let started = launcher
+    let started = launch
         .start(StartRequest {
             package_id: package.id.clone(),
             platform: Some(built.platform),
@@ -128,7 +132,7 @@ pub async fn run(
 
     let registration = tokio::select! {
         _ = peer.wait_registered(&package.id) => Ok(started_at.elapsed()),
-        exited = launcher.wait(&package.id) => Err(exited),
+        exited = launch.wait(&package.id) => Err(exited),
         _ = tokio::time::sleep(options.startup_timeout) => {
             return Err(Error::StartupTimeout { package_id: package.id.clone(), timeout: options.startup_timeout });
         }
@@ -137,15 +141,8 @@ pub async fn run(
         Ok(after) => after,
         Err(exited) => {
             let code = exited?;
-            // Let the mirror reach the end of the output before reading it.
-            let _ =
-                tokio::time::timeout(Duration::from_secs(5), launcher.output_closed(&package.id))
-                    .await;
-            let output = launcher
-                .tail(&package.id)
-                .map(|t| t.last(FAILURE_TAIL))
-                .unwrap_or_default();
-            let _ = launcher.stop(&package.id).await;
+            let output = last_lines(launch, &package.id).await;
+            let _ = launch.stop(&package.id).await;
             return Err(Error::ExitedBeforeRegistering {
                 package_id: package.id.clone(),
                 container: started.container,
@@ -174,7 +171,7 @@ pub async fn run(
         responses.push((invocation.clone(), response));
     }
     if !options.keep {
-        launcher.stop(&package.id).await?;
+        launch.stop(&package.id).await?;
     }
     listening.shutdown().await;
     Ok(Outcome {
@@ -185,4 +182,22 @@ pub async fn run(
         start_took,
         responses,
     })
+}
+
+/// The last lines an exited chaincode wrote, as the mirror shows them; none
+/// if its log cannot be read.
+async fn last_lines(launch: &dyn Launch, package_id: &str) -> Vec<String> {
+    let query = LogQuery {
+        follow: false,
+        tail: Some(FAILURE_TAIL as u64),
+        since: 0,
+    };
+    let Ok(lines) = launch.logs(package_id, query).await else {
+        return Vec::new();
+    };
+    lines
+        .filter_map(|line| async move { line.ok() })
+        .map(|line| render(&line.text, Sgr::Strip).into_owned())
+        .collect()
+        .await
 }

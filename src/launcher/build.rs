@@ -1,6 +1,6 @@
 //! Build: package → image. Reuses an existing image of the Fabric name;
-//! otherwise runs the platform's build container and builds the runtime image
-//! from its Dockerfile and the build output (`binpackage.tar`).
+//! otherwise runs the platform's build container (see `job`) and builds the
+//! runtime image from its Dockerfile and the build output (`binpackage.tar`).
 
 use std::io::{self, Write};
 use std::path::Path;
@@ -10,12 +10,13 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
-use super::{engine, Error, Launcher, LABEL_BUILD};
+use super::job::{self, Ended, Job};
+use super::{engine, Built, Error, Launcher, LABEL_BUILD};
 use crate::config::Config;
 use crate::package::{self, Package};
 use crate::platform::{golang, Platform};
 use crate::queue;
-use crate::runtime::{self, BuildJob, ByteStream, Engine, Progress};
+use crate::runtime::{self, ByteStream, Engine, Progress};
 
 /// Build output lines kept for the error report of a failed build.
 const KEEP_BUILD_LINES: usize = 100;
@@ -26,15 +27,6 @@ const CALLER_BUFFER: usize = 256 << 10;
 
 /// Used if `cclaunch.build.timeout` is unreadable (it is checked on load).
 const DEFAULT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
-
-#[derive(Debug, Clone)]
-pub struct Built {
-    pub package_id: String,
-    pub image: String,
-    pub platform: Platform,
-    /// The image already existed and was reused.
-    pub reused: bool,
-}
 
 /// What a caller is told when build output lines did not reach it.
 pub fn dropped_notice(lines: u64) -> String {
@@ -51,8 +43,8 @@ enum Event {
 type Listeners = Arc<Mutex<Vec<queue::Sender<Event>>>>;
 
 /// A build's outcome as its waiters see it: `None` while it runs, then its
-/// result (an error as its message).
-type Outcome = watch::Receiver<Option<Result<(), String>>>;
+/// result (an error shared, with its kind).
+type Outcome = watch::Receiver<Option<Result<(), Arc<Error>>>>;
 
 /// A build under way, shared by everyone who asked for its image. It runs
 /// in a task of its own, so a waiter that stays keeps it going when the
@@ -77,8 +69,8 @@ impl Drop for Interest {
 /// A caller's place in a build.
 enum Role {
     /// Started it: hears its result first-hand.
-    Leader(oneshot::Receiver<Result<(), Error>>),
-    /// Joined it: hears its outcome as shared text.
+    Leader(oneshot::Receiver<Result<(), Arc<Error>>>),
+    /// Joined it: hears its outcome, shared.
     Waiter(Outcome),
 }
 
@@ -150,24 +142,30 @@ impl Launcher {
         follow(events, progress).await;
         match role {
             Role::Leader(result) => match result.await {
-                Ok(result) => result.map(|()| built(false)),
-                Err(_) => Err(Error::SharedBuild {
+                Ok(Ok(())) => Ok(built(false)),
+                // Its own error, unless a waiter still holds it too.
+                Ok(Err(error)) => Err(Arc::try_unwrap(error).unwrap_or_else(Error::Shared)),
+                Err(_) => Err(Error::NoOutcome {
                     package_id: package_id.to_string(),
-                    message: "the build ended without an outcome".into(),
                 }),
             },
             Role::Waiter(outcome) => match outcome.borrow().clone() {
                 Some(Ok(())) => Ok(built(true)),
-                Some(Err(message)) => Err(Error::SharedBuild {
+                Some(Err(error)) => Err(Error::Shared(error)),
+                None => Err(Error::NoOutcome {
                     package_id: package_id.to_string(),
-                    message,
-                }),
-                None => Err(Error::SharedBuild {
-                    package_id: package_id.to_string(),
-                    message: "the build it waited for was cancelled".into(),
                 }),
             },
         }
+    }
+
+    /// How many callers the build of `image` under way has (for tests).
+    #[cfg(test)]
+    pub(super) fn callers(&self, image: &str) -> usize {
+        let flights = self.flights.lock().unwrap_or_else(|p| p.into_inner());
+        flights.get(image).map_or(0, |f| {
+            f.listeners.lock().unwrap_or_else(|p| p.into_inner()).len()
+        })
     }
 
     /// Joins the build of `image` under way, or starts it. `Err`: a build
@@ -216,16 +214,17 @@ impl Launcher {
         let package = package.clone();
         tokio::spawn(async move {
             let progress = Fanout(Arc::clone(&listeners));
-            let result = task.build(&package, platform, &progress, &cancel).await;
+            let result = task
+                .build(&package, platform, &progress, &cancel)
+                .await
+                .map_err(Arc::new);
             // Gone from the table before the outcome is out: whoever comes
             // next finds the image, or (after a failure) starts afresh.
             drop(task);
-            let _ = outcome_tx.send(Some(
-                result
-                    .as_ref()
-                    .map(|_| ())
-                    .map_err(|e| crate::error_chain(e)),
-            ));
+            // Only waiters share the error; alone, the leader gets its own.
+            if outcome_tx.receiver_count() > 0 {
+                let _ = outcome_tx.send(Some(result.clone()));
+            }
             listeners.lock().unwrap_or_else(|p| p.into_inner()).clear();
             let _ = result_tx.send(result);
         });
@@ -320,7 +319,7 @@ impl Task {
         let build = &self.config.cclaunch.build;
         let mut labels = self.labels.clone();
         labels.insert(LABEL_BUILD.to_string(), "true".to_string());
-        let job = BuildJob {
+        let job = Job {
             image: plan.builder_image.clone(),
             script: plan.script,
             env: plan
@@ -344,38 +343,40 @@ impl Task {
             inner: progress,
             lines: Mutex::default(),
         };
-        let binpackage = match self
-            .engine
-            .run_build(&job, code_stream(package), &recorder)
-            .await
-        {
+        let binpackage = match job::run(&self.engine, &job, code_stream(package), &recorder).await {
             Ok(path) => path,
-            Err(runtime::Error::BuildFailed { image, code }) => {
+            Err(Ended::Failed { code }) => {
                 let output = recorder
                     .lines
                     .into_inner()
                     .unwrap_or_else(|p| p.into_inner());
                 return Err(Error::BuildFailed {
                     package_id: package_id.to_string(),
-                    builder: image,
+                    builder: job.image,
                     code,
                     hint: go_hint(platform, package, &output),
                     output: output.into_iter().collect(),
                 });
             }
-            // Ours, not an engine call's own timeout.
-            Err(runtime::Error::Timeout { .. }) if tokio::time::Instant::now() >= deadline => {
+            Err(Ended::TimedOut) => {
                 tracing::warn!(chaincode = package_id, timeout = %build.timeout, "build timed out; its container was removed");
                 return Err(timed_out());
             }
-            Err(runtime::Error::Cancelled { .. }) if cancel.is_cancelled() => {
+            Err(Ended::Cancelled) => {
                 tracing::info!(
                     chaincode = package_id,
                     "build cancelled: its callers went away; its container was removed"
                 );
                 return Err(cancelled());
             }
-            Err(e) => return Err(engine(package_id)(e)),
+            Err(Ended::Engine(e)) => return Err(engine(package_id)(e)),
+            Err(Ended::Io { context, source }) => {
+                return Err(Error::Io {
+                    package_id: package_id.to_string(),
+                    context: context.to_string(),
+                    source,
+                })
+            }
         };
 
         let dockerfile = plan.dockerfile;
@@ -399,15 +400,14 @@ impl Task {
         progress.stage(&format!("building image {image}"));
         // The runtime image's Dockerfile runs nothing of the chaincode's;
         // dropping the request ends the engine's build of it.
-        let image_labels = image_labels(package_id);
-        let built = self.engine.build_image(
-            image,
-            &image_labels,
-            context.to_path_buf(),
-            self.config.chaincode.pull,
-            &network_mode,
-            progress,
-        );
+        let request = runtime::ImageBuild {
+            tag: image.to_string(),
+            labels: image_labels(package_id),
+            context: context.to_path_buf(),
+            pull: self.config.chaincode.pull,
+            network_mode,
+        };
+        let built = self.engine.build_image(&request, progress);
         tokio::select! {
             built = tokio::time::timeout_at(deadline, built) => {
                 built.map_err(|_| timed_out())?.map_err(engine(package_id))?

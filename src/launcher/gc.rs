@@ -5,32 +5,8 @@
 
 use std::collections::BTreeSet;
 
-use super::{Error, Launcher};
+use super::{Collected, Error, Launcher, Selection};
 use crate::runtime;
-
-/// What to collect.
-#[derive(Debug, Clone)]
-pub enum Selection {
-    /// These package ids.
-    Only(Vec<String>),
-    /// Every package id except these.
-    AllBut(Vec<String>),
-}
-
-impl Selection {
-    fn wants(&self, package_id: &str) -> bool {
-        match self {
-            Selection::Only(ids) => ids.iter().any(|id| id == package_id),
-            Selection::AllBut(keep) => !keep.iter().any(|id| id == package_id),
-        }
-    }
-}
-
-#[derive(Debug, Default, Clone)]
-pub struct Collected {
-    pub containers: Vec<String>,
-    pub images: Vec<String>,
-}
 
 impl Launcher {
     /// Removes the chosen chaincode's containers (running ones too) and images.
@@ -41,15 +17,7 @@ impl Launcher {
             crate::ccid::check(id)?;
         }
         let mut collected = Collected::default();
-        let containers = self
-            .engine
-            .list_containers(&[
-                (runtime::LABEL_MANAGED, "true"),
-                (runtime::LABEL_PEER_ID, &self.config.peer.id),
-                (runtime::LABEL_NETWORK_ID, &self.config.peer.network_id),
-            ])
-            .await
-            .map_err(super::engine_only)?;
+        let containers = self.peer_containers().await?;
         // Images that containers left standing still run: kept, whatever
         // package id they were built for (`image_of` starts one package's
         // image under another chaincode's name).

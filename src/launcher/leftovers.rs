@@ -14,7 +14,7 @@
 //! - without a creator label (an older cclaunch): left (`cclaunch gc`).
 
 use super::creator::{self, Fate, Kind, LABEL_CREATOR};
-use super::{engine_only, Error, Launcher, LABEL_BUILD};
+use super::{Error, Launcher, LABEL_BUILD};
 use crate::runtime::{self, ContainerInfo};
 
 /// What the clean-up removed, by container name.
@@ -39,15 +39,7 @@ impl Launcher {
         if !self.serving() {
             return Ok(removed);
         }
-        let containers = self
-            .engine
-            .list_containers(&[
-                (runtime::LABEL_MANAGED, "true"),
-                (runtime::LABEL_PEER_ID, &self.config.peer.id),
-                (runtime::LABEL_NETWORK_ID, &self.config.peer.network_id),
-            ])
-            .await
-            .map_err(engine_only)?;
+        let containers = self.peer_containers().await?;
         for container in containers {
             let build = container.labels.contains_key(LABEL_BUILD);
             let unstarted = !build

@@ -10,7 +10,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::{engine, Error, Launcher};
-use crate::logs::{self, Position, Skip, Tail};
+use crate::output::{self, Position, Skip, Tail};
 use crate::runtime::{self, LogQuery, OutputStream};
 
 const WRITER_GRACE: Duration = Duration::from_secs(2);
@@ -61,7 +61,7 @@ impl Launcher {
             let (package_id, container) = (package_id.to_string(), container.to_string());
             async move {
                 let lines =
-                    logs::mirror(&container, output, max_line, rate, tail, skip, progress).await;
+                    output::mirror(&container, output, max_line, rate, tail, skip, progress).await;
                 // The output closes when the chaincode exits: say how it ended
                 // (a container removed meanwhile has nothing to report).
                 match engine.wait_container(&container).await {
@@ -98,7 +98,7 @@ impl Launcher {
         if !self.config.vm.docker.attach_stdout {
             return Ok(resumed); // nothing was mirrored before either
         }
-        let containers = self.list().await?;
+        let containers = self.chaincode_containers().await?;
         // Checkpoints of containers removed while no sidecar ran (or of a
         // start cancelled midway) go.
         self.checkpoints

@@ -1,17 +1,22 @@
 //! The launcher: builds, starts, stops and watches chaincode on an [`Engine`].
 //!
 //! It owns naming, the env and TLS bundle, the per-chaincode output tails and
-//! the rule that only containers carrying cclaunch's labels are touched. The CLI
-//! (and later the gRPC service) are thin faces over it.
+//! the rule that only containers carrying cclaunch's labels are touched. It is
+//! the local implementation of [`crate::launch::Launch`] (see `local`), which
+//! every face calls.
 
 mod build;
-mod checkpoint;
+
 mod creator;
 pub mod env;
 mod gc;
+mod job;
 mod leftovers;
+mod local;
 mod mirror;
 mod start;
+#[cfg(test)]
+mod tests;
 pub mod tls;
 
 use std::collections::HashMap;
@@ -19,17 +24,20 @@ use std::sync::{Arc, Mutex};
 
 use crate::config::Config;
 use crate::excerpt::quote;
+use crate::launch::Kind;
 use crate::naming::{self, Names, Scope};
+use crate::output::checkpoint;
 use crate::platform;
 use crate::runtime::{self, ContainerInfo, Engine, EngineInfo, Labels, LogQuery, OutputStream};
 
-pub use build::{dropped_notice, Built};
+pub use crate::launch::{Built, Collected, Selection, StartRequest, Started, TlsMaterial};
+pub use build::dropped_notice;
 pub use creator::LABEL_CREATOR;
-pub use gc::{Collected, Selection};
 pub use leftovers::Leftovers;
 pub use mirror::Resumed;
-pub use start::{StartRequest, Started};
-pub use tls::TlsMaterial;
+
+/// What a failed health check says first, wherever it is reported.
+pub const PING_FAILED: &str = "failed to ping to Docker daemon";
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -79,8 +87,13 @@ pub enum Error {
     BuildTimeout { package_id: String, timeout: String },
     #[error("chaincode {package_id}: build cancelled: everyone who asked for it went away")]
     BuildCancelled { package_id: String },
-    #[error("chaincode {package_id}: the shared build of its image failed: {message}")]
-    SharedBuild { package_id: String, message: String },
+    /// A build's failure, as every caller of that build hears it (each
+    /// holds the one error).
+    #[error(transparent)]
+    Shared(Arc<Error>),
+    /// The build this caller waited for ended without an outcome.
+    #[error("chaincode {package_id}: the build it waited for ended without an outcome")]
+    NoOutcome { package_id: String },
     #[error(
         "chaincode {package_id}: extra env entry {} is not KEY=value with a valid name",
         quote(entry)
@@ -98,8 +111,12 @@ pub enum Error {
         #[source]
         source: platform::address::Invalid,
     },
-    #[error("chaincode {package_id}: invalid TLS material: {reason}")]
-    Tls { package_id: String, reason: String },
+    #[error("chaincode {package_id}: invalid TLS material")]
+    Tls {
+        package_id: String,
+        #[source]
+        source: crate::launch::NotPem,
+    },
     #[error("chaincode {package_id}")]
     Engine {
         package_id: String,
@@ -108,6 +125,8 @@ pub enum Error {
     },
     #[error(transparent)]
     EngineOnly(runtime::Error),
+    #[error("{}", PING_FAILED)]
+    Ping(#[source] runtime::Error),
     #[error("peer {peer_id} of network {network_id} is served by another cclaunch serve{}, which holds {}; go through it (--server) or stop it first", holder.map(|pid| format!(" (pid {pid})")).unwrap_or_default(), lock.display())]
     Served {
         network_id: String,
@@ -131,11 +150,38 @@ pub enum Error {
 }
 
 impl Error {
-    /// The engine error underneath, if any (for exit codes and status mapping).
-    pub fn engine_error(&self) -> Option<&runtime::Error> {
+    /// What kind of failure this is: the one mapping, which the sidecar's
+    /// status codes and the CLI follow.
+    pub fn kind(&self) -> Kind {
         match self {
-            Error::Engine { source, .. } | Error::EngineOnly(source) => Some(source),
-            _ => None,
+            Error::Package(_)
+            | Error::PackageId(_)
+            | Error::Naming { .. }
+            | Error::Platform { .. }
+            | Error::Tls { .. }
+            | Error::BadEnv { .. }
+            | Error::ReservedEnv { .. }
+            | Error::PeerAddress { .. } => Kind::InvalidArgument,
+            Error::NotBuilt { .. } | Error::NoContainer { .. } => Kind::NotFound,
+            Error::NotOurs { .. } | Error::UnknownType { .. } | Error::Served { .. } => {
+                Kind::FailedPrecondition
+            }
+            Error::BuildFailed { .. } => Kind::Aborted,
+            // A waiter fails as the build it shared failed.
+            Error::Shared(source) => source.kind(),
+            Error::NoOutcome { .. } => Kind::Aborted,
+            Error::BuildTimeout { .. } => Kind::DeadlineExceeded,
+            Error::BuildCancelled { .. } => Kind::Cancelled,
+            Error::Ping(_) => Kind::Unavailable,
+            Error::Engine { source, .. } | Error::EngineOnly(source) => match source {
+                runtime::Error::Unreachable { .. } => Kind::Unavailable,
+                runtime::Error::NotFound { .. } => Kind::NotFound,
+                runtime::Error::Timeout { .. } => Kind::DeadlineExceeded,
+                runtime::Error::Cancelled { .. } => Kind::Cancelled,
+                runtime::Error::ImageBuildFailed { .. } => Kind::Aborted,
+                runtime::Error::Refused { .. } | runtime::Error::Io { .. } => Kind::Internal,
+            },
+            Error::Io { .. } | Error::Lock { .. } => Kind::Internal,
         }
     }
 }
@@ -247,10 +293,6 @@ impl Launcher {
         &self.config
     }
 
-    pub fn engine(&self) -> &Arc<dyn Engine> {
-        &self.engine
-    }
-
     /// The container and image names of a package id, as the peer makes
     /// them; an id Fabric could not have made is refused first.
     pub fn names(&self, package_id: &str) -> Result<Names, Error> {
@@ -297,7 +339,10 @@ impl Launcher {
     }
 
     pub async fn health(&self) -> Result<EngineInfo, Error> {
-        self.engine.ping().await.map_err(engine_only)
+        self.engine.ping().await.map_err(|e| {
+            crate::metrics::engine_error();
+            Error::Ping(e)
+        })
     }
 
     /// The chaincode container of `package_id`, refused unless it carries
@@ -356,14 +401,8 @@ impl Launcher {
     /// removal's outcome is reported.
     pub async fn stop(&self, package_id: &str) -> Result<(), Error> {
         let _turn = self.turn(package_id).await?;
-        let (names, found) = self.own_container(package_id).await?;
-        if found.is_none() {
-            return Err(Error::NoContainer {
-                package_id: package_id.to_string(),
-                container: names.container,
-            });
-        }
-        self.remove_container(package_id, &names.container).await
+        let container = self.existing_container(package_id).await?;
+        self.remove_container(package_id, &container).await
     }
 
     async fn remove_container(&self, package_id: &str, container: &str) -> Result<(), Error> {
@@ -381,47 +420,86 @@ impl Launcher {
         Ok(())
     }
 
-    /// Blocks until the chaincode's container exits; its exit code.
-    pub async fn wait(&self, package_id: &str) -> Result<i64, Error> {
+    /// The name of the chaincode's container, which must exist (and be ours).
+    async fn existing_container(&self, package_id: &str) -> Result<String, Error> {
         let (names, found) = self.own_container(package_id).await?;
-        if found.is_none() {
-            return Err(Error::NoContainer {
+        match found {
+            Some(_) => Ok(names.container),
+            None => Err(Error::NoContainer {
                 package_id: package_id.to_string(),
                 container: names.container,
-            });
+            }),
         }
+    }
+
+    /// Blocks until the chaincode's container exits; its exit code.
+    pub async fn wait(&self, package_id: &str) -> Result<i64, Error> {
+        let container = self.existing_container(package_id).await?;
         self.engine
-            .wait_container(&names.container)
+            .wait_container(&container)
             .await
             .map_err(engine(package_id))
     }
 
     /// The container's logged output.
     pub async fn logs(&self, package_id: &str, query: &LogQuery) -> Result<OutputStream, Error> {
-        let (names, found) = self.own_container(package_id).await?;
-        if found.is_none() {
-            return Err(Error::NoContainer {
-                package_id: package_id.to_string(),
-                container: names.container,
-            });
-        }
+        let container = self.existing_container(package_id).await?;
         self.engine
-            .logs(&names.container, query)
+            .logs(&container, query)
             .await
             .map_err(engine(package_id))
     }
 
-    /// This peer's chaincode containers that cclaunch made, running or not.
-    pub async fn list(&self) -> Result<Vec<ContainerInfo>, Error> {
-        let mut found = self
-            .engine
+    /// Every container cclaunch made for this peer: chaincode and build
+    /// containers, running or not.
+    async fn peer_containers(&self) -> Result<Vec<ContainerInfo>, Error> {
+        self.engine
             .list_containers(&[
                 (runtime::LABEL_MANAGED, "true"),
                 (runtime::LABEL_PEER_ID, &self.config.peer.id),
                 (runtime::LABEL_NETWORK_ID, &self.config.peer.network_id),
             ])
             .await
-            .map_err(engine_only)?;
+            .map_err(engine_only)
+    }
+
+    /// This peer's chaincode containers that cclaunch made, running or not
+    /// (exited ones with their exit code).
+    pub async fn list(&self) -> Result<Vec<ContainerInfo>, Error> {
+        let mut found = Vec::new();
+        for listed in self.chaincode_containers().await? {
+            if listed.running {
+                found.push(listed);
+                continue;
+            }
+            // A container gone meanwhile is skipped.
+            let inspected = self
+                .engine
+                .inspect_container(&listed.id)
+                .await
+                .map_err(engine_only)?;
+            found.extend(inspected.map(|i| ContainerInfo {
+                name: listed.name,
+                ..i
+            }));
+        }
+        Ok(found)
+    }
+
+    /// How many of this peer's chaincode containers run (one listing, no
+    /// inspect: `/metrics` asks this often).
+    pub async fn running(&self) -> Result<usize, Error> {
+        Ok(self
+            .chaincode_containers()
+            .await?
+            .iter()
+            .filter(|c| c.running)
+            .count())
+    }
+
+    /// This peer's chaincode containers as listed, by name.
+    pub(super) async fn chaincode_containers(&self) -> Result<Vec<ContainerInfo>, Error> {
+        let mut found = self.peer_containers().await?;
         // Build containers are ours too, but short-lived and not chaincode.
         found.retain(|c| {
             c.labels.contains_key(runtime::LABEL_PACKAGE_ID) && !c.labels.contains_key(LABEL_BUILD)

@@ -7,35 +7,9 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::{engine, env, Error, Launcher, TlsMaterial};
+use super::{engine, env, tls, Error, Launcher, StartRequest, Started, TlsMaterial};
 use crate::platform::{PeerAddress, Platform};
 use crate::runtime::{self, ContainerSpec, RemoveOnDrop};
-
-#[derive(Debug, Clone)]
-pub struct StartRequest {
-    pub package_id: String,
-    /// Known when starting from a package; otherwise read from the image.
-    pub platform: Option<Platform>,
-    pub peer_address: String,
-    /// `None` starts the chaincode with TLS off.
-    pub tls: Option<TlsMaterial>,
-    /// Defaults to `peer.localMspId`.
-    pub msp_id: Option<String>,
-    /// `KEY=value` entries added after the peer's own.
-    pub extra_env: Vec<String>,
-    /// Run the image built for this package id instead of `package_id`'s own
-    /// (the external builder rebuilds the peer's package, so its id differs);
-    /// `package_id` still names the container and the chaincode.
-    pub image_of: Option<String>,
-}
-
-#[derive(Debug, Clone)]
-pub struct Started {
-    pub container: String,
-    pub id: String,
-    pub image: String,
-    pub platform: Platform,
-}
 
 impl Launcher {
     pub async fn start(&self, request: StartRequest) -> Result<Started, Error> {
@@ -56,9 +30,9 @@ impl Launcher {
                 source,
             })?;
         if let Some(tls) = &request.tls {
-            tls.validate().map_err(|reason| Error::Tls {
+            tls.validate().map_err(|source| Error::Tls {
                 package_id: package_id.to_string(),
-                reason,
+                source,
             })?;
         }
         for entry in &request.extra_env {
@@ -120,6 +94,7 @@ impl Launcher {
         });
         let pending = PendingCreate {
             handle: Some(create),
+            container: names.container.clone(),
             engine: Arc::clone(&self.engine),
             turn: Some(turn),
         };
@@ -139,8 +114,6 @@ impl Launcher {
                 tracing::info!(chaincode = package_id, container = %names.container, "started chaincode container");
                 Ok(Started {
                     container: names.container,
-                    id,
-                    image,
                     platform,
                 })
             }
@@ -171,7 +144,7 @@ impl Launcher {
             self.spawn_mirror(package_id, container, container_id, output, None);
         }
         if let Some(tls) = tls {
-            let tarball = tls.tarball().map_err(|source| Error::Io {
+            let tarball = tls::tarball(tls).map_err(|source| Error::Io {
                 package_id: package_id.to_string(),
                 context: "packing TLS files".into(),
                 source,
@@ -223,6 +196,7 @@ impl Launcher {
 /// then so the next start cannot collide with the late create.
 struct PendingCreate {
     handle: Option<tokio::task::JoinHandle<Result<String, crate::runtime::Error>>>,
+    container: String,
     engine: Arc<dyn crate::runtime::Engine>,
     turn: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
@@ -236,22 +210,18 @@ impl PendingCreate {
     async fn finish(mut self) -> (Result<String, crate::runtime::Error>, Turn) {
         let outcome = match self.handle.as_mut() {
             Some(handle) => handle.await,
-            None => {
-                return (
-                    Err(crate::runtime::Error::NotFound {
-                        what: "create call".into(),
-                    }),
-                    self.turn.take(),
-                )
-            }
+            None => unreachable!("a create is finished once: finish takes it by value"),
         };
         self.handle = None;
-        let id = outcome.unwrap_or_else(|e| {
-            Err(crate::runtime::Error::Io {
-                context: "creating the container".into(),
-                source: std::io::Error::other(e.to_string()),
-            })
-        });
+        let id = match outcome {
+            Ok(id) => id,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            // Its task was dropped: the runtime is shutting down.
+            Err(_) => Err(crate::runtime::Error::Cancelled {
+                op: "create container",
+                target: std::mem::take(&mut self.container),
+            }),
+        };
         (id, self.turn.take())
     }
 }

@@ -1,6 +1,5 @@
 //! The TLS files a peer uploads into its chaincode container before start.
 
-use std::fmt;
 use std::io::{self, Write};
 
 use base64::Engine as _;
@@ -9,75 +8,38 @@ use super::env::{
     CLIENT_CERT_FILE, CLIENT_CERT_PATH, CLIENT_KEY_FILE, CLIENT_KEY_PATH, ROOT_CERT_FILE,
 };
 
-/// A chaincode's mutual-TLS client identity and the peer's root certificate,
-/// all PEM. The key never appears in logs or debug output.
-#[derive(Clone)]
-pub struct TlsMaterial {
-    pub client_cert: Vec<u8>,
-    pub client_key: Vec<u8>,
-    pub root_cert: Vec<u8>,
-}
+pub use crate::launch::TlsMaterial;
 
-impl fmt::Debug for TlsMaterial {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TlsMaterial")
-            .field(
-                "client_cert",
-                &format_args!("{} bytes", self.client_cert.len()),
-            )
-            .field("client_key", &"<redacted>")
-            .field("root_cert", &format_args!("{} bytes", self.root_cert.len()))
-            .finish()
+/// Fabric's upload: one gzip'd tar extracted at `/`, mode 0100644, where
+/// client.key and client.crt hold the base64 of the PEM (the Node shim
+/// decodes exactly these two) and the other three hold raw PEM.
+pub fn tarball(tls: &TlsMaterial) -> io::Result<Vec<u8>> {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let files: [(&str, Vec<u8>); 5] = [
+        (CLIENT_KEY_PATH, b64.encode(&tls.client_key).into_bytes()),
+        (CLIENT_CERT_PATH, b64.encode(&tls.client_cert).into_bytes()),
+        (CLIENT_KEY_FILE, tls.client_key.clone()),
+        (CLIENT_CERT_FILE, tls.client_cert.clone()),
+        (ROOT_CERT_FILE, tls.root_cert.clone()),
+    ];
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    let mut tar = tar::Builder::new(gz);
+    for (path, data) in files {
+        let mut header = tar::Header::new_ustar();
+        // Absolute names, as the peer writes them; the tar crate's
+        // set_path refuses those, so the name field is filled directly.
+        let name = &mut header.as_old_mut().name;
+        name[..path.len()].copy_from_slice(path.as_bytes());
+        header.set_size(data.len() as u64);
+        header.set_mode(0o100644);
+        header.set_mtime(0);
+        header.set_entry_type(tar::EntryType::Regular);
+        header.set_cksum();
+        tar.append(&header, data.as_slice())?;
     }
-}
-
-impl TlsMaterial {
-    /// Checks that each part is PEM, naming the part that is not.
-    pub fn validate(&self) -> Result<(), String> {
-        for (name, pem) in [
-            ("client certificate", &self.client_cert),
-            ("client key", &self.client_key),
-            ("root certificate", &self.root_cert),
-        ] {
-            let text = std::str::from_utf8(pem).map_err(|_| format!("{name} is not PEM text"))?;
-            if !text.trim_start().starts_with("-----BEGIN ") || !text.contains("-----END ") {
-                return Err(format!("{name} is not PEM (no -----BEGIN/-----END block)"));
-            }
-        }
-        Ok(())
-    }
-
-    /// Fabric's upload: one gzip'd tar extracted at `/`, mode 0100644, where
-    /// client.key and client.crt hold the base64 of the PEM (the Node shim
-    /// decodes exactly these two) and the other three hold raw PEM.
-    pub fn tarball(&self) -> io::Result<Vec<u8>> {
-        let b64 = base64::engine::general_purpose::STANDARD;
-        let files: [(&str, Vec<u8>); 5] = [
-            (CLIENT_KEY_PATH, b64.encode(&self.client_key).into_bytes()),
-            (CLIENT_CERT_PATH, b64.encode(&self.client_cert).into_bytes()),
-            (CLIENT_KEY_FILE, self.client_key.clone()),
-            (CLIENT_CERT_FILE, self.client_cert.clone()),
-            (ROOT_CERT_FILE, self.root_cert.clone()),
-        ];
-        let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-        let mut tar = tar::Builder::new(gz);
-        for (path, data) in files {
-            let mut header = tar::Header::new_ustar();
-            // Absolute names, as the peer writes them; the tar crate's
-            // set_path refuses those, so the name field is filled directly.
-            let name = &mut header.as_old_mut().name;
-            name[..path.len()].copy_from_slice(path.as_bytes());
-            header.set_size(data.len() as u64);
-            header.set_mode(0o100644);
-            header.set_mtime(0);
-            header.set_entry_type(tar::EntryType::Regular);
-            header.set_cksum();
-            tar.append(&header, data.as_slice())?;
-        }
-        let mut gz = tar.into_inner()?;
-        gz.flush()?;
-        gz.finish()
-    }
+    let mut gz = tar.into_inner()?;
+    gz.flush()?;
+    gz.finish()
 }
 
 #[cfg(test)]
@@ -97,7 +59,7 @@ mod tests {
     #[test]
     fn tarball_has_the_five_files_two_in_base64() {
         let tls = material();
-        let bytes = tls.tarball().unwrap();
+        let bytes = tarball(&tls).unwrap();
         let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(&bytes[..]));
         let mut seen = Vec::new();
         for entry in archive.entries().unwrap() {
@@ -150,7 +112,7 @@ mod tests {
         let mut tls = material();
         tls.root_cert = b"garbage".to_vec();
         assert_eq!(
-            tls.validate().unwrap_err(),
+            tls.validate().unwrap_err().to_string(),
             "root certificate is not PEM (no -----BEGIN/-----END block)"
         );
     }

@@ -1,10 +1,14 @@
 //! The container engine, behind a narrow trait owned by the launcher.
 //!
 //! Each method is one engine step, so the launcher's ordering (remove the old
-//! container, create, upload TLS, attach, start) is visible in one place and
-//! testable with a fake; [`docker::Docker`] implements it against a real engine.
+//! container, create, upload TLS, attach, start; for a build: create, upload
+//! the code, run, download the output) and its policy are the launcher's,
+//! testable with [`fake`]; [`docker::Docker`] implements it against a real
+//! engine. Nothing here knows of the launcher or of output lines.
 
 pub mod docker;
+#[cfg(test)]
+pub mod fake;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -28,6 +32,9 @@ pub type Labels = HashMap<String, String>;
 /// A stream of raw bytes (tar archives, build contexts).
 pub type ByteStream = Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send>>;
 
+/// A tar archive as the engine hands it over, chunk by chunk.
+pub type Download = Pin<Box<dyn Stream<Item = Result<Bytes, Error>> + Send>>;
+
 /// A container's output, frame by frame, as the engine hands it over.
 pub type OutputStream = Pin<Box<dyn Stream<Item = Result<Output, Error>> + Send>>;
 
@@ -43,12 +50,15 @@ pub enum Error {
     Unreachable { endpoint: String, reason: String },
     #[error("{what} not found")]
     NotFound { what: String },
-    #[error("engine refused to {op} {target}: {source}")]
-    Engine {
+    /// The engine answered with an error (its HTTP status, when it sent
+    /// one), or the client failed in a way that is not the connection.
+    #[error("engine refused to {op} {target}")]
+    Refused {
         op: &'static str,
         target: String,
+        status: Option<u16>,
         #[source]
-        source: bollard::errors::Error,
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     #[error("{op} {target} timed out after {seconds} s")]
     Timeout {
@@ -58,8 +68,6 @@ pub enum Error {
     },
     #[error("{op} {target} was cancelled")]
     Cancelled { op: &'static str, target: String },
-    #[error("build in {image} exited with code {code}")]
-    BuildFailed { image: String, code: i64 },
     #[error("building image {image} failed: {message}")]
     ImageBuildFailed { image: String, message: String },
     #[error("{context}: {source}")]
@@ -108,26 +116,23 @@ pub struct EngineInfo {
     pub api_version: String,
 }
 
-/// One run of a build container.
+/// An image to build.
 #[derive(Debug, Clone)]
-pub struct BuildJob {
-    pub image: String,
-    pub script: String,
-    pub env: Vec<String>,
+pub struct ImageBuild {
+    pub tag: String,
+    pub labels: Labels,
+    /// A tar.gz holding the Dockerfile and what it adds.
+    pub context: PathBuf,
+    /// Pull newer base images first (`chaincode.pull`).
+    pub pull: bool,
     /// Empty: the engine's default network.
     pub network_mode: String,
-    /// Read-only `host:container` bind mounts.
-    pub mounts: Vec<String>,
-    pub labels: Labels,
-    /// The build is ended (its container removed) if it has not finished by
-    /// then, or once `cancel` fires.
-    pub deadline: tokio::time::Instant,
-    pub cancel: tokio_util::sync::CancellationToken,
 }
 
-/// A chaincode container to create.
+/// A container to create: a chaincode's, or a build's.
 #[derive(Debug, Clone)]
 pub struct ContainerSpec {
+    /// Empty: the engine names it (build containers).
     pub name: String,
     pub image: String,
     pub args: Vec<String>,
@@ -173,28 +178,8 @@ pub trait Engine: Send + Sync {
     /// The image's labels, or `None` when there is no such image.
     async fn image_labels(&self, image: &str) -> Result<Option<Labels>, Error>;
 
-    /// Runs `job` with `input` (a tar, possibly gzip'd) unpacked at
-    /// /chaincode/input, streams its output to `progress`, and returns a file
-    /// holding /chaincode/output as a tar. The build container is removed
-    /// whatever happens, before this returns: also when the job's deadline
-    /// passes ([`Error::Timeout`]) or it is cancelled ([`Error::Cancelled`]).
-    async fn run_build(
-        &self,
-        job: &BuildJob,
-        input: ByteStream,
-        progress: &dyn Progress,
-    ) -> Result<tempfile::TempPath, Error>;
-
-    /// Builds `tag` from a build context (a tar.gz holding a Dockerfile).
-    async fn build_image(
-        &self,
-        tag: &str,
-        labels: &Labels,
-        context: PathBuf,
-        pull: bool,
-        network_mode: &str,
-        progress: &dyn Progress,
-    ) -> Result<(), Error>;
+    /// Builds an image from a build context (a tar.gz holding a Dockerfile).
+    async fn build_image(&self, build: &ImageBuild, progress: &dyn Progress) -> Result<(), Error>;
 
     async fn remove_image(&self, image: &str) -> Result<(), Error>;
     /// Images carrying all of `labels`: (first tag or id, labels).
@@ -204,6 +189,14 @@ pub trait Engine: Send + Sync {
     async fn create_container(&self, spec: &ContainerSpec) -> Result<String, Error>;
     /// Unpacks a tar (gzip'd or not) at `path` in the container.
     async fn upload(&self, container: &str, path: &str, tar: Bytes) -> Result<(), Error>;
+    /// As [`Engine::upload`], the tar streamed (a package's code): no time
+    /// bound of its own, the caller's deadline ends it.
+    async fn upload_stream(
+        &self,
+        container: &str,
+        path: &str,
+        tar: ByteStream,
+    ) -> Result<(), Error>;
     /// Attaches to stdout and stderr from now on (call it before start).
     async fn attach(&self, container: &str) -> Result<OutputStream, Error>;
     async fn start_container(&self, container: &str) -> Result<(), Error>;
@@ -214,10 +207,11 @@ pub trait Engine: Send + Sync {
     async fn wait_container(&self, container: &str) -> Result<i64, Error>;
     /// The container's logged output.
     async fn logs(&self, container: &str, query: &LogQuery) -> Result<OutputStream, Error>;
-    /// Containers (running or not) carrying all of `labels`.
+    /// Containers (running or not) carrying all of `labels`, as listed:
+    /// no exit codes, args or env (see [`Engine::inspect_container`]).
     async fn list_containers(&self, labels: &[(&str, &str)]) -> Result<Vec<ContainerInfo>, Error>;
-    /// Downloads `path` from a container as a tar.
-    async fn download(&self, container: &str, path: &str) -> Result<Bytes, Error>;
+    /// Downloads `path` from a container as a tar, streamed.
+    async fn download(&self, container: &str, path: &str) -> Result<Download, Error>;
 }
 
 /// Removes a container by id if the future owning this guard is dropped

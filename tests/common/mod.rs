@@ -286,8 +286,16 @@ pub async fn eventually<F: FnMut() -> bool>(timeout: Duration, mut check: F) -> 
 
 /// Reads a file from a container (through the engine's archive API).
 pub async fn read_container_file(engine: &Docker, container: &str, path: &str) -> (Vec<u8>, u32) {
+    use futures_util::TryStreamExt;
     use std::io::Read;
-    let tar_bytes = engine.download(container, path).await.expect("download");
+    let chunks: Vec<bytes::Bytes> = engine
+        .download(container, path)
+        .await
+        .expect("download")
+        .try_collect()
+        .await
+        .expect("download");
+    let tar_bytes = chunks.concat();
     let mut archive = tar::Archive::new(&tar_bytes[..]);
     let mut entry = archive
         .entries()

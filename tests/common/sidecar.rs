@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use cclaunch::api::pb::launcher_client::LauncherClient;
-use cclaunch::api::pb::{self, build_request::Source};
 use cclaunch::client::Address;
+use cclaunch::proto::v1::launcher_client::LauncherClient;
+use cclaunch::proto::v1::{self as pb, build_request::Source};
 use tonic::transport::Channel;
 
 use super::Env;

@@ -1,5 +1,6 @@
-//! The client side of the sidecar API: how CLI verbs (`--server`), the
-//! external builder and harnesses reach a running `cclaunch serve`.
+//! The client side of the sidecar API: how CLI verbs (`--server`), `try`,
+//! the external builder and harnesses reach a running `cclaunch serve`, and
+//! [`Remote`], the [`crate::launch::Launch`] interface over it.
 //!
 //! An address is `unix:/path` (or an absolute socket path), `https://host:port`
 //! (mutual TLS: the client presents its certificate and checks the server's
@@ -11,7 +12,14 @@ use std::time::Duration;
 
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity, Uri};
 
-use crate::api::pb::launcher_client::LauncherClient;
+use crate::proto::v1::launcher_client::LauncherClient;
+
+mod remote;
+
+pub use remote::{answer, Remote};
+
+/// How long a client waits for the sidecar to answer its connection.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The environment variable naming the sidecar's address (the external
 /// builder reads it; a peer passes it on through `propagateEnvironment`).
@@ -194,72 +202,4 @@ mod tests {
             assert!(Address::parse(bad).is_err(), "{bad} should be refused");
         }
     }
-}
-
-/// Why a Build through the sidecar failed.
-#[derive(Debug, thiserror::Error)]
-pub enum BuildError {
-    #[error("cannot read the package {}", file.display())]
-    Read {
-        file: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    /// The sidecar's answer (refused, failed build, broken connection).
-    #[error("{}", .0.message())]
-    Status(tonic::Status),
-    #[error("the build ended without an outcome")]
-    NoOutcome,
-}
-
-/// Package bytes per Build request.
-const CHUNK: usize = 256 << 10;
-
-/// Streams the package at `file` to the sidecar's Build in chunks (the
-/// sidecar need not share this disk), hands stages and output lines to
-/// `progress`, and returns the outcome.
-pub async fn build(
-    client: &mut LauncherClient<Channel>,
-    file: &std::path::Path,
-    progress: &dyn crate::runtime::Progress,
-) -> Result<crate::api::pb::BuildDone, BuildError> {
-    use crate::api::pb::{build_event::Event, build_request::Source, BuildRequest};
-    use futures_util::StreamExt;
-    use std::sync::{Arc, Mutex};
-    let read = |source| BuildError::Read {
-        file: file.to_path_buf(),
-        source,
-    };
-    let opened = tokio::fs::File::open(file).await.map_err(read)?;
-    // A read error ends the stream early (the sidecar then refuses a short
-    // package); it is kept to be the error reported.
-    let read_error: Arc<Mutex<Option<std::io::Error>>> = Arc::default();
-    let requests = {
-        let read_error = Arc::clone(&read_error);
-        tokio_util::io::ReaderStream::with_capacity(opened, CHUNK).scan((), move |_, chunk| {
-            std::future::ready(match chunk {
-                Ok(bytes) => Some(BuildRequest {
-                    source: Some(Source::Chunk(bytes.to_vec())),
-                }),
-                Err(e) => {
-                    *read_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
-                    None
-                }
-            })
-        })
-    };
-    let failed = |status| match read_error.lock().unwrap_or_else(|p| p.into_inner()).take() {
-        Some(e) => read(e),
-        None => BuildError::Status(status),
-    };
-    let mut events = client.build(requests).await.map_err(failed)?.into_inner();
-    while let Some(event) = events.next().await {
-        match event.map_err(failed)?.event {
-            Some(Event::Output(line)) => progress.line(&line),
-            Some(Event::Stage(stage)) => progress.stage(&stage.stage),
-            Some(Event::Done(done)) => return Ok(done),
-            None => {}
-        }
-    }
-    Err(BuildError::NoOutcome)
 }

@@ -21,7 +21,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use crate::logs::{unix_now, Position, Skip};
+use super::{unix_now, Position, Skip};
 
 const MIN_INTERVAL: Duration = Duration::from_millis(50);
 
@@ -275,16 +275,10 @@ fn component(id: &str) -> String {
     name
 }
 
-/// A temp file of its own (two writers never share one), synced, renamed
-/// over the checkpoint: a reader sees the old record or the new, whole.
+/// Replaces the checkpoint whole (see [`crate::atomic::write`]).
 fn write_atomically(path: &Path, record: &Record) -> std::io::Result<()> {
-    use std::io::Write;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut temp = tempfile::NamedTempFile::new_in(dir)?;
-    temp.write_all(&serde_json::to_vec(record).map_err(std::io::Error::other)?)?;
-    temp.as_file().sync_data()?;
-    temp.persist(path).map_err(|e| e.error)?;
-    Ok(())
+    let json = serde_json::to_vec(record).map_err(std::io::Error::other)?;
+    crate::atomic::write(path, &json, 0o600)
 }
 
 #[cfg(test)]

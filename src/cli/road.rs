@@ -1,0 +1,72 @@
+//! Which road a verb takes: a launcher of the CLI's own on the engine, or a
+//! running sidecar (`--server`). [`launch`] is the one place that picks;
+//! verbs call the [`Launch`] interface it returns and print its answers the
+//! same way whichever road was taken.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+
+use super::ServerArgs;
+use crate::client::{Address, ClientTls, Remote};
+use crate::config::Config;
+use crate::launch::Launch;
+use crate::launcher::Launcher;
+use crate::runtime::docker::Docker;
+
+impl ServerArgs {
+    /// The sidecar's address and, for https, this client's TLS material.
+    pub(crate) fn target(&self) -> Result<Option<(Address, Option<ClientTls>)>> {
+        let Some(text) = self.server.as_deref().filter(|s| !s.is_empty()) else {
+            return Ok(None);
+        };
+        let address = Address::parse(text)?;
+        if !matches!(address, Address::Https(_)) {
+            return Ok(Some((address, None)));
+        }
+        let (ca, cert, key) = match (&self.server_ca, &self.server_cert, &self.server_key) {
+            (Some(ca), Some(cert), Some(key)) => (ca, cert, key),
+            _ => {
+                let missing: Vec<&str> = [
+                    (self.server_ca.is_none(), "--server-ca"),
+                    (self.server_cert.is_none(), "--server-cert"),
+                    (self.server_key.is_none(), "--server-key"),
+                ]
+                .into_iter()
+                .filter_map(|(missing, flag)| missing.then_some(flag))
+                .collect();
+                anyhow::bail!(
+                    "sidecar at {address}: https is mutual TLS and needs {} (or CCLAUNCH_SERVER_CA, _CERT, _KEY)",
+                    missing.join(", ")
+                );
+            }
+        };
+        let read = |what: &str, path: &Path| {
+            std::fs::read(path).with_context(|| format!("cannot read {what} {}", path.display()))
+        };
+        let tls = ClientTls {
+            ca: read("the sidecar's CA certificate (--server-ca)", ca)?,
+            cert: read("the client certificate (--server-cert)", cert)?,
+            key: read("the client key (--server-key)", key)?,
+            domain: None,
+        };
+        Ok(Some((address, Some(tls))))
+    }
+}
+
+/// The sidecar when `server` names one, else a launcher on the engine.
+pub async fn launch(server: &ServerArgs, config: &Config) -> Result<Box<dyn Launch>> {
+    match server.target()? {
+        Some((address, tls)) => Ok(Box::new(Remote::connect(address, tls.as_ref()).await?)),
+        None => Ok(Box::new(launcher(config.clone()).await?)),
+    }
+}
+
+/// A launcher on the engine `vm.endpoint` names.
+pub async fn launcher(config: Config) -> Result<Launcher> {
+    let docker = Docker::connect(&config.vm.endpoint)
+        .await?
+        .with_timeouts((&config.cclaunch.engine).into());
+    Ok(Launcher::new(Arc::new(docker), config))
+}

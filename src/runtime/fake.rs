@@ -1,0 +1,349 @@
+//! An in-memory [`Engine`] for unit tests of the launcher's own logic
+//! (single flight, turns, cancellation, error kinds): what no engine
+//! behaviour decides. Behaviour is controlled per call: a gate holds a call
+//! until the test opens it (and tells the test the call got there), and an
+//! injected failure makes a call fail with a chosen error. Integration tests
+//! stay on the real engine.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use tokio::sync::Semaphore;
+
+use super::{
+    ByteStream, ContainerInfo, ContainerSpec, Download, Engine, EngineInfo, Error, ImageBuild,
+    Labels, LogQuery, OutputStream, Progress,
+};
+
+/// Holds a call until opened; counts the calls that reached it.
+struct Gate {
+    reached: Semaphore,
+    pass: Semaphore,
+}
+
+#[derive(Debug, Clone)]
+pub struct Container {
+    pub id: String,
+    pub name: String,
+    pub image: String,
+    pub labels: Labels,
+    pub running: bool,
+    pub started: bool,
+}
+
+#[derive(Default)]
+struct State {
+    images: HashMap<String, Labels>,
+    containers: Vec<Container>,
+    next_id: u64,
+    /// Engine calls made, by name.
+    calls: HashMap<&'static str, u64>,
+    failures: HashMap<&'static str, fn() -> Error>,
+    gates: HashMap<&'static str, Arc<Gate>>,
+}
+
+/// The fake engine. Cheap to clone: clones share one state.
+#[derive(Clone, Default)]
+pub struct Fake {
+    state: Arc<Mutex<State>>,
+}
+
+impl Fake {
+    pub fn new() -> Fake {
+        Fake::default()
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// From now on, `call` waits at its gate until [`Fake::open`] lets it on.
+    pub fn hold(&self, call: &'static str) {
+        self.state().gates.insert(
+            call,
+            Arc::new(Gate {
+                reached: Semaphore::new(0),
+                pass: Semaphore::new(0),
+            }),
+        );
+    }
+
+    /// Waits until `n` calls reached `call`'s gate.
+    pub async fn reached(&self, call: &'static str, n: u32) {
+        let gate = self.state().gates.get(call).cloned();
+        if let Some(gate) = gate {
+            if let Ok(permits) = gate.reached.acquire_many(n).await {
+                permits.forget();
+            }
+        }
+    }
+
+    /// Lets `n` calls held at `call`'s gate go on.
+    pub fn open(&self, call: &'static str, n: usize) {
+        if let Some(gate) = self.state().gates.get(call) {
+            gate.pass.add_permits(n);
+        }
+    }
+
+    /// From now on, `call` fails with `error()`.
+    pub fn fail(&self, call: &'static str, error: fn() -> Error) {
+        self.state().failures.insert(call, error);
+    }
+
+    /// How many times `call` was made.
+    pub fn calls(&self, call: &'static str) -> u64 {
+        self.state().calls.get(call).copied().unwrap_or(0)
+    }
+
+    pub fn containers(&self) -> Vec<Container> {
+        self.state().containers.clone()
+    }
+
+    pub fn add_image(&self, image: &str, labels: Labels) {
+        self.state().images.insert(image.to_string(), labels);
+    }
+
+    /// Counts the call, waits at its gate, then fails it if a failure was
+    /// injected.
+    async fn enter(&self, call: &'static str) -> Result<(), Error> {
+        let gate = {
+            let mut state = self.state();
+            *state.calls.entry(call).or_default() += 1;
+            state.gates.get(call).cloned()
+        };
+        if let Some(gate) = gate {
+            gate.reached.add_permits(1);
+            if let Ok(permit) = gate.pass.acquire().await {
+                permit.forget();
+            }
+        }
+        match self.state().failures.get(call) {
+            Some(error) => Err(error()),
+            None => Ok(()),
+        }
+    }
+
+    fn find(&self, name_or_id: &str) -> Option<Container> {
+        self.state()
+            .containers
+            .iter()
+            .find(|c| c.id == name_or_id || c.name == name_or_id)
+            .cloned()
+    }
+
+    fn create(&self, name: &str, image: &str, labels: &Labels) -> String {
+        let mut state = self.state();
+        state.next_id += 1;
+        let id = format!("fake{:04}", state.next_id);
+        state.containers.push(Container {
+            id: id.clone(),
+            name: if name.is_empty() {
+                id.clone()
+            } else {
+                name.to_string()
+            },
+            image: image.to_string(),
+            labels: labels.clone(),
+            running: false,
+            started: false,
+        });
+        id
+    }
+
+    fn remove(&self, name_or_id: &str) -> bool {
+        let mut state = self.state();
+        let before = state.containers.len();
+        state
+            .containers
+            .retain(|c| c.id != name_or_id && c.name != name_or_id);
+        state.containers.len() != before
+    }
+}
+
+fn not_found(what: &str) -> Error {
+    Error::NotFound {
+        what: what.to_string(),
+    }
+}
+
+fn info(c: &Container) -> ContainerInfo {
+    ContainerInfo {
+        id: c.id.clone(),
+        name: c.name.clone(),
+        image: c.image.clone(),
+        labels: c.labels.clone(),
+        running: c.running,
+        status: match (c.started, c.running) {
+            (false, _) => "created",
+            (true, true) => "running",
+            (true, false) => "exited",
+        }
+        .to_string(),
+        exit_code: (c.started && !c.running).then_some(0),
+        args: Vec::new(),
+        env: Vec::new(),
+    }
+}
+
+#[async_trait]
+impl Engine for Fake {
+    async fn ping(&self) -> Result<EngineInfo, Error> {
+        self.enter("ping").await?;
+        Ok(EngineInfo {
+            version: "fake".into(),
+            api_version: "1.41".into(),
+        })
+    }
+
+    async fn image_labels(&self, image: &str) -> Result<Option<Labels>, Error> {
+        self.enter("image_labels").await?;
+        Ok(self.state().images.get(image).cloned())
+    }
+
+    async fn build_image(&self, build: &ImageBuild, _progress: &dyn Progress) -> Result<(), Error> {
+        self.enter("build_image").await?;
+        self.add_image(&build.tag, build.labels.clone());
+        Ok(())
+    }
+
+    async fn remove_image(&self, image: &str) -> Result<(), Error> {
+        self.enter("remove_image").await?;
+        match self.state().images.remove(image) {
+            Some(_) => Ok(()),
+            None => Err(not_found(image)),
+        }
+    }
+
+    async fn list_images(&self, labels: &[(&str, &str)]) -> Result<Vec<(String, Labels)>, Error> {
+        self.enter("list_images").await?;
+        Ok(self
+            .state()
+            .images
+            .iter()
+            .filter(|(_, l)| {
+                labels
+                    .iter()
+                    .all(|(k, v)| l.get(*k).map(String::as_str) == Some(*v))
+            })
+            .map(|(i, l)| (i.clone(), l.clone()))
+            .collect())
+    }
+
+    async fn inspect_container(&self, name: &str) -> Result<Option<ContainerInfo>, Error> {
+        self.enter("inspect_container").await?;
+        Ok(self.find(name).as_ref().map(info))
+    }
+
+    async fn create_container(&self, spec: &ContainerSpec) -> Result<String, Error> {
+        self.enter("create_container").await?;
+        if !spec.name.is_empty() && self.find(&spec.name).is_some() {
+            return Err(Error::Io {
+                context: format!("container {} exists", spec.name),
+                source: std::io::Error::from(std::io::ErrorKind::AlreadyExists),
+            });
+        }
+        Ok(self.create(&spec.name, &spec.image, &spec.labels))
+    }
+
+    async fn upload(&self, container: &str, _path: &str, _tar: Bytes) -> Result<(), Error> {
+        self.enter("upload").await?;
+        self.find(container)
+            .map(|_| ())
+            .ok_or_else(|| not_found(container))
+    }
+
+    async fn upload_stream(
+        &self,
+        container: &str,
+        _path: &str,
+        _tar: ByteStream,
+    ) -> Result<(), Error> {
+        self.enter("upload_stream").await?;
+        self.find(container)
+            .map(|_| ())
+            .ok_or_else(|| not_found(container))
+    }
+
+    async fn attach(&self, container: &str) -> Result<OutputStream, Error> {
+        self.enter("attach").await?;
+        self.find(container).ok_or_else(|| not_found(container))?;
+        Ok(Box::pin(futures_util::stream::empty()))
+    }
+
+    async fn start_container(&self, container: &str) -> Result<(), Error> {
+        self.enter("start_container").await?;
+        let mut state = self.state();
+        let found = state
+            .containers
+            .iter_mut()
+            .find(|c| c.id == container || c.name == container)
+            .ok_or_else(|| not_found(container))?;
+        found.started = true;
+        found.running = true;
+        Ok(())
+    }
+
+    async fn stop_container(&self, container: &str, _timeout_secs: i64) -> Result<(), Error> {
+        self.enter("stop_container").await?;
+        let mut state = self.state();
+        if let Some(found) = state
+            .containers
+            .iter_mut()
+            .find(|c| c.id == container || c.name == container)
+        {
+            found.running = false;
+        }
+        Ok(())
+    }
+
+    async fn kill_container(&self, container: &str) -> Result<(), Error> {
+        self.enter("kill_container").await?;
+        self.find(container)
+            .map(|_| ())
+            .ok_or_else(|| not_found(container))
+    }
+
+    async fn remove_container(&self, container: &str) -> Result<(), Error> {
+        self.enter("remove_container").await?;
+        match self.remove(container) {
+            true => Ok(()),
+            false => Err(not_found(container)),
+        }
+    }
+
+    async fn wait_container(&self, container: &str) -> Result<i64, Error> {
+        self.enter("wait_container").await?;
+        self.find(container)
+            .map(|_| 0)
+            .ok_or_else(|| not_found(container))
+    }
+
+    async fn logs(&self, container: &str, _query: &LogQuery) -> Result<OutputStream, Error> {
+        self.enter("logs").await?;
+        self.find(container).ok_or_else(|| not_found(container))?;
+        Ok(Box::pin(futures_util::stream::empty()))
+    }
+
+    async fn list_containers(&self, labels: &[(&str, &str)]) -> Result<Vec<ContainerInfo>, Error> {
+        self.enter("list_containers").await?;
+        Ok(self
+            .state()
+            .containers
+            .iter()
+            .filter(|c| {
+                labels
+                    .iter()
+                    .all(|(k, v)| c.labels.get(*k).map(String::as_str) == Some(*v))
+            })
+            .map(info)
+            .collect())
+    }
+
+    async fn download(&self, container: &str, _path: &str) -> Result<Download, Error> {
+        self.enter("download").await?;
+        self.find(container).ok_or_else(|| not_found(container))?;
+        Ok(Box::pin(futures_util::stream::empty()))
+    }
+}

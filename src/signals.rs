@@ -1,0 +1,41 @@
+//! SIGTERM and SIGINT, the two ways a process here is asked to end: one
+//! helper for every face that waits for them.
+
+use tokio::signal::unix::{signal, Signal, SignalKind};
+
+/// SIGTERM and SIGINT, registered up front (a signal that arrives before
+/// [`Signals::recv`] is asked is not lost).
+pub struct Signals {
+    term: Signal,
+    int: Signal,
+}
+
+impl Signals {
+    pub fn new() -> std::io::Result<Signals> {
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    /// The name of the first signal that arrives: `SIGTERM` or `SIGINT`.
+    pub async fn recv(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
+        }
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM (on SIGINT alone if SIGTERM cannot be
+/// handled).
+pub async fn shutdown() {
+    match Signals::new() {
+        Ok(mut signals) => {
+            signals.recv().await;
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
