@@ -10,7 +10,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use cclaunch::proto::v1 as pb;
-use common::sidecar::{chunks, Sidecar};
+use common::sidecar::Sidecar;
 use common::{docker, eventually, Env, SHENV};
 use futures_util::StreamExt;
 use tokio::io::AsyncBufReadExt;
@@ -24,24 +24,7 @@ async fn run_chaincode(
     package: &cclaunch::package::Package,
     last: &str,
 ) -> String {
-    let mut events = client
-        .build(futures_util::stream::iter(chunks(&package.file, 64 << 10)))
-        .await
-        .expect("build")
-        .into_inner();
-    while let Some(event) = events.next().await {
-        event.expect("build succeeds");
-    }
-    let container = client
-        .start(pb::StartRequest {
-            package_id: package.id.clone(),
-            peer_address: "127.0.0.1:7052".into(),
-            ..Default::default()
-        })
-        .await
-        .expect("start")
-        .into_inner()
-        .container;
+    let container = common::sidecar::build_and_start(client, package).await;
     assert!(
         eventually(Duration::from_secs(120), || docker(&[
             "logs", "--tail", "1", &container

@@ -12,9 +12,8 @@ use std::time::{Duration, Instant};
 
 use cclaunch::proto::v1 as pb;
 use cclaunch::proto::v1::launcher_client::LauncherClient;
-use common::sidecar::{chunks, Sidecar};
+use common::sidecar::Sidecar;
 use common::{checkpoint_dir, eventually, Env};
-use futures_util::StreamExt;
 use tonic::transport::Channel;
 
 const LINES_PER_SECOND: u64 = 200;
@@ -29,24 +28,7 @@ async fn start(
     script: &str,
 ) -> (String, String) {
     let package = env.shell_package(label, script);
-    let mut events = client
-        .build(futures_util::stream::iter(chunks(&package.file, 64 << 10)))
-        .await
-        .expect("build")
-        .into_inner();
-    while let Some(event) = events.next().await {
-        event.expect("build succeeds");
-    }
-    let container = client
-        .start(pb::StartRequest {
-            package_id: package.id.clone(),
-            peer_address: "127.0.0.1:7052".into(),
-            ..Default::default()
-        })
-        .await
-        .expect("start")
-        .into_inner()
-        .container;
+    let container = common::sidecar::build_and_start(client, &package).await;
     (package.id, container)
 }
 

@@ -10,23 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use cclaunch::client::{self, Address};
-use cclaunch::proto::v1::launcher_client::LauncherClient;
-use cclaunch::proto::v1::{self as pb, build_event::Event, build_request::Source};
+use cclaunch::proto::v1::{self as pb};
+use common::grpc::{build_and_start, launcher as connect};
 use common::{Env, SHENV};
-use futures_util::StreamExt;
-use tonic::transport::Channel;
-
-async fn connect(socket: &Path) -> LauncherClient<Channel> {
-    let address = Address::Unix(socket.to_path_buf());
-    for _ in 0..150 {
-        if let Ok(client) = client::connect(&address, None, Duration::from_secs(1)).await {
-            return client;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("sidecar never listened on {}", socket.display());
-}
 
 /// `cclaunch serve` for `env`'s peer on `socket`, with `state` as stateDir.
 fn serve(env: &Env, socket: &Path, state: &Path) -> tokio::process::Command {
@@ -36,33 +22,6 @@ fn serve(env: &Env, socket: &Path, state: &Path) -> tokio::process::Command {
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     command
-}
-
-async fn build_and_start(client: &mut LauncherClient<Channel>, file: &Path) -> String {
-    let request = pb::BuildRequest {
-        source: Some(Source::Path(file.display().to_string())),
-    };
-    let mut events = client
-        .build(futures_util::stream::iter([request]))
-        .await
-        .unwrap()
-        .into_inner();
-    let mut package_id = None;
-    while let Some(event) = events.next().await {
-        if let Some(Event::Done(done)) = event.unwrap().event {
-            package_id = Some(done.package_id);
-        }
-    }
-    let package_id = package_id.expect("build done");
-    client
-        .start(pb::StartRequest {
-            package_id: package_id.clone(),
-            peer_address: "127.0.0.1:7052".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    package_id
 }
 
 /// Every file under `dir` named `name`.

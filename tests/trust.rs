@@ -23,27 +23,17 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use cclaunch::client::{self, Address};
+use cclaunch::client::{self};
 use cclaunch::proto::v1::launcher_client::LauncherClient;
 use cclaunch::proto::v1::{self as pb, build_event::Event, build_request::Source};
 use cclaunch::runtime::Engine;
+use common::grpc::launcher as connect;
 use common::{docker, request, Env, SHENV};
 use futures_util::StreamExt;
 use tonic::transport::Channel;
 use tonic::Code;
 
 const SHELL_RUNTIME: &[(&str, &str)] = &[("CORE_CHAINCODE_NODE_RUNTIME", SHENV)];
-
-async fn connect(socket: &Path) -> LauncherClient<Channel> {
-    let address = Address::Unix(socket.to_path_buf());
-    for _ in 0..100 {
-        if let Ok(client) = client::connect(&address, None, Duration::from_secs(1)).await {
-            return client;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("sidecar never listened on {}", socket.display());
-}
 
 /// The hash part of a package id.
 fn hash_of(package_id: &str) -> &str {

@@ -3,6 +3,9 @@
 use std::path::Path;
 use std::time::Duration;
 
+use cclaunch::proto::v1::launcher_client::LauncherClient;
+use cclaunch::proto::v1::{self as pb, build_event::Event, build_request::Source};
+use futures_util::StreamExt;
 use tonic::transport::Channel;
 
 /// A channel to the sidecar listening (or about to) on `socket`.
@@ -28,6 +31,40 @@ pub async fn connect(socket: &Path) -> Channel {
             Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
         }
     }
+}
+
+/// A Launcher client of the sidecar listening (or about to) on `socket`.
+pub async fn launcher(socket: &Path) -> LauncherClient<Channel> {
+    LauncherClient::new(connect(socket).await)
+}
+
+/// Builds the package at `file` (a path in the sidecar's packageDirs) and
+/// starts it; returns its package id.
+pub async fn build_and_start(client: &mut LauncherClient<Channel>, file: &Path) -> String {
+    let request = pb::BuildRequest {
+        source: Some(Source::Path(file.display().to_string())),
+    };
+    let mut events = client
+        .build(futures_util::stream::iter([request]))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut package_id = None;
+    while let Some(event) = events.next().await {
+        if let Some(Event::Done(done)) = event.unwrap().event {
+            package_id = Some(done.package_id);
+        }
+    }
+    let package_id = package_id.expect("build done");
+    client
+        .start(pb::StartRequest {
+            package_id: package_id.clone(),
+            peer_address: "127.0.0.1:7052".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    package_id
 }
 
 /// The peak resident size of process `pid` so far (`VmHWM`), in KiB.

@@ -108,6 +108,33 @@ pub fn chunks(file: &Path, size: usize) -> Vec<pb::BuildRequest> {
         .collect()
 }
 
+/// Builds `package` through the sidecar (its bytes as chunks) and starts
+/// it; its container's name.
+pub async fn build_and_start(
+    client: &mut LauncherClient<Channel>,
+    package: &cclaunch::package::Package,
+) -> String {
+    use futures_util::StreamExt;
+    let mut events = client
+        .build(futures_util::stream::iter(chunks(&package.file, 64 << 10)))
+        .await
+        .expect("build")
+        .into_inner();
+    while let Some(event) = events.next().await {
+        event.expect("build succeeds");
+    }
+    client
+        .start(pb::StartRequest {
+            package_id: package.id.clone(),
+            peer_address: "127.0.0.1:7052".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("start")
+        .into_inner()
+        .container
+}
+
 /// This peer's build containers (running or not).
 pub fn build_containers(peer: &str) -> Vec<String> {
     super::docker(&[
