@@ -62,15 +62,11 @@ impl Cluster {
     /// the test, from its thread's name, and how to run it) when the
     /// variables are absent.
     pub fn from_env() -> Option<Cluster> {
-        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-        if VARS.iter().any(|name| var(name).is_none()) {
-            eprintln!(
-                "{}: skipped, no Kubernetes lab (run it under tests/cluster/with-k8s.sh, as `make test-k8s` does)",
-                std::thread::current().name().unwrap_or("k8s test")
-            );
-            return None;
-        }
-        let get = |name: &str| var(name).unwrap();
+        let get = super::lab_vars(
+            &VARS,
+            "Kubernetes lab",
+            "tests/cluster/with-k8s.sh, as `make test-k8s` does",
+        )?;
         Some(Cluster {
             prefix: get("CCLAUNCH_K8S_PREFIX"),
             dir: get("CCLAUNCH_K8S_LAB").into(),

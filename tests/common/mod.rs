@@ -139,6 +139,21 @@ pub fn state_dir(peer: &str) -> PathBuf {
     std::env::temp_dir().join("cclaunch-test-state").join(peer)
 }
 
+/// The variables a lab's wrapper script exported, as a getter, or `None`
+/// (with a line on stderr naming the test, from its thread's name, and how
+/// to run it) when any of them is absent.
+pub fn lab_vars(vars: &[&str], lab: &str, how: &str) -> Option<impl Fn(&str) -> String> {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    if vars.iter().any(|name| var(name).is_none()) {
+        eprintln!(
+            "{}: skipped, no {lab} (run it under {how})",
+            std::thread::current().name().unwrap_or("lab test")
+        );
+        return None;
+    }
+    Some(move |name: &str| var(name).unwrap_or_default())
+}
+
 /// Where the sidecar of this test's peer keeps its output checkpoints
 /// (`stateDir/mirror/NETWORK_ID/PEER_ID`; the tests' network id is `test`).
 pub fn checkpoint_dir(peer: &str) -> PathBuf {

@@ -48,15 +48,11 @@ impl Lab {
     /// the test, from its thread's name, and how to run it) when the
     /// variables are absent.
     pub fn from_env() -> Option<Lab> {
-        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-        if VARS.iter().any(|name| var(name).is_none()) {
-            eprintln!(
-                "{}: skipped, no swarm lab (run it under tests/cluster/with-swarm.sh, as `make test-swarm` does)",
-                std::thread::current().name().unwrap_or("swarm test")
-            );
-            return None;
-        }
-        let get = |name: &str| var(name).unwrap();
+        let get = super::lab_vars(
+            &VARS,
+            "swarm lab",
+            "tests/cluster/with-swarm.sh, as `make test-swarm` does",
+        )?;
         Some(Lab {
             manager: get("CCLAUNCH_SWARM_MANAGER"),
             workers: get("CCLAUNCH_SWARM_WORKERS")
