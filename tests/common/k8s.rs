@@ -13,7 +13,6 @@
 
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, TcpListener};
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -117,27 +116,7 @@ impl Cluster {
     /// there and keeps working when handed to other threads, and every
     /// thread the new thread starts is in the namespace too.
     pub fn in_netns<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
-        let path = Path::new("/run/netns").join(&self.netns);
-        std::thread::Builder::new()
-            .name(std::thread::current().name().unwrap_or("k8s-lab").into())
-            .spawn(move || {
-                let netns = std::fs::File::open(&path)
-                    .unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
-                // SAFETY: setns on a valid fd; it changes only this thread's
-                // network namespace (the thread ends with `f`).
-                let rc = unsafe { libc::setns(netns.as_raw_fd(), libc::CLONE_NEWNET) };
-                assert_eq!(
-                    rc,
-                    0,
-                    "setns({}): {}",
-                    path.display(),
-                    std::io::Error::last_os_error()
-                );
-                f()
-            })
-            .expect("spawn a thread for the lab's namespace")
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        super::in_netns(&self.netns, f)
     }
 
     /// Runs `future` to completion on a tokio runtime made inside the lab's

@@ -154,6 +154,37 @@ pub fn lab_vars(vars: &[&str], lab: &str, how: &str) -> Option<impl Fn(&str) -> 
     Some(move |name: &str| var(name).unwrap_or_default())
 }
 
+/// Runs `f` on a thread of its own that entered the network namespace
+/// `netns` (a name under /run/netns, made by a lab's scripts): every socket
+/// `f` makes lives there and keeps working when handed to other threads,
+/// and every thread the new thread starts is in the namespace too. The
+/// thread carries the caller's name (a lab's skip and panic lines name the
+/// test); a panic in `f` is the caller's.
+pub fn in_netns<T: Send + 'static>(netns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    use std::os::fd::AsRawFd;
+    let path = Path::new("/run/netns").join(netns);
+    std::thread::Builder::new()
+        .name(std::thread::current().name().unwrap_or("lab").into())
+        .spawn(move || {
+            let netns = std::fs::File::open(&path)
+                .unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+            // SAFETY: setns on a valid fd; it changes only this thread's
+            // network namespace (the thread ends with `f`).
+            let rc = unsafe { libc::setns(netns.as_raw_fd(), libc::CLONE_NEWNET) };
+            assert_eq!(
+                rc,
+                0,
+                "setns({}): {}",
+                path.display(),
+                std::io::Error::last_os_error()
+            );
+            f()
+        })
+        .expect("spawn a thread for a lab's namespace")
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+}
+
 /// Where the sidecar of this test's peer keeps its output checkpoints
 /// (`stateDir/mirror/NETWORK_ID/PEER_ID`; the tests' network id is `test`).
 pub fn checkpoint_dir(peer: &str) -> PathBuf {

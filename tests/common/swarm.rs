@@ -10,8 +10,7 @@
 //! to the daemons through their unix sockets.
 
 use std::net::{IpAddr, TcpListener};
-use std::os::fd::AsRawFd;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 /// A running lab, as `with-swarm.sh` exported it.
@@ -128,24 +127,7 @@ impl Lab {
     /// namespace: every socket `f` makes (listening or connecting) lives
     /// there and keeps working when handed to other threads.
     pub fn in_hub<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
-        let path = Path::new("/run/netns").join(&self.hub_netns);
-        std::thread::spawn(move || {
-            let netns = std::fs::File::open(&path)
-                .unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
-            // SAFETY: setns on a valid fd; it changes only this thread's
-            // network namespace (the thread ends with `f`).
-            let rc = unsafe { libc::setns(netns.as_raw_fd(), libc::CLONE_NEWNET) };
-            assert_eq!(
-                rc,
-                0,
-                "setns({}): {}",
-                path.display(),
-                std::io::Error::last_os_error()
-            );
-            f()
-        })
-        .join()
-        .expect("thread in the hub namespace")
+        super::in_netns(&self.hub_netns, f)
     }
 
     /// A listener on the hub's address (port 0: any free port), reachable
