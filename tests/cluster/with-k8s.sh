@@ -39,15 +39,7 @@ t_wait=- t_build=- t_up=- t_cmd=-
 T0=$EPOCHREALTIME
 
 say() { echo "with-k8s $PFX: $*" >&2; }
-elapsed() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }'; }
-
-stop_child() {
-  [ -n "$child" ] && kill -0 "$child" 2>/dev/null || return 0
-  kill -TERM -- "-$child" 2>/dev/null
-  local end=$((SECONDS + 10))
-  while kill -0 "$child" 2>/dev/null && [ $SECONDS -lt $end ]; do sleep 0.1; done
-  kill -KILL -- "-$child" 2>/dev/null || true
-}
+. "$HERE/wrapper.sh"             # elapsed, stop_child
 
 up=
 teardown() {
