@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use bollard::models::HostConfig;
+use crate::runtime::{self, HostConfig};
 use serde::Deserialize;
 use serde_yaml::Value;
 
@@ -104,6 +104,12 @@ pub enum Error {
         #[source]
         source: serde_yaml::Error,
     },
+    #[error("invalid vm.docker.hostConfig{}: the engine API would not take it", origin.as_ref().map(|p| format!(" in {}", p.display())).unwrap_or_default())]
+    HostConfig {
+        origin: Option<PathBuf>,
+        #[source]
+        source: serde_json::Error,
+    },
     #[error(
         "invalid duration {value:?} for {key}: use a number with a unit (ms, s, m, h), as in 300s"
     )]
@@ -130,7 +136,8 @@ pub struct Vm {
 #[serde(rename_all = "camelCase")]
 pub struct VmDocker {
     pub attach_stdout: bool,
-    /// Docker's own HostConfig, keys as the engine API spells them.
+    /// Docker's own HostConfig, keys as the engine API spells them (checked
+    /// against the engine API's types at load).
     pub host_config: HostConfig,
 }
 
@@ -413,6 +420,12 @@ impl Config {
                 origin: file.map(Path::to_path_buf),
                 source,
             })?;
+        runtime::docker::check_host_config(&config.vm.docker.host_config).map_err(|source| {
+            Error::HostConfig {
+                origin: file.map(Path::to_path_buf),
+                source,
+            }
+        })?;
         config.startup_timeout()?;
         config.build_timeout()?;
         config.upload_idle_timeout()?;
@@ -647,6 +660,16 @@ pub fn effective_yaml(file: Option<&Path>) -> Result<String, Error> {
     Ok(serde_yaml::to_string(&tree).unwrap_or_default())
 }
 
+impl From<&Engine> for runtime::docker::Timeouts {
+    fn from(engine: &Engine) -> runtime::docker::Timeouts {
+        runtime::docker::Timeouts {
+            request: engine.request_timeout,
+            slow: engine.slow_request_timeout,
+            health: engine.health_timeout,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -674,11 +697,8 @@ mod tests {
             c.image(&c.chaincode.java.runtime),
             "hyperledger/fabric-javaenv:2.5"
         );
-        assert_eq!(
-            c.vm.docker.host_config.network_mode.as_deref(),
-            Some("host")
-        );
-        assert_eq!(c.vm.docker.host_config.memory, Some(2147483648));
+        assert_eq!(c.vm.docker.host_config.network_mode(), Some("host"));
+        assert_eq!(c.vm.docker.host_config.memory(), Some(2147483648));
         assert_eq!(c.startup_timeout().unwrap(), Duration::from_secs(300));
         assert_eq!(c.logging_env()[0], "CORE_CHAINCODE_LOGGING_LEVEL=info");
         assert_eq!(c.logging_env()[1], "CORE_CHAINCODE_LOGGING_SHIM=warn");
@@ -687,6 +707,25 @@ mod tests {
         assert_eq!(
             (c.peer.id.as_str(), c.peer.network_id.as_str()),
             ("jdoe", "dev")
+        );
+    }
+
+    #[test]
+    fn a_host_config_the_engine_would_not_take_is_refused_at_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("core.yaml");
+        std::fs::write(
+            &file,
+            "vm:\n  docker:\n    hostConfig:\n      Memory: lots\n",
+        )
+        .unwrap();
+        let error = Config::load_with_env(Some(&file), |_| None).unwrap_err();
+        assert_eq!(
+            crate::error_chain(&error),
+            format!(
+                "invalid vm.docker.hostConfig in {}: the engine API would not take it: invalid type: string \"lots\", expected i64",
+                file.display()
+            )
         );
     }
 
@@ -711,10 +750,7 @@ mod tests {
         assert!(c.chaincode.pull);
         assert_eq!(c.chaincode.builder, "local/ccenv:1");
         assert_eq!(c.logging_env()[0], "CORE_CHAINCODE_LOGGING_LEVEL=debug");
-        assert_eq!(
-            c.vm.docker.host_config.network_mode.as_deref(),
-            Some("bridge")
-        );
+        assert_eq!(c.vm.docker.host_config.network_mode(), Some("bridge"));
         assert_eq!(c.cclaunch.package.max_unpacked_bytes, 1024);
     }
 

@@ -6,7 +6,7 @@ mod common;
 
 use std::sync::Arc;
 
-use cclaunch::runtime::Engine;
+use cclaunch::runtime::Runner;
 use common::{docker, request, Env, SHENV};
 
 /// Counts the build containers the engine creates for a peer while it runs:

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use cclaunch::client::{self, Address};
 use cclaunch::proto::v1::{self as pb, launcher_client::LauncherClient};
-use cclaunch::runtime::Engine;
+use cclaunch::runtime::Runner;
 use common::engine_proxy::EngineProxy;
 use common::{Env, SHENV};
 use tonic::transport::Channel;

@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use cclaunch::launcher::Error;
-use cclaunch::runtime::Engine;
+use cclaunch::runtime::{Engine, Runner};
 use common::{docker, request, Env, BUSYBOX};
 
 fn go_source(env: &Env, name: &str, go_mod: &str, main: &str) -> std::path::PathBuf {

@@ -109,7 +109,7 @@ async fn wait_returns_the_exit_code_and_stop_removes_the_container() {
 
 impl Env {
     async fn engine_has_no(&self, container: &str) -> bool {
-        use cclaunch::runtime::Engine;
+        use cclaunch::runtime::Runner;
         self.engine
             .inspect_container(container)
             .await

@@ -10,7 +10,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use cclaunch::launcher::{StartRequest, TlsMaterial};
 use cclaunch::platform::Platform;
-use cclaunch::runtime::Engine;
+use cclaunch::runtime::{Engine, Runner};
 use common::{captured, eventually, read_container_file, repo, Env};
 use tokio::net::TcpListener;
 

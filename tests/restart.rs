@@ -250,20 +250,14 @@ async fn a_killed_sidecar_comes_back_to_its_chaincode() {
 /// carries on right after the last line logged, by the engine's timestamps.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resuming_after_log_rotation_carries_on_after_the_last_line() {
-    use bollard::models::HostConfigLogConfig;
     use cclaunch::launcher::Launcher;
     let captured = common::captured();
     let env = Env::new("rotate", &[("CORE_CHAINCODE_NODE_RUNTIME", SHENV)]).await;
     let mut config = env.launcher.config().clone();
-    config.vm.docker.host_config.log_config = Some(HostConfigLogConfig {
-        typ: Some("json-file".into()),
-        config: Some(
-            [("max-size", "10k"), ("max-file", "2")]
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        ),
-    });
+    config.vm.docker.host_config = config.vm.docker.host_config.clone().with(
+        "LogConfig",
+        serde_json::json!({"Type": "json-file", "Config": {"max-size": "10k", "max-file": "2"}}),
+    );
     let first = Launcher::new(env.engine.clone(), config.clone());
     // 300 padded lines (~80 KB of log, so the oldest files are rotated away),
     // then ten short lines a second: the output while no mirror runs stays

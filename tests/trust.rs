@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use cclaunch::client::{self};
 use cclaunch::proto::v1::launcher_client::LauncherClient;
 use cclaunch::proto::v1::{self as pb, build_event::Event, build_request::Source};
-use cclaunch::runtime::Engine;
+use cclaunch::runtime::{Engine, Runner};
 use common::grpc::launcher as connect;
 use common::{docker, request, Env, SHENV};
 use futures_util::StreamExt;

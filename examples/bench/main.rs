@@ -29,7 +29,7 @@ use cclaunch::config::Config;
 use cclaunch::launcher::{Launcher, StartRequest, TlsMaterial};
 use cclaunch::package::{self, Limits, Metadata, Package};
 use cclaunch::runtime::docker::Docker;
-use cclaunch::runtime::Engine;
+use cclaunch::runtime::Runner;
 
 mod api;
 
@@ -148,7 +148,9 @@ async fn start_latency(launcher: &Launcher, dir: &Path) -> Result<()> {
     let package = shell_package(dir, "benchstart", "sleep 600\n")?;
     let built = launcher.build(&package, &|_: &str| {}).await?;
     let tls = tls()?;
-    let tarball = bytes::Bytes::from(cclaunch::launcher::tls::tarball(&tls)?);
+    let tarball = bytes::Bytes::from(cclaunch::runtime::docker::files::tarball(
+        &cclaunch::launcher::tls::files(&tls),
+    )?);
     let tar_file = dir.join("tls.tar.gz");
     std::fs::write(&tar_file, &tarball)?;
     let env = cclaunch::launcher::env::chaincode_env(
@@ -160,7 +162,9 @@ async fn start_latency(launcher: &Launcher, dir: &Path) -> Result<()> {
     let peer = cclaunch::platform::PeerAddress::parse("127.0.0.1:7052")?;
     let args = cclaunch::platform::Platform::Node.args(&peer);
     let client = bollard_client(&launcher.config().vm.endpoint).await?;
-    let host_config = launcher.config().vm.docker.host_config.clone();
+    let host_config: bollard::models::HostConfig = serde_json::from_value(
+        serde_json::Value::Object(launcher.config().vm.docker.host_config.settings().clone()),
+    )?;
 
     let (mut ours, mut floor, mut cli) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..ROUNDS {

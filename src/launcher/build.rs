@@ -394,9 +394,9 @@ impl Task {
             .vm
             .docker
             .host_config
-            .network_mode
-            .clone()
-            .unwrap_or_default();
+            .network_mode()
+            .unwrap_or_default()
+            .to_string();
         progress.stage(&format!("building image {image}"));
         // The runtime image's Dockerfile runs nothing of the chaincode's;
         // dropping the request ends the engine's build of it.

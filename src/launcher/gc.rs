@@ -17,7 +17,7 @@ impl Launcher {
             crate::ccid::check(id)?;
         }
         let mut collected = Collected::default();
-        let containers = self.peer_containers().await?;
+        let containers = self.peer_containers(self.runner.as_ref()).await?;
         // Images that containers left standing still run: kept, whatever
         // package id they were built for (`image_of` starts one package's
         // image under another chaincode's name).

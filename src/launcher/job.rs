@@ -12,7 +12,9 @@ use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
 
 use crate::output::Lines;
-use crate::runtime::{self, ByteStream, ContainerSpec, Engine, Output, Progress, RemoveOnDrop};
+use crate::runtime::{
+    self, ByteStream, ContainerSpec, Engine, HostConfig, Output, Progress, RemoveOnDrop, Runner,
+};
 
 /// A build output line longer than this comes out in pieces.
 const MAX_LINE: usize = 64 << 10;
@@ -79,11 +81,8 @@ pub(super) async fn run(
         args: vec!["/bin/sh".into(), "-c".into(), job.script.clone()],
         env: job.env.clone(),
         labels: job.labels.clone(),
-        host_config: bollard::models::HostConfig {
-            network_mode: (!job.network_mode.is_empty()).then(|| job.network_mode.clone()),
-            binds: (!binds.is_empty()).then_some(binds),
-            ..Default::default()
-        },
+        host_config: build_host(&job.network_mode, &binds),
+        files: Vec::new(),
     };
     let id = engine.create_container(&spec).await.map_err(|e| match e {
         runtime::Error::NotFound { .. } => Ended::Engine(runtime::Error::NotFound {
@@ -94,7 +93,7 @@ pub(super) async fn run(
         }),
         e => Ended::Engine(e),
     })?;
-    let guard = RemoveOnDrop::new(Arc::clone(engine), &id);
+    let guard = RemoveOnDrop::new(Arc::clone(engine) as Arc<dyn Runner>, &id);
     // Ended from here, not by dropping this future, so the container is
     // gone before the caller hears of the timeout or cancellation.
     let result = tokio::select! {
@@ -110,6 +109,19 @@ pub(super) async fn run(
     let path = result?;
     removed?;
     Ok(path)
+}
+
+/// A build container's host: the configured network (empty: the engine's
+/// default) and the mounts, nothing else of the chaincode's host config.
+fn build_host(network_mode: &str, binds: &[String]) -> HostConfig {
+    let mut host = HostConfig::default();
+    if !network_mode.is_empty() {
+        host = host.with_network_mode(network_mode);
+    }
+    if !binds.is_empty() {
+        host = host.with_binds(binds);
+    }
+    host
 }
 
 async fn steps(

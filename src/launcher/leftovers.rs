@@ -15,7 +15,7 @@
 
 use super::creator::{self, Fate, Kind, LABEL_CREATOR};
 use super::{Error, Launcher, LABEL_BUILD};
-use crate::runtime::{self, ContainerInfo};
+use crate::runtime::{self, ContainerInfo, Runner};
 
 /// What the clean-up removed, by container name.
 #[derive(Debug, Default, Clone)]
@@ -39,8 +39,17 @@ impl Launcher {
         if !self.serving() {
             return Ok(removed);
         }
-        let containers = self.peer_containers().await?;
-        for container in containers {
+        // Build containers on the builder, chaincode ones where they run
+        // (one engine: the same listing twice, each keeping its own kind).
+        let builds = self.peer_containers(self.engine.as_ref()).await?;
+        let chaincode = self.peer_containers(self.runner.as_ref()).await?;
+        let builds = builds
+            .into_iter()
+            .filter(|c| c.labels.contains_key(LABEL_BUILD));
+        let chaincode = chaincode
+            .into_iter()
+            .filter(|c| !c.labels.contains_key(LABEL_BUILD));
+        for container in builds.chain(chaincode) {
             let build = container.labels.contains_key(LABEL_BUILD);
             let unstarted = !build
                 && container.status == "created"
@@ -53,7 +62,12 @@ impl Launcher {
                 .get(LABEL_CREATOR)
                 .map(|l| creator::read(l))
                 .and_then(|c| c.pid);
-            match self.engine.remove_container(&container.id).await {
+            let on = if build {
+                self.engine.as_ref() as &dyn Runner
+            } else {
+                self.runner.as_ref()
+            };
+            match on.remove_container(&container.id).await {
                 Ok(()) | Err(runtime::Error::NotFound { .. }) => {}
                 Err(e) => {
                     tracing::warn!(container = %container.name, error = %e, "cannot remove a container a dead process left");

@@ -57,7 +57,7 @@ impl Launcher {
             skip.is_none(),
         );
         let handle = tokio::spawn({
-            let (tail, engine) = (Arc::clone(&tail), Arc::clone(&self.engine));
+            let (tail, engine) = (Arc::clone(&tail), Arc::clone(&self.runner));
             let (package_id, container) = (package_id.to_string(), container.to_string());
             async move {
                 let lines =
@@ -125,7 +125,7 @@ impl Launcher {
                 timestamps: true,
                 ..LogQuery::all(info.running)
             };
-            let output = match self.engine.logs(&info.name, &query).await {
+            let output = match self.runner.logs(&info.name, &query).await {
                 Ok(output) => output,
                 // Removed between the listing and now: nothing to resume.
                 Err(e) if e.is_not_found() => continue,

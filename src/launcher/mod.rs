@@ -28,7 +28,9 @@ use crate::launch::Kind;
 use crate::naming::{self, Names, Scope};
 use crate::output::checkpoint;
 use crate::platform;
-use crate::runtime::{self, ContainerInfo, Engine, EngineInfo, Labels, LogQuery, OutputStream};
+use crate::runtime::{
+    self, ContainerInfo, Engine, EngineInfo, Labels, LogQuery, OutputStream, Runner,
+};
 
 pub use crate::launch::{Built, Collected, Selection, StartRequest, Started, TlsMaterial};
 pub use build::dropped_notice;
@@ -212,7 +214,10 @@ fn engine_only(source: runtime::Error) -> Error {
 }
 
 pub struct Launcher {
+    /// Builds and keeps images.
     engine: Arc<dyn Engine>,
+    /// Runs chaincode: the same engine, or a cluster's.
+    runner: Arc<dyn Runner>,
     config: Config,
     scope: Scope,
     /// Output mirrors this process runs, by container name.
@@ -227,7 +232,18 @@ pub struct Launcher {
 }
 
 impl Launcher {
+    /// A launcher that builds and runs chaincode on one engine.
     pub fn new(engine: Arc<dyn Engine>, config: Config) -> Launcher {
+        let runner = Arc::clone(&engine) as Arc<dyn Runner>;
+        Launcher::with_runner(engine, runner, config)
+    }
+
+    /// A launcher that builds on `engine` and runs chaincode on `runner`.
+    pub fn with_runner(
+        engine: Arc<dyn Engine>,
+        runner: Arc<dyn Runner>,
+        config: Config,
+    ) -> Launcher {
         let scope = Scope::new(config.peer.network_id.clone(), config.peer.id.clone());
         let checkpoints = checkpoint::Checkpoints::new(
             &config.state_dir(),
@@ -236,6 +252,7 @@ impl Launcher {
         );
         Launcher {
             engine,
+            runner,
             config,
             scope,
             mirrors: Mutex::default(),
@@ -339,10 +356,20 @@ impl Launcher {
     }
 
     pub async fn health(&self) -> Result<EngineInfo, Error> {
-        self.engine.ping().await.map_err(|e| {
+        let failed = |e| {
             crate::metrics::engine_error();
             Error::Ping(e)
-        })
+        };
+        let info = self.runner.ping().await.map_err(failed)?;
+        if !self.one_engine() {
+            self.engine.ping().await.map_err(failed)?;
+        }
+        Ok(info)
+    }
+
+    /// Whether images are built where chaincode runs.
+    fn one_engine(&self) -> bool {
+        std::ptr::addr_eq(Arc::as_ptr(&self.engine), Arc::as_ptr(&self.runner))
     }
 
     /// The chaincode container of `package_id`, refused unless it carries
@@ -355,7 +382,7 @@ impl Launcher {
     ) -> Result<(Names, Option<ContainerInfo>), Error> {
         let names = self.names(package_id)?;
         let found = self
-            .engine
+            .runner
             .inspect_container(&names.container)
             .await
             .map_err(engine(package_id))?;
@@ -406,13 +433,13 @@ impl Launcher {
     }
 
     async fn remove_container(&self, package_id: &str, container: &str) -> Result<(), Error> {
-        if let Err(e) = self.engine.stop_container(container, 0).await {
+        if let Err(e) = self.runner.stop_container(container, 0).await {
             tracing::debug!(container, error = %e, "stop container");
         }
-        if let Err(e) = self.engine.kill_container(container).await {
+        if let Err(e) = self.runner.kill_container(container).await {
             tracing::debug!(container, error = %e, "kill container");
         }
-        self.engine
+        self.runner
             .remove_container(container)
             .await
             .map_err(engine(package_id))?;
@@ -435,7 +462,7 @@ impl Launcher {
     /// Blocks until the chaincode's container exits; its exit code.
     pub async fn wait(&self, package_id: &str) -> Result<i64, Error> {
         let container = self.existing_container(package_id).await?;
-        self.engine
+        self.runner
             .wait_container(&container)
             .await
             .map_err(engine(package_id))
@@ -444,23 +471,22 @@ impl Launcher {
     /// The container's logged output.
     pub async fn logs(&self, package_id: &str, query: &LogQuery) -> Result<OutputStream, Error> {
         let container = self.existing_container(package_id).await?;
-        self.engine
+        self.runner
             .logs(&container, query)
             .await
             .map_err(engine(package_id))
     }
 
-    /// Every container cclaunch made for this peer: chaincode and build
-    /// containers, running or not.
-    async fn peer_containers(&self) -> Result<Vec<ContainerInfo>, Error> {
-        self.engine
-            .list_containers(&[
-                (runtime::LABEL_MANAGED, "true"),
-                (runtime::LABEL_PEER_ID, &self.config.peer.id),
-                (runtime::LABEL_NETWORK_ID, &self.config.peer.network_id),
-            ])
-            .await
-            .map_err(engine_only)
+    /// Every container cclaunch made for this peer on `on`: chaincode and
+    /// build containers, running or not.
+    async fn peer_containers(&self, on: &dyn Runner) -> Result<Vec<ContainerInfo>, Error> {
+        on.list_containers(&[
+            (runtime::LABEL_MANAGED, "true"),
+            (runtime::LABEL_PEER_ID, &self.config.peer.id),
+            (runtime::LABEL_NETWORK_ID, &self.config.peer.network_id),
+        ])
+        .await
+        .map_err(engine_only)
     }
 
     /// This peer's chaincode containers that cclaunch made, running or not
@@ -474,7 +500,7 @@ impl Launcher {
             }
             // A container gone meanwhile is skipped.
             let inspected = self
-                .engine
+                .runner
                 .inspect_container(&listed.id)
                 .await
                 .map_err(engine_only)?;
@@ -499,7 +525,7 @@ impl Launcher {
 
     /// This peer's chaincode containers as listed, by name.
     pub(super) async fn chaincode_containers(&self) -> Result<Vec<ContainerInfo>, Error> {
-        let mut found = self.peer_containers().await?;
+        let mut found = self.peer_containers(self.runner.as_ref()).await?;
         // Build containers are ours too, but short-lived and not chaincode.
         found.retain(|c| {
             c.labels.contains_key(runtime::LABEL_PACKAGE_ID) && !c.labels.contains_key(LABEL_BUILD)

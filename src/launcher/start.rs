@@ -1,13 +1,11 @@
 //! Start: image → running chaincode container, in the peer's order: remove
 //! any previous container of the name, create with Fabric's args and env,
-//! attach the output (before start, so nothing is missed), upload the TLS
-//! files, start. A failure after create removes the container again.
+//! with the TLS files in place, attach the output (before start, so nothing
+//! is missed), start. A failure after create removes the container again.
 
 use std::sync::Arc;
 
-use bytes::Bytes;
-
-use super::{engine, env, tls, Error, Launcher, StartRequest, Started, TlsMaterial};
+use super::{engine, env, tls, Error, Launcher, StartRequest, Started};
 use crate::platform::{PeerAddress, Platform};
 use crate::runtime::{self, ContainerSpec, RemoveOnDrop};
 
@@ -83,19 +81,22 @@ impl Launcher {
             .collect(),
             labels: self.labels(package_id),
             host_config: self.config.vm.docker.host_config.clone(),
+            files: request.tls.as_ref().map(tls::files).unwrap_or_default(),
         };
         tracing::debug!(chaincode = package_id, args = ?spec.args, env = ?spec.env, "creating container");
+        // The TLS files go in with the create (on Docker: uploaded before
+        // start, as the peer does).
         // The engine finishes a create even if this caller goes away midway,
         // so the call runs as its own task and a cancelled caller leaves a
         // reaper behind that removes what it made.
         let create = tokio::spawn({
-            let engine = Arc::clone(&self.engine);
-            async move { engine.create_container(&spec).await }
+            let runner = Arc::clone(&self.runner);
+            async move { runner.create_container(&spec).await }
         });
         let pending = PendingCreate {
             handle: Some(create),
             container: names.container.clone(),
-            engine: Arc::clone(&self.engine),
+            runner: Arc::clone(&self.runner),
             turn: Some(turn),
         };
         let (id, _turn) = pending.finish().await;
@@ -104,9 +105,9 @@ impl Launcher {
         // From here on the container exists: if this call is cancelled before
         // it is started, the guard removes it (by id, so a newer container of
         // the same name is never hit).
-        let guard = RemoveOnDrop::new(Arc::clone(&self.engine), &id);
+        let guard = RemoveOnDrop::new(Arc::clone(&self.runner), &id);
         let prepared = self
-            .prepare_and_start(package_id, &names.container, &id, request.tls.as_ref())
+            .attach_and_start(package_id, &names.container, &id)
             .await;
         guard.disarm();
         match prepared {
@@ -119,7 +120,7 @@ impl Launcher {
             }
             Err(e) => {
                 // Leave nothing half-done: the container never ran.
-                if let Err(cleanup) = self.engine.remove_container(&id).await {
+                if let Err(cleanup) = self.runner.remove_container(&id).await {
                     tracing::warn!(chaincode = package_id, error = %cleanup, "could not remove the container after a failed start");
                 }
                 self.forget_checkpoint(&names.container).await;
@@ -128,33 +129,21 @@ impl Launcher {
         }
     }
 
-    async fn prepare_and_start(
+    async fn attach_and_start(
         &self,
         package_id: &str,
         container: &str,
         container_id: &str,
-        tls: Option<&TlsMaterial>,
     ) -> Result<(), Error> {
         if self.config.vm.docker.attach_stdout {
             let output = self
-                .engine
+                .runner
                 .attach(container)
                 .await
                 .map_err(engine(package_id))?;
             self.spawn_mirror(package_id, container, container_id, output, None);
         }
-        if let Some(tls) = tls {
-            let tarball = tls::tarball(tls).map_err(|source| Error::Io {
-                package_id: package_id.to_string(),
-                context: "packing TLS files".into(),
-                source,
-            })?;
-            self.engine
-                .upload(container, "/", Bytes::from(tarball))
-                .await
-                .map_err(engine(package_id))?;
-        }
-        self.engine
+        self.runner
             .start_container(container)
             .await
             .map_err(engine(package_id))
@@ -197,7 +186,7 @@ impl Launcher {
 struct PendingCreate {
     handle: Option<tokio::task::JoinHandle<Result<String, crate::runtime::Error>>>,
     container: String,
-    engine: Arc<dyn crate::runtime::Engine>,
+    runner: Arc<dyn crate::runtime::Runner>,
     turn: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
 
@@ -233,11 +222,11 @@ impl Drop for PendingCreate {
         else {
             return;
         };
-        let engine = Arc::clone(&self.engine);
+        let runner = Arc::clone(&self.runner);
         let turn = self.turn.take();
         runtime.spawn(async move {
             if let Ok(Ok(id)) = handle.await {
-                if let Err(e) = engine.remove_container(&id).await {
+                if let Err(e) = runner.remove_container(&id).await {
                     tracing::warn!(container = %id, error = %e, "could not remove the container of a cancelled start");
                 }
             }

@@ -1,6 +1,7 @@
 //! The launcher's own logic on the in-memory engine ([`crate::runtime::fake`]):
-//! single flight, errors shared with their kind, cancellation, turns. No
-//! engine, no sleeps: calls are held at gates and let go by the test.
+//! single flight, errors shared with their kind, cancellation, turns,
+//! checkpoint resume. No engine and no waiting: calls are held at gates and
+//! let go by the test, and the clock is paused, so timeouts pass at once.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,14 +53,15 @@ fn setup(peer: &str, build_timeout: &str) -> Setup {
     }
 }
 
-/// Polls `check` until it holds (at most 5 s: every condition here is
-/// met within milliseconds).
+/// Polls `check` until it holds. The clock is paused and moves only when
+/// every task waits, so the 5 s bound is 5000 rounds of everything else
+/// running, not a wall-clock wait.
 async fn until(mut check: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     while !check() {
         assert!(
             tokio::time::Instant::now() < deadline,
-            "condition not met in 5 s"
+            "condition not met in 5000 rounds"
         );
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
@@ -82,7 +84,7 @@ async fn three_joined(s: &Setup) -> Vec<Build> {
     builds
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn concurrent_builds_of_one_package_make_one_engine_build() {
     let s = setup("single", "10m");
     let builds = three_joined(&s).await;
@@ -97,7 +99,7 @@ async fn concurrent_builds_of_one_package_make_one_engine_build() {
     assert_eq!(s.fake.calls("build_image"), 1);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_shared_builds_failure_reaches_every_waiter_with_its_kind() {
     let s = setup("shared", "10m");
     s.fake
@@ -119,7 +121,7 @@ async fn a_shared_builds_failure_reaches_every_waiter_with_its_kind() {
     assert_eq!(s.fake.calls("create_container"), 1, "one build container");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_build_whose_last_caller_left_is_cancelled_and_its_container_removed() {
     let s = setup("cancel", "10m");
     s.fake.hold("wait_container");
@@ -132,7 +134,7 @@ async fn a_build_whose_last_caller_left_is_cancelled_and_its_container_removed()
     assert_eq!(s.fake.calls("build_image"), 0);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn one_waiter_staying_keeps_the_build_going() {
     let s = setup("stay", "10m");
     s.fake.hold("wait_container");
@@ -152,9 +154,10 @@ async fn one_waiter_staying_keeps_the_build_going() {
     assert_eq!(s.fake.calls("build_image"), 1);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_build_past_its_timeout_is_ended_as_timed_out() {
-    let s = setup("timeout", "50ms");
+    // Ten minutes on the paused clock: they pass as soon as the build waits.
+    let s = setup("timeout", "10m");
     s.fake.hold("wait_container");
     let error = spawn_build(&s).await.unwrap().expect_err("timed out");
     assert!(matches!(error, Error::BuildTimeout { .. }), "{error}");
@@ -192,7 +195,7 @@ fn spawn_start(s: &Setup, package_id: &str, tls: bool) -> Start {
     tokio::spawn(async move { launcher.start(request).await })
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn starts_of_one_chaincode_take_turns_and_of_two_run_at_once() {
     let s = setup("turns", "10m");
     let (a, b) = (
@@ -219,9 +222,9 @@ async fn starts_of_one_chaincode_take_turns_and_of_two_run_at_once() {
     assert_eq!(s.fake.calls("remove_container"), 1);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_start_cancelled_at_any_step_leaves_no_container() {
-    for step in ["create_container", "upload", "start_container"] {
+    for step in ["create_container", "attach", "start_container"] {
         let s = setup("cancelstart", "10m");
         let id = &format!("cc:{}", "c".repeat(64));
         built(&s, id);
@@ -230,7 +233,7 @@ async fn a_start_cancelled_at_any_step_leaves_no_container() {
         s.fake.reached(step, 1).await;
         start.abort();
         let _ = start.await;
-        // The engine finishes what it was asked (the create, the upload).
+        // The engine finishes what it was asked (the create, the attach).
         s.fake.open(step, 1);
         until(|| s.fake.containers().is_empty()).await;
         // And the chaincode's turn is free again: a new start goes through.
@@ -241,4 +244,82 @@ async fn a_start_cancelled_at_any_step_leaves_no_container() {
             .unwrap_or_else(|e| panic!("{step}: {e}"));
         assert_eq!(s.fake.containers().len(), 1, "{step}");
     }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_tls_files_go_in_with_the_create_keys_as_secrets() {
+    let s = setup("tlsfiles", "10m");
+    let id = &format!("cc:{}", "d".repeat(64));
+    built(&s, id);
+    spawn_start(&s, id, true).await.unwrap().expect("started");
+    let containers = s.fake.containers();
+    let files: Vec<(&str, bool)> = containers[0]
+        .files
+        .iter()
+        .map(|f| (f.path.as_str(), f.secret))
+        .collect();
+    assert_eq!(
+        files,
+        [
+            ("/etc/hyperledger/fabric/client.key", true),
+            ("/etc/hyperledger/fabric/client.crt", false),
+            ("/etc/hyperledger/fabric/client_pem.key", true),
+            ("/etc/hyperledger/fabric/client_pem.crt", false),
+            ("/etc/hyperledger/fabric/peer.crt", false),
+        ]
+    );
+    assert_eq!(s.fake.calls("upload"), 0, "no upload of its own");
+}
+
+/// A second launcher of the same peer, as a restarted sidecar is.
+fn restarted(s: &Setup) -> Arc<Launcher> {
+    Arc::new(Launcher::new(
+        Arc::new(s.fake.clone()),
+        s.launcher.config().clone(),
+    ))
+}
+
+/// Lines 1..=3 mirrored by a sidecar that then shuts down; lines 4 and 5
+/// written while none runs; the log rotated by `rotated` lines; a new
+/// sidecar resumes. What the new one mirrors.
+async fn resumed_after(rotated: usize) -> Vec<String> {
+    let s = setup("resume", "10m");
+    let id = &format!("cc:{}", "e".repeat(64));
+    built(&s, id);
+    s.fake.keep_running();
+    let first = restarted(&s);
+    first.claim().expect("claimed");
+    let started = first.start(request(id, false)).await.expect("started");
+    for n in 1..=3 {
+        s.fake.print(&started.container, &format!("line {n}"));
+    }
+    let tail = first.tail(id).expect("mirrored");
+    until(|| tail.last(10).len() == 3).await;
+    first.stop_mirrors().await;
+    drop(first);
+    for n in 4..=5 {
+        s.fake.print(&started.container, &format!("line {n}"));
+    }
+    s.fake.rotate(&started.container, rotated);
+
+    let next = restarted(&s);
+    next.claim().expect("claimed by the new sidecar");
+    let resumed = next.resume().await.expect("resumed");
+    assert_eq!(resumed.len(), 1, "{resumed:?}");
+    let tail = next.tail(id).expect("mirrored again");
+    until(|| tail.last(10).len() >= 2).await;
+    // Nothing more arrives: the log holds no other line.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    tail.last(10)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_resumed_mirror_carries_on_after_the_last_line_with_no_repeats() {
+    assert_eq!(resumed_after(0).await, ["line 4", "line 5"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_resumed_mirror_carries_on_by_time_once_the_log_rotated() {
+    // Two lines gone: counting from the log's start would skip line 4 and 5.
+    assert_eq!(resumed_after(2).await, ["line 4", "line 5"]);
 }

@@ -1,20 +1,24 @@
 //! An in-memory [`Engine`] for unit tests of the launcher's own logic
-//! (single flight, turns, cancellation, error kinds): what no engine
-//! behaviour decides. Behaviour is controlled per call: a gate holds a call
-//! until the test opens it (and tells the test the call got there), and an
-//! injected failure makes a call fail with a chosen error. Integration tests
-//! stay on the real engine.
+//! (single flight, turns, cancellation, error kinds, checkpoint resume): what
+//! no engine behaviour decides. Behaviour is controlled per call: a gate
+//! holds a call until the test opens it (and tells the test the call got
+//! there), and an injected failure makes a call fail with a chosen error. A
+//! container's output is what the test writes ([`Fake::print`]), logged with
+//! the wall-clock time as the engine logs it, and [`Fake::rotate`] drops its
+//! oldest lines as a log driver does. Integration tests stay on the real
+//! engine.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use tokio::sync::Semaphore;
+use tokio::sync::{mpsc, Semaphore};
 
 use super::{
-    ByteStream, ContainerInfo, ContainerSpec, Download, Engine, EngineInfo, Error, ImageBuild,
-    Labels, LogQuery, OutputStream, Progress,
+    ByteStream, ContainerInfo, ContainerSpec, Download, Engine, EngineInfo, Error, File,
+    ImageBuild, Labels, LogQuery, Output, OutputStream, Progress, Runner,
 };
 
 /// Holds a call until opened; counts the calls that reached it.
@@ -31,6 +35,12 @@ pub struct Container {
     pub labels: Labels,
     pub running: bool,
     pub started: bool,
+    /// What was put in place before start.
+    pub files: Vec<File>,
+    /// Everything logged, with when (since the Unix epoch).
+    log: Vec<(Duration, Output)>,
+    /// Attached and following readers.
+    readers: Vec<mpsc::UnboundedSender<Result<Output, Error>>>,
 }
 
 #[derive(Default)]
@@ -42,6 +52,9 @@ struct State {
     calls: HashMap<&'static str, u64>,
     failures: HashMap<&'static str, fn() -> Error>,
     gates: HashMap<&'static str, Arc<Gate>>,
+    /// Started containers run until stopped; otherwise they exit at once
+    /// (code 0, output closed), as a build container that did its work.
+    keep_running: bool,
 }
 
 /// The fake engine. Cheap to clone: clones share one state.
@@ -105,6 +118,61 @@ impl Fake {
         self.state().images.insert(image.to_string(), labels);
     }
 
+    /// From now on, started containers run until stopped.
+    pub fn keep_running(&self) {
+        self.state().keep_running = true;
+    }
+
+    /// The container writes `line` (and a newline) to stdout.
+    pub fn print(&self, container: &str, line: &str) {
+        let mut state = self.state();
+        let Some(found) = state.containers.iter_mut().find(|c| c.name == container) else {
+            return;
+        };
+        let output = Output::Stdout(Bytes::from(format!("{line}\n")));
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        found.log.push((now, output.clone()));
+        found.readers.retain(|r| r.send(Ok(output.clone())).is_ok());
+    }
+
+    /// The log driver drops the container's `n` oldest lines.
+    pub fn rotate(&self, container: &str, n: usize) {
+        if let Some(found) = self
+            .state()
+            .containers
+            .iter_mut()
+            .find(|c| c.name == container)
+        {
+            found.log.drain(..n.min(found.log.len()));
+        }
+    }
+
+    /// A reader of the container's output from now on.
+    fn reader(
+        &self,
+        container: &str,
+        backlog: Vec<Result<Output, Error>>,
+    ) -> Result<OutputStream, Error> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        for frame in backlog {
+            let _ = tx.send(frame);
+        }
+        let mut state = self.state();
+        let found = state
+            .containers
+            .iter_mut()
+            .find(|c| c.id == container || c.name == container)
+            .ok_or_else(|| not_found(container))?;
+        if found.running || !found.started {
+            found.readers.push(tx);
+        }
+        Ok(Box::pin(
+            tokio_stream::wrappers::UnboundedReceiverStream::new(rx),
+        ))
+    }
+
     /// Counts the call, waits at its gate, then fails it if a failure was
     /// injected.
     async fn enter(&self, call: &'static str) -> Result<(), Error> {
@@ -133,7 +201,8 @@ impl Fake {
             .cloned()
     }
 
-    fn create(&self, name: &str, image: &str, labels: &Labels) -> String {
+    fn create(&self, spec: &ContainerSpec) -> String {
+        let (name, image, labels) = (&spec.name, &spec.image, &spec.labels);
         let mut state = self.state();
         state.next_id += 1;
         let id = format!("fake{:04}", state.next_id);
@@ -148,6 +217,9 @@ impl Fake {
             labels: labels.clone(),
             running: false,
             started: false,
+            files: spec.files.clone(),
+            log: Vec::new(),
+            readers: Vec::new(),
         });
         id
     }
@@ -166,6 +238,29 @@ fn not_found(what: &str) -> Error {
     Error::NotFound {
         what: what.to_string(),
     }
+}
+
+/// `frame` as the engine logs it with timestamps: RFC 3339 time, a space.
+fn stamped(at: Duration, frame: &Bytes) -> Bytes {
+    let (days, rest) = ((at.as_secs() / 86_400) as i64, at.as_secs() % 86_400);
+    // Civil date from days since 1970-01-01 (proleptic Gregorian).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let time = format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:09}Z ",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60,
+        at.subsec_nanos()
+    );
+    [time.as_bytes(), frame].concat().into()
 }
 
 fn info(c: &Container) -> ContainerInfo {
@@ -188,7 +283,7 @@ fn info(c: &Container) -> ContainerInfo {
 }
 
 #[async_trait]
-impl Engine for Fake {
+impl Runner for Fake {
     async fn ping(&self) -> Result<EngineInfo, Error> {
         self.enter("ping").await?;
         Ok(EngineInfo {
@@ -197,6 +292,118 @@ impl Engine for Fake {
         })
     }
 
+    async fn inspect_container(&self, name: &str) -> Result<Option<ContainerInfo>, Error> {
+        self.enter("inspect_container").await?;
+        Ok(self.find(name).as_ref().map(info))
+    }
+
+    async fn create_container(&self, spec: &ContainerSpec) -> Result<String, Error> {
+        self.enter("create_container").await?;
+        if !spec.name.is_empty() && self.find(&spec.name).is_some() {
+            return Err(Error::Io {
+                context: format!("container {} exists", spec.name),
+                source: std::io::Error::from(std::io::ErrorKind::AlreadyExists),
+            });
+        }
+        Ok(self.create(spec))
+    }
+
+    async fn attach(&self, container: &str) -> Result<OutputStream, Error> {
+        self.enter("attach").await?;
+        self.reader(container, Vec::new())
+    }
+
+    async fn start_container(&self, container: &str) -> Result<(), Error> {
+        self.enter("start_container").await?;
+        let mut state = self.state();
+        let keep_running = state.keep_running;
+        let found = state
+            .containers
+            .iter_mut()
+            .find(|c| c.id == container || c.name == container)
+            .ok_or_else(|| not_found(container))?;
+        found.started = true;
+        found.running = keep_running;
+        if !keep_running {
+            found.readers.clear();
+        }
+        Ok(())
+    }
+
+    async fn stop_container(&self, container: &str, _timeout_secs: i64) -> Result<(), Error> {
+        self.enter("stop_container").await?;
+        let mut state = self.state();
+        if let Some(found) = state
+            .containers
+            .iter_mut()
+            .find(|c| c.id == container || c.name == container)
+        {
+            found.running = false;
+            found.readers.clear();
+        }
+        Ok(())
+    }
+
+    async fn kill_container(&self, container: &str) -> Result<(), Error> {
+        self.enter("kill_container").await?;
+        self.find(container)
+            .map(|_| ())
+            .ok_or_else(|| not_found(container))
+    }
+
+    async fn remove_container(&self, container: &str) -> Result<(), Error> {
+        self.enter("remove_container").await?;
+        match self.remove(container) {
+            true => Ok(()),
+            false => Err(not_found(container)),
+        }
+    }
+
+    async fn wait_container(&self, container: &str) -> Result<i64, Error> {
+        self.enter("wait_container").await?;
+        self.find(container)
+            .map(|_| 0)
+            .ok_or_else(|| not_found(container))
+    }
+
+    async fn logs(&self, container: &str, query: &LogQuery) -> Result<OutputStream, Error> {
+        self.enter("logs").await?;
+        let found = self.find(container).ok_or_else(|| not_found(container))?;
+        let backlog = found
+            .log
+            .iter()
+            .map(|(at, output)| {
+                Ok(match (query.timestamps, output) {
+                    (false, output) => output.clone(),
+                    (true, Output::Stdout(b)) => Output::Stdout(stamped(*at, b)),
+                    (true, Output::Stderr(b)) => Output::Stderr(stamped(*at, b)),
+                })
+            })
+            .collect();
+        if query.follow {
+            return self.reader(container, backlog);
+        }
+        Ok(Box::pin(futures_util::stream::iter(backlog)))
+    }
+
+    async fn list_containers(&self, labels: &[(&str, &str)]) -> Result<Vec<ContainerInfo>, Error> {
+        self.enter("list_containers").await?;
+        Ok(self
+            .state()
+            .containers
+            .iter()
+            .filter(|c| {
+                labels
+                    .iter()
+                    .all(|(k, v)| c.labels.get(*k).map(String::as_str) == Some(*v))
+            })
+            .map(info)
+            .collect())
+    }
+}
+
+#[async_trait]
+impl Engine for Fake {
     async fn image_labels(&self, image: &str) -> Result<Option<Labels>, Error> {
         self.enter("image_labels").await?;
         Ok(self.state().images.get(image).cloned())
@@ -231,22 +438,6 @@ impl Engine for Fake {
             .collect())
     }
 
-    async fn inspect_container(&self, name: &str) -> Result<Option<ContainerInfo>, Error> {
-        self.enter("inspect_container").await?;
-        Ok(self.find(name).as_ref().map(info))
-    }
-
-    async fn create_container(&self, spec: &ContainerSpec) -> Result<String, Error> {
-        self.enter("create_container").await?;
-        if !spec.name.is_empty() && self.find(&spec.name).is_some() {
-            return Err(Error::Io {
-                context: format!("container {} exists", spec.name),
-                source: std::io::Error::from(std::io::ErrorKind::AlreadyExists),
-            });
-        }
-        Ok(self.create(&spec.name, &spec.image, &spec.labels))
-    }
-
     async fn upload(&self, container: &str, _path: &str, _tar: Bytes) -> Result<(), Error> {
         self.enter("upload").await?;
         self.find(container)
@@ -264,81 +455,6 @@ impl Engine for Fake {
         self.find(container)
             .map(|_| ())
             .ok_or_else(|| not_found(container))
-    }
-
-    async fn attach(&self, container: &str) -> Result<OutputStream, Error> {
-        self.enter("attach").await?;
-        self.find(container).ok_or_else(|| not_found(container))?;
-        Ok(Box::pin(futures_util::stream::empty()))
-    }
-
-    async fn start_container(&self, container: &str) -> Result<(), Error> {
-        self.enter("start_container").await?;
-        let mut state = self.state();
-        let found = state
-            .containers
-            .iter_mut()
-            .find(|c| c.id == container || c.name == container)
-            .ok_or_else(|| not_found(container))?;
-        found.started = true;
-        found.running = true;
-        Ok(())
-    }
-
-    async fn stop_container(&self, container: &str, _timeout_secs: i64) -> Result<(), Error> {
-        self.enter("stop_container").await?;
-        let mut state = self.state();
-        if let Some(found) = state
-            .containers
-            .iter_mut()
-            .find(|c| c.id == container || c.name == container)
-        {
-            found.running = false;
-        }
-        Ok(())
-    }
-
-    async fn kill_container(&self, container: &str) -> Result<(), Error> {
-        self.enter("kill_container").await?;
-        self.find(container)
-            .map(|_| ())
-            .ok_or_else(|| not_found(container))
-    }
-
-    async fn remove_container(&self, container: &str) -> Result<(), Error> {
-        self.enter("remove_container").await?;
-        match self.remove(container) {
-            true => Ok(()),
-            false => Err(not_found(container)),
-        }
-    }
-
-    async fn wait_container(&self, container: &str) -> Result<i64, Error> {
-        self.enter("wait_container").await?;
-        self.find(container)
-            .map(|_| 0)
-            .ok_or_else(|| not_found(container))
-    }
-
-    async fn logs(&self, container: &str, _query: &LogQuery) -> Result<OutputStream, Error> {
-        self.enter("logs").await?;
-        self.find(container).ok_or_else(|| not_found(container))?;
-        Ok(Box::pin(futures_util::stream::empty()))
-    }
-
-    async fn list_containers(&self, labels: &[(&str, &str)]) -> Result<Vec<ContainerInfo>, Error> {
-        self.enter("list_containers").await?;
-        Ok(self
-            .state()
-            .containers
-            .iter()
-            .filter(|c| {
-                labels
-                    .iter()
-                    .all(|(k, v)| c.labels.get(*k).map(String::as_str) == Some(*v))
-            })
-            .map(info)
-            .collect())
     }
 
     async fn download(&self, container: &str, _path: &str) -> Result<Download, Error> {

@@ -1,14 +1,22 @@
-//! The container engine, behind a narrow trait owned by the launcher.
+//! The engines, behind two narrow traits owned by the launcher, one per role:
+//! a [`Runner`] runs chaincode, an [`Engine`] builds its images (in build
+//! containers, so it runs containers too). On one Docker engine both are the
+//! same [`docker::Docker`]; on a cluster the runner is the cluster's and the
+//! builder stays a Docker engine.
 //!
 //! Each method is one engine step, so the launcher's ordering (remove the old
-//! container, create, upload TLS, attach, start; for a build: create, upload
-//! the code, run, download the output) and its policy are the launcher's,
-//! testable with [`fake`]; [`docker::Docker`] implements it against a real
-//! engine. Nothing here knows of the launcher or of output lines.
+//! container, create, attach, start; for a build: create, upload the code,
+//! run, download the output) and its policy are the launcher's, testable with
+//! [`fake`]. What differs between engines stays behind the runner: how a
+//! container is named, how its files ([`File`]) reach it, how its output is
+//! read. Nothing here knows of the launcher or of output lines.
 
 pub mod docker;
 #[cfg(test)]
 pub mod fake;
+mod host;
+
+pub use host::HostConfig;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -138,7 +146,37 @@ pub struct ContainerSpec {
     pub args: Vec<String>,
     pub env: Vec<String>,
     pub labels: Labels,
-    pub host_config: bollard::models::HostConfig,
+    pub host_config: HostConfig,
+    /// Put in place before the container starts (the peer's TLS files).
+    pub files: Vec<File>,
+}
+
+/// A file an engine puts into a container before it starts.
+#[derive(Clone, PartialEq, Eq)]
+pub struct File {
+    /// Absolute.
+    pub path: String,
+    /// Permission bits, as in `0o644`.
+    pub mode: u32,
+    pub data: Vec<u8>,
+    /// Holds a secret (a private key): never shown, kept as one where the
+    /// engine tells secrets from other files.
+    pub secret: bool,
+}
+
+impl std::fmt::Debug for File {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let data = if self.secret {
+            "<redacted>".to_string()
+        } else {
+            format!("{} bytes", self.data.len())
+        };
+        f.debug_struct("File")
+            .field("path", &self.path)
+            .field("mode", &format_args!("{:o}", self.mode))
+            .field("data", &data)
+            .finish()
+    }
 }
 
 /// What the engine knows of a container.
@@ -171,10 +209,35 @@ impl<F: Fn(&str) + Send + Sync> Progress for F {
     }
 }
 
+/// Where chaincode runs: containers by Fabric's name, from create to
+/// removal, and their output.
 #[async_trait]
-pub trait Engine: Send + Sync {
+pub trait Runner: Send + Sync {
     async fn ping(&self) -> Result<EngineInfo, Error>;
+    async fn inspect_container(&self, name: &str) -> Result<Option<ContainerInfo>, Error>;
+    /// Creates the container with its [`ContainerSpec::files`] in place; it
+    /// does not run until [`Runner::start_container`].
+    async fn create_container(&self, spec: &ContainerSpec) -> Result<String, Error>;
+    /// The container's output from its start on (call it before start).
+    async fn attach(&self, container: &str) -> Result<OutputStream, Error>;
+    async fn start_container(&self, container: &str) -> Result<(), Error>;
+    async fn stop_container(&self, container: &str, timeout_secs: i64) -> Result<(), Error>;
+    async fn kill_container(&self, container: &str) -> Result<(), Error>;
+    /// Removes the container and whatever the engine made for it.
+    async fn remove_container(&self, container: &str) -> Result<(), Error>;
+    /// Blocks until the container exits; its exit code, non-zero ones too.
+    async fn wait_container(&self, container: &str) -> Result<i64, Error>;
+    /// The container's logged output.
+    async fn logs(&self, container: &str, query: &LogQuery) -> Result<OutputStream, Error>;
+    /// Containers (running or not) carrying all of `labels`, as listed:
+    /// no exit codes, args or env (see [`Runner::inspect_container`]).
+    async fn list_containers(&self, labels: &[(&str, &str)]) -> Result<Vec<ContainerInfo>, Error>;
+}
 
+/// Where images are built and kept: a Docker engine, which runs build
+/// containers as a [`Runner`] and moves files in and out of them.
+#[async_trait]
+pub trait Engine: Runner {
     /// The image's labels, or `None` when there is no such image.
     async fn image_labels(&self, image: &str) -> Result<Option<Labels>, Error>;
 
@@ -185,8 +248,6 @@ pub trait Engine: Send + Sync {
     /// Images carrying all of `labels`: (first tag or id, labels).
     async fn list_images(&self, labels: &[(&str, &str)]) -> Result<Vec<(String, Labels)>, Error>;
 
-    async fn inspect_container(&self, name: &str) -> Result<Option<ContainerInfo>, Error>;
-    async fn create_container(&self, spec: &ContainerSpec) -> Result<String, Error>;
     /// Unpacks a tar (gzip'd or not) at `path` in the container.
     async fn upload(&self, container: &str, path: &str, tar: Bytes) -> Result<(), Error>;
     /// As [`Engine::upload`], the tar streamed (a package's code): no time
@@ -197,19 +258,6 @@ pub trait Engine: Send + Sync {
         path: &str,
         tar: ByteStream,
     ) -> Result<(), Error>;
-    /// Attaches to stdout and stderr from now on (call it before start).
-    async fn attach(&self, container: &str) -> Result<OutputStream, Error>;
-    async fn start_container(&self, container: &str) -> Result<(), Error>;
-    async fn stop_container(&self, container: &str, timeout_secs: i64) -> Result<(), Error>;
-    async fn kill_container(&self, container: &str) -> Result<(), Error>;
-    async fn remove_container(&self, container: &str) -> Result<(), Error>;
-    /// Blocks until the container exits; its exit code, non-zero ones too.
-    async fn wait_container(&self, container: &str) -> Result<i64, Error>;
-    /// The container's logged output.
-    async fn logs(&self, container: &str, query: &LogQuery) -> Result<OutputStream, Error>;
-    /// Containers (running or not) carrying all of `labels`, as listed:
-    /// no exit codes, args or env (see [`Engine::inspect_container`]).
-    async fn list_containers(&self, labels: &[(&str, &str)]) -> Result<Vec<ContainerInfo>, Error>;
     /// Downloads `path` from a container as a tar, streamed.
     async fn download(&self, container: &str, path: &str) -> Result<Download, Error>;
 }
@@ -217,12 +265,12 @@ pub trait Engine: Send + Sync {
 /// Removes a container by id if the future owning this guard is dropped
 /// midway (a cancelled caller), so no half-made container is left behind.
 pub(crate) struct RemoveOnDrop {
-    engine: Option<std::sync::Arc<dyn Engine>>,
+    engine: Option<std::sync::Arc<dyn Runner>>,
     id: String,
 }
 
 impl RemoveOnDrop {
-    pub(crate) fn new(engine: std::sync::Arc<dyn Engine>, id: &str) -> RemoveOnDrop {
+    pub(crate) fn new(engine: std::sync::Arc<dyn Runner>, id: &str) -> RemoveOnDrop {
         RemoveOnDrop {
             engine: Some(engine),
             id: id.to_string(),

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use bollard::models::ContainerCreateBody;
+use bollard::models::{ContainerCreateBody, HostConfig as DockerHostConfig};
 use bollard::query_parameters::{
     CreateContainerOptions, DownloadFromContainerOptions, KillContainerOptions,
     ListContainersOptions, RemoveContainerOptions, StopContainerOptions, UploadToContainerOptions,
@@ -12,7 +12,17 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 
 use super::{label_filter, within, Docker};
-use crate::runtime::{ByteStream, ContainerInfo, ContainerSpec, Download, Error};
+use crate::runtime::{ByteStream, ContainerInfo, ContainerSpec, Download, Error, HostConfig};
+
+/// Whether the engine API can take `host` (core.yaml's
+/// `vm.docker.hostConfig`): each key's value of the right type.
+pub fn check_host_config(host: &HostConfig) -> Result<(), serde_json::Error> {
+    docker_host_config(host).map(drop)
+}
+
+fn docker_host_config(host: &HostConfig) -> Result<DockerHostConfig, serde_json::Error> {
+    serde_json::from_value(serde_json::Value::Object(host.settings().clone()))
+}
 
 impl Docker {
     pub(super) async fn inspect_container(
@@ -31,7 +41,32 @@ impl Docker {
         within("inspect container", name, self.timeouts.request, inspect).await
     }
 
+    /// Create, then the spec's files uploaded as Fabric uploads them (one
+    /// gzip'd tar at `/`); a container whose files did not get in is removed.
     pub(super) async fn create_container(&self, spec: &ContainerSpec) -> Result<String, Error> {
+        let id = self.create_bare(spec).await?;
+        if spec.files.is_empty() {
+            return Ok(id);
+        }
+        let uploaded = match super::files::tarball(&spec.files) {
+            Ok(tarball) => self.upload(&id, "/", Bytes::from(tarball)).await,
+            Err(source) => Err(Error::Io {
+                context: format!("packing the files of container {}", spec.name),
+                source,
+            }),
+        };
+        match uploaded {
+            Ok(()) => Ok(id),
+            Err(e) => {
+                if let Err(cleanup) = self.remove_container(&id).await {
+                    tracing::warn!(container = %spec.name, error = %cleanup, "could not remove a container whose files did not get in");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn create_bare(&self, spec: &ContainerSpec) -> Result<String, Error> {
         let options = CreateContainerOptions {
             name: (!spec.name.is_empty()).then(|| spec.name.clone()),
             ..Default::default()
@@ -49,7 +84,12 @@ impl Docker {
             labels: Some(spec.labels.clone()),
             attach_stdout: Some(true),
             attach_stderr: Some(true),
-            host_config: Some(spec.host_config.clone()),
+            host_config: Some(docker_host_config(&spec.host_config).map_err(|source| {
+                Error::Io {
+                    context: format!("vm.docker.hostConfig for container {target}"),
+                    source: std::io::Error::new(std::io::ErrorKind::InvalidInput, source),
+                }
+            })?),
             ..Default::default()
         };
         let create = async {

@@ -12,7 +12,7 @@ use bytes::Bytes;
 
 use super::{
     ByteStream, ContainerInfo, ContainerSpec, Download, Engine, EngineInfo, Error, ImageBuild,
-    Labels, LogQuery, OutputStream, Progress,
+    Labels, LogQuery, OutputStream, Progress, Runner,
 };
 
 /// How long the engine may take to answer a build's requests (image builds
@@ -41,16 +41,6 @@ impl Default for Timeouts {
             request: Duration::from_secs(15),
             slow: Duration::from_secs(60),
             health: Duration::from_secs(5),
-        }
-    }
-}
-
-impl From<&crate::config::Engine> for Timeouts {
-    fn from(engine: &crate::config::Engine) -> Timeouts {
-        Timeouts {
-            request: engine.request_timeout,
-            slow: engine.slow_request_timeout,
-            health: engine.health_timeout,
         }
     }
 }
@@ -196,11 +186,14 @@ pub(super) fn label_filter(labels: &[(&str, &str)]) -> HashMap<String, Vec<Strin
 }
 
 mod containers;
+pub mod files;
 mod images;
 mod logs;
 
+pub use containers::check_host_config;
+
 #[async_trait]
-impl Engine for Docker {
+impl Runner for Docker {
     async fn ping(&self) -> Result<EngineInfo, Error> {
         // An engine can answer /_ping and /version from memory while every
         // real call hangs (a wedged daemon, a stalled proxy): one real
@@ -233,41 +226,12 @@ impl Engine for Docker {
         within("health check of", "engine", self.timeouts.health, check).await
     }
 
-    async fn image_labels(&self, image: &str) -> Result<Option<Labels>, Error> {
-        Docker::image_labels(self, image).await
-    }
-
-    async fn build_image(&self, build: &ImageBuild, progress: &dyn Progress) -> Result<(), Error> {
-        Docker::build_image(self, build, progress).await
-    }
-
-    async fn remove_image(&self, image: &str) -> Result<(), Error> {
-        Docker::remove_image(self, image).await
-    }
-
-    async fn list_images(&self, labels: &[(&str, &str)]) -> Result<Vec<(String, Labels)>, Error> {
-        Docker::list_images(self, labels).await
-    }
-
     async fn inspect_container(&self, name: &str) -> Result<Option<ContainerInfo>, Error> {
         Docker::inspect_container(self, name).await
     }
 
     async fn create_container(&self, spec: &ContainerSpec) -> Result<String, Error> {
         Docker::create_container(self, spec).await
-    }
-
-    async fn upload(&self, container: &str, path: &str, tar: Bytes) -> Result<(), Error> {
-        Docker::upload(self, container, path, tar).await
-    }
-
-    async fn upload_stream(
-        &self,
-        container: &str,
-        path: &str,
-        tar: ByteStream,
-    ) -> Result<(), Error> {
-        Docker::upload_stream(self, container, path, tar).await
     }
 
     async fn attach(&self, container: &str) -> Result<OutputStream, Error> {
@@ -300,6 +264,38 @@ impl Engine for Docker {
 
     async fn list_containers(&self, labels: &[(&str, &str)]) -> Result<Vec<ContainerInfo>, Error> {
         Docker::list_containers(self, labels).await
+    }
+}
+
+#[async_trait]
+impl Engine for Docker {
+    async fn image_labels(&self, image: &str) -> Result<Option<Labels>, Error> {
+        Docker::image_labels(self, image).await
+    }
+
+    async fn build_image(&self, build: &ImageBuild, progress: &dyn Progress) -> Result<(), Error> {
+        Docker::build_image(self, build, progress).await
+    }
+
+    async fn remove_image(&self, image: &str) -> Result<(), Error> {
+        Docker::remove_image(self, image).await
+    }
+
+    async fn list_images(&self, labels: &[(&str, &str)]) -> Result<Vec<(String, Labels)>, Error> {
+        Docker::list_images(self, labels).await
+    }
+
+    async fn upload(&self, container: &str, path: &str, tar: Bytes) -> Result<(), Error> {
+        Docker::upload(self, container, path, tar).await
+    }
+
+    async fn upload_stream(
+        &self,
+        container: &str,
+        path: &str,
+        tar: ByteStream,
+    ) -> Result<(), Error> {
+        Docker::upload_stream(self, container, path, tar).await
     }
 
     async fn download(&self, container: &str, path: &str) -> Result<Download, Error> {
