@@ -79,9 +79,17 @@ cclaunch:
     maxConnections: 128
     maxStreams: 100
   engine:
+    kind: docker
     requestTimeout: 15s
     slowRequestTimeout: 60s
     healthTimeout: 5s
+  swarm:
+    endpoint: ""
+    network: host
+    constraints: ""
+  registry:
+    address: ""
+    config: ""
 "#;
 
 #[derive(Debug, thiserror::Error)]
@@ -109,6 +117,14 @@ pub enum Error {
         origin: Option<PathBuf>,
         #[source]
         source: serde_json::Error,
+    },
+    #[error("cclaunch.engine.kind is swarm, so cclaunch.registry.address must name the registry every node pulls from")]
+    NoRegistry,
+    #[error("cannot read registry credentials from {} (cclaunch.registry.config)", path.display())]
+    Credentials {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
     },
     #[error(
         "invalid duration {value:?} for {key}: use a number with a unit (ms, s, m, h), as in 300s"
@@ -198,6 +214,43 @@ pub struct Cclaunch {
     pub builder: Builder,
     pub api: Api,
     pub engine: Engine,
+    pub swarm: Swarm,
+    pub registry: RegistryConfig,
+}
+
+/// Where chaincode runs (`cclaunch.engine.kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EngineKind {
+    /// On the Docker engine at `vm.endpoint`, beside the builds.
+    Docker,
+    /// As services of the Docker Swarm at `cclaunch.swarm.endpoint`; images
+    /// are built on `vm.endpoint` and pushed to `cclaunch.registry`.
+    Swarm,
+}
+
+/// `cclaunch.swarm`: the swarm manager and how services are placed.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Swarm {
+    /// The manager's API (`unix://...`, `tcp://host:2375`); empty: `vm.endpoint`.
+    pub endpoint: String,
+    /// `host` (chaincode reaches the peer's address as on Docker) or an
+    /// overlay network's name.
+    pub network: String,
+    /// Placement constraints, as `docker service create --constraint` takes them.
+    #[serde(deserialize_with = "names")]
+    pub constraints: Vec<String>,
+}
+
+/// `cclaunch.registry`: where images built for a cluster are pushed.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RegistryConfig {
+    /// `host:port`; empty: none.
+    pub address: String,
+    /// A Docker `config.json` holding the registry's credentials; empty: none.
+    pub config: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -310,6 +363,7 @@ pub struct Api {
 /// How long an engine call may take before it fails as timed out.
 #[derive(Debug, Clone)]
 pub struct Engine {
+    pub kind: EngineKind,
     /// Inspect, list, stop, kill, remove; the first answer of attach, logs
     /// and wait (which then stream as long as they need).
     pub request_timeout: Duration,
@@ -355,6 +409,7 @@ impl<'de> Deserialize<'de> for Engine {
         #[derive(Deserialize)]
         #[serde(rename_all = "camelCase")]
         struct Raw {
+            kind: EngineKind,
             request_timeout: Value,
             slow_request_timeout: Value,
             health_timeout: Value,
@@ -363,6 +418,7 @@ impl<'de> Deserialize<'de> for Engine {
         let at = |key: &str| format!("cclaunch.engine.{key}");
         (|| -> Result<Engine, String> {
             Ok(Engine {
+                kind: raw.kind,
                 request_timeout: duration_at(&at("requestTimeout"), &raw.request_timeout)?,
                 slow_request_timeout: duration_at(
                     &at("slowRequestTimeout"),
@@ -426,11 +482,59 @@ impl Config {
                 source,
             }
         })?;
+        if config.cclaunch.engine.kind == EngineKind::Swarm
+            && config.cclaunch.registry.address.is_empty()
+        {
+            return Err(Error::NoRegistry);
+        }
         config.startup_timeout()?;
         config.build_timeout()?;
         config.upload_idle_timeout()?;
         config.output_burst()?;
         Ok(config)
+    }
+
+    /// `cclaunch.registry` with its credentials (from the Docker config.json
+    /// it names: `auths.<address>.auth`, base64 of `user:password`), or
+    /// `None` when no registry is set.
+    pub fn registry(&self) -> Result<Option<runtime::Registry>, Error> {
+        let registry = &self.cclaunch.registry;
+        if registry.address.is_empty() {
+            return Ok(None);
+        }
+        let mut found = runtime::Registry {
+            address: registry.address.clone(),
+            ..Default::default()
+        };
+        if registry.config.is_empty() {
+            return Ok(Some(found));
+        }
+        let path = PathBuf::from(&registry.config);
+        let invalid = |what: &str| Error::Credentials {
+            path: path.clone(),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string()),
+        };
+        let text = std::fs::read_to_string(&path).map_err(|source| Error::Credentials {
+            path: path.clone(),
+            source,
+        })?;
+        let json: serde_json::Value =
+            serde_json::from_str(&text).map_err(|_| invalid("not JSON"))?;
+        let Some(auth) = json["auths"][&registry.address]["auth"].as_str() else {
+            return Ok(Some(found));
+        };
+        use base64::Engine as _;
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(auth)
+            .ok()
+            .and_then(|d| String::from_utf8(d).ok())
+            .ok_or_else(|| invalid("auths.<address>.auth is not base64 of user:password"))?;
+        let (user, password) = decoded
+            .split_once(':')
+            .ok_or_else(|| invalid("auths.<address>.auth is not base64 of user:password"))?;
+        found.username = user.to_string();
+        found.password = password.to_string();
+        Ok(Some(found))
     }
 
     /// An image name from config with Fabric's `$(...)` variables substituted.
@@ -726,6 +830,62 @@ mod tests {
                 "invalid vm.docker.hostConfig in {}: the engine API would not take it: invalid type: string \"lots\", expected i64",
                 file.display()
             )
+        );
+    }
+
+    #[test]
+    fn swarm_needs_a_registry_whose_credentials_come_from_a_docker_config() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |key: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == key)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let c = Config::load_with_env(None, env(&[])).unwrap();
+        assert_eq!(c.cclaunch.engine.kind, EngineKind::Docker);
+        assert!(c.registry().unwrap().is_none());
+        let error =
+            Config::load_with_env(None, env(&[("CCLAUNCH_ENGINE_KIND", "swarm")])).unwrap_err();
+        assert!(matches!(error, Error::NoRegistry), "{error}");
+        let error =
+            Config::load_with_env(None, env(&[("CCLAUNCH_ENGINE_KIND", "k8s")])).unwrap_err();
+        assert!(
+            crate::error_chain(&error).contains("unknown variant `k8s`"),
+            "{}",
+            crate::error_chain(&error)
+        );
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("config.json");
+        // "cc:s3cret" in base64.
+        std::fs::write(
+            &file,
+            r#"{"auths": {"10.9.0.1:5000": {"auth": "Y2M6czNjcmV0"}}}"#,
+        )
+        .unwrap();
+        let path = file.display().to_string();
+        let c = Config::load_with_env(None, |key: &str| match key {
+            "CCLAUNCH_ENGINE_KIND" => Some("swarm".into()),
+            "CCLAUNCH_REGISTRY_ADDRESS" => Some("10.9.0.1:5000".into()),
+            "CCLAUNCH_REGISTRY_CONFIG" => Some(path.clone()),
+            _ => None,
+        })
+        .unwrap();
+        let registry = c.registry().unwrap().expect("a registry");
+        assert_eq!(
+            (registry.username.as_str(), registry.password.as_str()),
+            ("cc", "s3cret")
+        );
+        assert!(!format!("{registry:?}").contains("s3cret"));
+        std::fs::write(&file, r#"{"auths": {"10.9.0.1:5000": {"auth": "!!"}}}"#).unwrap();
+        let error = c.registry().unwrap_err();
+        assert!(!crate::error_chain(&error).contains("!!"));
+        assert!(
+            crate::error_chain(&error).starts_with("cannot read registry credentials from"),
+            "{}",
+            crate::error_chain(&error)
         );
     }
 

@@ -16,7 +16,7 @@ use crate::config::Config;
 use crate::package::{self, Package};
 use crate::platform::{golang, Platform};
 use crate::queue;
-use crate::runtime::{self, ByteStream, Engine, Progress};
+use crate::runtime::{self, ByteStream, Engine, Progress, Push};
 
 /// Build output lines kept for the error report of a failed build.
 const KEEP_BUILD_LINES: usize = 100;
@@ -85,7 +85,19 @@ struct Joined {
 impl Launcher {
     pub async fn build(&self, package: &Package, progress: &dyn Progress) -> Result<Built, Error> {
         let started = std::time::Instant::now();
-        let result = self.build_or_reuse(package, progress).await;
+        let result = match self.build_or_reuse(package, progress).await {
+            Ok(built) if self.registry.is_some() => {
+                let push = if built.reused {
+                    Push::IfNotPushed
+                } else {
+                    Push::Always
+                };
+                self.published(&built.package_id, &built.image, push, progress)
+                    .await
+                    .map(|_| built)
+            }
+            result => result,
+        };
         let reused = result.as_ref().is_ok_and(|b| b.reused);
         crate::metrics::build_finished(started.elapsed(), result.is_ok(), reused);
         result

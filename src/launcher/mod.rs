@@ -181,6 +181,7 @@ impl Error {
                 runtime::Error::Timeout { .. } => Kind::DeadlineExceeded,
                 runtime::Error::Cancelled { .. } => Kind::Cancelled,
                 runtime::Error::ImageBuildFailed { .. } => Kind::Aborted,
+                runtime::Error::PushFailed { .. } => Kind::Unavailable,
                 runtime::Error::Refused { .. } | runtime::Error::Io { .. } => Kind::Internal,
             },
             Error::Io { .. } | Error::Lock { .. } => Kind::Internal,
@@ -218,6 +219,8 @@ pub struct Launcher {
     engine: Arc<dyn Engine>,
     /// Runs chaincode: the same engine, or a cluster's.
     runner: Arc<dyn Runner>,
+    /// Where images go after a build, for a runner on other machines.
+    registry: Option<runtime::Registry>,
     config: Config,
     scope: Scope,
     /// Output mirrors this process runs, by container name.
@@ -253,6 +256,7 @@ impl Launcher {
         Launcher {
             engine,
             runner,
+            registry: None,
             config,
             scope,
             mirrors: Mutex::default(),
@@ -260,6 +264,41 @@ impl Launcher {
             flights: Arc::default(),
             turns: Mutex::default(),
             claimed: Mutex::default(),
+        }
+    }
+
+    /// The same, pushing every image it builds to `registry` and starting
+    /// chaincode from there, by digest.
+    pub fn with_registry(mut self, registry: runtime::Registry) -> Launcher {
+        self.registry = Some(registry);
+        self
+    }
+
+    /// `image` as the runner takes it: the reference by digest in the
+    /// registry (pushed first if this engine never pushed it), or the image
+    /// itself when the runner shares the engine's images.
+    async fn published(
+        &self,
+        package_id: &str,
+        image: &str,
+        push: runtime::Push,
+        progress: &dyn runtime::Progress,
+    ) -> Result<String, Error> {
+        let Some(registry) = &self.registry else {
+            return Ok(image.to_string());
+        };
+        let timeout = self
+            .config
+            .build_timeout()
+            .unwrap_or(std::time::Duration::from_secs(600));
+        let publish = self.engine.publish(image, registry, push, progress);
+        match tokio::time::timeout(timeout, publish).await {
+            Ok(published) => published.map_err(engine(package_id)),
+            Err(_) => Err(engine(package_id)(runtime::Error::Timeout {
+                op: "push image",
+                target: image.to_string(),
+                seconds: timeout.as_secs(),
+            })),
         }
     }
 

@@ -66,6 +66,14 @@ impl Launcher {
             .msp_id
             .as_deref()
             .unwrap_or(&self.config.peer.local_msp_id);
+        let image = self
+            .published(
+                package_id,
+                &image,
+                runtime::Push::IfNotPushed,
+                &|_: &str| {},
+            )
+            .await?;
         let spec = ContainerSpec {
             name: names.container.clone(),
             image: image.clone(),

@@ -323,3 +323,43 @@ async fn a_resumed_mirror_carries_on_by_time_once_the_log_rotated() {
     // Two lines gone: counting from the log's start would skip line 4 and 5.
     assert_eq!(resumed_after(2).await, ["line 4", "line 5"]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn with_a_registry_builds_are_pushed_and_starts_run_the_pushed_digest() {
+    let s = setup("registry", "10m");
+    let registry = runtime::Registry {
+        address: "10.9.0.1:5000".into(),
+        ..Default::default()
+    };
+    let launcher = Arc::new(
+        Launcher::new(Arc::new(s.fake.clone()), s.launcher.config().clone())
+            .with_registry(registry),
+    );
+    let built = launcher
+        .build(&s.package, &|_: &str| {})
+        .await
+        .expect("built");
+    let pushed = s.fake.pushed();
+    assert_eq!(pushed.len(), 1, "pushed once after the build");
+    assert!(
+        pushed[0].starts_with(&format!("10.9.0.1:5000/{}@sha256:", built.image)),
+        "{pushed:?}"
+    );
+    // A reuse pushes only what was never pushed.
+    launcher
+        .build(&s.package, &|_: &str| {})
+        .await
+        .expect("reused");
+    assert_eq!(s.fake.pushed().len(), 1, "{:?}", s.fake.pushed());
+    let started = launcher
+        .start(request(&s.package.id, false))
+        .await
+        .expect("started");
+    let container = s
+        .fake
+        .containers()
+        .into_iter()
+        .find(|c| c.name == started.container)
+        .expect("its container");
+    assert_eq!(container.image, pushed[0], "the runner got the digest");
+}

@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, Semaphore};
 
 use super::{
     ByteStream, ContainerInfo, ContainerSpec, Download, Engine, EngineInfo, Error, File,
-    ImageBuild, Labels, LogQuery, Output, OutputStream, Progress, Runner,
+    ImageBuild, Labels, LogQuery, Output, OutputStream, Progress, Push, Registry, Runner,
 };
 
 /// Holds a call until opened; counts the calls that reached it.
@@ -55,6 +55,8 @@ struct State {
     /// Started containers run until stopped; otherwise they exit at once
     /// (code 0, output closed), as a build container that did its work.
     keep_running: bool,
+    /// Images pushed, by reference.
+    pushed: Vec<String>,
 }
 
 /// The fake engine. Cheap to clone: clones share one state.
@@ -108,6 +110,11 @@ impl Fake {
     /// How many times `call` was made.
     pub fn calls(&self, call: &'static str) -> u64 {
         self.state().calls.get(call).copied().unwrap_or(0)
+    }
+
+    /// The references pushed, in order.
+    pub fn pushed(&self) -> Vec<String> {
+        self.state().pushed.clone()
     }
 
     pub fn containers(&self) -> Vec<Container> {
@@ -461,5 +468,29 @@ impl Engine for Fake {
         self.enter("download").await?;
         self.find(container).ok_or_else(|| not_found(container))?;
         Ok(Box::pin(futures_util::stream::empty()))
+    }
+
+    async fn publish(
+        &self,
+        image: &str,
+        registry: &Registry,
+        push: Push,
+        _progress: &dyn Progress,
+    ) -> Result<String, Error> {
+        self.enter("publish").await?;
+        let mut state = self.state();
+        if !state.images.contains_key(image) {
+            return Err(not_found(image));
+        }
+        let digest: String = image
+            .bytes()
+            .map(|b| format!("{:02x}", b))
+            .take(32)
+            .collect();
+        let reference = format!("{}/{image}@sha256:{digest:0<64}", registry.address);
+        if push == Push::Always || !state.pushed.contains(&reference) {
+            state.pushed.push(reference.clone());
+        }
+        Ok(reference)
     }
 }

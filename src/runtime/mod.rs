@@ -78,6 +78,12 @@ pub enum Error {
     Cancelled { op: &'static str, target: String },
     #[error("building image {image} failed: {message}")]
     ImageBuildFailed { image: String, message: String },
+    #[error("pushing image {image} to {registry} failed: {message}")]
+    PushFailed {
+        image: String,
+        registry: String,
+        message: String,
+    },
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -135,6 +141,36 @@ pub struct ImageBuild {
     pub pull: bool,
     /// Empty: the engine's default network.
     pub network_mode: String,
+}
+
+/// A registry images are pushed to, so that every node of a cluster runs
+/// exactly the bytes that were built.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Registry {
+    /// `host:port`, as in an image reference.
+    pub address: String,
+    /// Empty: no credentials.
+    pub username: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("address", &self.address)
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+/// When [`Engine::publish`] pushes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Push {
+    /// Every time (after a build): the registry gets what was built.
+    Always,
+    /// Only if this engine never pushed the image there (before a start).
+    IfNotPushed,
 }
 
 /// A container to create: a chaincode's, or a build's.
@@ -247,6 +283,16 @@ pub trait Engine: Runner {
     async fn remove_image(&self, image: &str) -> Result<(), Error>;
     /// Images carrying all of `labels`: (first tag or id, labels).
     async fn list_images(&self, labels: &[(&str, &str)]) -> Result<Vec<(String, Labels)>, Error>;
+
+    /// Puts `image` in `registry` as `registry/image`, reporting the push's
+    /// progress; its reference by digest (`registry/image@sha256:...`).
+    async fn publish(
+        &self,
+        image: &str,
+        registry: &Registry,
+        push: Push,
+        progress: &dyn Progress,
+    ) -> Result<String, Error>;
 
     /// Unpacks a tar (gzip'd or not) at `path` in the container.
     async fn upload(&self, container: &str, path: &str, tar: Bytes) -> Result<(), Error>;

@@ -1,10 +1,17 @@
-//! Images: inspect, build from a context, remove, list by labels.
+//! Images: inspect, build from a context, remove, list by labels, push to
+//! a registry.
 
-use bollard::query_parameters::{BuildImageOptions, ListImagesOptions, RemoveImageOptions};
+use bollard::auth::DockerCredentials;
+use bollard::query_parameters::{
+    BuildImageOptions, ListImagesOptions, PushImageOptions, RemoveImageOptions, TagImageOptions,
+};
 use futures_util::StreamExt;
 
 use super::{label_filter, within, Docker};
-use crate::runtime::{Error, ImageBuild, Labels, Progress};
+use crate::runtime::{Error, ImageBuild, Labels, Progress, Push, Registry};
+
+/// The tag pushed: Fabric's image names carry none.
+const TAG: &str = "latest";
 
 impl Docker {
     pub(super) async fn image_labels(&self, image: &str) -> Result<Option<Labels>, Error> {
@@ -100,5 +107,90 @@ impl Docker {
             .into_iter()
             .map(|i| (i.repo_tags.into_iter().next().unwrap_or(i.id), i.labels))
             .collect())
+    }
+
+    /// Tags `image` as `registry/image`, pushes it (unless it was pushed
+    /// before and `push` allows that) and reads back its digest.
+    pub(super) async fn publish(
+        &self,
+        image: &str,
+        registry: &Registry,
+        push: Push,
+        progress: &dyn Progress,
+    ) -> Result<String, Error> {
+        let repo = format!("{}/{}", registry.address, image.trim_end_matches(":latest"));
+        if push == Push::IfNotPushed {
+            if let Some(reference) = self.pushed(image, &repo).await? {
+                return Ok(reference);
+            }
+        }
+        let tag = async {
+            let options = TagImageOptions {
+                repo: Some(repo.clone()),
+                tag: Some(TAG.into()),
+            };
+            self.client
+                .tag_image(image, Some(options))
+                .await
+                .map_err(self.fail("tag image", image))
+        };
+        within("tag image", image, self.timeouts.request, tag).await?;
+        progress.stage(&format!("pushing image {repo}"));
+        // Engine 20.10 refuses a push without an X-Registry-Auth header:
+        // empty credentials when none are configured.
+        let credentials = DockerCredentials {
+            username: (!registry.username.is_empty()).then(|| registry.username.clone()),
+            password: (!registry.password.is_empty()).then(|| registry.password.clone()),
+            serveraddress: Some(registry.address.clone()),
+            ..Default::default()
+        };
+        let options = PushImageOptions {
+            tag: Some(TAG.into()),
+            ..Default::default()
+        };
+        let mut pushing = self
+            .client
+            .push_image(&repo, Some(options), Some(credentials));
+        let mut last = String::new();
+        while let Some(item) = pushing.next().await {
+            let info = item.map_err(self.fail("push image", &repo))?;
+            if let Some(detail) = info.error_detail {
+                return Err(Error::PushFailed {
+                    image: image.to_string(),
+                    registry: registry.address.clone(),
+                    message: detail.message.unwrap_or_default(),
+                });
+            }
+            // One line per state, not one per byte counted.
+            let line = info.status.unwrap_or_default();
+            if !line.is_empty() && line != last {
+                progress.line(&line);
+                last = line;
+            }
+        }
+        self.pushed(image, &repo)
+            .await?
+            .ok_or_else(|| Error::PushFailed {
+                image: image.to_string(),
+                registry: registry.address.clone(),
+                message: format!("the engine reports no digest of {repo} after the push"),
+            })
+    }
+
+    /// The reference by digest of `image` in `repo`, if this engine pushed it.
+    async fn pushed(&self, image: &str, repo: &str) -> Result<Option<String>, Error> {
+        let inspect = async {
+            self.client
+                .inspect_image(image)
+                .await
+                .map_err(self.fail("inspect image", image))
+        };
+        let found = within("inspect image", image, self.timeouts.request, inspect).await?;
+        let prefix = format!("{repo}@sha256:");
+        Ok(found
+            .repo_digests
+            .unwrap_or_default()
+            .into_iter()
+            .find(|d| d.starts_with(&prefix)))
     }
 }

@@ -12,7 +12,7 @@ use bytes::Bytes;
 
 use super::{
     ByteStream, ContainerInfo, ContainerSpec, Download, Engine, EngineInfo, Error, ImageBuild,
-    Labels, LogQuery, OutputStream, Progress, Runner,
+    Labels, LogQuery, OutputStream, Progress, Push, Registry, Runner,
 };
 
 /// How long the engine may take to answer a build's requests (image builds
@@ -283,6 +283,16 @@ impl Engine for Docker {
 
     async fn list_images(&self, labels: &[(&str, &str)]) -> Result<Vec<(String, Labels)>, Error> {
         Docker::list_images(self, labels).await
+    }
+
+    async fn publish(
+        &self,
+        image: &str,
+        registry: &Registry,
+        push: Push,
+        progress: &dyn Progress,
+    ) -> Result<String, Error> {
+        Docker::publish(self, image, registry, push, progress).await
     }
 
     async fn upload(&self, container: &str, path: &str, tar: Bytes) -> Result<(), Error> {
