@@ -303,12 +303,25 @@ struct CodeScan {
     go_mod: Option<String>,
 }
 
-fn scan_package(source: &mut impl Read, limits: Limits) -> Result<Scan, Problem> {
-    let layer = Layer::Package;
+/// A layer (the package, or the code inside it): a gzip'd tar, read with
+/// its inflated size capped.
+fn open_layer<R: Read>(
+    source: R,
+    layer: Layer,
+    limits: Limits,
+) -> Result<archive::Reader<Capped<gzip::Gunzip<R>>>, Problem> {
     let gz = gzip::Gunzip::new(source)
         .map_err(|source| Problem::Corrupt { layer, source })?
         .ok_or(Problem::NotGzip { layer })?;
-    let mut archive = archive::Reader::new(Capped::new(gz, limits.max_unpacked_bytes));
+    Ok(archive::Reader::new(Capped::new(
+        gz,
+        limits.max_unpacked_bytes,
+    )))
+}
+
+fn scan_package(source: &mut impl Read, limits: Limits) -> Result<Scan, Problem> {
+    let layer = Layer::Package;
+    let mut archive = open_layer(source, layer, limits)?;
     let mut metadata: Option<Metadata> = None;
     let mut code: Option<CodeScan> = None;
 
@@ -370,10 +383,7 @@ fn scan_package(source: &mut impl Read, limits: Limits) -> Result<Scan, Problem>
 
 fn scan_code(source: &mut impl Read, limits: Limits) -> Result<CodeScan, Problem> {
     let layer = Layer::Code;
-    let gz = gzip::Gunzip::new(source)
-        .map_err(|source| Problem::Corrupt { layer, source })?
-        .ok_or(Problem::NotGzip { layer })?;
-    let mut archive = archive::Reader::new(Capped::new(gz, limits.max_unpacked_bytes));
+    let mut archive = open_layer(source, layer, limits)?;
     // Names are remembered by digest: memory per entry stays the same however
     // long its name.
     let mut seen: HashSet<[u8; 16]> = HashSet::new();
