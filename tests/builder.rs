@@ -243,8 +243,17 @@ impl Running {
     }
 
     async fn until_line(&self, wanted: &str) {
+        self.until(|l| l == wanted, wanted).await
+    }
+
+    /// Waits for a line holding `part`.
+    async fn until_line_with(&self, part: &str) {
+        self.until(|l| l.contains(part), part).await
+    }
+
+    async fn until(&self, matches: impl Fn(&str) -> bool, wanted: &str) {
         let seen = common::eventually(Duration::from_secs(60), || {
-            self.lines.lock().unwrap().iter().any(|l| l == wanted)
+            self.lines.lock().unwrap().iter().any(|l| matches(l))
         })
         .await;
         assert!(
@@ -450,7 +459,9 @@ async fn run_rides_out_a_sidecar_restart() {
     let run = Running::spawn(layout.run(&builder, server.as_deref()));
     run.until_line("ready").await;
     sidecar.child.kill().await.unwrap();
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    // The new sidecar comes up only once `run` has noticed the old one gone.
+    run.until_line_with(&format!("lost the sidecar at {}", sidecar.address))
+        .await;
     let _back = spawn_sidecar(&env).await;
     let (code, lines) = run.exit(Duration::from_secs(30)).await;
     assert_eq!(code, Some(4), "{lines:?}");

@@ -11,14 +11,21 @@ use common::{docker, request, Env, SHENV};
 
 /// Counts the build containers the engine creates for a peer while it runs:
 /// a live `docker events` subscription (a `--since` replay reads the engine's
-/// small ring of recent events, which busy parallel tests overrun).
+/// small ring of recent events, which busy parallel tests overrun). Marker
+/// containers with the same labels fence the count: one seen at the start
+/// proves the subscription is in place, one seen at the end that every
+/// earlier event has arrived (the engine sends them in order).
 struct BuildWatch {
     child: std::process::Child,
+    ids: Arc<std::sync::Mutex<Vec<String>>>,
+    peer: String,
+    markers: std::sync::Mutex<Vec<String>>,
+    from: usize,
 }
 
 impl BuildWatch {
     async fn start(peer: &str) -> BuildWatch {
-        let child = std::process::Command::new("docker")
+        let mut child = std::process::Command::new("docker")
             .args([
                 "events",
                 "--format",
@@ -33,16 +40,75 @@ impl BuildWatch {
             .stdout(std::process::Stdio::piped())
             .spawn()
             .expect("docker events");
-        // Give the subscription a moment to be in place before the builds.
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-        BuildWatch { child }
+        let ids = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stdout = child.stdout.take().expect("piped");
+        std::thread::spawn({
+            let ids = Arc::clone(&ids);
+            move || {
+                use std::io::BufRead;
+                for line in std::io::BufReader::new(stdout)
+                    .lines()
+                    .map_while(Result::ok)
+                {
+                    ids.lock().unwrap().push(line);
+                }
+            }
+        });
+        let mut watch = BuildWatch {
+            child,
+            ids,
+            peer: peer.to_string(),
+            markers: std::sync::Mutex::default(),
+            from: 0,
+        };
+        watch.from = watch.fence().await;
+        watch
+    }
+
+    /// Makes marker containers until the subscription reports one; the
+    /// number of events up to and including it.
+    async fn fence(&self) -> usize {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let marker = docker(&[
+                "create",
+                "--label",
+                "org.cclaunch.build=true",
+                "--label",
+                &format!("org.cclaunch.peer-id={}", self.peer),
+                common::BUSYBOX,
+                "true",
+            ]);
+            let marker = marker.trim().to_string();
+            docker(&["rm", &marker]);
+            self.markers.lock().unwrap().push(marker.clone());
+            let seen = common::eventually(std::time::Duration::from_secs(2), || {
+                self.ids.lock().unwrap().contains(&marker)
+            })
+            .await;
+            if seen {
+                let ids = self.ids.lock().unwrap();
+                return ids
+                    .iter()
+                    .position(|id| *id == marker)
+                    .map_or(0, |at| at + 1);
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "docker events never reported a marker container"
+            );
+        }
     }
 
     async fn created(mut self) -> usize {
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        let to = self.fence().await - 1;
         let _ = self.child.kill();
-        let output = self.child.wait_with_output().expect("docker events output");
-        String::from_utf8_lossy(&output.stdout).lines().count()
+        let _ = self.child.wait();
+        let (ids, markers) = (self.ids.lock().unwrap(), self.markers.lock().unwrap());
+        ids[self.from..to]
+            .iter()
+            .filter(|id| !markers.contains(id))
+            .count()
     }
 }
 

@@ -202,6 +202,8 @@ async fn silent_and_surplus_connections_are_closed_while_clients_get_answers() {
     let mut client = sidecar.client().await;
 
     // Three silent ones fill the cap (4); three more are closed at once.
+    let pid = sidecar.child.id().unwrap();
+    let sockets = common::sidecar::sockets_of(pid);
     let connected = Instant::now();
     let mut silent = Vec::new();
     for _ in 0..3 {
@@ -211,8 +213,14 @@ async fn silent_and_surplus_connections_are_closed_while_clients_get_answers() {
                 .unwrap(),
         );
     }
-    // The silent ones are accepted before the surplus is tried.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The silent ones are accepted (a socket each in the sidecar) before
+    // the surplus is tried.
+    assert!(
+        common::eventually(Duration::from_secs(10), || common::sidecar::sockets_of(pid)
+            >= sockets + 3)
+        .await,
+        "the sidecar never accepted the three silent connections"
+    );
     for n in 0..3 {
         let mut surplus = tokio::net::UnixStream::connect(&sidecar.socket)
             .await

@@ -80,6 +80,32 @@ fn assert_continues(first: &[u32], second: &[u32], which: char) {
     );
 }
 
+/// The highest N of the lines `<which> line N` the engine logged for
+/// `container` (stdout and stderr).
+fn logged_up_to(container: &str, which: char) -> u32 {
+    let out = std::process::Command::new("docker")
+        .args(["logs", container])
+        .output()
+        .expect("docker logs");
+    [out.stdout, out.stderr]
+        .iter()
+        .flat_map(|o| {
+            String::from_utf8_lossy(o)
+                .lines()
+                .map(String::from)
+                .collect::<Vec<_>>()
+        })
+        .filter_map(|l| {
+            l.strip_prefix(&format!("{which} line "))?
+                .split(' ')
+                .next()?
+                .parse()
+                .ok()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
 fn unix_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -119,8 +145,17 @@ async fn a_killed_sidecar_comes_back_to_its_chaincode() {
     first.child.start_kill().unwrap();
     first.child.wait().await.unwrap();
     let before = first.mirrored();
-    // Both keep writing while no sidecar runs.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Both keep writing while no sidecar runs: a few lines each.
+    for (id, which) in [(&a_id, 'a'), (&b_id, 'b')] {
+        let container = env.launcher.names(id).unwrap().container;
+        let last = numbers(&before, which).last().copied().unwrap_or(0);
+        assert!(
+            common::eventually(Duration::from_secs(20), || logged_up_to(&container, which)
+                >= last + 3)
+            .await,
+            "chaincode {which} logged no more lines while no sidecar ran"
+        );
+    }
 
     let second = Sidecar::spawn(&env, &socket);
     let mut client = connect(&socket).await;
@@ -279,7 +314,14 @@ async fn resuming_after_log_rotation_carries_on_after_the_last_line() {
     assert!(common::eventually(Duration::from_secs(30), || numbers().len() >= 310).await);
     first.stop_mirrors().await;
     let stopped_after = numbers().len() as u32;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // A few lines logged while no mirror runs.
+    assert!(
+        common::eventually(Duration::from_secs(20), || logged_up_to(
+            &started.container,
+            'r'
+        ) >= stopped_after + 3)
+        .await
+    );
 
     let second = Launcher::new(env.engine.clone(), config);
     let resumed = second.resume().await.unwrap();

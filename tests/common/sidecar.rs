@@ -80,12 +80,17 @@ impl Sidecar {
 
     /// How many of the sidecar's file descriptors are sockets.
     pub fn sockets(&self) -> usize {
-        std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
-            .expect("procfs")
-            .filter_map(|entry| std::fs::read_link(entry.ok()?.path()).ok())
-            .filter(|target| target.to_string_lossy().starts_with("socket:"))
-            .count()
+        sockets_of(self.pid())
     }
+}
+
+/// How many of process `pid`'s file descriptors are sockets.
+pub fn sockets_of(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("procfs")
+        .filter_map(|entry| std::fs::read_link(entry.ok()?.path()).ok())
+        .filter(|target| target.to_string_lossy().starts_with("socket:"))
+        .count()
 }
 
 pub fn proc_status_kib(pid: u32, field: &str) -> u64 {
