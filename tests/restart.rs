@@ -139,9 +139,29 @@ async fn a_killed_sidecar_comes_back_to_its_chaincode() {
         "first sidecar mirrors both: {:?}",
         first.log.lock().unwrap()
     );
-    // Between two lines (they come every 300 ms), so the killed process has
-    // written its checkpoint for the last line it logged.
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Killed once its checkpoints hold every line it mirrored (lines come
+    // every 300 ms, checkpoints follow within 50 ms).
+    let config = env.launcher.config();
+    let checkpoints = cclaunch::output::checkpoint::Checkpoints::new(
+        &config.state_dir(),
+        &config.peer.network_id,
+        &config.peer.id,
+    );
+    let checkpointed = |id: &str, which: char| {
+        let container = env.launcher.names(id).unwrap().container;
+        let inspected = common::docker(&["inspect", "--format", "{{.Id}}", &container]);
+        let at = checkpoints
+            .load(&container, inspected.trim())
+            .map(|skip| skip.at);
+        let mirrored = numbers(&first.mirrored(), which).len() as u64;
+        at.is_some_and(|at| at.stdout.max(at.stderr) == mirrored)
+    };
+    assert!(
+        common::eventually(Duration::from_secs(10), || checkpointed(&a_id, 'a')
+            && checkpointed(&b_id, 'b'))
+        .await,
+        "the checkpoints never caught up with the mirrored lines"
+    );
     first.child.start_kill().unwrap();
     first.child.wait().await.unwrap();
     let before = first.mirrored();
