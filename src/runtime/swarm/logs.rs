@@ -318,10 +318,7 @@ mod tests {
             .filter(|f| matcher.fresh(f))
             .map(|f| shown(f.clone(), false))
             .collect();
-        assert_eq!(
-            fresh,
-            [out("b a third time\n"), err("e2\n"), out("c\n")]
-        );
+        assert_eq!(fresh, [out("b a third time\n"), err("e2\n"), out("c\n")]);
     }
 
     #[test]

@@ -12,7 +12,11 @@
 //!   the subscription the task's output from its first line once the task is
 //!   placed, and the stream ends when the task does (`logs`);
 //! - start: scales the service to 1;
-//! - stop, kill: scale it to 0 (Swarm stops the task with the grace given);
+//! - stop, kill: nothing but a check that the service exists: removing it
+//!   is the stop (its task's stop grace is 0, as Fabric's stop). Scaling to 0
+//!   and then removing the service crashes a 20.10 manager (swarmkit's
+//!   `SetServiceTasksRemove` dereferences a task the task reaper removed
+//!   meanwhile: seen on the lab, a nil pointer panic);
 //! - remove: the service, then its secrets and configs;
 //! - wait: the task's exit code, or the node it was lost with (`tasks`).
 //!
@@ -97,7 +101,8 @@ impl Swarm {
     ) -> Result<T, Error> {
         let limit = self.timeouts().request;
         within(op, target, limit, async {
-            call.await.map_err(self.docker.fail_after(op, target, limit))
+            call.await
+                .map_err(self.docker.fail_after(op, target, limit))
         })
         .await
     }
@@ -111,7 +116,8 @@ impl Swarm {
     ) -> Result<T, Error> {
         let limit = self.timeouts().slow;
         within(op, target, limit, async {
-            call.await.map_err(self.docker.fail_after(op, target, limit))
+            call.await
+                .map_err(self.docker.fail_after(op, target, limit))
         })
         .await
     }
@@ -186,16 +192,15 @@ impl Runner for Swarm {
     }
 
     async fn start_container(&self, container: &str) -> Result<(), Error> {
-        self.scale(container, 1, None).await
+        self.scale(container, 1).await
     }
 
-    async fn stop_container(&self, container: &str, timeout_secs: i64) -> Result<(), Error> {
-        let grace = Duration::from_secs(u64::try_from(timeout_secs).unwrap_or(0));
-        self.scale(container, 0, Some(grace)).await
+    async fn stop_container(&self, container: &str, _timeout_secs: i64) -> Result<(), Error> {
+        self.found(container).await.map(drop)
     }
 
     async fn kill_container(&self, container: &str) -> Result<(), Error> {
-        self.scale(container, 0, Some(Duration::ZERO)).await
+        self.found(container).await.map(drop)
     }
 
     async fn remove_container(&self, container: &str) -> Result<(), Error> {

@@ -106,7 +106,10 @@ mod tests {
             service.starts_with("dev-peer0-org1-example-com-mycc-1-0-3a7f-"),
             "{service}"
         );
-        assert_eq!(service.len(), "dev-peer0-org1-example-com-mycc-1-0-3a7f-".len() + 16);
+        assert_eq!(
+            service.len(),
+            "dev-peer0-org1-example-com-mycc-1-0-3a7f-".len() + 16
+        );
         assert_eq!(service_name(name), service);
     }
 

@@ -1,9 +1,6 @@
 //! Services: finding one by Fabric's container name, create (its files
 //! first), scale (start, stop), remove (its files after it), inspect, list.
 
-use std::collections::HashMap;
-use std::time::Duration;
-
 use bollard::models::{
     Limit, NetworkAttachmentConfig, Service, ServiceSpec, ServiceSpecMode,
     ServiceSpecModeReplicated, TaskSpec, TaskSpecContainerSpec, TaskSpecPlacement,
@@ -12,6 +9,7 @@ use bollard::models::{
 use bollard::query_parameters::{
     InspectServiceOptions, ListServicesOptions, ListTasksOptions, UpdateServiceOptions,
 };
+use std::collections::HashMap;
 
 use super::files::Made;
 use super::names::{service_name, LABEL_CONTAINER_NAME};
@@ -85,16 +83,15 @@ impl Swarm {
         let mut labels = spec.labels.clone();
         labels.insert(LABEL_CONTAINER_NAME.to_string(), spec.name.clone());
         let host = &spec.host_config;
-        let limits = (host.memory().is_some() || host.nano_cpus().is_some()).then(|| {
-            TaskSpecResources {
+        let limits =
+            (host.memory().is_some() || host.nano_cpus().is_some()).then(|| TaskSpecResources {
                 limits: Some(Limit {
                     memory_bytes: host.memory(),
                     nano_cpus: host.nano_cpus(),
                     ..Default::default()
                 }),
                 ..Default::default()
-            }
-        });
+            });
         let options = &self.options;
         let service_spec = ServiceSpec {
             name: Some(service.clone()),
@@ -111,6 +108,8 @@ impl Swarm {
                     args: Some(spec.args.clone()),
                     env: Some(spec.env.clone()),
                     labels: Some(labels),
+                    // Removing the service is Fabric's stop: no grace.
+                    stop_grace_period: Some(0),
                     secrets: (!mounts.secrets.is_empty()).then_some(mounts.secrets),
                     configs: (!mounts.configs.is_empty()).then_some(mounts.configs),
                     ..Default::default()
@@ -152,14 +151,9 @@ impl Swarm {
         }
     }
 
-    /// Sets the service's replicas (1: start, 0: stop, the task given `grace`
-    /// to end); a service already at `replicas` is left as it is.
-    pub(super) async fn scale(
-        &self,
-        container: &str,
-        replicas: i64,
-        grace: Option<Duration>,
-    ) -> Result<(), Error> {
+    /// Sets the service's replicas (1: start); a service already at
+    /// `replicas` is left as it is.
+    pub(super) async fn scale(&self, container: &str, replicas: i64) -> Result<(), Error> {
         let found = self.found(container).await?;
         let mut spec = found.service.spec.unwrap_or_default();
         let current = spec
@@ -176,15 +170,6 @@ impl Swarm {
             }),
             ..Default::default()
         });
-        if let Some(grace) = grace {
-            let container_spec = spec
-                .task_template
-                .get_or_insert_with(Default::default)
-                .container_spec
-                .get_or_insert_with(Default::default);
-            container_spec.stop_grace_period =
-                Some(i64::try_from(grace.as_nanos()).unwrap_or(i64::MAX));
-        }
         let version = found
             .service
             .version
@@ -205,8 +190,7 @@ impl Swarm {
         self.slow_call(
             op,
             container,
-            self.client()
-                .update_service(&found.id, spec, options, None),
+            self.client().update_service(&found.id, spec, options, None),
         )
         .await
         .map(drop)
@@ -258,7 +242,10 @@ impl Swarm {
     }
 
     /// The tasks of these services (one listing).
-    pub(super) async fn tasks_of(&self, services: &[&str]) -> Result<Vec<bollard::models::Task>, Error> {
+    pub(super) async fn tasks_of(
+        &self,
+        services: &[&str],
+    ) -> Result<Vec<bollard::models::Task>, Error> {
         let filters = HashMap::from([(
             "service".to_string(),
             services.iter().map(|s| s.to_string()).collect(),

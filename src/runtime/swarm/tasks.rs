@@ -185,7 +185,10 @@ impl Swarm {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            match self.task_end(&found.id, &found.container, polls % 4 == 0).await? {
+            match self
+                .task_end(&found.id, &found.container, polls % 4 == 0)
+                .await?
+            {
                 End::Not => {}
                 End::Exited(code) => return Ok(code),
                 End::Lost(error) => return Err(error),
