@@ -165,6 +165,13 @@ fn names(args: NamesArgs, config: &Config) -> Result<()> {
     let names = scope.names(&args.ccid)?;
     println!("container: {}", names.container);
     println!("image: {}", names.image);
+    if config.cclaunch.engine.kind == crate::config::EngineKind::Swarm {
+        // A service name is a DNS label; Fabric's name stays in a label.
+        println!(
+            "service: {}",
+            crate::runtime::swarm::names::service_name(&names.container)
+        );
+    }
     Ok(())
 }
 

@@ -10,10 +10,11 @@ use anyhow::{Context, Result};
 
 use super::ServerArgs;
 use crate::client::{Address, ClientTls, Remote};
-use crate::config::Config;
+use crate::config::{Config, EngineKind};
 use crate::launch::Launch;
 use crate::launcher::Launcher;
 use crate::runtime::docker::Docker;
+use crate::runtime::swarm::{Swarm, SwarmOptions};
 
 impl ServerArgs {
     /// The sidecar's address and, for https, this client's TLS material.
@@ -63,10 +64,36 @@ pub async fn launch(server: &ServerArgs, config: &Config) -> Result<Box<dyn Laun
     }
 }
 
-/// A launcher on the engine `vm.endpoint` names.
+/// A launcher that builds on the engine `vm.endpoint` names and runs
+/// chaincode there, or on the swarm `cclaunch.engine.kind` asks for (its
+/// images pushed to `cclaunch.registry`).
 pub async fn launcher(config: Config) -> Result<Launcher> {
-    let docker = Docker::connect(&config.vm.endpoint)
-        .await?
-        .with_timeouts((&config.cclaunch.engine).into());
-    Ok(Launcher::new(Arc::new(docker), config))
+    let timeouts = (&config.cclaunch.engine).into();
+    let docker = Arc::new(
+        Docker::connect(&config.vm.endpoint)
+            .await?
+            .with_timeouts(timeouts),
+    );
+    let registry = config.registry()?;
+    let launcher = match config.cclaunch.engine.kind {
+        EngineKind::Docker => Launcher::new(docker, config),
+        EngineKind::Swarm => {
+            let swarm = &config.cclaunch.swarm;
+            let endpoint = match swarm.endpoint.as_str() {
+                "" => config.vm.endpoint.as_str(),
+                endpoint => endpoint,
+            };
+            let options = SwarmOptions {
+                network: swarm.network.clone(),
+                constraints: swarm.constraints.clone(),
+                timeouts,
+            };
+            let runner = Arc::new(Swarm::connect(endpoint, options).await?);
+            Launcher::with_runner(docker, runner, config)
+        }
+    };
+    Ok(match registry {
+        Some(registry) => launcher.with_registry(registry),
+        None => launcher,
+    })
 }

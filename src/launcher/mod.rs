@@ -182,6 +182,11 @@ impl Error {
                 runtime::Error::Cancelled { .. } => Kind::Cancelled,
                 runtime::Error::ImageBuildFailed { .. } => Kind::Aborted,
                 runtime::Error::PushFailed { .. } => Kind::Unavailable,
+                runtime::Error::Lost {
+                    node_down: true, ..
+                } => Kind::Unavailable,
+                runtime::Error::Lost { .. } => Kind::Aborted,
+                runtime::Error::Unsuited { .. } => Kind::FailedPrecondition,
                 runtime::Error::Refused { .. } | runtime::Error::Io { .. } => Kind::Internal,
             },
             Error::Io { .. } | Error::Lock { .. } => Kind::Internal,

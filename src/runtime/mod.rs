@@ -15,6 +15,7 @@ pub mod docker;
 #[cfg(test)]
 pub mod fake;
 mod host;
+pub mod swarm;
 
 pub use host::HostConfig;
 
@@ -84,6 +85,20 @@ pub enum Error {
         registry: String,
         message: String,
     },
+    /// A cluster's task that ended without an exit code: its node went down
+    /// (`node_down`), or the cluster rejected or orphaned it.
+    #[error("container {target}: its task is {state} on node {node}: {reason}")]
+    Lost {
+        target: String,
+        node: String,
+        state: String,
+        reason: String,
+        node_down: bool,
+    },
+    /// The endpoint answers, but is not what the runner needs (a swarm
+    /// manager).
+    #[error("the engine at {endpoint} cannot run chaincode: {reason}")]
+    Unsuited { endpoint: String, reason: String },
     #[error("{context}: {source}")]
     Io {
         context: String,

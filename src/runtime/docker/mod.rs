@@ -106,9 +106,29 @@ impl Docker {
         self
     }
 
+    /// The client, for the Swarm runner on the same connection (answers
+    /// may take as long as a build's; bound each call with [`within`]).
+    pub(in crate::runtime) fn client(&self) -> &bollard::Docker {
+        &self.client
+    }
+
+    /// The client whose answers are due within `timeouts.request`, for
+    /// streams (the Swarm runner's logs).
+    pub(in crate::runtime) fn quick(&self) -> &bollard::Docker {
+        &self.quick
+    }
+
+    pub(in crate::runtime) fn timeouts(&self) -> &Timeouts {
+        &self.timeouts
+    }
+
+    pub(in crate::runtime) fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
     /// Turns a bollard error into ours: 404 is NotFound, a broken connection
     /// is Unreachable, anything else keeps the operation and its target.
-    pub(super) fn fail(
+    pub(in crate::runtime) fn fail(
         &self,
         op: &'static str,
         target: &str,
@@ -117,7 +137,7 @@ impl Docker {
     }
 
     /// As [`Docker::fail`], for a client whose answers are due within `limit`.
-    pub(super) fn fail_after(
+    pub(in crate::runtime) fn fail_after(
         &self,
         op: &'static str,
         target: &str,
@@ -158,7 +178,7 @@ impl Docker {
 
 /// Runs one engine call within `limit`; past it, the call is dropped (its
 /// connection with it) and fails as timed out, naming the call.
-pub(super) async fn within<T>(
+pub(in crate::runtime) async fn within<T>(
     op: &'static str,
     target: &str,
     limit: Duration,
@@ -174,11 +194,11 @@ pub(super) async fn within<T>(
 }
 
 /// A timeout in whole seconds, at least one (as bollard takes it).
-pub(super) fn whole_seconds(limit: Duration) -> u64 {
+pub(in crate::runtime) fn whole_seconds(limit: Duration) -> u64 {
     limit.as_secs_f64().ceil().max(1.0) as u64
 }
 
-pub(super) fn label_filter(labels: &[(&str, &str)]) -> HashMap<String, Vec<String>> {
+pub(in crate::runtime) fn label_filter(labels: &[(&str, &str)]) -> HashMap<String, Vec<String>> {
     HashMap::from([(
         "label".to_string(),
         labels.iter().map(|(k, v)| format!("{k}={v}")).collect(),
