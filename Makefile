@@ -37,8 +37,8 @@ test: engine images portable
 ## The tests on a 3-node Docker Swarm that tests/cluster/with-swarm.sh makes
 ## for them, in network namespaces of its own (docs/TESTING.md).
 test-swarm: engine swarm-deps
-	testdata/images/make-images.sh busybox
-	tests/cluster/with-swarm.sh $(CARGO) test --test swarm_lab --test swarm_engine -- --test-threads=2
+	testdata/images/make-images.sh busybox shenv
+	tests/cluster/with-swarm.sh $(CARGO) test --test swarm_lab --test swarm_engine --test swarm_faces -- --test-threads=2
 
 swarm-deps:
 	tests/cluster/install-deps.sh
@@ -48,7 +48,7 @@ swarm-deps:
 ## /var/cache/cclaunch-k8s) and runs in a network namespace of its own
 ## (docs/TESTING.md). One lab per machine: a second run waits for the first.
 test-k8s: engine k8s-deps
-	testdata/images/make-images.sh busybox
+	testdata/images/make-images.sh busybox shenv
 	tests/cluster/with-k8s.sh $(CARGO) test --test k8s_lab -- --test-threads=4
 
 k8s-deps:

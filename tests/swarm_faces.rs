@@ -1,0 +1,195 @@
+//! The CLI on a real swarm (`cclaunch.engine.kind: swarm`): a package is
+//! built on the manager's engine, pushed to the lab registry, and runs as a
+//! service on a worker by digest, with the peer's TLS files in place; its
+//! output, exit code, listing and stop come back through the same verbs as
+//! on Docker, and stop leaves no service, secret or config behind.
+//!
+//! Runs under tests/cluster/with-swarm.sh (`make test-swarm`); elsewhere it
+//! says it is skipped.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::swarm::Lab;
+use common::SHENV;
+
+/// The binary as `peer` on the lab, chaincode on its workers: (exit code,
+/// stdout, stderr).
+async fn run(lab: &Lab, peer: &str, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_cclaunch"))
+        .args(args)
+        .env("CORE_VM_ENDPOINT", lab.endpoint("mgr"))
+        .env("CORE_PEER_ID", peer)
+        .env("CORE_PEER_NETWORKID", "test")
+        .env("CORE_CHAINCODE_NODE_RUNTIME", SHENV)
+        .env("CCLAUNCH_STATEDIR", common::state_dir(peer))
+        .env("CCLAUNCH_ENGINE_KIND", "swarm")
+        .env("CCLAUNCH_REGISTRY_ADDRESS", &lab.registry)
+        .env("CCLAUNCH_SWARM_CONSTRAINTS", "node.role==worker")
+        .env("RUST_LOG", "off")
+        .env_remove(cclaunch::client::SERVER_ENV)
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(300), out)
+        .await
+        .unwrap_or_else(|_| panic!("cclaunch {args:?} did not finish"))
+        .expect("run cclaunch");
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.code(), text(&out.stdout), text(&out.stderr))
+}
+
+fn write(dir: &Path, name: &str, bytes: &[u8]) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).expect("write");
+    path.display().to_string()
+}
+
+/// The manager's answer to `docker ARGS` (stdout, trimmed).
+fn on_manager(lab: &Lab, args: &[&str]) -> String {
+    let out = lab.docker(&lab.endpoint("mgr"), args);
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_builds_pushes_and_runs_chaincode_as_a_service_on_a_worker() {
+    let Some(lab) = Lab::from_env() else { return };
+    lab.images(&["busybox", "shenv"]);
+    let peer = common::unique_peer("swarmcli").to_lowercase();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let code = dir.path().join("src");
+    std::fs::create_dir_all(&code).expect("mkdir");
+    // Prints where it runs, its id, and a digest of each TLS file with its
+    // mode, then exits 3.
+    std::fs::write(
+        code.join("start.sh"),
+        "echo \"host $(hostname)\"\necho \"id $CORE_CHAINCODE_ID_NAME\"\nfor f in client.key client.crt client_pem.key client_pem.crt peer.crt; do\n  p=/etc/hyperledger/fabric/$f\n  echo \"file $f $(stat -c %a $p) $(sha256sum < $p | cut -c1-64)\"\ndone\nexit 3\n",
+    )
+    .expect("write start.sh");
+    let file = dir.path().join("cc.tar.gz");
+    let metadata = cclaunch::package::Metadata {
+        path: String::new(),
+        kind: "node".into(),
+        label: "swarmcli".into(),
+    };
+    cclaunch::package::write(&metadata, &code, &file).expect("package");
+    let file = file.display().to_string();
+    let tls = common::tls_material();
+    let cert = write(dir.path(), "client.crt", &tls.client_cert);
+    let key = write(dir.path(), "client.key", &tls.client_key);
+    let root = write(dir.path(), "root.crt", &tls.root_cert);
+
+    let (code, id, stderr) = run(&lab, &peer, &["package-id", &file]).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    let id = id.trim().to_string();
+    let (code, names, stderr) = run(&lab, &peer, &["names", &id]).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    let name = |key: &str| {
+        names
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}: ")))
+            .unwrap_or_else(|| panic!("no {key} in {names}"))
+            .to_string()
+    };
+    let (container, image, service) = (name("container"), name("image"), name("service"));
+    assert!(service.len() <= 63, "{service}");
+
+    // Build on the manager's engine, then pushed: the registry has it.
+    let (code, stdout, stderr) = run(&lab, &peer, &["build", &file]).await;
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    let digests = on_manager(
+        &lab,
+        &[
+            "image",
+            "inspect",
+            "--format",
+            "{{json .RepoDigests}}",
+            &image,
+        ],
+    );
+    let pushed = format!("{}/{image}@sha256:", lab.registry);
+    assert!(digests.contains(&pushed), "{digests}");
+
+    // Started with TLS and followed: its lines on stdout, its exit code kept.
+    let (code, stdout, stderr) = run(
+        &lab,
+        &peer,
+        &[
+            "start",
+            &file,
+            "--peer-address",
+            "127.0.0.1:7052",
+            "--client-cert",
+            &cert,
+            "--client-key",
+            &key,
+            "--root-cert",
+            &root,
+            "-f",
+        ],
+    )
+    .await;
+    assert_eq!(code, Some(3), "{stdout}{stderr}");
+    let host = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("host "))
+        .unwrap_or_else(|| panic!("no host line in {stdout}"));
+    let node = lab.node_of_hostname(host);
+    assert!(
+        matches!(node.as_deref(), Some("w1" | "w2")),
+        "ran on {host}, not a worker"
+    );
+    assert!(stdout.contains(&format!("id {id}\n")), "{stdout}");
+    let b64 = |b: &[u8]| {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD
+            .encode(b)
+            .into_bytes()
+    };
+    let sha = |b: &[u8]| {
+        use sha2::Digest as _;
+        hex::encode(sha2::Sha256::digest(b))
+    };
+    for (file, bytes) in [
+        ("client.key", b64(&tls.client_key)),
+        ("client.crt", b64(&tls.client_cert)),
+        ("client_pem.key", tls.client_key.clone()),
+        ("client_pem.crt", tls.client_cert.clone()),
+        ("peer.crt", tls.root_cert.clone()),
+    ] {
+        let line = format!("file {file} 644 {}", sha(&bytes));
+        assert!(stdout.lines().any(|l| l == line), "{line} not in {stdout}");
+    }
+    // The service runs the pushed bytes, by digest.
+    let image_ref = on_manager(
+        &lab,
+        &[
+            "service",
+            "inspect",
+            "--format",
+            "{{.Spec.TaskTemplate.ContainerSpec.Image}}",
+            &service,
+        ],
+    );
+    assert!(image_ref.starts_with(&pushed), "{image_ref}");
+
+    // The same verbs as on Docker: wait, logs, ps by Fabric's name.
+    let (code, stdout, stderr) = run(&lab, &peer, &["wait", &id]).await;
+    assert_eq!((code, stdout.trim()), (Some(0), "3"), "{stderr}");
+    let (code, logs, stderr) = run(&lab, &peer, &["logs", &id]).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(logs.contains(&format!("id {id}\n")), "{logs}");
+    let (code, ps, stderr) = run(&lab, &peer, &["ps"]).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(ps.contains(&container), "{ps}");
+
+    // Stop leaves nothing of it on the swarm.
+    let (code, _, stderr) = run(&lab, &peer, &["stop", &id]).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    let label = format!("label=org.cclaunch.peer-id={peer}");
+    for kind in ["service", "secret", "config"] {
+        let left = on_manager(&lab, &[kind, "ls", "-q", "--filter", &label]);
+        assert!(left.is_empty(), "{kind}s left after stop: {left}");
+    }
+}
