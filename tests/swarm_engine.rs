@@ -600,11 +600,9 @@ async fn a_worker_killed_under_a_task_makes_wait_fail_naming_the_node() {
     let error = lost.expect_err("a lost task has no exit code");
     let hostname = format!("{}-{node}", lab.prefix);
     match &error {
-        Error::Lost {
-            node, node_down, ..
-        } => {
-            assert_eq!(node, &hostname);
-            assert!(node_down);
+        Error::Lost(lost) => {
+            assert_eq!(lost.node, hostname);
+            assert!(lost.node_down);
         }
         other => panic!("{other:?}"),
     }

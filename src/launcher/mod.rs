@@ -182,10 +182,8 @@ impl Error {
                 runtime::Error::Cancelled { .. } => Kind::Cancelled,
                 runtime::Error::ImageBuildFailed { .. } => Kind::Aborted,
                 runtime::Error::PushFailed { .. } => Kind::Unavailable,
-                runtime::Error::Lost {
-                    node_down: true, ..
-                } => Kind::Unavailable,
-                runtime::Error::Lost { .. } => Kind::Aborted,
+                runtime::Error::Lost(lost) if lost.node_down => Kind::Unavailable,
+                runtime::Error::Lost(_) => Kind::Aborted,
                 runtime::Error::Unsuited { .. } => Kind::FailedPrecondition,
                 runtime::Error::Refused { .. } | runtime::Error::Io { .. } => Kind::Internal,
             },

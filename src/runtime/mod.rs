@@ -87,14 +87,8 @@ pub enum Error {
     },
     /// A cluster's task that ended without an exit code: its node went down
     /// (`node_down`), or the cluster rejected or orphaned it.
-    #[error("container {target}: its task is {state} on node {node}: {reason}")]
-    Lost {
-        target: String,
-        node: String,
-        state: String,
-        reason: String,
-        node_down: bool,
-    },
+    #[error("{0}")]
+    Lost(Box<Lost>),
     /// The endpoint answers, but is not what the runner needs (a swarm
     /// manager).
     #[error("the engine at {endpoint} cannot run chaincode: {reason}")]
@@ -105,6 +99,20 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// A cluster's task that ended without an exit code.
+#[derive(Debug, thiserror::Error)]
+#[error("container {target}: its task is {state} on node {node}: {reason}")]
+pub struct Lost {
+    pub target: String,
+    /// The node's hostname.
+    pub node: String,
+    /// The task's last reported state.
+    pub state: String,
+    pub reason: String,
+    /// The node is down (the task may still run there, unreachable).
+    pub node_down: bool,
 }
 
 impl Error {

@@ -6,7 +6,7 @@ use bollard::models::{NodeState, Service, Task, TaskState};
 
 use super::names::LABEL_CONTAINER_NAME;
 use super::{Swarm, POLL};
-use crate::runtime::{ContainerInfo, Error};
+use crate::runtime::{ContainerInfo, Error, Lost};
 
 /// How a task ended, or that it has not.
 #[derive(Debug)]
@@ -136,7 +136,7 @@ impl Swarm {
                 Some(node) => self.hostname(node).await,
                 None => None,
             };
-            return Ok(End::Lost(Error::Lost {
+            return Ok(End::Lost(Error::Lost(Box::new(Lost {
                 target: container.to_string(),
                 node: node_name(node),
                 state: state_name,
@@ -145,7 +145,7 @@ impl Swarm {
                     .or(status.message)
                     .unwrap_or_else(|| "it ended without an exit code".to_string()),
                 node_down: false,
-            }));
+            }))));
         }
         // A task whose node is lost stays as it was last reported; Swarm
         // then no longer wants it running, which is when its node is asked
@@ -156,13 +156,13 @@ impl Swarm {
         );
         if let (Some(node), true) = (&task.node_id, check_node || unwanted) {
             if let Some(hostname) = self.node_down(node).await? {
-                return Ok(End::Lost(Error::Lost {
+                return Ok(End::Lost(Error::Lost(Box::new(Lost {
                     target: container.to_string(),
                     node: hostname,
                     state: state_name,
                     reason: "its node is down".to_string(),
                     node_down: true,
-                }));
+                }))));
             }
         }
         Ok(End::Not)
