@@ -193,3 +193,122 @@ async fn the_cli_builds_pushes_and_runs_chaincode_as_a_service_on_a_worker() {
         assert!(left.is_empty(), "{kind}s left after stop: {left}");
     }
 }
+
+/// A launcher on the swarm (as the CLI road makes it) mirrors a service's
+/// output into the chaincode's logger; a second one, as a restarted sidecar,
+/// resumes from the checkpoint: the lines logged while none ran are
+/// mirrored, and none twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_launcher_resumes_a_services_output_with_none_lost_or_repeated() {
+    use cclaunch::launcher::Launcher;
+    use cclaunch::runtime::docker::Docker;
+    use cclaunch::runtime::swarm::{Swarm, SwarmOptions};
+    use std::sync::Arc;
+
+    let Some(lab) = Lab::from_env() else { return };
+    lab.images(&["busybox", "shenv"]);
+    let captured = common::captured();
+    let peer = common::unique_peer("swarmresume").to_lowercase();
+    let manager = lab.endpoint("mgr");
+    let config = common::config(
+        &peer,
+        &[
+            ("CORE_VM_ENDPOINT", manager.as_str()),
+            ("CORE_CHAINCODE_NODE_RUNTIME", SHENV),
+            ("CCLAUNCH_ENGINE_KIND", "swarm"),
+            ("CCLAUNCH_REGISTRY_ADDRESS", lab.registry.as_str()),
+        ],
+    );
+    let launcher = || async {
+        let docker = Arc::new(Docker::connect(&manager).await.expect("manager engine"));
+        let options = SwarmOptions {
+            constraints: vec!["node.role==worker".into()],
+            ..SwarmOptions::default()
+        };
+        let swarm = Arc::new(Swarm::connect(&manager, options).await.expect("swarm"));
+        let registry = config.registry().expect("registry").expect("set");
+        Launcher::with_runner(docker, swarm, config.clone()).with_registry(registry)
+    };
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let code = dir.path().join("src");
+    std::fs::create_dir_all(&code).expect("mkdir");
+    std::fs::write(
+        code.join("start.sh"),
+        "i=0\nwhile true; do i=$((i+1)); echo \"s line $i\"; sleep 0.2; done\n",
+    )
+    .expect("write start.sh");
+    let file = dir.path().join("cc.tar.gz");
+    let metadata = cclaunch::package::Metadata {
+        path: String::new(),
+        kind: "node".into(),
+        label: "swarmresume".into(),
+    };
+    cclaunch::package::write(&metadata, &code, &file).expect("package");
+    let package = cclaunch::package::Package::open(&file, Default::default()).expect("open");
+
+    let first = launcher().await;
+    first.claim().expect("claimed");
+    first.build(&package, &|_: &str| {}).await.expect("built");
+    let started = first
+        .start(common::request(&package.id))
+        .await
+        .expect("started");
+    let target = format!("peer.chaincode.{}", started.container);
+    let numbers = || -> Vec<u32> {
+        captured
+            .for_target(&target)
+            .iter()
+            .filter_map(|l| l.strip_prefix("s line ")?.parse().ok())
+            .collect()
+    };
+    assert!(
+        common::eventually(Duration::from_secs(60), || numbers().len() >= 5).await,
+        "the first launcher mirrored {:?}",
+        numbers()
+    );
+    first.stop_mirrors().await;
+    drop(first);
+    let stopped_after = numbers().len() as u32;
+    // A few lines logged while no mirror runs.
+    let service = cclaunch::runtime::swarm::names::service_name(&started.container);
+    let logged = || {
+        on_manager(&lab, &["service", "logs", "--raw", &service])
+            .lines()
+            .filter_map(|l| l.strip_prefix("s line ")?.trim().parse::<u32>().ok())
+            .max()
+            .unwrap_or(0)
+    };
+    assert!(
+        common::eventually(Duration::from_secs(30), || logged() >= stopped_after + 3).await,
+        "the service logged up to {} while no mirror ran",
+        logged()
+    );
+
+    let second = launcher().await;
+    second.claim().expect("claimed by the new launcher");
+    let resumed = second.resume().await.expect("resumed");
+    assert_eq!(resumed.len(), 1, "{resumed:?}");
+    let check = stopped_after + 6;
+    assert!(
+        common::eventually(Duration::from_secs(30), || numbers().len() as u32 >= check).await,
+        "the new launcher mirrored {:?}",
+        numbers()
+    );
+    let seen = numbers();
+    let expected: Vec<u32> = (1..=seen.len() as u32).collect();
+    assert_eq!(seen, expected, "lines lost or repeated across the restart");
+
+    second.stop(&package.id).await.expect("stopped");
+    assert!(on_manager(
+        &lab,
+        &[
+            "service",
+            "ls",
+            "-q",
+            "--filter",
+            &format!("name={service}")
+        ]
+    )
+    .is_empty());
+}
