@@ -30,7 +30,7 @@ impl Launcher {
                 self.remove_container(id, &container.name).await?;
                 collected.containers.push(container.name);
             } else {
-                in_use.insert(container.image.clone());
+                in_use.insert(self.local_image(&container.image).to_string());
             }
         }
         let images = self
@@ -60,5 +60,18 @@ impl Launcher {
             }
         }
         Ok(collected)
+    }
+
+    /// The local image a runner's image reference stands for: a reference
+    /// by digest in the registry (`registry/image@sha256:...`) is `image`.
+    fn local_image<'a>(&self, reference: &'a str) -> &'a str {
+        let Some(registry) = &self.registry else {
+            return reference;
+        };
+        reference
+            .strip_prefix(registry.address.as_str())
+            .and_then(|rest| rest.strip_prefix('/'))
+            .and_then(|rest| rest.split('@').next())
+            .unwrap_or(reference)
     }
 }

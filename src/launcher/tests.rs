@@ -362,4 +362,20 @@ async fn with_a_registry_builds_are_pushed_and_starts_run_the_pushed_digest() {
         .find(|c| c.name == started.container)
         .expect("its container");
     assert_eq!(container.image, pushed[0], "the runner got the digest");
+
+    // Another chaincode started from this image (`image_of`) keeps it in
+    // use, though the runner names it by digest: gc of this package removes
+    // its container, not the image.
+    let other = format!("other:{}", "f".repeat(64));
+    launcher
+        .start(StartRequest {
+            image_of: Some(s.package.id.clone()),
+            ..request(&other, false)
+        })
+        .await
+        .expect("started from the same image");
+    let only = crate::launch::Selection::Only(vec![s.package.id.clone()]);
+    let collected = launcher.gc(&only).await.expect("gc");
+    assert_eq!(collected.containers, [started.container], "{collected:?}");
+    assert!(collected.images.is_empty(), "{collected:?}");
 }
