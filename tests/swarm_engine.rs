@@ -12,8 +12,6 @@ mod common;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use bollard::auth::DockerCredentials;
-use bollard::query_parameters::{PushImageOptions, RemoveImageOptions, TagImageOptions};
 use cclaunch::launch::TlsMaterial;
 use cclaunch::runtime::docker::Docker;
 use cclaunch::runtime::swarm::{names, Swarm, SwarmOptions};
@@ -96,49 +94,26 @@ async fn connect(endpoint: &str) -> bollard::Docker {
         .expect("negotiate")
 }
 
-/// The manager's busybox pushed to the lab registry under this scope: its
-/// reference by digest (as swarm_lab.rs pushes it).
-async fn push_busybox(lab: &Lab, scope: &Scope) -> String {
+/// The manager's busybox pushed to the lab registry by cclaunch's own
+/// `Engine::publish`: its reference by digest.
+async fn push_busybox(lab: &Lab) -> String {
+    use cclaunch::runtime::{Engine, Push, Registry};
     lab.images(&["busybox"]);
-    let manager = connect(&lab.manager).await;
-    let repo = format!("{}/{}/busybox", lab.registry, scope.id);
-    manager
-        .tag_image(
-            common::BUSYBOX,
-            Some(TagImageOptions {
-                repo: Some(repo.clone()),
-                tag: Some("t".into()),
-            }),
-        )
+    let manager = cclaunch::runtime::docker::Docker::connect(&lab.manager)
         .await
-        .expect("tag");
-    // Engine 20.10 wants X-Registry-Auth on a push, even empty.
-    let mut push = manager.push_image(
-        &repo,
-        Some(PushImageOptions {
-            tag: Some("t".into()),
-            ..Default::default()
-        }),
-        Some(DockerCredentials::default()),
+        .expect("manager engine");
+    let registry = Registry {
+        address: lab.registry.clone(),
+        ..Default::default()
+    };
+    let reference = manager
+        .publish(common::BUSYBOX, &registry, Push::Always, &|_: &str| {})
+        .await
+        .expect("published");
+    assert!(
+        reference.starts_with(&format!("{}/cclaunch-test/busybox@sha256:", lab.registry)),
+        "{reference}"
     );
-    while let Some(item) = push.next().await {
-        let info = item.unwrap_or_else(|e| panic!("push {repo}: {e}"));
-        assert!(info.error_detail.is_none(), "push {repo}: {info:?}");
-    }
-    let image = manager
-        .inspect_image(&format!("{repo}:t"))
-        .await
-        .expect("inspect");
-    let reference = image
-        .repo_digests
-        .unwrap_or_default()
-        .into_iter()
-        .find(|d| d.starts_with(&format!("{repo}@sha256:")))
-        .unwrap_or_else(|| panic!("no digest of {repo} after the push"));
-    manager
-        .remove_image(&format!("{repo}:t"), None::<RemoveImageOptions>, None)
-        .await
-        .expect("untag");
     reference
 }
 
@@ -272,7 +247,7 @@ async fn a_service_runs_on_a_worker_exactly_as_docker_runs_the_same_spec() {
     let _nodes = NODES.read().await;
     let started = Instant::now();
     let scope = Scope::new(&lab, "same");
-    let image = push_busybox(&lab, &scope).await;
+    let image = push_busybox(&lab).await;
     let swarm = swarm(&lab).await;
     let name = fabric_name(&scope, "same");
     assert!(name.len() > 63, "{name}");
@@ -436,7 +411,7 @@ async fn every_line_arrives_once_through_attach_and_logs_and_the_exit_code_is_th
     };
     let _nodes = NODES.read().await;
     let scope = Scope::new(&lab, "lines");
-    let image = push_busybox(&lab, &scope).await;
+    let image = push_busybox(&lab).await;
     let swarm = swarm(&lab).await;
     let name = fabric_name(&scope, "lines");
     // Output from the first instant on, both streams, then a pause and more
@@ -516,7 +491,7 @@ async fn remove_ends_a_running_task_and_takes_its_secrets_and_configs() {
     };
     let _nodes = NODES.read().await;
     let scope = Scope::new(&lab, "stop");
-    let image = push_busybox(&lab, &scope).await;
+    let image = push_busybox(&lab).await;
     let swarm = swarm(&lab).await;
     let name = fabric_name(&scope, "stop");
     let mut spec = spec(&scope, &name, &image, "echo up; exec sleep 600");
@@ -573,7 +548,7 @@ async fn a_worker_killed_under_a_task_makes_wait_fail_naming_the_node() {
     };
     let _nodes = NODES.write().await;
     let scope = Scope::new(&lab, "lost");
-    let image = push_busybox(&lab, &scope).await;
+    let image = push_busybox(&lab).await;
     let swarm = swarm(&lab).await;
     let name = fabric_name(&scope, "lost");
     let spec = spec(&scope, &name, &image, "echo up; exec sleep 600");

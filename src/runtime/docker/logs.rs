@@ -71,21 +71,25 @@ impl Docker {
                 what: format!("container {container}"),
             });
         }
-        let options = LogsOptions {
-            follow: query.follow,
-            stdout: true,
-            stderr: true,
-            tail: query
-                .tail
-                .map_or_else(|| "all".to_string(), |n| n.to_string()),
-            // The engine API takes an i32; later times are clamped, not wrapped.
-            since: i32::try_from(query.since.max(0)).unwrap_or(i32::MAX),
-            timestamps: query.timestamps,
-            ..Default::default()
-        };
         // Only the engine's first answer is timed; a followed log then lasts.
-        let stream = self.quick.logs(container, Some(options));
+        let stream = self.quick.logs(container, Some(logs_options(query)));
         Ok(output_stream(stream, self.clone(), container.to_string()))
+    }
+}
+
+/// The engine's log options for `query`, containers' and services' alike.
+pub(in crate::runtime) fn logs_options(query: &LogQuery) -> LogsOptions {
+    LogsOptions {
+        follow: query.follow,
+        stdout: true,
+        stderr: true,
+        tail: query
+            .tail
+            .map_or_else(|| "all".to_string(), |n| n.to_string()),
+        // The engine API takes an i32; later times are clamped, not wrapped.
+        since: i32::try_from(query.since.max(0)).unwrap_or(i32::MAX),
+        timestamps: query.timestamps,
+        ..Default::default()
     }
 }
 

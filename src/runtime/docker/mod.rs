@@ -211,6 +211,7 @@ mod images;
 mod logs;
 
 pub use containers::check_host_config;
+pub(in crate::runtime) use logs::logs_options;
 
 #[async_trait]
 impl Runner for Docker {

@@ -8,14 +8,13 @@
 //! the order across the two), so nothing is lost or repeated.
 
 use bollard::container::LogOutput;
-use bollard::query_parameters::LogsOptions;
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use tokio::sync::mpsc;
 
 use super::tasks::End;
 use super::{Swarm, POLL};
-use crate::runtime::docker::within;
+use crate::runtime::docker::{logs_options, within};
 use crate::runtime::{Error, LogQuery, Output, OutputStream};
 
 /// Frames in flight between the reader task and the caller.
@@ -48,18 +47,7 @@ impl Swarm {
         container: &str,
         query: &LogQuery,
     ) -> impl Stream<Item = Result<Output, Error>> + Send + 'static {
-        let options = LogsOptions {
-            follow: query.follow,
-            stdout: true,
-            stderr: true,
-            tail: query
-                .tail
-                .map_or_else(|| "all".to_string(), |n| n.to_string()),
-            // The engine API takes an i32; later times are clamped.
-            since: i32::try_from(query.since.max(0)).unwrap_or(i32::MAX),
-            timestamps: query.timestamps,
-            ..Default::default()
-        };
+        let options = logs_options(query);
         let docker = self.docker.clone();
         let target = container.to_string();
         let limit = self.timeouts().request;
