@@ -19,58 +19,19 @@ use cclaunch::runtime::{
     ContainerSpec, Error, HostConfig, LogQuery, Output, OutputStream, Runner, LABEL_MANAGED,
     LABEL_PEER_ID,
 };
-use common::swarm::Lab;
+use common::swarm::{Lab, Scope};
 use futures_util::StreamExt;
 
 /// Taking a worker down is exclusive: other tests' tasks could land on it.
 static NODES: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
 
-/// One test's peer id, and the guard that removes whatever carries it on the
-/// manager (with the CLI, so it also works while panicking).
-struct Scope {
-    lab: Lab,
-    id: String,
-}
-
+/// The labels cclaunch puts on a scope's chaincode.
 impl Scope {
-    fn new(lab: &Lab, test: &str) -> Scope {
-        Scope {
-            lab: lab.clone(),
-            id: common::unique_peer(test).to_lowercase(),
-        }
-    }
-
     fn labels(&self) -> HashMap<String, String> {
         HashMap::from([
             (LABEL_MANAGED.to_string(), "true".to_string()),
             (LABEL_PEER_ID.to_string(), self.id.clone()),
         ])
-    }
-
-    /// Services, secrets and configs of this scope on the manager.
-    fn leftovers(&self) -> Vec<String> {
-        let filter = format!("label={LABEL_PEER_ID}={}", self.id);
-        let mut left = Vec::new();
-        for kind in ["service", "secret", "config"] {
-            let out = self
-                .lab
-                .docker(&self.lab.manager, &[kind, "ls", "-q", "--filter", &filter]);
-            for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-                left.push(format!("{kind} {id}"));
-            }
-        }
-        left
-    }
-}
-
-impl Drop for Scope {
-    fn drop(&mut self) {
-        for _ in 0..2 {
-            for item in self.leftovers() {
-                let (kind, id) = item.split_once(' ').unwrap();
-                self.lab.docker(&self.lab.manager, &[kind, "rm", id]);
-            }
-        }
     }
 }
 
@@ -246,7 +207,7 @@ async fn a_service_runs_on_a_worker_exactly_as_docker_runs_the_same_spec() {
     };
     let _nodes = NODES.read().await;
     let started = Instant::now();
-    let scope = Scope::new(&lab, "same");
+    let scope = Scope::new(&lab, "same", LABEL_PEER_ID);
     let image = push_busybox(&lab).await;
     let swarm = swarm(&lab).await;
     let name = fabric_name(&scope, "same");
@@ -410,7 +371,7 @@ async fn every_line_arrives_once_through_attach_and_logs_and_the_exit_code_is_th
         return;
     };
     let _nodes = NODES.read().await;
-    let scope = Scope::new(&lab, "lines");
+    let scope = Scope::new(&lab, "lines", LABEL_PEER_ID);
     let image = push_busybox(&lab).await;
     let swarm = swarm(&lab).await;
     let name = fabric_name(&scope, "lines");
@@ -490,7 +451,7 @@ async fn remove_ends_a_running_task_and_takes_its_secrets_and_configs() {
         return;
     };
     let _nodes = NODES.read().await;
-    let scope = Scope::new(&lab, "stop");
+    let scope = Scope::new(&lab, "stop", LABEL_PEER_ID);
     let image = push_busybox(&lab).await;
     let swarm = swarm(&lab).await;
     let name = fabric_name(&scope, "stop");
@@ -547,7 +508,7 @@ async fn a_worker_killed_under_a_task_makes_wait_fail_naming_the_node() {
         return;
     };
     let _nodes = NODES.write().await;
-    let scope = Scope::new(&lab, "lost");
+    let scope = Scope::new(&lab, "lost", LABEL_PEER_ID);
     let image = push_busybox(&lab).await;
     let swarm = swarm(&lab).await;
     let name = fabric_name(&scope, "lost");

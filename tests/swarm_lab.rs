@@ -26,7 +26,7 @@ use bollard::query_parameters::{
     ListContainersOptions, ListTasksOptions, LogsOptions, PushImageOptions, RemoveImageOptions,
     TagImageOptions,
 };
-use common::swarm::Lab;
+use common::swarm::{Lab, Scope};
 use futures_util::StreamExt;
 
 /// Label on everything a test makes, valued with its scope's id.
@@ -35,56 +35,14 @@ const LABEL: &str = "org.cclaunch.test.swarm-lab";
 /// Taking a worker down is exclusive: other tests' tasks could land on it.
 static NODES: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
 
-/// One test's names, and the guard that removes its services, secrets and
-/// configs (by label, with the CLI, so it also works while panicking).
-struct Scope {
-    lab: Lab,
-    id: String,
-}
-
+/// This test file's names and labels in a scope.
 impl Scope {
-    fn new(lab: &Lab, test: &str) -> Scope {
-        Scope {
-            lab: lab.clone(),
-            id: common::unique_peer(test).to_lowercase(),
-        }
-    }
-
     fn labels(&self) -> HashMap<String, String> {
         HashMap::from([(LABEL.to_string(), self.id.clone())])
     }
 
     fn name(&self, what: &str) -> String {
         format!("{}-{what}", self.id)
-    }
-
-    /// What is left of this scope on the manager: services, secrets, configs.
-    fn leftovers(&self) -> Vec<String> {
-        let filter = format!("label={LABEL}={}", self.id);
-        let mut left = Vec::new();
-        for kind in ["service", "secret", "config"] {
-            let out = self
-                .lab
-                .docker(&self.lab.manager, &[kind, "ls", "-q", "--filter", &filter]);
-            for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-                left.push(format!("{kind} {id}"));
-            }
-        }
-        left
-    }
-}
-
-impl Drop for Scope {
-    fn drop(&mut self) {
-        // Services first: a secret or config in use cannot be removed.
-        for item in self.leftovers() {
-            let (kind, id) = item.split_once(' ').unwrap();
-            self.lab.docker(&self.lab.manager, &[kind, "rm", id]);
-        }
-        for item in self.leftovers() {
-            let (kind, id) = item.split_once(' ').unwrap();
-            self.lab.docker(&self.lab.manager, &[kind, "rm", id]);
-        }
     }
 }
 
@@ -342,7 +300,7 @@ async fn a_pushed_image_runs_by_digest_on_a_worker_and_its_logs_and_exit_code_co
     };
     let _nodes = NODES.read().await;
     let started = Instant::now();
-    let scope = Scope::new(&lab, "digest");
+    let scope = Scope::new(&lab, "digest", LABEL);
     let manager = connect(&lab.manager).await;
     let image = push_busybox(&lab, &manager, &scope).await;
 
@@ -415,7 +373,7 @@ async fn secrets_and_configs_mount_at_absolute_paths_with_mode_0644_byte_for_byt
         return;
     };
     let _nodes = NODES.read().await;
-    let scope = Scope::new(&lab, "files");
+    let scope = Scope::new(&lab, "files", LABEL);
     let manager = connect(&lab.manager).await;
     let image = push_busybox(&lab, &manager, &scope).await;
     let b64 = base64::engine::general_purpose::STANDARD;
@@ -531,7 +489,7 @@ async fn a_server_in_the_hub_is_reached_from_a_task_on_a_worker() {
         return;
     };
     let _nodes = NODES.read().await;
-    let scope = Scope::new(&lab, "hub");
+    let scope = Scope::new(&lab, "hub", LABEL);
     let manager = connect(&lab.manager).await;
     let image = push_busybox(&lab, &manager, &scope).await;
 
@@ -589,7 +547,7 @@ async fn devpeer_serve_in_the_hub_is_dialled_from_a_worker_and_driven_from_the_t
         return;
     };
     let _nodes = NODES.read().await;
-    let scope = Scope::new(&lab, "devpeer");
+    let scope = Scope::new(&lab, "devpeer", LABEL);
     let manager = connect(&lab.manager).await;
     let image = push_busybox(&lab, &manager, &scope).await;
 
@@ -667,7 +625,7 @@ async fn a_worker_killed_under_a_running_task_is_down_within_seconds_and_comes_b
         return;
     };
     let _nodes = NODES.write().await;
-    let scope = Scope::new(&lab, "nodedown");
+    let scope = Scope::new(&lab, "nodedown", LABEL);
     let manager = connect(&lab.manager).await;
     let image = push_busybox(&lab, &manager, &scope).await;
 

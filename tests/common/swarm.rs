@@ -156,3 +156,50 @@ impl Lab {
             .expect("run docker")
     }
 }
+
+/// One test's id in a lab, and the guard that removes whatever carries
+/// `label=id` on the manager when the test ends: services first (a secret
+/// or config in use cannot be removed), then secrets and configs; with the
+/// CLI, so it also works while the test panics.
+pub struct Scope {
+    pub lab: Lab,
+    pub id: String,
+    label: &'static str,
+}
+
+impl Scope {
+    pub fn new(lab: &Lab, test: &str, label: &'static str) -> Scope {
+        Scope {
+            lab: lab.clone(),
+            id: super::unique_peer(test).to_lowercase(),
+            label,
+        }
+    }
+
+    /// What is left of this scope on the manager: services, secrets, configs.
+    pub fn leftovers(&self) -> Vec<String> {
+        let filter = format!("label={}={}", self.label, self.id);
+        let mut left = Vec::new();
+        for kind in ["service", "secret", "config"] {
+            let out = self
+                .lab
+                .docker(&self.lab.manager, &[kind, "ls", "-q", "--filter", &filter]);
+            for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                left.push(format!("{kind} {id}"));
+            }
+        }
+        left
+    }
+}
+
+impl Drop for Scope {
+    fn drop(&mut self) {
+        for _ in 0..2 {
+            for item in self.leftovers() {
+                if let Some((kind, id)) = item.split_once(' ') {
+                    self.lab.docker(&self.lab.manager, &[kind, "rm", id]);
+                }
+            }
+        }
+    }
+}
