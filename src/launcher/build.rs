@@ -11,6 +11,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::job::{self, Ended, Job};
+use super::reuse;
 use super::{engine, Built, Error, Launcher, LABEL_BUILD};
 use crate::config::Config;
 use crate::package::{self, Package};
@@ -44,7 +45,15 @@ type Listeners = Arc<Mutex<Vec<queue::Sender<Event>>>>;
 
 /// A build's outcome as its waiters see it: `None` while it runs, then its
 /// result (an error shared, with its kind).
-type Outcome = watch::Receiver<Option<Result<(), Arc<Error>>>>;
+type Outcome = watch::Receiver<Option<Result<Made, Arc<Error>>>>;
+
+/// How a build task made its image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Made {
+    Built,
+    /// From an image already there (see `reuse`).
+    Found,
+}
 
 /// A build under way, shared by everyone who asked for its image. It runs
 /// in a task of its own, so a waiter that stays keeps it going when the
@@ -69,7 +78,7 @@ impl Drop for Interest {
 /// A caller's place in a build.
 enum Role {
     /// Started it: hears its result first-hand.
-    Leader(oneshot::Receiver<Result<(), Arc<Error>>>),
+    Leader(oneshot::Receiver<Result<Made, Arc<Error>>>),
     /// Joined it: hears its outcome, shared.
     Waiter(Outcome),
 }
@@ -154,7 +163,7 @@ impl Launcher {
         follow(events, progress).await;
         match role {
             Role::Leader(result) => match result.await {
-                Ok(Ok(())) => Ok(built(false)),
+                Ok(Ok(made)) => Ok(built(made == Made::Found)),
                 // Its own error, unless a waiter still holds it too.
                 Ok(Err(error)) => Err(Arc::try_unwrap(error).unwrap_or_else(Error::Shared)),
                 Err(_) => Err(Error::NoOutcome {
@@ -162,7 +171,7 @@ impl Launcher {
                 }),
             },
             Role::Waiter(outcome) => match outcome.borrow().clone() {
-                Some(Ok(())) => Ok(built(true)),
+                Some(Ok(_)) => Ok(built(true)),
                 Some(Err(error)) => Err(Error::Shared(error)),
                 None => Err(Error::NoOutcome {
                     package_id: package_id.to_string(),
@@ -220,6 +229,7 @@ impl Launcher {
             engine: Arc::clone(&self.engine),
             config: self.config.clone(),
             labels: self.labels(&package.id),
+            registry: self.registry.clone(),
             flights: Arc::clone(&self.flights),
             image: image.to_string(),
         };
@@ -286,6 +296,7 @@ struct Task {
     engine: Arc<dyn Engine>,
     config: Config,
     labels: runtime::Labels,
+    registry: Option<runtime::Registry>,
     flights: Flights,
     image: String,
 }
@@ -300,7 +311,8 @@ impl Drop for Task {
 }
 
 impl Task {
-    /// The engine build itself: build container, then the runtime image,
+    /// The engine build itself: an existing image of the same build if there
+    /// is one (`reuse`), else the build container, then the runtime image;
     /// within `cclaunch.build.timeout` and until `cancel`.
     async fn build(
         &self,
@@ -308,7 +320,7 @@ impl Task {
         platform: Platform,
         progress: &dyn Progress,
         cancel: &CancellationToken,
-    ) -> Result<(), Error> {
+    ) -> Result<Made, Error> {
         let package_id = package.id.as_str();
         let image = self.image.as_str();
         let timeout = self.config.build_timeout().unwrap_or(DEFAULT_TIMEOUT);
@@ -328,6 +340,55 @@ impl Task {
                 package_id: package_id.to_string(),
                 source,
             })?;
+        let runtime_image = platform.runtime_image(&self.config);
+        let found = async {
+            let key = reuse::key(
+                self.engine.as_ref(),
+                &self.config,
+                package_id,
+                &plan,
+                &runtime_image,
+            )
+            .await?;
+            let found = reuse::existing(
+                self.engine.as_ref(),
+                self.registry.as_ref(),
+                image,
+                key.as_deref(),
+                progress,
+            )
+            .await?;
+            Ok::<_, runtime::Error>((key, found))
+        };
+        let (key, found) = tokio::select! {
+            found = tokio::time::timeout_at(deadline, found) => {
+                found.map_err(|_| timed_out())?.map_err(engine(package_id))?
+            }
+            () = cancel.cancelled() => return Err(cancelled()),
+        };
+        if let Some(found) = found {
+            if self.holds(package_id).await? {
+                tracing::info!(
+                    chaincode = package_id,
+                    image,
+                    ?found,
+                    "named an existing image; no build"
+                );
+                return Ok(Made::Found);
+            }
+            // Not what its name says (a registry holding something else
+            // under it): dropped, and built afresh.
+            tracing::warn!(
+                chaincode = package_id,
+                image,
+                ?found,
+                "the existing image is not of this package; building it"
+            );
+            self.engine
+                .remove_image(image)
+                .await
+                .map_err(engine(package_id))?;
+        }
         let build = &self.config.cclaunch.build;
         let mut labels = self.labels.clone();
         labels.insert(LABEL_BUILD.to_string(), "true".to_string());
@@ -414,7 +475,7 @@ impl Task {
         // dropping the request ends the engine's build of it.
         let request = runtime::ImageBuild {
             tag: image.to_string(),
-            labels: image_labels(package_id),
+            labels: image_labels(package_id, key.as_deref()),
             context: context.to_path_buf(),
             pull: self.config.chaincode.pull,
             network_mode,
@@ -427,20 +488,37 @@ impl Task {
             () = cancel.cancelled() => return Err(cancelled()),
         }
         tracing::info!(chaincode = package_id, image, "built image");
-        Ok(())
+        Ok(Made::Built)
+    }
+
+    /// Whether the image of this task's name is cclaunch's, of `package_id`.
+    async fn holds(&self, package_id: &str) -> Result<bool, Error> {
+        let labels = self
+            .engine
+            .image_labels(&self.image)
+            .await
+            .map_err(engine(package_id))?
+            .unwrap_or_default();
+        let label = |key: &str| labels.get(key).map(String::as_str);
+        Ok(label(runtime::LABEL_MANAGED) == Some("true")
+            && label(runtime::LABEL_PACKAGE_ID) == Some(package_id))
     }
 }
 
 /// The classic builder turns every label into a build step of its own, so
-/// images carry only what garbage collection needs.
-fn image_labels(package_id: &str) -> runtime::Labels {
-    runtime::Labels::from([
+/// images carry only what garbage collection and reuse need.
+fn image_labels(package_id: &str, key: Option<&str>) -> runtime::Labels {
+    let mut labels = runtime::Labels::from([
         (runtime::LABEL_MANAGED.to_string(), "true".to_string()),
         (
             runtime::LABEL_PACKAGE_ID.to_string(),
             package_id.to_string(),
         ),
-    ])
+    ]);
+    if let Some(key) = key {
+        labels.insert(runtime::LABEL_BUILD_KEY.to_string(), key.to_string());
+    }
+    labels
 }
 
 /// Keeps the last build lines while passing them on.

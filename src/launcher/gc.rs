@@ -33,45 +33,47 @@ impl Launcher {
                 in_use.insert(self.local_image(&container.image).to_string());
             }
         }
+        // One row per name: an image built once for several peers (see
+        // `reuse`) loses only this peer's names, its registry tag included.
         let images = self
             .engine
             .list_images(&[(runtime::LABEL_MANAGED, "true")])
             .await
             .map_err(super::engine_only)?;
         let mut removed = BTreeSet::new();
-        for (image, labels) in images {
+        for (name, labels) in images {
             let Some(id) = labels.get(runtime::LABEL_PACKAGE_ID) else {
                 continue;
             };
+            let local = self.local_image(&name);
             // Images carry no peer label: this peer's are those named for it.
-            let ours = self
-                .names(id)
-                .is_ok_and(|n| image == n.image || image == format!("{}:latest", n.image));
-            let used = in_use.contains(&image)
-                || image
-                    .strip_suffix(":latest")
-                    .is_some_and(|name| in_use.contains(name));
-            if ours && !used && selection.wants(id) && removed.insert(image.clone()) {
+            let ours = self.names(id).is_ok_and(|n| local == n.image);
+            if ours
+                && !in_use.contains(local)
+                && selection.wants(id)
+                && removed.insert(name.clone())
+            {
                 self.engine
-                    .remove_image(&image)
+                    .remove_image(&name)
                     .await
                     .map_err(super::engine(id))?;
-                collected.images.push(image);
+                collected.images.push(name);
             }
         }
         Ok(collected)
     }
 
-    /// The local image a runner's image reference stands for: a reference
-    /// by digest in the registry (`registry/image@sha256:...`) is `image`.
+    /// The local image name a reference stands for: `image:latest` and, in
+    /// the registry, `registry/image@sha256:...` and `registry/image:latest`
+    /// are `image`.
     fn local_image<'a>(&self, reference: &'a str) -> &'a str {
-        let Some(registry) = &self.registry else {
-            return reference;
-        };
-        reference
-            .strip_prefix(registry.address.as_str())
+        let name = self
+            .registry
+            .as_ref()
+            .and_then(|r| reference.strip_prefix(r.address.as_str()))
             .and_then(|rest| rest.strip_prefix('/'))
             .and_then(|rest| rest.split('@').next())
-            .unwrap_or(reference)
+            .unwrap_or(reference);
+        name.strip_suffix(":latest").unwrap_or(name)
     }
 }

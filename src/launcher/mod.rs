@@ -14,6 +14,7 @@ mod job;
 mod leftovers;
 mod local;
 mod mirror;
+mod reuse;
 mod start;
 #[cfg(test)]
 mod tests;
@@ -181,7 +182,9 @@ impl Error {
                 runtime::Error::Timeout { .. } => Kind::DeadlineExceeded,
                 runtime::Error::Cancelled { .. } => Kind::Cancelled,
                 runtime::Error::ImageBuildFailed { .. } => Kind::Aborted,
-                runtime::Error::PushFailed { .. } => Kind::Unavailable,
+                runtime::Error::PushFailed { .. } | runtime::Error::PullFailed { .. } => {
+                    Kind::Unavailable
+                }
                 runtime::Error::Lost(lost) if lost.node_down => Kind::Unavailable,
                 runtime::Error::Lost(_) => Kind::Aborted,
                 runtime::Error::Unsuited { .. } => Kind::FailedPrecondition,

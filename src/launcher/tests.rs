@@ -379,3 +379,92 @@ async fn with_a_registry_builds_are_pushed_and_starts_run_the_pushed_digest() {
     assert_eq!(collected.containers, [started.container], "{collected:?}");
     assert!(collected.images.is_empty(), "{collected:?}");
 }
+
+/// A launcher for another peer on the same fake engine.
+fn other_peer(s: &Setup, peer: &str) -> Launcher {
+    let mut config = s.launcher.config().clone();
+    config.peer.id = peer.to_string();
+    Launcher::new(Arc::new(s.fake.clone()), config)
+}
+
+/// The node package's builder image, made on the fake engine.
+fn make_builder(s: &Setup, labels: Labels) {
+    let config = s.launcher.config();
+    s.fake
+        .add_image(&config.image(&config.chaincode.node.runtime), labels);
+}
+
+#[tokio::test(start_paused = true)]
+async fn another_peer_names_the_same_build_instead_of_building_it_again() {
+    let s = setup("first", "10m");
+    make_builder(&s, Labels::new());
+    let first = s
+        .launcher
+        .build(&s.package, &|_: &str| {})
+        .await
+        .expect("built");
+    assert!(!first.reused);
+    assert_eq!(s.fake.calls("build_image"), 1);
+
+    let second = other_peer(&s, "second")
+        .build(&s.package, &|_: &str| {})
+        .await
+        .expect("named");
+    assert!(second.reused, "{second:?}");
+    assert_ne!(second.image, first.image);
+    assert_eq!(s.fake.calls("build_image"), 1, "no second engine build");
+    assert_eq!(s.fake.calls("create_container"), 1, "no build container");
+    let labels = |image: &str| {
+        let fake = s.fake.clone();
+        let image = image.to_string();
+        async move {
+            use crate::runtime::Engine as _;
+            fake.image_labels(&image).await.unwrap().expect("image")
+        }
+    };
+    let first_labels = labels(&first.image).await;
+    assert_eq!(labels(&second.image).await, first_labels);
+    assert!(first_labels.contains_key(runtime::LABEL_BUILD_KEY));
+
+    // The builder image made again: another build, however alike the rest.
+    make_builder(&s, Labels::from([("remade".to_string(), "1".to_string())]));
+    let third = other_peer(&s, "third")
+        .build(&s.package, &|_: &str| {})
+        .await
+        .expect("built");
+    assert!(!third.reused);
+    assert_eq!(s.fake.calls("build_image"), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_image_in_the_registry_is_pulled_not_built_again() {
+    let s = setup("pulled", "10m");
+    let registry = runtime::Registry {
+        address: "10.9.0.1:5000".into(),
+        ..Default::default()
+    };
+    let with_registry = || {
+        Launcher::new(Arc::new(s.fake.clone()), s.launcher.config().clone())
+            .with_registry(registry.clone())
+    };
+    let built = with_registry()
+        .build(&s.package, &|_: &str| {})
+        .await
+        .expect("built");
+    assert_eq!(s.fake.calls("build_image"), 1);
+    // Gone from this engine (gc, or another build host): fetched back.
+    let collected = with_registry()
+        .gc(&crate::launch::Selection::Only(vec![s.package.id.clone()]))
+        .await
+        .expect("gc");
+    assert_eq!(collected.images, [built.image.clone()], "{collected:?}");
+    let again = with_registry()
+        .build(&s.package, &|_: &str| {})
+        .await
+        .expect("pulled");
+    assert!(again.reused);
+    // Looked for before each build: missing the first time, there the second.
+    assert_eq!(s.fake.calls("fetch_published"), 2);
+    assert_eq!(s.fake.calls("build_image"), 1, "not built again");
+    assert_eq!(s.fake.pushed().len(), 1, "not pushed again");
+}

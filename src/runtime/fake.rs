@@ -57,6 +57,21 @@ struct State {
     keep_running: bool,
     /// Images pushed, by reference.
     pushed: Vec<String>,
+    /// The registry's images, by the local name they were pushed from.
+    registry: HashMap<String, Labels>,
+}
+
+/// A fake image's id: its labels' digest, so two names of one image (a tag)
+/// share it, and an image made again with other labels gets a new one.
+fn image_id(_name: &str, labels: &Labels) -> String {
+    use sha2::Digest as _;
+    let mut sorted: Vec<_> = labels.iter().collect();
+    sorted.sort();
+    let mut hash = sha2::Sha256::new();
+    for (k, v) in sorted {
+        hash.update(format!("{k}={v}\n"));
+    }
+    format!("sha256:{}", hex::encode(hash.finalize()))
 }
 
 /// The fake engine. Cheap to clone: clones share one state.
@@ -422,6 +437,23 @@ impl Engine for Fake {
         Ok(())
     }
 
+    async fn image_id(&self, image: &str) -> Result<Option<String>, Error> {
+        self.enter("image_id").await?;
+        let state = self.state();
+        Ok(state
+            .images
+            .get(image)
+            .map(|labels| image_id(image, labels)))
+    }
+
+    async fn tag_image(&self, source: &str, target: &str) -> Result<(), Error> {
+        self.enter("tag_image").await?;
+        let labels = self.state().images.get(source).cloned();
+        let labels = labels.ok_or_else(|| not_found(source))?;
+        self.add_image(target, labels);
+        Ok(())
+    }
+
     async fn remove_image(&self, image: &str) -> Result<(), Error> {
         self.enter("remove_image").await?;
         match self.state().images.remove(image) {
@@ -491,6 +523,25 @@ impl Engine for Fake {
         if push == Push::Always || !state.pushed.contains(&reference) {
             state.pushed.push(reference.clone());
         }
+        let labels = state.images.get(image).cloned().unwrap_or_default();
+        state.registry.insert(image.to_string(), labels);
         Ok(reference)
+    }
+
+    async fn fetch_published(
+        &self,
+        image: &str,
+        _registry: &Registry,
+        _progress: &dyn Progress,
+    ) -> Result<bool, Error> {
+        self.enter("fetch_published").await?;
+        let labels = self.state().registry.get(image).cloned();
+        match labels {
+            Some(labels) => {
+                self.add_image(image, labels);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
     }
 }

@@ -33,6 +33,9 @@ pub const LABEL_PACKAGE_ID: &str = "org.cclaunch.package-id";
 pub const LABEL_PEER_ID: &str = "org.cclaunch.peer-id";
 pub const LABEL_NETWORK_ID: &str = "org.cclaunch.network-id";
 pub const LABEL_VERSION: &str = "org.cclaunch.version";
+/// On images: what they were built from ([`crate::launcher`]'s build key), so
+/// one build serves every peer and network on the engine.
+pub const LABEL_BUILD_KEY: &str = "org.cclaunch.build-key";
 /// Fabric's own image label carrying the chaincode type (`GOLANG`, ...).
 pub const LABEL_FABRIC_TYPE: &str = "org.hyperledger.fabric.chaincode.type";
 
@@ -81,6 +84,12 @@ pub enum Error {
     ImageBuildFailed { image: String, message: String },
     #[error("pushing image {image} to {registry} failed: {message}")]
     PushFailed {
+        image: String,
+        registry: String,
+        message: String,
+    },
+    #[error("cannot pull {image} from the registry {registry}: {message}")]
+    PullFailed {
         image: String,
         registry: String,
         message: String,
@@ -303,8 +312,14 @@ pub trait Engine: Runner {
     /// Builds an image from a build context (a tar.gz holding a Dockerfile).
     async fn build_image(&self, build: &ImageBuild, progress: &dyn Progress) -> Result<(), Error>;
 
+    /// The image's id (`sha256:...`), or `None` when there is no such image.
+    async fn image_id(&self, image: &str) -> Result<Option<String>, Error>;
+    /// Gives the image `source` names a second name, `target` (no copy).
+    async fn tag_image(&self, source: &str, target: &str) -> Result<(), Error>;
+    /// Removes the name `image`; the image goes with its last name.
     async fn remove_image(&self, image: &str) -> Result<(), Error>;
-    /// Images carrying all of `labels`: (first tag or id, labels).
+    /// Images carrying all of `labels`: one row per name (the id when it has
+    /// none) with the image's labels.
     async fn list_images(&self, labels: &[(&str, &str)]) -> Result<Vec<(String, Labels)>, Error>;
 
     /// Puts `image` in `registry` as `registry/image`, reporting the push's
@@ -316,6 +331,14 @@ pub trait Engine: Runner {
         push: Push,
         progress: &dyn Progress,
     ) -> Result<String, Error>;
+    /// The reverse of [`Engine::publish`]: pulls `registry/image` and names
+    /// it `image`. `false` when the registry does not have it.
+    async fn fetch_published(
+        &self,
+        image: &str,
+        registry: &Registry,
+        progress: &dyn Progress,
+    ) -> Result<bool, Error>;
 
     /// Unpacks a tar (gzip'd or not) at `path` in the container.
     async fn upload(&self, container: &str, path: &str, tar: Bytes) -> Result<(), Error>;

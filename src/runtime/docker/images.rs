@@ -1,9 +1,10 @@
-//! Images: inspect, build from a context, remove, list by labels, push to
-//! a registry.
+//! Images: inspect, build from a context, tag, remove, list by labels, push
+//! to a registry and pull back from it.
 
 use bollard::auth::DockerCredentials;
 use bollard::query_parameters::{
-    BuildImageOptions, ListImagesOptions, PushImageOptions, RemoveImageOptions, TagImageOptions,
+    BuildImageOptions, CreateImageOptions, ListImagesOptions, PushImageOptions, RemoveImageOptions,
+    TagImageOptions,
 };
 use futures_util::StreamExt;
 
@@ -27,6 +28,35 @@ impl Docker {
             }
         };
         within("inspect image", image, self.timeouts.request, inspect).await
+    }
+
+    pub(super) async fn image_id(&self, image: &str) -> Result<Option<String>, Error> {
+        let inspect = async {
+            match self.client.inspect_image(image).await {
+                Ok(found) => Ok(found.id),
+                Err(e) => match self.fail("inspect image", image)(e) {
+                    Error::NotFound { .. } => Ok(None),
+                    e => Err(e),
+                },
+            }
+        };
+        within("inspect image", image, self.timeouts.request, inspect).await
+    }
+
+    /// `target` is a name as Fabric's (no tag: `latest`) or `repo:tag`.
+    pub(super) async fn tag_image(&self, source: &str, target: &str) -> Result<(), Error> {
+        let (repo, tag) = split_tag(target);
+        let tag = async {
+            let options = TagImageOptions {
+                repo: Some(repo.to_string()),
+                tag: Some(tag.to_string()),
+            };
+            self.client
+                .tag_image(source, Some(options))
+                .await
+                .map_err(self.fail("tag image", source))
+        };
+        within("tag image", source, self.timeouts.request, tag).await
     }
 
     pub(super) async fn build_image(
@@ -103,10 +133,19 @@ impl Docker {
                 .map_err(self.fail("list images of", "engine"))
         })
         .await?;
-        Ok(images
-            .into_iter()
-            .map(|i| (i.repo_tags.into_iter().next().unwrap_or(i.id), i.labels))
-            .collect())
+        let mut rows = Vec::new();
+        for image in images {
+            let mut names: Vec<String> = image
+                .repo_tags
+                .into_iter()
+                .filter(|t| t != "<none>:<none>")
+                .collect();
+            if names.is_empty() {
+                names.push(image.id);
+            }
+            rows.extend(names.into_iter().map(|n| (n, image.labels.clone())));
+        }
+        Ok(rows)
     }
 
     /// Tags `image` as `registry/image`, pushes it (unless it was pushed
@@ -118,7 +157,7 @@ impl Docker {
         push: Push,
         progress: &dyn Progress,
     ) -> Result<String, Error> {
-        let repo = format!("{}/{}", registry.address, image.trim_end_matches(":latest"));
+        let repo = published_repo(image, registry);
         if push == Push::IfNotPushed {
             if let Some(reference) = self.pushed(image, &repo).await? {
                 return Ok(reference);
@@ -136,14 +175,7 @@ impl Docker {
         };
         within("tag image", image, self.timeouts.request, tag).await?;
         progress.stage(&format!("pushing image {repo}"));
-        // Engine 20.10 refuses a push without an X-Registry-Auth header:
-        // empty credentials when none are configured.
-        let credentials = DockerCredentials {
-            username: (!registry.username.is_empty()).then(|| registry.username.clone()),
-            password: (!registry.password.is_empty()).then(|| registry.password.clone()),
-            serveraddress: Some(registry.address.clone()),
-            ..Default::default()
-        };
+        let credentials = credentials(registry);
         let options = PushImageOptions {
             tag: Some(TAG.into()),
             ..Default::default()
@@ -177,6 +209,56 @@ impl Docker {
             })
     }
 
+    /// Pulls what [`Docker::publish`] pushed for `image` and gives it the
+    /// name `image`; `false` when the registry has no such image.
+    pub(super) async fn fetch_published(
+        &self,
+        image: &str,
+        registry: &Registry,
+        progress: &dyn Progress,
+    ) -> Result<bool, Error> {
+        let repo = published_repo(image, registry);
+        let options = CreateImageOptions {
+            from_image: Some(repo.clone()),
+            tag: Some(TAG.into()),
+            ..Default::default()
+        };
+        progress.stage(&format!("looking for {repo} in the registry"));
+        let mut pulling =
+            self.client
+                .create_image(Some(options), None, Some(credentials(registry)));
+        let mut last = String::new();
+        while let Some(item) = pulling.next().await {
+            let info = match item {
+                Ok(info) => info,
+                Err(e) => match self.fail("pull image", &repo)(e) {
+                    Error::NotFound { .. } => return Ok(false),
+                    e => return Err(e),
+                },
+            };
+            if let Some(detail) = info.error_detail {
+                let message = detail.message.unwrap_or_default();
+                // The engine streams "manifest unknown" when the registry
+                // answered but has no such image.
+                if message.contains("manifest unknown") || message.contains("not found") {
+                    return Ok(false);
+                }
+                return Err(Error::PullFailed {
+                    image: repo,
+                    registry: registry.address.clone(),
+                    message,
+                });
+            }
+            let line = info.status.unwrap_or_default();
+            if !line.is_empty() && line != last {
+                progress.line(&line);
+                last = line;
+            }
+        }
+        self.tag_image(&format!("{repo}:{TAG}"), image).await?;
+        Ok(true)
+    }
+
     /// The reference by digest of `image` in `repo`, if this engine pushed it.
     async fn pushed(&self, image: &str, repo: &str) -> Result<Option<String>, Error> {
         let inspect = async {
@@ -192,5 +274,48 @@ impl Docker {
             .unwrap_or_default()
             .into_iter()
             .find(|d| d.starts_with(&prefix)))
+    }
+}
+
+/// Where `image` goes in `registry`.
+fn published_repo(image: &str, registry: &Registry) -> String {
+    format!("{}/{}", registry.address, image.trim_end_matches(":latest"))
+}
+
+/// Engine 20.10 refuses a push without an X-Registry-Auth header: empty
+/// credentials when none are configured.
+fn credentials(registry: &Registry) -> DockerCredentials {
+    DockerCredentials {
+        username: (!registry.username.is_empty()).then(|| registry.username.clone()),
+        password: (!registry.password.is_empty()).then(|| registry.password.clone()),
+        serveraddress: Some(registry.address.clone()),
+        ..Default::default()
+    }
+}
+
+/// `repo:tag` split at the tag's colon (a registry's port is not a tag).
+fn split_tag(name: &str) -> (&str, &str) {
+    match name.rsplit_once(':') {
+        Some((repo, tag)) if !tag.contains('/') => (repo, tag),
+        _ => (name, TAG),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_tag;
+
+    #[test]
+    fn a_tag_is_split_off_but_a_registry_port_is_not() {
+        assert_eq!(split_tag("dev-peer0-cc"), ("dev-peer0-cc", "latest"));
+        assert_eq!(split_tag("dev-peer0-cc:v2"), ("dev-peer0-cc", "v2"));
+        assert_eq!(
+            split_tag("10.0.0.1:5000/dev-peer0-cc"),
+            ("10.0.0.1:5000/dev-peer0-cc", "latest")
+        );
+        assert_eq!(
+            split_tag("10.0.0.1:5000/dev-peer0-cc:latest"),
+            ("10.0.0.1:5000/dev-peer0-cc", "latest")
+        );
     }
 }

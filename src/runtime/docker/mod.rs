@@ -298,6 +298,14 @@ impl Engine for Docker {
         Docker::build_image(self, build, progress).await
     }
 
+    async fn image_id(&self, image: &str) -> Result<Option<String>, Error> {
+        Docker::image_id(self, image).await
+    }
+
+    async fn tag_image(&self, source: &str, target: &str) -> Result<(), Error> {
+        Docker::tag_image(self, source, target).await
+    }
+
     async fn remove_image(&self, image: &str) -> Result<(), Error> {
         Docker::remove_image(self, image).await
     }
@@ -314,6 +322,15 @@ impl Engine for Docker {
         progress: &dyn Progress,
     ) -> Result<String, Error> {
         Docker::publish(self, image, registry, push, progress).await
+    }
+
+    async fn fetch_published(
+        &self,
+        image: &str,
+        registry: &Registry,
+        progress: &dyn Progress,
+    ) -> Result<bool, Error> {
+        Docker::fetch_published(self, image, registry, progress).await
     }
 
     async fn upload(&self, container: &str, path: &str, tar: Bytes) -> Result<(), Error> {
