@@ -457,7 +457,11 @@ async fn an_image_in_the_registry_is_pulled_not_built_again() {
         .gc(&crate::launch::Selection::Only(vec![s.package.id.clone()]))
         .await
         .expect("gc");
-    assert_eq!(collected.images, [built.image.clone()], "{collected:?}");
+    assert_eq!(
+        collected.images,
+        std::slice::from_ref(&built.image),
+        "{collected:?}"
+    );
     let again = with_registry()
         .build(&s.package, &|_: &str| {})
         .await
