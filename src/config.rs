@@ -58,6 +58,9 @@ cclaunch:
     env: []
     mounts: []
     timeout: 10m
+    caches: true
+    cacheVolume: cclaunch-cache
+    cacheMaxBytes: 4294967296
   output:
     maxLineBytes: 65536
     keepLines: 200
@@ -278,6 +281,13 @@ pub struct Build {
     pub mounts: Vec<String>,
     /// How long a build may take (Go duration); then it is ended.
     pub timeout: String,
+    /// Go's build and module caches and npm's cache kept between builds in
+    /// volumes of cclaunch's (`cclaunch-cache-<platform>`).
+    pub caches: bool,
+    /// Cache volumes are named `<cacheVolume>-<platform>`.
+    pub cache_volume: String,
+    /// A cache volume found larger than this after a build is removed.
+    pub cache_max_bytes: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -211,6 +211,8 @@ pub enum Selection {
     Only(Vec<String>),
     /// Every package id except these.
     AllBut(Vec<String>),
+    /// No chaincode: the engine's build caches (shared by every peer on it).
+    Caches,
 }
 
 impl Selection {
@@ -218,6 +220,7 @@ impl Selection {
         match self {
             Selection::Only(ids) => ids.iter().any(|id| id == package_id),
             Selection::AllBut(keep) => !keep.iter().any(|id| id == package_id),
+            Selection::Caches => false,
         }
     }
 }
@@ -227,6 +230,8 @@ impl Selection {
 pub struct Collected {
     pub containers: Vec<String>,
     pub images: Vec<String>,
+    /// Build cache volumes.
+    pub volumes: Vec<String>,
 }
 
 /// The engine's answer to a health check, and how it was reached.

@@ -153,17 +153,23 @@ pub fn gc_request(selection: &Selection) -> pb::GcRequest {
     match selection.clone() {
         Selection::Only(package_ids) => pb::GcRequest {
             package_ids,
-            keep: Vec::new(),
+            ..Default::default()
         },
         Selection::AllBut(keep) => pb::GcRequest {
-            package_ids: Vec::new(),
             keep,
+            ..Default::default()
+        },
+        Selection::Caches => pb::GcRequest {
+            caches: true,
+            ..Default::default()
         },
     }
 }
 
 pub fn from_gc_request(r: pb::GcRequest) -> Selection {
-    if r.package_ids.is_empty() {
+    if r.caches {
+        Selection::Caches
+    } else if r.package_ids.is_empty() {
         Selection::AllBut(r.keep)
     } else {
         Selection::Only(r.package_ids)
@@ -174,6 +180,7 @@ pub fn collected(c: Collected) -> pb::GcResponse {
     pb::GcResponse {
         containers: c.containers,
         images: c.images,
+        volumes: c.volumes,
     }
 }
 
@@ -181,6 +188,7 @@ pub fn from_collected(r: pb::GcResponse) -> Collected {
     Collected {
         containers: r.containers,
         images: r.images,
+        volumes: r.volumes,
     }
 }
 

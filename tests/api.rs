@@ -239,7 +239,7 @@ async fn a_grpc_client_drives_a_chaincode_through_its_whole_life() {
     let collected = client
         .gc(pb::GcRequest {
             package_ids: vec![package.id.clone()],
-            keep: vec![],
+            ..Default::default()
         })
         .await
         .unwrap()

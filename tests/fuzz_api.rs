@@ -238,6 +238,7 @@ fn request(
         Method::Gc => vec![pb::GcRequest {
             package_ids: (0..rng.below(3)).map(|_| text(rng)).collect(),
             keep: (0..rng.below(3)).map(|_| text(rng)).collect(),
+            caches: rng.chance(5),
         }
         .encode_to_vec()],
         Method::Unknown => vec![rng.some_bytes(32)],

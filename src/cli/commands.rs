@@ -306,7 +306,9 @@ async fn ps(server: &ServerArgs, config: Config) -> Result<()> {
 async fn gc(args: GcArgs, config: Config) -> Result<()> {
     let launch = road::launch(&args.server, &config).await?;
     launch.exclusive()?;
-    let selection = if args.chaincode.is_empty() {
+    let selection = if args.caches {
+        Selection::Caches
+    } else if args.chaincode.is_empty() {
         Selection::AllBut(args.keep)
     } else {
         let ids = args
@@ -323,7 +325,13 @@ async fn gc(args: GcArgs, config: Config) -> Result<()> {
     for image in &collected.images {
         println!("removed image {image}");
     }
-    if collected.containers.is_empty() && collected.images.is_empty() {
+    for volume in &collected.volumes {
+        println!("removed build cache {volume}");
+    }
+    if collected.containers.is_empty()
+        && collected.images.is_empty()
+        && collected.volumes.is_empty()
+    {
         println!("nothing to remove");
     }
     Ok(())

@@ -216,7 +216,7 @@ pub struct StartArgs {
 }
 
 #[derive(Debug, Args)]
-#[command(group = clap::ArgGroup::new("what").required(true).args(["chaincode", "keep", "all"]))]
+#[command(group = clap::ArgGroup::new("what").required(true).args(["chaincode", "keep", "all", "caches"]))]
 pub struct GcArgs {
     /// Package ids (or package files) to remove.
     pub chaincode: Vec<String>,
@@ -226,6 +226,10 @@ pub struct GcArgs {
     /// Remove everything of this peer's that cclaunch made.
     #[arg(long, conflicts_with_all = ["chaincode", "keep"])]
     pub all: bool,
+    /// Remove the build caches instead (Go's and npm's, in volumes shared by
+    /// every peer on the engine; the next build fills them again).
+    #[arg(long, conflicts_with_all = ["chaincode", "keep", "all"])]
+    pub caches: bool,
     #[command(flatten)]
     pub server: ServerArgs,
 }

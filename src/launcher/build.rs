@@ -11,7 +11,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::job::{self, Ended, Job};
-use super::reuse;
+use super::{caches, reuse};
 use super::{engine, Built, Error, Launcher, LABEL_BUILD};
 use crate::config::Config;
 use crate::package::{self, Package};
@@ -230,6 +230,7 @@ impl Launcher {
             config: self.config.clone(),
             labels: self.labels(&package.id),
             registry: self.registry.clone(),
+            trimming: Arc::clone(&self.trimming),
             flights: Arc::clone(&self.flights),
             image: image.to_string(),
         };
@@ -297,6 +298,7 @@ struct Task {
     config: Config,
     labels: runtime::Labels,
     registry: Option<runtime::Registry>,
+    trimming: Arc<tokio::sync::Mutex<()>>,
     flights: Flights,
     image: String,
 }
@@ -392,16 +394,23 @@ impl Task {
         let build = &self.config.cclaunch.build;
         let mut labels = self.labels.clone();
         labels.insert(LABEL_BUILD.to_string(), "true".to_string());
+        let cache = caches::of(platform, &self.config);
+        let builder_image = plan.builder_image.clone();
         let job = Job {
             image: plan.builder_image.clone(),
             script: plan.script,
+            // The operator's env last: it may point a tool elsewhere.
             env: plan
                 .env
                 .into_iter()
+                .chain(cache.iter().flat_map(|c| c.env.iter().cloned()))
                 .chain(build.env.iter().cloned())
                 .collect(),
             network_mode: build.network_mode.clone(),
             mounts: build.mounts.clone(),
+            volume: cache
+                .as_ref()
+                .map(|c| (c.volume.clone(), caches::labels(platform))),
             labels,
             deadline,
             cancel: cancel.clone(),
@@ -488,6 +497,16 @@ impl Task {
             () = cancel.cancelled() => return Err(cancelled()),
         }
         tracing::info!(chaincode = package_id, image, "built image");
+        if cache.is_some() {
+            tokio::spawn(caches::trim(
+                Arc::clone(&self.engine),
+                self.config.clone(),
+                platform,
+                builder_image,
+                self.labels.clone(),
+                Arc::clone(&self.trimming),
+            ));
+        }
         Ok(Made::Built)
     }
 

@@ -12,7 +12,9 @@ impl Launcher {
     /// Removes the chosen chaincode's containers (running ones too) and images.
     pub async fn gc(&self, selection: &Selection) -> Result<Collected, Error> {
         // A mistyped id to keep would otherwise remove what it meant to keep.
-        let (Selection::Only(ids) | Selection::AllBut(ids)) = selection;
+        let (Selection::Only(ids) | Selection::AllBut(ids)) = selection else {
+            return self.gc_caches().await;
+        };
         for id in ids {
             crate::ccid::check(id)?;
         }
@@ -59,6 +61,37 @@ impl Launcher {
                     .map_err(super::engine(id))?;
                 collected.images.push(name);
             }
+        }
+        Ok(collected)
+    }
+
+    /// Removes the build cache volumes named by this configuration (see
+    /// `caches`); one a build uses at the time is refused by the engine, and
+    /// named in the error.
+    async fn gc_caches(&self) -> Result<Collected, Error> {
+        // Not while this launcher measures one (its container uses it).
+        let _measuring = self.trimming.lock().await;
+        let volumes = self
+            .engine
+            .list_volumes(&[(runtime::LABEL_MANAGED, "true")])
+            .await
+            .map_err(super::engine_only)?;
+        let mut collected = Collected::default();
+        for volume in volumes {
+            let ours = volume
+                .labels
+                .get(runtime::LABEL_CACHE)
+                .is_some_and(|platform| {
+                    volume.name == format!("{}-{platform}", self.config.cclaunch.build.cache_volume)
+                });
+            if !ours {
+                continue;
+            }
+            self.engine
+                .remove_volume(&volume.name)
+                .await
+                .map_err(super::engine_only)?;
+            collected.volumes.push(volume.name);
         }
         Ok(collected)
     }

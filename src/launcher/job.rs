@@ -29,6 +29,9 @@ pub(super) struct Job {
     pub network_mode: String,
     /// Read-only `host:container` bind mounts.
     pub mounts: Vec<String>,
+    /// A build cache volume (name, labels it is made with), read-write at
+    /// [`caches::MOUNT`](super::caches::MOUNT).
+    pub volume: Option<(String, runtime::Labels)>,
     pub labels: runtime::Labels,
     pub deadline: tokio::time::Instant,
     pub cancel: CancellationToken,
@@ -81,7 +84,7 @@ pub(super) async fn run(
         args: vec!["/bin/sh".into(), "-c".into(), job.script.clone()],
         env: job.env.clone(),
         labels: job.labels.clone(),
-        host_config: build_host(&job.network_mode, &binds),
+        host_config: build_host(&job.network_mode, &binds, job.volume.as_ref()),
         files: Vec::new(),
     };
     let id = engine.create_container(&spec).await.map_err(|e| match e {
@@ -112,9 +115,17 @@ pub(super) async fn run(
 }
 
 /// A build container's host: the configured network (empty: the engine's
-/// default) and the mounts, nothing else of the chaincode's host config.
-fn build_host(network_mode: &str, binds: &[String]) -> HostConfig {
+/// default), the mounts and the cache, nothing else of the chaincode's host
+/// config.
+fn build_host(
+    network_mode: &str,
+    binds: &[String],
+    volume: Option<&(String, runtime::Labels)>,
+) -> HostConfig {
     let mut host = HostConfig::default();
+    if let Some((name, labels)) = volume {
+        host = host.with_volume(name, super::caches::MOUNT, labels);
+    }
     if !network_mode.is_empty() {
         host = host.with_network_mode(network_mode);
     }

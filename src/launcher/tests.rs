@@ -29,6 +29,8 @@ fn setup(peer: &str, build_timeout: &str) -> Setup {
         "CCLAUNCH_STATEDIR" => Some(state.clone()),
         "CORE_PEER_ID" => Some(peer.clone()),
         "CCLAUNCH_BUILD_TIMEOUT" => Some(timeout.clone()),
+        // Measuring a cache runs a container: counted apart (caches test).
+        "CCLAUNCH_BUILD_CACHES" => Some("false".to_string()),
         _ => None,
     })
     .unwrap();
@@ -471,4 +473,32 @@ async fn an_image_in_the_registry_is_pulled_not_built_again() {
     assert_eq!(s.fake.calls("fetch_published"), 2);
     assert_eq!(s.fake.calls("build_image"), 1, "not built again");
     assert_eq!(s.fake.pushed().len(), 1, "not pushed again");
+}
+
+#[tokio::test(start_paused = true)]
+async fn builds_mount_their_platforms_cache_and_gc_caches_removes_it() {
+    let s = setup("caches", "10m");
+    let mut config = s.launcher.config().clone();
+    config.cclaunch.build.caches = true;
+    let launcher = Launcher::new(Arc::new(s.fake.clone()), config);
+    launcher
+        .build(&s.package, &|_: &str| {})
+        .await
+        .expect("built");
+    // The build container's mount made the volume, with its labels.
+    let volumes = {
+        use crate::runtime::Engine as _;
+        s.fake
+            .list_volumes(&[("org.cclaunch.cache", "node")])
+            .await
+            .unwrap()
+    };
+    assert_eq!(volumes.len(), 1, "{volumes:?}");
+    assert_eq!(volumes[0].name, "cclaunch-cache-node");
+    assert_eq!(volumes[0].labels[runtime::LABEL_MANAGED], "true");
+    let collected = launcher
+        .gc(&crate::launch::Selection::Caches)
+        .await
+        .expect("gc");
+    assert_eq!(collected.volumes, ["cclaunch-cache-node"]);
 }

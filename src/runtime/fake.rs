@@ -19,6 +19,7 @@ use tokio::sync::{mpsc, Semaphore};
 use super::{
     ByteStream, ContainerInfo, ContainerSpec, Download, Engine, EngineInfo, Error, File,
     ImageBuild, Labels, LogQuery, Output, OutputStream, Progress, Push, Registry, Runner,
+    VolumeInfo,
 };
 
 /// Holds a call until opened; counts the calls that reached it.
@@ -59,6 +60,7 @@ struct State {
     pushed: Vec<String>,
     /// The registry's images, by the local name they were pushed from.
     registry: HashMap<String, Labels>,
+    volumes: HashMap<String, Labels>,
 }
 
 /// A fake image's id: its labels' digest, so two names of one image (a tag)
@@ -327,6 +329,19 @@ impl Runner for Fake {
                 source: std::io::Error::from(std::io::ErrorKind::AlreadyExists),
             });
         }
+        // Volume mounts make their volume, as the engine does.
+        let mounts = spec.host_config.settings().get("Mounts").cloned();
+        for mount in mounts
+            .as_ref()
+            .and_then(|m| m.as_array())
+            .into_iter()
+            .flatten()
+        {
+            let name = mount["Source"].as_str().unwrap_or_default().to_string();
+            let labels: Labels = serde_json::from_value(mount["VolumeOptions"]["Labels"].clone())
+                .unwrap_or_default();
+            self.state().volumes.entry(name).or_insert(labels);
+        }
         Ok(self.create(spec))
     }
 
@@ -475,6 +490,32 @@ impl Engine for Fake {
             })
             .map(|(i, l)| (i.clone(), l.clone()))
             .collect())
+    }
+
+    async fn list_volumes(&self, labels: &[(&str, &str)]) -> Result<Vec<VolumeInfo>, Error> {
+        self.enter("list_volumes").await?;
+        Ok(self
+            .state()
+            .volumes
+            .iter()
+            .filter(|(_, l)| {
+                labels
+                    .iter()
+                    .all(|(k, v)| l.get(*k).map(String::as_str) == Some(*v))
+            })
+            .map(|(name, labels)| VolumeInfo {
+                name: name.clone(),
+                labels: labels.clone(),
+            })
+            .collect())
+    }
+
+    async fn remove_volume(&self, name: &str) -> Result<(), Error> {
+        self.enter("remove_volume").await?;
+        match self.state().volumes.remove(name) {
+            Some(_) => Ok(()),
+            None => Err(not_found(name)),
+        }
     }
 
     async fn upload(&self, container: &str, _path: &str, _tar: Bytes) -> Result<(), Error> {

@@ -8,6 +8,8 @@
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use super::Labels;
+
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(transparent)]
 pub struct HostConfig {
@@ -44,6 +46,29 @@ impl HostConfig {
     /// The same, with `binds` (`source:target[:ro]`) mounted.
     pub fn with_binds(self, binds: &[String]) -> HostConfig {
         self.with("Binds", Value::from(binds.to_vec()))
+    }
+
+    /// The same, with the volume `name` mounted read-write at `target`; made
+    /// with `labels` by the engine if it does not exist.
+    pub fn with_volume(mut self, name: &str, target: &str, labels: &Labels) -> HostConfig {
+        let mount = serde_json::json!({
+            "Type": "volume",
+            "Source": name,
+            "Target": target,
+            "VolumeOptions": { "Labels": labels },
+        });
+        match self
+            .settings
+            .get_mut("Mounts")
+            .and_then(Value::as_array_mut)
+        {
+            Some(mounts) => mounts.push(mount),
+            None => {
+                self.settings
+                    .insert("Mounts".to_string(), Value::from(vec![mount]));
+            }
+        }
+        self
     }
 
     /// Every setting, keys as Docker's API spells them.

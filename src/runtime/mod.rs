@@ -36,6 +36,8 @@ pub const LABEL_VERSION: &str = "org.cclaunch.version";
 /// On images: what they were built from ([`crate::launcher`]'s build key), so
 /// one build serves every peer and network on the engine.
 pub const LABEL_BUILD_KEY: &str = "org.cclaunch.build-key";
+/// On build cache volumes: the platform whose caches they hold.
+pub const LABEL_CACHE: &str = "org.cclaunch.cache";
 /// Fabric's own image label carrying the chaincode type (`GOLANG`, ...).
 pub const LABEL_FABRIC_TYPE: &str = "org.hyperledger.fabric.chaincode.type";
 
@@ -247,6 +249,12 @@ impl std::fmt::Debug for File {
     }
 }
 
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolumeInfo {
+    pub name: String,
+    pub labels: Labels,
+}
+
 /// What the engine knows of a container.
 #[derive(Debug, Clone)]
 pub struct ContainerInfo {
@@ -339,6 +347,11 @@ pub trait Engine: Runner {
         registry: &Registry,
         progress: &dyn Progress,
     ) -> Result<bool, Error>;
+
+    /// Volumes carrying all of `labels`.
+    async fn list_volumes(&self, labels: &[(&str, &str)]) -> Result<Vec<VolumeInfo>, Error>;
+    /// Refused (`Refused`, 409) while a container uses it.
+    async fn remove_volume(&self, name: &str) -> Result<(), Error>;
 
     /// Unpacks a tar (gzip'd or not) at `path` in the container.
     async fn upload(&self, container: &str, path: &str, tar: Bytes) -> Result<(), Error>;

@@ -12,7 +12,7 @@ use bytes::Bytes;
 
 use super::{
     ByteStream, ContainerInfo, ContainerSpec, Download, Engine, EngineInfo, Error, ImageBuild,
-    Labels, LogQuery, OutputStream, Progress, Push, Registry, Runner,
+    Labels, LogQuery, OutputStream, Progress, Push, Registry, Runner, VolumeInfo,
 };
 
 /// How long the engine may take to answer a build's requests (image builds
@@ -209,6 +209,7 @@ mod containers;
 pub mod files;
 mod images;
 mod logs;
+mod volumes;
 
 pub use containers::check_host_config;
 pub(in crate::runtime) use logs::logs_options;
@@ -331,6 +332,14 @@ impl Engine for Docker {
         progress: &dyn Progress,
     ) -> Result<bool, Error> {
         Docker::fetch_published(self, image, registry, progress).await
+    }
+
+    async fn list_volumes(&self, labels: &[(&str, &str)]) -> Result<Vec<VolumeInfo>, Error> {
+        Docker::list_volumes(self, labels).await
+    }
+
+    async fn remove_volume(&self, name: &str) -> Result<(), Error> {
+        Docker::remove_volume(self, name).await
     }
 
     async fn upload(&self, container: &str, path: &str, tar: Bytes) -> Result<(), Error> {

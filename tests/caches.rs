@@ -1,0 +1,178 @@
+//! Build caches between builds (Go's build cache in a volume of cclaunch's):
+//! filled by a build, used by the next version's, and never the cause of a
+//! wrong build: a corrupt cache or two builds sharing a cold one still give
+//! binaries that run and say what their source says.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use cclaunch::launch::Selection;
+use cclaunch::package::Package;
+use common::{docker, Env, BUSYBOX};
+
+/// A copy of the Go sample whose chaincode calls itself `name`.
+fn go_source(dir: &Path, name: &str) -> PathBuf {
+    let code = dir.join(format!("{name}-src"));
+    std::fs::create_dir_all(&code).expect("mkdir");
+    let sample = common::repo().join("testdata/chaincode/golang");
+    std::fs::copy(sample.join("go.mod"), code.join("go.mod")).expect("go.mod");
+    let main = std::fs::read_to_string(sample.join("main.go")).expect("main.go");
+    let renamed = main.replace(
+        "const name = \"sample-go\"",
+        &format!("const name = \"{name}\""),
+    );
+    assert_ne!(renamed, main, "the sample names itself");
+    std::fs::write(code.join("main.go"), renamed).expect("write main.go");
+    code
+}
+
+fn go_package(env: &Env, name: &str) -> Package {
+    let code = go_source(env.dir.path(), name);
+    env.package("golang", name, "example.com/cclaunch/sample", &code)
+}
+
+/// What the built chaincode says when it starts (it prints its name).
+fn first_line(image: &str) -> String {
+    docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        image,
+        "timeout",
+        "2",
+        "chaincode",
+        "-peer.address=127.0.0.1:1",
+    ])
+    .lines()
+    .next()
+    .unwrap_or_default()
+    .to_string()
+}
+
+/// Files in the cache volume (counted in a busybox container).
+fn cached_files(volume: &str) -> usize {
+    let out = docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-v",
+        &format!("{volume}:/c"),
+        BUSYBOX,
+        "sh",
+        "-c",
+        "find /c -type f | wc -l",
+    ]);
+    out.trim().parse().unwrap_or(0)
+}
+
+/// An env whose cache volumes are this test's own.
+async fn env(test: &str) -> (Env, String) {
+    let prefix = format!("cclaunch-test-cache-{}", common::unique_peer(test));
+    let env = Env::new(test, &[("CCLAUNCH_BUILD_CACHEVOLUME", &prefix)]).await;
+    (env, format!("{prefix}-golang"))
+}
+
+struct Volume(String);
+
+impl Drop for Volume {
+    fn drop(&mut self) {
+        docker(&["volume", "rm", "-f", &self.0]);
+    }
+}
+
+#[tokio::test]
+async fn a_second_version_builds_with_the_first_ones_cache_and_gc_removes_it() {
+    let (env, volume) = env("cachev2").await;
+    let _volume = Volume(volume.clone());
+    let v1 = go_package(&env, "cache-v1");
+    let started = std::time::Instant::now();
+    let built = env
+        .launcher
+        .build(&v1, &|_: &str| {})
+        .await
+        .expect("v1 built");
+    let cold = started.elapsed();
+    assert!(first_line(&built.image).starts_with("cache-v1 starting"));
+    let labels = docker(&["volume", "inspect", "--format", "{{json .Labels}}", &volume]);
+    assert!(
+        labels.contains("\"org.cclaunch.cache\":\"golang\""),
+        "{labels}"
+    );
+    assert!(
+        labels.contains("\"org.cclaunch.managed\":\"true\""),
+        "{labels}"
+    );
+    assert!(cached_files(&volume) > 100, "Go's cache was filled");
+
+    let v2 = go_package(&env, "cache-v2");
+    let started = std::time::Instant::now();
+    let built = env
+        .launcher
+        .build(&v2, &|_: &str| {})
+        .await
+        .expect("v2 built");
+    let warm = started.elapsed();
+    assert!(
+        first_line(&built.image).starts_with("cache-v2 starting"),
+        "v2 runs its own code"
+    );
+    println!("Go sample build: cold cache {cold:?}, warm cache {warm:?}");
+
+    let collected = env.launcher.gc(&Selection::Caches).await.expect("gc");
+    assert_eq!(collected.volumes, std::slice::from_ref(&volume));
+    assert!(collected.images.is_empty() && collected.containers.is_empty());
+    assert!(
+        docker(&["volume", "ls", "-q", "--filter", &format!("name={volume}")])
+            .trim()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn a_corrupt_cache_still_gives_a_right_build() {
+    let (env, volume) = env("cachebad").await;
+    let _volume = Volume(volume.clone());
+    let v1 = go_package(&env, "corrupt-v1");
+    env.launcher
+        .build(&v1, &|_: &str| {})
+        .await
+        .expect("v1 built");
+    // Every cached file cut short or overwritten with other bytes, as a
+    // crash or a full disk leaves a cache.
+    docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-v",
+        &format!("{volume}:/c"),
+        BUSYBOX,
+        "sh",
+        "-c",
+        "n=0; for f in $(find /c -type f); do n=$((n+1)); if [ $((n%2)) = 0 ]; then : > $f; else echo garbage > $f; fi; done",
+    ]);
+    let v2 = go_package(&env, "corrupt-v2");
+    let built = env
+        .launcher
+        .build(&v2, &|_: &str| {})
+        .await
+        .expect("built on a corrupt cache");
+    assert!(first_line(&built.image).starts_with("corrupt-v2 starting"));
+}
+
+#[tokio::test]
+async fn two_builds_sharing_a_cold_cache_both_come_out_right() {
+    let (env, volume) = env("cacheboth").await;
+    let _volume = Volume(volume);
+    let (a, b) = (go_package(&env, "shared-a"), go_package(&env, "shared-b"));
+    let (built_a, built_b) = tokio::join!(
+        env.launcher.build(&a, &|_: &str| {}),
+        env.launcher.build(&b, &|_: &str| {})
+    );
+    let (built_a, built_b) = (built_a.expect("a built"), built_b.expect("b built"));
+    assert!(first_line(&built_a.image).starts_with("shared-a starting"));
+    assert!(first_line(&built_b.image).starts_with("shared-b starting"));
+}
