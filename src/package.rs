@@ -590,13 +590,19 @@ pub fn write(metadata: &Metadata, code_dir: &Path, out: &Path) -> io::Result<Str
 
     let mut code = tempfile::tempfile_in(dir)?;
     write_code_tar_gz(code_dir, &mut code)?;
-    wrap(metadata, code, out)
+    wrap(metadata, code, out, flate2::Compression::default())
 }
 
 /// Writes a package around a finished `code.tar.gz` (`code`, read from its
-/// start): `metadata.json` first, as the peer CLI does. Replaces `out` only
-/// once it is complete. The package id.
-pub fn wrap(metadata: &Metadata, mut code: File, out: &Path) -> io::Result<String> {
+/// start): `metadata.json` first, as the peer CLI does, gzip'd at `level`
+/// (`none` still makes a gzip stream: the code inside is compressed
+/// already). Replaces `out` only once it is complete. The package id.
+pub fn wrap(
+    metadata: &Metadata,
+    mut code: File,
+    out: &Path,
+    level: flate2::Compression,
+) -> io::Result<String> {
     validate_label(&metadata.label)
         .map_err(|p| io::Error::new(io::ErrorKind::InvalidInput, p.to_string()))?;
     let dir = out
@@ -611,7 +617,7 @@ pub fn wrap(metadata: &Metadata, mut code: File, out: &Path) -> io::Result<Strin
         inner: io::BufWriter::with_capacity(READ_BUF, file.as_file().try_clone()?),
         hasher: Sha256::new(),
     };
-    let gz = flate2::write::GzEncoder::new(hashing, flate2::Compression::default());
+    let gz = flate2::write::GzEncoder::new(hashing, level);
     let mut tar = tar::Builder::new(gz);
     let meta = serde_json::to_vec(metadata)?;
     tar.append_data(

@@ -80,7 +80,8 @@ async fn build_image(
                 .context("cannot make a temp file")?;
             source::code_tar_gz(&src, limit, &code)
                 .with_context(|| format!("refusing the chaincode source {}", src.display()))?;
-            package::wrap(&metadata, code, &file)
+            // Only for the sidecar, never kept: speed over size (see source).
+            package::wrap(&metadata, code, &file, flate2::Compression::none())
                 .with_context(|| format!("cannot write the package {}", file.display()))
         }
     })

@@ -173,9 +173,12 @@ pub fn code_tar_gz(root: &Path, limit: u64, out: &File) -> Result<(), Error> {
         path: root.to_path_buf(),
         source,
     };
+    // The fastest level: the package goes once to the sidecar and into
+    // the build container; gzip -1 of a 100 MB Go tree took a third of
+    // the default level's time for an output 18% larger.
     let gz = flate2::write::GzEncoder::new(
         BufWriter::with_capacity(256 << 10, out),
-        flate2::Compression::default(),
+        flate2::Compression::fast(),
     );
     let mut tar = tar::Builder::new(gz);
     for entry in &entries {
