@@ -9,10 +9,12 @@
 //!    (throughput and the child's peak RSS);
 //! 4. through the gRPC API, as a peer drives it: 1, 8 and 32 launches at once
 //!    vs the same launches one after another, and Build of a built package;
-//! 5. Node chaincode registration (the real shim).
+//! 5. Node chaincode registration (the real shim);
+//! 6. builds: a second peer's build of the same package vs the first build,
+//!    and version 2 with version 1's build cache vs version 1 on a cold one.
 //!
 //! `cargo run --release --example bench -- api` runs only the named sections
-//! (start, mirroring, package, api, node); no argument runs them all.
+//! (start, mirroring, package, api, node, builds); no argument runs them all.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
@@ -32,6 +34,7 @@ use cclaunch::runtime::docker::Docker;
 use cclaunch::runtime::Runner;
 
 mod api;
+mod builds;
 
 const ROUNDS: usize = 15;
 const SHENV: &str = "cclaunch-test/shenv:latest";
@@ -88,6 +91,9 @@ async fn main() -> Result<()> {
     }
     if run("node") {
         node_registration(docker.clone(), dir.path()).await?;
+    }
+    if run("builds") {
+        builds::builds(dir.path()).await?;
     }
     Ok(())
 }
