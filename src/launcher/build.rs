@@ -503,7 +503,6 @@ impl Task {
                 self.config.clone(),
                 platform,
                 builder_image,
-                self.labels.clone(),
                 Arc::clone(&self.trimming),
             ));
         }

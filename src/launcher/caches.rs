@@ -80,7 +80,6 @@ pub(super) async fn trim(
     config: Config,
     platform: Platform,
     image: String,
-    labels: runtime::Labels,
     busy: Arc<tokio::sync::Mutex<()>>,
 ) {
     let Ok(_one) = busy.try_lock() else {
@@ -95,8 +94,8 @@ pub(super) async fn trim(
         Ok(volumes) if volumes.iter().any(|v| v.name == volume) => {}
         _ => return,
     }
-    // Counted as a build container: leftovers cleanup and ps know it.
-    let mut labels = labels;
+    // The cache's, not a peer's or a chaincode's: it serves them all.
+    let mut labels = self::labels(platform);
     labels.insert(super::LABEL_BUILD.to_string(), "true".to_string());
     let job = Job {
         image,
