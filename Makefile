@@ -38,7 +38,7 @@ test: engine images portable
 ## for them, in network namespaces of its own (docs/TESTING.md).
 test-swarm: engine swarm-deps
 	testdata/images/make-images.sh busybox shenv
-	tests/cluster/with-swarm.sh $(CARGO) test --test swarm_lab --test swarm_engine --test swarm_faces --test swarm_chaincode --test swarm_failures -- --test-threads=2
+	tests/cluster/with-swarm.sh $(CARGO) test --test swarm_lab --test swarm_engine --test swarm_faces --test swarm_chaincode --test swarm_failures --test swarm_builder -- --test-threads=2
 
 swarm-deps:
 	tests/cluster/install-deps.sh
