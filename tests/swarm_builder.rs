@@ -157,7 +157,12 @@ fn install_and_build(root: &Path, layout: &Layout, server: &str) -> PathBuf {
             .arg(&builder);
         cmd
     });
-    run_ok(verb(&builder, "detect", &[&layout.src, &layout.meta], server));
+    run_ok(verb(
+        &builder,
+        "detect",
+        &[&layout.src, &layout.meta],
+        server,
+    ));
     let built = run_ok(verb(
         &builder,
         "build",
@@ -315,7 +320,11 @@ async fn run_holds_a_service_on_a_worker_and_sigterm_removes_it() {
         .collect();
     assert_eq!(ticks, (1..=ticks.len() as u32).collect::<Vec<_>>());
     assert_eq!(service_of(&lab, &peer, &layout.package.id).1, "");
-    assert!(leftovers(&lab, &peer).is_empty(), "{:?}", leftovers(&lab, &peer));
+    assert!(
+        leftovers(&lab, &peer).is_empty(),
+        "{:?}",
+        leftovers(&lab, &peer)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -348,5 +357,9 @@ async fn run_ends_with_the_chaincodes_exit_code_and_leaves_no_service() {
     let mirrored: Vec<&String> = lines.iter().filter(|l| l.starts_with("line ")).collect();
     assert_eq!(mirrored, ["line 1", "line 2", "line 3"], "{lines:?}");
     assert_eq!(service_of(&lab, &peer, &layout.package.id).1, "");
-    assert!(leftovers(&lab, &peer).is_empty(), "{:?}", leftovers(&lab, &peer));
+    assert!(
+        leftovers(&lab, &peer).is_empty(),
+        "{:?}",
+        leftovers(&lab, &peer)
+    );
 }

@@ -351,12 +351,16 @@ async fn a_node_chaincode_on_the_real_shim_registers_over_mutual_tls_from_a_work
     );
 
     launcher.stop(&package.id).await.expect("stopped");
-    assert!(leftovers(&lab, &peer).is_empty(), "{:?}", leftovers(&lab, &peer));
+    assert!(
+        leftovers(&lab, &peer).is_empty(),
+        "{:?}",
+        leftovers(&lab, &peer)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_go_sample_is_built_pushed_and_run_on_a_worker_with_its_tls_files_and_reaches_the_peer(
-) {
+async fn the_go_sample_is_built_pushed_and_run_on_a_worker_with_its_tls_files_and_reaches_the_peer()
+{
     let Some(lab) = Lab::from_env() else { return };
     let _ = captured();
     let images = Instant::now();
@@ -405,5 +409,9 @@ async fn the_go_sample_is_built_pushed_and_run_on_a_worker_with_its_tls_files_an
     assert!(matches!(node.as_str(), "w1" | "w2"), "ran on {node}");
 
     launcher.stop(&package.id).await.expect("stopped");
-    assert!(leftovers(&lab, &peer).is_empty(), "{:?}", leftovers(&lab, &peer));
+    assert!(
+        leftovers(&lab, &peer).is_empty(),
+        "{:?}",
+        leftovers(&lab, &peer)
+    );
 }

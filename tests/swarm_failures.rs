@@ -120,7 +120,10 @@ async fn a_registry_down_at_push_fails_the_build_naming_the_chaincode_and_the_re
     eprintln!("build with the registry down failed in {took:.1?}: {stderr}");
     assert_ne!(code, Some(0), "{stdout}{stderr}");
     assert!(stderr.contains(&id), "the chaincode is named: {stderr}");
-    assert!(stderr.contains(&registry), "the registry is named: {stderr}");
+    assert!(
+        stderr.contains(&registry),
+        "the registry is named: {stderr}"
+    );
     assert!(took < Duration::from_secs(60), "{took:?}");
 
     // A start cannot run what never reached the registry: the same error,
@@ -155,8 +158,14 @@ async fn every_swarm_verb_fails_naming(
 ) {
     let file = shell_package(dir, "nomanager", "echo never\n");
     let registry = "10.99.0.1:5000";
-    let (code, id, stderr, _) =
-        run(build_engine, manager, registry, peer, &["package-id", &file]).await;
+    let (code, id, stderr, _) = run(
+        build_engine,
+        manager,
+        registry,
+        peer,
+        &["package-id", &file],
+    )
+    .await;
     assert_eq!(code, Some(0), "{stderr}");
     let id = id.trim().to_string();
     for args in [
