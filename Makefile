@@ -65,9 +65,11 @@ images: engine
 	testdata/images/make-images.sh
 
 ## Benchmarks with side-by-side comparisons; figures in docs/BENCHMARKS.md.
-## (build: the package section runs the release cclaunch binary.)
-bench: engine images build
+## (build: the package section runs the release cclaunch binary.) The swarm
+## section runs on its own, on a lab that tests/cluster/with-swarm.sh makes.
+bench: engine images build swarm-deps
 	$(CARGO) run --release --example bench
+	tests/cluster/with-swarm.sh $(CARGO) run --release --example bench -- swarm
 
 ## Long fuzz runs (stable toolchain): the package reader, then the sidecar's
 ## gRPC handlers, FUZZ_SECONDS each; FUZZ_SEED replays a run (its seed is

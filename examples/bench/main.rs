@@ -9,10 +9,13 @@
 //!    (throughput and the child's peak RSS);
 //! 4. through the gRPC API, as a peer drives it: 1, 8 and 32 launches at once
 //!    vs the same launches one after another, and Build of a built package;
-//! 5. Node chaincode registration (the real shim).
+//! 5. Node chaincode registration (the real shim);
+//! 6. the Swarm engine against the Docker engine (`swarm`: start latency and
+//!    32 launches at once across the workers), on the lab of tests/cluster.
 //!
 //! `cargo run --release --example bench -- api` runs only the named sections
-//! (start, mirroring, package, api, node); no argument runs them all.
+//! (start, mirroring, package, api, node); no argument runs them all but
+//! `swarm`, which runs alone under tests/cluster/with-swarm.sh.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
@@ -32,6 +35,7 @@ use cclaunch::runtime::docker::Docker;
 use cclaunch::runtime::Runner;
 
 mod api;
+mod swarm;
 
 const ROUNDS: usize = 15;
 const SHENV: &str = "cclaunch-test/shenv:latest";
@@ -40,6 +44,10 @@ type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<()> {
+    let only: Vec<String> = std::env::args().skip(1).collect();
+    if only.iter().any(|s| s == "swarm") {
+        return swarm_only(&only).await;
+    }
     // Mirrored lines are formatted as in production, then discarded, so the
     // mirroring figure includes the logger's cost.
     tracing_subscriber::fmt()
@@ -72,7 +80,6 @@ async fn main() -> Result<()> {
         env!("CARGO_PKG_VERSION")
     );
 
-    let only: Vec<String> = std::env::args().skip(1).collect();
     let run = |section: &str| only.is_empty() || only.iter().any(|s| s == section);
     if run("start") {
         start_latency(&launcher, dir.path()).await?;
@@ -90,6 +97,20 @@ async fn main() -> Result<()> {
         node_registration(docker.clone(), dir.path()).await?;
     }
     Ok(())
+}
+
+/// The swarm section (`bench -- swarm`), alone: it needs the lab that
+/// tests/cluster/with-swarm.sh brings up, so `make bench` runs it in an
+/// invocation of its own, and a run without arguments leaves it out.
+async fn swarm_only(only: &[String]) -> Result<()> {
+    use tracing_subscriber::prelude::*;
+    if only.len() > 1 {
+        return Err("the swarm section runs alone (it needs the swarm lab)".into());
+    }
+    let first = swarm::FirstLines::default();
+    tracing_subscriber::registry().with(first.clone()).init();
+    let dir = tempfile::tempdir()?;
+    swarm::run(first, dir.path()).await
 }
 
 fn shell_package(dir: &Path, label: &str, script: &str) -> Result<Package> {
