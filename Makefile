@@ -38,7 +38,7 @@ test: engine images portable
 ## for them, in network namespaces of its own (docs/TESTING.md).
 test-swarm: engine swarm-deps
 	testdata/images/make-images.sh busybox shenv
-	tests/cluster/with-swarm.sh $(CARGO) test --test swarm_lab --test swarm_engine --test swarm_faces -- --test-threads=2
+	tests/cluster/with-swarm.sh $(CARGO) test --test swarm_lab --test swarm_engine --test swarm_faces --test swarm_chaincode --test swarm_failures --test swarm_builder -- --test-threads=2
 
 swarm-deps:
 	tests/cluster/install-deps.sh
@@ -65,9 +65,11 @@ images: engine
 	testdata/images/make-images.sh
 
 ## Benchmarks with side-by-side comparisons; figures in docs/BENCHMARKS.md.
-## (build: the package section runs the release cclaunch binary.)
-bench: engine images build
+## (build: the package section runs the release cclaunch binary.) The swarm
+## section runs on its own, on a lab that tests/cluster/with-swarm.sh makes.
+bench: engine images build swarm-deps
 	$(CARGO) run --release --example bench
+	tests/cluster/with-swarm.sh $(CARGO) run --release --example bench -- swarm
 
 ## Long fuzz runs (stable toolchain): the package reader, then the sidecar's
 ## gRPC handlers, FUZZ_SECONDS each; FUZZ_SEED replays a run (its seed is

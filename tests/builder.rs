@@ -433,6 +433,9 @@ async fn run_hands_the_chaincode_the_peers_tls_material_and_exits_with_its_code(
             .any(|l| l.contains(&format!("chaincode {} exited with code 3", package.id))),
         "{lines:?}"
     );
+    // run ends the chaincode's life: its exited container is removed.
+    let container = Scope::new("test", env.peer.clone()).container_name(&package.id);
+    assert_eq!(container_state(&container), "", "exited container removed");
     let key_body = text(&tls.client_key).lines().nth(1).unwrap().to_string();
     assert!(
         !lines.iter().any(|l| l.contains(&key_body)),

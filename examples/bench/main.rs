@@ -11,10 +11,13 @@
 //!    vs the same launches one after another, and Build of a built package;
 //! 5. Node chaincode registration (the real shim);
 //! 6. builds: a second peer's build of the same package vs the first build,
-//!    and version 2 with version 1's build cache vs version 1 on a cold one.
+//!    and version 2 with version 1's build cache vs version 1 on a cold one;
+//! 7. the Swarm engine against the Docker engine (`swarm`: start latency and
+//!    32 launches at once across the workers), on the lab of tests/cluster.
 //!
 //! `cargo run --release --example bench -- api` runs only the named sections
-//! (start, mirroring, package, api, node, builds); no argument runs them all.
+//! (start, mirroring, package, api, node, builds); no argument runs them all
+//! but `swarm`, which runs alone under tests/cluster/with-swarm.sh.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
@@ -35,6 +38,7 @@ use cclaunch::runtime::Runner;
 
 mod api;
 mod builds;
+mod swarm;
 
 const ROUNDS: usize = 15;
 const SHENV: &str = "cclaunch-test/shenv:latest";
@@ -43,6 +47,10 @@ type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<()> {
+    let only: Vec<String> = std::env::args().skip(1).collect();
+    if only.iter().any(|s| s == "swarm") {
+        return swarm_only(&only).await;
+    }
     // Mirrored lines are formatted as in production, then discarded, so the
     // mirroring figure includes the logger's cost.
     tracing_subscriber::fmt()
@@ -75,7 +83,6 @@ async fn main() -> Result<()> {
         env!("CARGO_PKG_VERSION")
     );
 
-    let only: Vec<String> = std::env::args().skip(1).collect();
     let run = |section: &str| only.is_empty() || only.iter().any(|s| s == section);
     if run("start") {
         start_latency(&launcher, dir.path()).await?;
@@ -96,6 +103,20 @@ async fn main() -> Result<()> {
         builds::builds(dir.path()).await?;
     }
     Ok(())
+}
+
+/// The swarm section (`bench -- swarm`), alone: it needs the lab that
+/// tests/cluster/with-swarm.sh brings up, so `make bench` runs it in an
+/// invocation of its own, and a run without arguments leaves it out.
+async fn swarm_only(only: &[String]) -> Result<()> {
+    use tracing_subscriber::prelude::*;
+    if only.len() > 1 {
+        return Err("the swarm section runs alone (it needs the swarm lab)".into());
+    }
+    let first = swarm::FirstLines::default();
+    tracing_subscriber::registry().with(first.clone()).init();
+    let dir = tempfile::tempdir()?;
+    swarm::run(first, dir.path()).await
 }
 
 fn shell_package(dir: &Path, label: &str, script: &str) -> Result<Package> {

@@ -113,6 +113,7 @@ pub async fn run(target: &Target, bld: &Path, rundir: &Path) -> Result<i32> {
         name = signals.recv() => return Ok(stop(&remote, address, &id, name).await),
     };
     eprintln!("cclaunch: chaincode {id} exited with code {code}");
+    remove_exited(&remote, address, &id).await;
     Ok(i32::try_from(code)
         .ok()
         .filter(|c| (0..=255).contains(c))
@@ -147,6 +148,25 @@ impl launch::Follower for PeerLog<'_> {
                 said(error)
             ),
         }
+    }
+}
+
+/// `run` is the chaincode's life: what is left once it exited goes with it
+/// (an exited container; on a swarm, a service with the chaincode's TLS
+/// key among its secrets). The peer relaunches through a new `run`, which
+/// starts afresh anyway. A failure is reported, and the exit code kept.
+async fn remove_exited(remote: &Remote, address: &Address, id: &str) {
+    match tokio::time::timeout(STOP_TIMEOUT, remote.stop(id)).await {
+        Ok(Ok(container)) => eprintln!("cclaunch: removed container {container} of chaincode {id}"),
+        Ok(Err(e)) if e.kind() == Kind::NotFound => {}
+        Ok(Err(e)) => eprintln!(
+            "cclaunch: the sidecar at {address} could not remove the container of chaincode {id}: {}",
+            said(&e)
+        ),
+        Err(_) => eprintln!(
+            "cclaunch: the sidecar at {address} did not remove the container of chaincode {id} within {} s",
+            STOP_TIMEOUT.as_secs()
+        ),
     }
 }
 

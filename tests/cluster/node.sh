@@ -23,6 +23,15 @@ pid() {
 case $op in
   start)
     if p=$(pid); then echo "node $n: dockerd already runs (pid $p)" >&2; exit 1; fi
+    # A dockerd killed a moment ago, and the containerd it ran, can still be
+    # zombies: dockerd counts a pid file whose /proc entry exists as a
+    # running daemon, refuses to start ("pid file found") or waits for that
+    # containerd ("timeout waiting for containerd to start"). Neither file
+    # belongs to a live daemon now.
+    rm -f "$R/docker.pid"
+    if c=$(cat "$R/x/containerd/containerd.pid" 2>/dev/null) && ! alive "$c"; then
+      rm -f "$R/x/containerd/containerd.pid"
+    fi
     # Its own mount namespace keeps overlay/secret mounts off the host's table;
     # its own UTS namespace gives it its own hostname (the swarm node name).
     # /run/containerd is a private tmpfs with the node's shim directory bound

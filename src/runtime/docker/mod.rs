@@ -85,7 +85,9 @@ impl Docker {
         let client = tokio::time::timeout(CONNECT_TIMEOUT, client.negotiate_version())
             .await
             .map_err(|_| unreachable(format!("no answer within {} s", CONNECT_TIMEOUT.as_secs())))?
-            .map_err(|e| unreachable(e.to_string()))?;
+            // The whole chain: hyper's own text ("client error (Connect)")
+            // leaves out why (refused, no such file).
+            .map_err(|e| unreachable(crate::error_chain(&e)))?;
         Ok(Docker {
             quick: client.clone(),
             client,
@@ -159,7 +161,7 @@ impl Docker {
             | BollardError::IOError { .. }
             | BollardError::SocketNotFoundError(_) => Error::Unreachable {
                 endpoint: self.endpoint.clone(),
-                reason: format!("{op} {target}: {source}"),
+                reason: format!("{op} {target}: {}", crate::error_chain(&source)),
             },
             source => Error::Refused {
                 op,

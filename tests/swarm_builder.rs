@@ -1,0 +1,365 @@
+//! The external builder on a swarm, driven as a stock peer drives it:
+//! `cclaunch builder install DIR`, then DIR/bin/{detect,build,release,run}
+//! with the peer's arguments and only PATH and CCLAUNCH_SERVER, against a
+//! real `cclaunch serve` whose engine is the lab's swarm. `run` holds a
+//! chaincode that runs as a service on a worker, mirrors its output, and
+//! the service is gone when run ends: killed as the peer kills it (SIGTERM),
+//! or on the chaincode's own exit (run exits with its code).
+//!
+//! Runs under tests/cluster/with-swarm.sh (`make test-swarm`); elsewhere each
+//! test says it is skipped.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cclaunch::naming::Scope;
+use cclaunch::package::{Limits, Metadata, Package};
+use cclaunch::runtime::swarm::names;
+use common::swarm::Lab;
+use common::SHENV;
+use tokio::io::AsyncBufReadExt;
+
+const BIN: &str = env!("CARGO_BIN_EXE_cclaunch");
+
+/// `cclaunch serve` for `peer` on the lab's swarm, on a unix socket in
+/// `dir`; killed when dropped.
+async fn sidecar(lab: &Lab, peer: &str, dir: &Path) -> (tokio::process::Child, String) {
+    let socket = dir.join("cclaunch.sock");
+    let child = tokio::process::Command::new(BIN)
+        .args(["serve", "--socket"])
+        .arg(&socket)
+        .env("CORE_VM_ENDPOINT", lab.endpoint("mgr"))
+        .env("CORE_PEER_ID", peer)
+        .env("CORE_PEER_NETWORKID", "test")
+        .env("CORE_CHAINCODE_NODE_RUNTIME", SHENV)
+        .env("CCLAUNCH_STATEDIR", common::state_dir(peer))
+        .env("CCLAUNCH_API_PACKAGEDIRS", dir)
+        .env("CCLAUNCH_ENGINE_KIND", "swarm")
+        .env("CCLAUNCH_REGISTRY_ADDRESS", &lab.registry)
+        .env("CCLAUNCH_SWARM_CONSTRAINTS", "node.role==worker")
+        .env("RUST_LOG", "off")
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn cclaunch serve");
+    let listening = common::eventually(Duration::from_secs(30), || {
+        std::os::unix::net::UnixStream::connect(&socket).is_ok()
+    })
+    .await;
+    assert!(listening, "sidecar never listened on {}", socket.display());
+    (child, format!("unix:{}", socket.display()))
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// The directories a peer hands its builder, for one package.
+struct Layout {
+    src: PathBuf,
+    meta: PathBuf,
+    bld: PathBuf,
+    release: PathBuf,
+    rundir: PathBuf,
+    package: Package,
+}
+
+impl Layout {
+    /// A shell package (shenv runs start.sh), laid out as the peer does:
+    /// code.tar.gz extracted into SRC, metadata.json in META.
+    fn new(root: &Path, label: &str, script: &str) -> Layout {
+        let code = root.join("code");
+        std::fs::create_dir_all(&code).unwrap();
+        std::fs::write(code.join("start.sh"), script).unwrap();
+        let metadata = Metadata {
+            path: String::new(),
+            kind: "node".into(),
+            label: label.into(),
+        };
+        let file = root.join(format!("{label}.tar.gz"));
+        cclaunch::package::write(&metadata, &code, &file).unwrap();
+        let package = Package::open(&file, Limits::default()).unwrap();
+        let dir = |name: &str| {
+            let d = root.join(name);
+            std::fs::create_dir(&d).unwrap();
+            d
+        };
+        let layout = Layout {
+            src: dir("src"),
+            meta: dir("metadata"),
+            bld: dir("bld"),
+            release: dir("release"),
+            rundir: dir("run"),
+            package,
+        };
+        std::fs::write(
+            layout.meta.join("metadata.json"),
+            serde_json::to_string(&layout.package.metadata).unwrap(),
+        )
+        .unwrap();
+        let mut code = Vec::new();
+        layout
+            .package
+            .read_code(|chunk| {
+                code.extend_from_slice(chunk);
+                Ok(())
+            })
+            .unwrap();
+        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(code.as_slice()));
+        archive.unpack(&layout.src).unwrap();
+        // The peer's chaincode.json: TLS off, its own address.
+        let json = serde_json::json!({
+            "chaincode_id": layout.package.id,
+            "peer_address": "127.0.0.1:7052",
+            "client_cert": "",
+            "client_key": "",
+            "root_cert": "",
+            "mspid": "Org1MSP",
+        });
+        std::fs::write(layout.rundir.join("chaincode.json"), json.to_string()).unwrap();
+        layout
+    }
+}
+
+/// DIR/bin/VERB ARGS with only PATH and CCLAUNCH_SERVER set, as the peer
+/// runs it.
+fn verb(builder: &Path, verb: &str, args: &[&Path], server: &str) -> Command {
+    let mut cmd = Command::new(builder.join("bin").join(verb));
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap())
+        .env("CCLAUNCH_SERVER", server)
+        .args(args);
+    cmd
+}
+
+fn run_ok(mut cmd: Command) -> Output {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        text(&out.stderr)
+    );
+    out
+}
+
+/// install, detect, build, release: what the peer does before `run`.
+fn install_and_build(root: &Path, layout: &Layout, server: &str) -> PathBuf {
+    let builder = root.join("builder");
+    run_ok({
+        let mut cmd = Command::new(BIN);
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap())
+            .args(["builder", "install"])
+            .arg(&builder);
+        cmd
+    });
+    run_ok(verb(
+        &builder,
+        "detect",
+        &[&layout.src, &layout.meta],
+        server,
+    ));
+    let built = run_ok(verb(
+        &builder,
+        "build",
+        &[&layout.src, &layout.meta, &layout.bld],
+        server,
+    ));
+    eprintln!("build: {}", text(&built.stderr));
+    run_ok(verb(
+        &builder,
+        "release",
+        &[&layout.bld, &layout.release],
+        server,
+    ));
+    builder
+}
+
+/// A running `bin/run`, its stderr lines collected as they come.
+struct Running {
+    child: tokio::process::Child,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Running {
+    fn spawn(cmd: Command) -> Running {
+        let mut child = tokio::process::Command::from(cmd)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let collected = lines.clone();
+        tokio::spawn(async move {
+            let mut stderr = tokio::io::BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = stderr.next_line().await {
+                collected.lock().unwrap().push(line);
+            }
+        });
+        Running { child, lines }
+    }
+
+    fn lines(&self) -> Vec<String> {
+        self.lines.lock().unwrap().clone()
+    }
+
+    /// The first line starting with `prefix`, waited for (with a deadline).
+    async fn line_starting(&self, prefix: &str) -> String {
+        let found = common::eventually(Duration::from_secs(120), || {
+            self.lines().iter().any(|l| l.starts_with(prefix))
+        })
+        .await;
+        assert!(found, "no line {prefix:?} in {:?}", self.lines());
+        self.lines()
+            .into_iter()
+            .find(|l| l.starts_with(prefix))
+            .unwrap()
+    }
+
+    async fn exit(mut self, within: Duration) -> (Option<i32>, Vec<String>) {
+        let status = tokio::time::timeout(within, self.child.wait())
+            .await
+            .expect("run exits in time")
+            .unwrap();
+        // The reader drains what is left of stderr.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        (status.code(), self.lines())
+    }
+}
+
+/// The service that runs the peer's chaincode id, as the manager lists it
+/// (empty when there is none).
+fn service_of(lab: &Lab, peer: &str, package_id: &str) -> (String, String) {
+    let container = Scope::new("test", peer.to_string()).container_name(package_id);
+    let service = names::service_name(&container);
+    let out = lab.docker(
+        &lab.manager,
+        &[
+            "service",
+            "ls",
+            "-q",
+            "--filter",
+            &format!("name={service}"),
+        ],
+    );
+    (service, text(&out.stdout).trim().to_string())
+}
+
+/// Nothing of `peer` left on the manager: services, secrets, configs.
+fn leftovers(lab: &Lab, peer: &str) -> Vec<String> {
+    let filter = format!("label=org.cclaunch.peer-id={peer}");
+    let mut left = Vec::new();
+    for kind in ["service", "secret", "config"] {
+        let out = lab.docker(&lab.manager, &[kind, "ls", "-q", "--filter", &filter]);
+        left.extend(
+            text(&out.stdout)
+                .split_whitespace()
+                .map(|id| format!("{kind} {id}")),
+        );
+    }
+    left
+}
+
+fn ran_on_a_worker(lab: &Lab, line: &str) {
+    let host = line.strip_prefix("host ").unwrap();
+    let node = lab.node_of_hostname(host);
+    assert!(
+        matches!(node.as_deref(), Some("w1" | "w2")),
+        "ran on {host}, not a worker"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_holds_a_service_on_a_worker_and_sigterm_removes_it() {
+    let Some(lab) = Lab::from_env() else { return };
+    lab.images(&["busybox", "shenv"]);
+    let peer = common::unique_peer("swarmbldterm").to_lowercase();
+    let root = tempfile::tempdir().unwrap();
+    let (_sidecar, server) = sidecar(&lab, &peer, root.path()).await;
+    let layout = Layout::new(
+        root.path(),
+        "bldterm",
+        "echo \"host $(hostname)\"\necho \"id=$CORE_CHAINCODE_ID_NAME\"\necho \"args=$*\"\n\
+         i=0\nwhile true; do i=$((i+1)); echo \"tick $i\"; sleep 0.2; done\n",
+    );
+    let builder = install_and_build(root.path(), &layout, &server);
+
+    let run = Running::spawn(verb(
+        &builder,
+        "run",
+        &[&layout.bld, &layout.rundir],
+        &server,
+    ));
+    ran_on_a_worker(&lab, &run.line_starting("host ").await);
+    run.line_starting("tick 5").await;
+    let lines = run.lines();
+    for expected in [
+        format!("id={}", layout.package.id),
+        "args=--peer.address 127.0.0.1:7052".to_string(),
+    ] {
+        assert!(lines.contains(&expected), "{expected:?} in {lines:?}");
+    }
+    let (service, id) = service_of(&lab, &peer, &layout.package.id);
+    assert!(!id.is_empty(), "service {service} runs while run holds it");
+
+    // The peer stops chaincode with SIGTERM (and SIGKILLs 5 s later).
+    let pid = run.child.id().unwrap().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let (code, lines) = run.exit(Duration::from_secs(5)).await;
+    assert_eq!(code, Some(143), "{lines:?}");
+    // Output mirrored in order, none twice.
+    let ticks: Vec<u32> = lines
+        .iter()
+        .filter_map(|l| l.strip_prefix("tick ")?.parse().ok())
+        .collect();
+    assert_eq!(ticks, (1..=ticks.len() as u32).collect::<Vec<_>>());
+    assert_eq!(service_of(&lab, &peer, &layout.package.id).1, "");
+    assert!(
+        leftovers(&lab, &peer).is_empty(),
+        "{:?}",
+        leftovers(&lab, &peer)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_ends_with_the_chaincodes_exit_code_and_leaves_no_service() {
+    let Some(lab) = Lab::from_env() else { return };
+    lab.images(&["busybox", "shenv"]);
+    let peer = common::unique_peer("swarmbldexit").to_lowercase();
+    let root = tempfile::tempdir().unwrap();
+    let (_sidecar, server) = sidecar(&lab, &peer, root.path()).await;
+    let layout = Layout::new(
+        root.path(),
+        "bldexit",
+        "echo \"host $(hostname)\"\nfor i in 1 2 3; do echo \"line $i\"; done\nexit 7\n",
+    );
+    let builder = install_and_build(root.path(), &layout, &server);
+
+    let run = Running::spawn(verb(
+        &builder,
+        "run",
+        &[&layout.bld, &layout.rundir],
+        &server,
+    ));
+    let (code, lines) = run.exit(Duration::from_secs(120)).await;
+    assert_eq!(code, Some(7), "{lines:?}");
+    let host = lines
+        .iter()
+        .find(|l| l.starts_with("host "))
+        .unwrap_or_else(|| panic!("no host line in {lines:?}"));
+    ran_on_a_worker(&lab, host);
+    let mirrored: Vec<&String> = lines.iter().filter(|l| l.starts_with("line ")).collect();
+    assert_eq!(mirrored, ["line 1", "line 2", "line 3"], "{lines:?}");
+    assert_eq!(service_of(&lab, &peer, &layout.package.id).1, "");
+    assert!(
+        leftovers(&lab, &peer).is_empty(),
+        "{:?}",
+        leftovers(&lab, &peer)
+    );
+}

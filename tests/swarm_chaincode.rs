@@ -1,0 +1,417 @@
+//! Real chaincode on a real swarm: the Go sample and the Node chaincode on
+//! the npm fabric-shim (the same testdata/chaincode samples tests/devpeer.rs
+//! runs on Docker) are built by cclaunch on the manager's engine, pushed to
+//! the lab registry, and run as services on a worker; they dial a devpeer
+//! that listens in the hub over mutual TLS. The Node chaincode registers and
+//! answers invokes; the Go sample (standard library only: no Go shim here)
+//! checks its TLS files and reaches the peer's address.
+//!
+//! The lab's nodes have no route out, so `npm install` in the build
+//! container cannot reach the npm registry: the test installs the Node
+//! chaincode's dependencies on the host engine first (as a developer
+//! vendoring node_modules into the package), and Fabric's node build on the
+//! manager then runs `npm install --production` with nothing to fetch.
+//!
+//! Runs under tests/cluster/with-swarm.sh (`make test-swarm`); elsewhere it
+//! says it is skipped.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cclaunch::devpeer::ca::DevCa;
+use cclaunch::devpeer::{Creator, DevPeer, TlsSetup};
+use cclaunch::launcher::{Launcher, StartRequest};
+use cclaunch::package::{Limits, Metadata, Package};
+use cclaunch::runtime::docker::Docker;
+use cclaunch::runtime::swarm::{names, Swarm, SwarmOptions};
+use common::swarm::Lab;
+use common::{captured, eventually, repo};
+
+/// A devpeer serving in the hub (mutual TLS), where the workers reach it.
+/// Its server runs on a thread of its own in the hub's namespace; the test
+/// drives it through `peer` (a handle on the same state) from anywhere.
+struct HubPeer {
+    peer: DevPeer,
+    addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl HubPeer {
+    fn start(lab: &Lab, ca: &DevCa) -> HubPeer {
+        let admin = ca.client("Admin@Org1MSP").expect("admin identity");
+        let peer = DevPeer::new(Creator {
+            msp_id: "Org1MSP".into(),
+            cert_pem: admin.client_cert,
+        });
+        let server = ca
+            .server(&[lab.hub_addr.to_string()])
+            .expect("server identity");
+        let tls = TlsSetup {
+            cert_pem: server.cert_pem,
+            key_pem: server.key_pem,
+            client_ca_pem: ca.ca_pem(),
+        };
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (serving, hub, at) = (peer.clone(), lab.clone(), lab.hub_addr);
+        let thread = std::thread::spawn(move || {
+            hub.in_hub(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime in the hub");
+                runtime.block_on(async move {
+                    let listening = serving
+                        .listen(SocketAddr::new(at, 0), Some(tls))
+                        .await
+                        .expect("devpeer listens in the hub");
+                    addr_tx.send(listening.addr).expect("report the address");
+                    let _ = stopped.await;
+                    listening.shutdown().await;
+                })
+            })
+        });
+        let addr = addr_rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("devpeer listening in the hub");
+        HubPeer {
+            peer,
+            addr,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for HubPeer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// A launcher on the lab as the CLI road makes it for `engine.kind: swarm`:
+/// builds on the manager's engine, pushes to the lab registry, runs
+/// services on the workers.
+async fn launcher(lab: &Lab, peer: &str) -> Launcher {
+    let manager = lab.endpoint("mgr");
+    let config = common::config(
+        peer,
+        &[
+            ("CORE_VM_ENDPOINT", manager.as_str()),
+            ("CCLAUNCH_ENGINE_KIND", "swarm"),
+            ("CCLAUNCH_REGISTRY_ADDRESS", lab.registry.as_str()),
+        ],
+    );
+    let timeouts = (&config.cclaunch.engine).into();
+    let docker = Arc::new(
+        Docker::connect(&manager)
+            .await
+            .expect("manager engine")
+            .with_timeouts(timeouts),
+    );
+    let options = SwarmOptions {
+        constraints: vec!["node.role==worker".into()],
+        timeouts,
+        ..SwarmOptions::default()
+    };
+    let swarm = Arc::new(Swarm::connect(&manager, options).await.expect("swarm"));
+    let registry = config.registry().expect("registry").expect("set");
+    let launcher = Launcher::with_runner(docker, swarm, config).with_registry(registry);
+    launcher.claim().expect("claimed");
+    launcher
+}
+
+fn metadata(kind: &str, label: &str, path: &str) -> Metadata {
+    Metadata {
+        path: path.into(),
+        kind: kind.into(),
+        label: label.into(),
+    }
+}
+
+fn package(dir: &Path, kind: &str, label: &str, path: &str, code: &Path) -> Package {
+    let file = dir.join(format!("{label}.tar.gz"));
+    cclaunch::package::write(&metadata(kind, label, path), code, &file).expect("package");
+    Package::open(&file, Limits::default()).expect("package is valid")
+}
+
+/// A package of every file under `code`, node_modules included (cclaunch's
+/// own packager skips it) and a symlink to a file written as that file, as
+/// Fabric's packager does (it opens each path it walks): npm reinstalls a
+/// dependency whose `.bin` link is missing, which needs the network.
+fn package_with_node_modules(dir: &Path, label: &str, code: &Path) -> Package {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).expect("read dir") {
+            let entry = entry.expect("entry");
+            let kind = entry.file_type().expect("file type");
+            if kind.is_dir() {
+                walk(root, &entry.path(), out);
+            } else if kind.is_file() || entry.path().is_file() {
+                out.push(entry.path().strip_prefix(root).unwrap().to_path_buf());
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(code, code, &mut files);
+    files.sort();
+    let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(
+        tempfile::tempfile_in(dir).expect("temp file"),
+        flate2::Compression::fast(),
+    ));
+    for rel in files {
+        let data = std::fs::read(code.join(&rel)).expect("read");
+        let mut header = tar::Header::new_ustar();
+        header.set_size(data.len() as u64);
+        header.set_mode(0o100644);
+        header.set_entry_type(tar::EntryType::Regular);
+        tar.append_data(&mut header, Path::new("src").join(&rel), data.as_slice())
+            .expect("append");
+    }
+    let code_tar_gz = tar.into_inner().expect("tar").finish().expect("gzip");
+    let file = dir.join(format!("{label}.tar.gz"));
+    cclaunch::package::wrap(&metadata("node", label, ""), code_tar_gz, &file).expect("package");
+    Package::open(&file, Limits::default()).expect("package is valid")
+}
+
+/// testdata/chaincode/node-shim with its dependencies installed by npm in
+/// the host's nodeenv (which reaches the npm registry), in `dir`/node-shim.
+fn node_shim_with_dependencies(dir: &Path) -> std::path::PathBuf {
+    let code = dir.join("node-shim");
+    std::fs::create_dir_all(&code).expect("mkdir");
+    for file in ["package.json", "chaincode.js"] {
+        std::fs::copy(
+            repo().join("testdata/chaincode/node-shim").join(file),
+            code.join(file),
+        )
+        .expect("copy the sample");
+    }
+    let started = Instant::now();
+    let out = std::process::Command::new("docker")
+        .args(["run", "--rm", "-v"])
+        .arg(format!("{}:/w", code.display()))
+        .args([
+            "-w",
+            "/w",
+            "-v",
+            "/etc/ssl/certs/ca-certificates.crt:/etc/ssl/certs/host-ca.crt:ro",
+            "-e",
+            "npm_config_cafile=/etc/ssl/certs/host-ca.crt",
+            common::NODEENV,
+            "npm",
+            "install",
+            "--omit=dev",
+        ])
+        .output()
+        .expect("docker run npm install");
+    assert!(
+        out.status.success(),
+        "npm install on the host engine: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(code.join("node_modules/fabric-shim").is_dir());
+    eprintln!(
+        "node-shim: dependencies installed in {:.1?}",
+        started.elapsed()
+    );
+    code
+}
+
+/// The swarm node (`w1`, `w2`, `mgr`) whose task runs `service`.
+fn node_of(lab: &Lab, service: &str) -> String {
+    let out = lab.docker(
+        &lab.manager,
+        &[
+            "service",
+            "ps",
+            "--filter",
+            "desired-state=running",
+            "--format",
+            "{{.Node}}",
+            service,
+        ],
+    );
+    let hostname = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    lab.node_of_hostname(&hostname)
+        .unwrap_or_else(|| panic!("service {service} runs on {hostname:?}"))
+}
+
+fn lines_of(container: &str) -> Vec<String> {
+    captured().for_target(&format!("peer.chaincode.{container}"))
+}
+
+fn start_request(package: &Package, hub: &HubPeer, ca: &DevCa) -> StartRequest {
+    StartRequest {
+        package_id: package.id.clone(),
+        platform: None,
+        peer_address: hub.addr.to_string(),
+        tls: Some(ca.client(&package.id).expect("client identity")),
+        msp_id: None,
+        extra_env: Vec::new(),
+        image_of: None,
+    }
+}
+
+/// Nothing of `peer` left on the manager: services, secrets, configs.
+fn leftovers(lab: &Lab, peer: &str) -> Vec<String> {
+    let filter = format!("label=org.cclaunch.peer-id={peer}");
+    let mut left = Vec::new();
+    for kind in ["service", "secret", "config"] {
+        let out = lab.docker(&lab.manager, &[kind, "ls", "-q", "--filter", &filter]);
+        left.extend(
+            String::from_utf8_lossy(&out.stdout)
+                .split_whitespace()
+                .map(|id| format!("{kind} {id}")),
+        );
+    }
+    left
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_chaincode_on_the_real_shim_registers_over_mutual_tls_from_a_worker_and_answers_invokes(
+) {
+    let Some(lab) = Lab::from_env() else { return };
+    let _ = captured();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let code = node_shim_with_dependencies(dir.path());
+    let images = Instant::now();
+    lab.images(&["nodeenv"]);
+    eprintln!("nodeenv on the manager in {:.1?}", images.elapsed());
+    let peer = common::unique_peer("swarmnode").to_lowercase();
+    let launcher = launcher(&lab, &peer).await;
+    let package = package_with_node_modules(dir.path(), "swarmshim_1.0", &code);
+
+    let built = Instant::now();
+    let progress = std::sync::Mutex::new(Vec::<String>::new());
+    let record = |line: &str| progress.lock().unwrap().push(line.to_string());
+    launcher
+        .build(&package, &record)
+        .await
+        .unwrap_or_else(|e| panic!("build: {e:#} {:?}", progress.lock().unwrap()));
+    eprintln!("built and pushed in {:.1?}", built.elapsed());
+
+    let ca = DevCa::new().expect("CA");
+    let hub = HubPeer::start(&lab, &ca);
+    let started = Instant::now();
+    let running = launcher
+        .start(start_request(&package, &hub, &ca))
+        .await
+        .expect("start");
+    let service = names::service_name(&running.container);
+    tokio::time::timeout(
+        Duration::from_secs(120),
+        hub.peer.wait_registered(&package.id),
+    )
+    .await
+    .unwrap_or_else(|_| {
+        panic!(
+            "never registered; its output: {:?}",
+            lines_of(&running.container)
+        )
+    });
+    eprintln!(
+        "registered {:.1?} after start (image pulled by the worker)",
+        started.elapsed()
+    );
+    let node = node_of(&lab, &service);
+    assert!(matches!(node.as_str(), "w1" | "w2"), "ran on {node}");
+
+    let call = |args: &[&str]| {
+        let peer = hub.peer.clone();
+        let id = package.id.clone();
+        let args: Vec<Vec<u8>> = args.iter().map(|a| a.as_bytes().to_vec()).collect();
+        async move {
+            peer.invoke(&id, "mychannel", args, false, Duration::from_secs(30))
+                .await
+                .expect("answered")
+        }
+    };
+    let put = call(&["put", "k1", "v1"]).await;
+    assert_eq!(put.status, 200, "{}", put.message);
+    let get = call(&["get", "k1"]).await;
+    assert_eq!((get.status, get.payload.as_slice()), (200, &b"v1"[..]));
+    let nope = call(&["nope"]).await;
+    assert_eq!(nope.status, 500, "an unknown function is an error status");
+    assert!(
+        eventually(Duration::from_secs(30), || lines_of(&running.container)
+            .iter()
+            .any(|l| l.contains("node-shim") && l.contains("put")))
+        .await,
+        "its own log lines are mirrored: {:?}",
+        lines_of(&running.container)
+    );
+
+    launcher.stop(&package.id).await.expect("stopped");
+    assert!(
+        leftovers(&lab, &peer).is_empty(),
+        "{:?}",
+        leftovers(&lab, &peer)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_go_sample_is_built_pushed_and_run_on_a_worker_with_its_tls_files_and_reaches_the_peer()
+{
+    let Some(lab) = Lab::from_env() else { return };
+    let _ = captured();
+    let images = Instant::now();
+    lab.images(&["ccenv", "busybox"]);
+    eprintln!("ccenv, busybox on the manager in {:.1?}", images.elapsed());
+    let dir = tempfile::tempdir().expect("temp dir");
+    let peer = common::unique_peer("swarmgo").to_lowercase();
+    let launcher = launcher(&lab, &peer).await;
+    let package = package(
+        dir.path(),
+        "golang",
+        "swarmgo_1",
+        "example.com/cclaunch/sample",
+        &repo().join("testdata/chaincode/golang"),
+    );
+    let built = Instant::now();
+    launcher
+        .build(&package, &|_: &str| {})
+        .await
+        .expect("build");
+    eprintln!("built and pushed in {:.1?}", built.elapsed());
+
+    let ca = DevCa::new().expect("CA");
+    let hub = HubPeer::start(&lab, &ca);
+    let running = launcher
+        .start(start_request(&package, &hub, &ca))
+        .await
+        .expect("start");
+    let ready = "sample-go ready".to_string();
+    assert!(
+        eventually(Duration::from_secs(120), || lines_of(&running.container)
+            .contains(&ready))
+        .await,
+        "{:?}",
+        lines_of(&running.container)
+    );
+    let lines = lines_of(&running.container);
+    for expected in [
+        "tls ok".to_string(),
+        format!("peer connected {}", hub.addr),
+        format!("env CORE_CHAINCODE_ID_NAME={}", package.id),
+    ] {
+        assert!(lines.contains(&expected), "{expected:?} not in {lines:?}");
+    }
+    let node = node_of(&lab, &names::service_name(&running.container));
+    assert!(matches!(node.as_str(), "w1" | "w2"), "ran on {node}");
+
+    launcher.stop(&package.id).await.expect("stopped");
+    assert!(
+        leftovers(&lab, &peer).is_empty(),
+        "{:?}",
+        leftovers(&lab, &peer)
+    );
+}
