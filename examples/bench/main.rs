@@ -9,10 +9,13 @@
 //!    (throughput and the child's peak RSS);
 //! 4. through the gRPC API, as a peer drives it: 1, 8 and 32 launches at once
 //!    vs the same launches one after another, and Build of a built package;
-//! 5. Node chaincode registration (the real shim).
+//! 5. Node chaincode registration (the real shim);
+//! 6. 1,000 chaincodes under one sidecar process: RSS per chaincode, `List`
+//!    and `/metrics` latency, a restart resuming every mirror, memory over
+//!    steady output (`fleet`; CCLAUNCH_BENCH_FLEET, CCLAUNCH_BENCH_STEADY_SECS).
 //!
 //! `cargo run --release --example bench -- api` runs only the named sections
-//! (start, mirroring, package, api, node); no argument runs them all.
+//! (start, mirroring, package, api, node, fleet); no argument runs them all.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
@@ -32,6 +35,7 @@ use cclaunch::runtime::docker::Docker;
 use cclaunch::runtime::Runner;
 
 mod api;
+mod fleet;
 
 const ROUNDS: usize = 15;
 const SHENV: &str = "cclaunch-test/shenv:latest";
@@ -88,6 +92,9 @@ async fn main() -> Result<()> {
     }
     if run("node") {
         node_registration(docker.clone(), dir.path()).await?;
+    }
+    if run("fleet") {
+        fleet::fleet(docker.clone(), dir.path()).await?;
     }
     Ok(())
 }

@@ -11,8 +11,8 @@ use bollard::query_parameters::ListContainersOptions;
 use bytes::Bytes;
 
 use super::{
-    ByteStream, ContainerInfo, ContainerSpec, Download, Engine, EngineInfo, Error, ImageBuild,
-    Labels, LogQuery, OutputStream, Progress, Push, Registry, Runner,
+    ByteStream, ContainerInfo, ContainerSpec, Download, Engine, EngineInfo, Error, EventStream,
+    ImageBuild, Labels, LogQuery, OutputStream, Progress, Push, Registry, Runner,
 };
 
 /// How long the engine may take to answer a build's requests (image builds
@@ -206,6 +206,7 @@ pub(in crate::runtime) fn label_filter(labels: &[(&str, &str)]) -> HashMap<Strin
 }
 
 mod containers;
+mod events;
 pub mod files;
 mod images;
 mod logs;
@@ -285,6 +286,14 @@ impl Runner for Docker {
 
     async fn list_containers(&self, labels: &[(&str, &str)]) -> Result<Vec<ContainerInfo>, Error> {
         Docker::list_containers(self, labels).await
+    }
+
+    async fn container_events(
+        &self,
+        labels: &[(&str, &str)],
+        since: i64,
+    ) -> Result<Option<EventStream>, Error> {
+        Ok(Some(Docker::container_events(self, labels, since)))
     }
 }
 
