@@ -66,8 +66,13 @@ images: engine
 
 ## Benchmarks with side-by-side comparisons; figures in docs/BENCHMARKS.md.
 ## (build: the package section runs the release cclaunch binary.)
+## The fleet section (1,000 chaincodes under one sidecar) takes ~25 min here:
+## BENCH_FLEET chaincodes, BENCH_STEADY_SECS of steady output.
+BENCH_FLEET ?= 1000
+BENCH_STEADY_SECS ?= 600
 bench: engine images build
-	$(CARGO) run --release --example bench
+	CCLAUNCH_BENCH_FLEET=$(BENCH_FLEET) CCLAUNCH_BENCH_STEADY_SECS=$(BENCH_STEADY_SECS) \
+	  $(CARGO) run --release --example bench
 
 ## Long fuzz runs (stable toolchain): the package reader, then the sidecar's
 ## gRPC handlers, FUZZ_SECONDS each; FUZZ_SEED replays a run (its seed is

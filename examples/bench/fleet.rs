@@ -464,28 +464,37 @@ async fn measure(run: &Run, n: usize, steady: Duration) -> Result<()> {
     Ok(())
 }
 
-/// Removes every container of this run's peer ({CONCURRENCY} at a time),
-/// then its image (gc).
+/// Removes every container of this run's peer ({CONCURRENCY} at a time;
+/// an engine this busy may fail a removal, so up to three rounds), then its
+/// image (gc).
 async fn clean_up(docker: &Arc<Docker>, run: &Run) -> Result<()> {
-    let containers = docker
-        .list_containers(&[(runtime::LABEL_PEER_ID, run.peer_id.as_str())])
-        .await?;
-    let removals = futures_util::stream::iter(containers.iter().map(|c| {
-        let docker = docker.clone();
-        let id = c.id.clone();
-        async move { docker.remove_container(&id).await }
-    }))
-    .buffer_unordered(CONCURRENCY)
-    .collect::<Vec<_>>()
-    .await;
+    let mut failed = None;
+    for _ in 0..3 {
+        let containers = docker
+            .list_containers(&[(runtime::LABEL_PEER_ID, run.peer_id.as_str())])
+            .await?;
+        if containers.is_empty() {
+            failed = None;
+            break;
+        }
+        let removals = futures_util::stream::iter(containers.iter().map(|c| {
+            let docker = docker.clone();
+            let id = c.id.clone();
+            async move { docker.remove_container(&id).await }
+        }))
+        .buffer_unordered(CONCURRENCY)
+        .collect::<Vec<_>>()
+        .await;
+        failed = removals.into_iter().find_map(|removed| match removed {
+            Ok(()) | Err(runtime::Error::NotFound { .. }) => None,
+            Err(e) => Some(e),
+        });
+    }
     let config = Config::load(Some(&run.config()?))?;
     let launcher = Launcher::new(docker.clone(), config);
     launcher.gc(&Selection::AllBut(Vec::new())).await?;
-    for removed in removals {
-        match removed {
-            Ok(()) | Err(runtime::Error::NotFound { .. }) => {}
-            Err(e) => return Err(e.into()),
-        }
+    match failed {
+        Some(e) => Err(e.into()),
+        None => Ok(()),
     }
-    Ok(())
 }

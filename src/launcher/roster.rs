@@ -111,13 +111,13 @@ impl Roster {
                 args: Vec::new(),
                 env: Vec::new(),
             });
-        // Exit codes as an inspect says them: none while running, the last
-        // one once exited, and 0 otherwise (the engine resets it at start).
+        // As an inspect says them: a paused container still runs; no exit
+        // code while running, the last one once exited, 0 before a start.
         let (running, status, exit_code) = match event.change {
             Change::Created => (false, "created", Some(0)),
             Change::Started | Change::Unpaused => (true, "running", None),
             Change::Died { exit_code } => (false, "exited", exit_code),
-            Change::Paused => (false, "paused", Some(0)),
+            Change::Paused => (true, "paused", None),
             Change::Renamed => {
                 info.name = event.name;
                 return;
@@ -301,12 +301,14 @@ mod tests {
         ));
         roster.apply(event("c", Change::Started));
         roster.apply(event("c", Change::Paused));
+        roster.apply(event("d", Change::Created));
         assert_eq!(
             states(&roster),
             [
                 ("a".into(), false, "exited".into(), Some(137)),
                 ("b".into(), true, "running".into(), None),
-                ("c".into(), false, "paused".into(), Some(0)),
+                ("c".into(), true, "paused".into(), None),
+                ("d".into(), false, "created".into(), Some(0)),
             ]
         );
         roster.apply(event("a", Change::Started));
@@ -315,7 +317,8 @@ mod tests {
             states(&roster),
             [
                 ("a".into(), true, "running".into(), None),
-                ("c".into(), false, "paused".into(), Some(0)),
+                ("c".into(), true, "paused".into(), None),
+                ("d".into(), false, "created".into(), Some(0)),
             ]
         );
         roster.down();
