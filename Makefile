@@ -65,10 +65,15 @@ images: engine
 	testdata/images/make-images.sh
 
 ## Benchmarks with side-by-side comparisons; figures in docs/BENCHMARKS.md.
-## (build: the package section runs the release cclaunch binary.) The swarm
+## (build: the package section runs the release cclaunch binary.)
+## The fleet section (1,000 chaincodes under one sidecar) takes ~25 min here:
+## BENCH_FLEET chaincodes, BENCH_STEADY_SECS of steady output. The swarm
 ## section runs on its own, on a lab that tests/cluster/with-swarm.sh makes.
+BENCH_FLEET ?= 1000
+BENCH_STEADY_SECS ?= 600
 bench: engine images build swarm-deps
-	$(CARGO) run --release --example bench
+	CCLAUNCH_BENCH_FLEET=$(BENCH_FLEET) CCLAUNCH_BENCH_STEADY_SECS=$(BENCH_STEADY_SECS) \
+	  $(CARGO) run --release --example bench
 	tests/cluster/with-swarm.sh $(CARGO) run --release --example bench -- swarm
 
 ## Long fuzz runs (stable toolchain): the package reader, then the sidecar's

@@ -18,6 +18,7 @@ pub mod launch;
 pub mod launcher;
 pub mod metrics;
 pub mod naming;
+pub mod nofile;
 pub mod output;
 pub mod package;
 pub mod platform;

@@ -12,12 +12,15 @@
 //! 5. Node chaincode registration (the real shim);
 //! 6. builds: a second peer's build of the same package vs the first build,
 //!    and version 2 with version 1's build cache vs version 1 on a cold one;
-//! 7. the Swarm engine against the Docker engine (`swarm`: start latency and
+//! 7. 1,000 chaincodes under one sidecar process: RSS per chaincode, `List`
+//!    and `/metrics` latency, a restart resuming every mirror, memory over
+//!    steady output (`fleet`; CCLAUNCH_BENCH_FLEET, CCLAUNCH_BENCH_STEADY_SECS);
+//! 8. the Swarm engine against the Docker engine (`swarm`: start latency and
 //!    32 launches at once across the workers), on the lab of tests/cluster.
 //!
 //! `cargo run --release --example bench -- api` runs only the named sections
-//! (start, mirroring, package, api, node, builds); no argument runs them all
-//! but `swarm`, which runs alone under tests/cluster/with-swarm.sh.
+//! (start, mirroring, package, api, node, builds, fleet); no argument runs
+//! them all but `swarm`, which runs alone under tests/cluster/with-swarm.sh.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
@@ -38,6 +41,7 @@ use cclaunch::runtime::Runner;
 
 mod api;
 mod builds;
+mod fleet;
 mod swarm;
 
 const ROUNDS: usize = 15;
@@ -101,6 +105,9 @@ async fn main() -> Result<()> {
     }
     if run("builds") {
         builds::builds(dir.path()).await?;
+    }
+    if run("fleet") {
+        fleet::fleet(docker.clone(), dir.path()).await?;
     }
     Ok(())
 }

@@ -321,6 +321,8 @@ pub async fn serve(
     // half-done, then pick up chaincode started before a restart (its
     // output mirrored again from its checkpoint). An engine that is down now
     // is not fatal: Health and /healthz say so.
+    // List and /metrics answer from the engine's events from now on.
+    launcher.keep_roster();
     match launcher.clean_up_leftovers().await {
         Ok(removed) if !removed.is_empty() => tracing::info!(
             build_containers = removed.build_containers.len(),

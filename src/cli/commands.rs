@@ -486,6 +486,13 @@ async fn serve(args: ServeArgs, config: Config) -> Result<()> {
     if let Some(path) = socket {
         listeners.insert(0, Listen::Unix(path));
     }
+    // One engine connection per mirrored chaincode: room for many.
+    match crate::nofile::raise() {
+        Ok(limit) => tracing::debug!(?limit, "open-file limit"),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot raise the open-file limit; a sidecar with many chaincodes may run out of file descriptors")
+        }
+    }
     let launcher = Arc::new(launcher(config).await?);
     // Before anything listens: a second sidecar of this peer stops here.
     launcher.claim()?;

@@ -39,10 +39,15 @@ impl Launcher {
         if !self.serving() {
             return Ok(removed);
         }
-        // Build containers on the builder, chaincode ones where they run
-        // (one engine: the same listing twice, each keeping its own kind).
+        // Build containers on the builder, chaincode ones where they run,
+        // each listing keeping its own kind.
         let builds = self.peer_containers(self.engine.as_ref()).await?;
-        let chaincode = self.peer_containers(self.runner.as_ref()).await?;
+        // One engine: one listing (seconds, with a thousand containers).
+        let chaincode = if self.one_engine() {
+            builds.clone()
+        } else {
+            self.peer_containers(self.runner.as_ref()).await?
+        };
         let builds = builds
             .into_iter()
             .filter(|c| c.labels.contains_key(LABEL_BUILD));

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -14,6 +15,10 @@ use crate::output::{self, Position, Skip, Tail};
 use crate::runtime::{self, LogQuery, OutputStream};
 
 const WRITER_GRACE: Duration = Duration::from_secs(2);
+/// More grace at shutdown for each mirror whose checkpoint is written.
+const WRITER_GRACE_EACH: Duration = Duration::from_millis(20);
+/// Logs opened at once when resuming mirrors after a restart.
+const RESUME_AT_ONCE: usize = 16;
 
 pub(super) struct Mirror {
     tail: Arc<Tail>,
@@ -94,15 +99,15 @@ impl Launcher {
     /// running container without a checkpoint is mirrored from now on; an
     /// exited one without a checkpoint is left alone.
     pub async fn resume(&self) -> Result<Vec<Resumed>, Error> {
-        let mut resumed = Vec::new();
         if !self.config.vm.docker.attach_stdout {
-            return Ok(resumed); // nothing was mirrored before either
+            return Ok(Vec::new()); // nothing was mirrored before either
         }
         let containers = self.chaincode_containers().await?;
         // Checkpoints of containers removed while no sidecar ran (or of a
         // start cancelled midway) go.
         self.checkpoints
             .sweep(&containers.iter().map(|c| c.name.clone()).collect());
+        let mut due = Vec::new();
         for info in containers {
             let Some(package_id) = info.labels.get(runtime::LABEL_PACKAGE_ID).cloned() else {
                 continue;
@@ -121,11 +126,25 @@ impl Launcher {
                 None if info.running => Skip::until_now(),
                 None => continue,
             };
-            let query = LogQuery {
-                timestamps: true,
-                ..LogQuery::all(info.running)
-            };
-            let output = match self.runner.logs(&info.name, &query).await {
+            due.push((package_id, info, from, skip));
+        }
+        // The logs are opened a few at a time: one after another, a
+        // thousand chaincodes would wait seconds for the last; all at once,
+        // they would flood the engine.
+        let mut opened = futures_util::stream::iter(due.into_iter().map(
+            |(package_id, info, from, skip)| async move {
+                let query = LogQuery {
+                    timestamps: true,
+                    ..LogQuery::all(info.running)
+                };
+                let output = self.runner.logs(&info.name, &query).await;
+                (package_id, info, from, skip, output)
+            },
+        ))
+        .buffer_unordered(RESUME_AT_ONCE);
+        let mut resumed = Vec::new();
+        while let Some((package_id, info, from, skip, output)) = opened.next().await {
+            let output = match output {
                 Ok(output) => output,
                 // Removed between the listing and now: nothing to resume.
                 Err(e) if e.is_not_found() => continue,
@@ -153,17 +172,27 @@ impl Launcher {
             .drain()
             .map(|(_, m)| m)
             .collect();
+        // All stop first, then their writers finish side by side, within
+        // one grace period for all.
+        let mut writers = Vec::with_capacity(mirrors.len());
         for mirror in mirrors {
             if let Some(handle) = mirror.handle {
                 handle.abort();
             }
             // The aborted mirror drops its position sender; the writer then
             // writes the last position and ends.
-            if let Some(writer) = mirror.writer {
-                if tokio::time::timeout(WRITER_GRACE, writer).await.is_err() {
-                    tracing::warn!("a mirror checkpoint was not written within 2 s");
-                }
-            }
+            writers.extend(mirror.writer);
+        }
+        // A thousand writes on a busy host take more than one's grace.
+        let grace = WRITER_GRACE + WRITER_GRACE_EACH * writers.len() as u32;
+        let unwritten = writers.len();
+        let all = futures_util::future::join_all(writers);
+        if tokio::time::timeout(grace, all).await.is_err() {
+            tracing::warn!(
+                mirrors = unwritten,
+                "not every mirror checkpoint was written within {} ms",
+                grace.as_millis()
+            );
         }
     }
 

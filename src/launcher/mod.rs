@@ -16,6 +16,7 @@ mod leftovers;
 mod local;
 mod mirror;
 mod reuse;
+mod roster;
 mod start;
 #[cfg(test)]
 mod tests;
@@ -241,6 +242,23 @@ pub struct Launcher {
     turns: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// The peer's lock, while this launcher serves it (see [`Launcher::claim`]).
     claimed: Mutex<Option<checkpoint::Lock>>,
+    /// The peer's containers from the engine's events, once followed (see
+    /// [`Launcher::keep_roster`]).
+    roster: Arc<roster::Roster>,
+    /// The task that follows them, ended with the launcher.
+    roster_task: Mutex<Option<tokio::task::AbortHandle>>,
+}
+
+impl Drop for Launcher {
+    fn drop(&mut self) {
+        let task = self
+            .roster_task
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(task) = task.take() {
+            task.abort();
+        }
+    }
 }
 
 impl Launcher {
@@ -274,6 +292,24 @@ impl Launcher {
             trimming: Arc::default(),
             turns: Mutex::default(),
             claimed: Mutex::default(),
+            roster: Arc::default(),
+            roster_task: Mutex::default(),
+        }
+    }
+
+    /// Follows the engine's events for this peer's containers from now on,
+    /// so `list` and `running` answer from what they said instead of asking
+    /// the engine (a sidecar's; the CLI asks). Calling it again is a no-op.
+    pub fn keep_roster(&self) {
+        let mut task = self.roster_task.lock().unwrap_or_else(|p| p.into_inner());
+        if task.is_none() {
+            let labels = self
+                .peer_labels()
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            let follow = roster::follow(Arc::clone(&self.roster), Arc::clone(&self.runner), labels);
+            *task = Some(tokio::spawn(follow).abort_handle());
         }
     }
 
@@ -529,18 +565,28 @@ impl Launcher {
     /// Every container cclaunch made for this peer on `on`: chaincode and
     /// build containers, running or not.
     async fn peer_containers(&self, on: &dyn Runner) -> Result<Vec<ContainerInfo>, Error> {
-        on.list_containers(&[
+        on.list_containers(&self.peer_labels())
+            .await
+            .map_err(engine_only)
+    }
+
+    /// The labels every container cclaunch made for this peer carries.
+    fn peer_labels(&self) -> [(&'static str, &str); 3] {
+        [
             (runtime::LABEL_MANAGED, "true"),
             (runtime::LABEL_PEER_ID, &self.config.peer.id),
             (runtime::LABEL_NETWORK_ID, &self.config.peer.network_id),
-        ])
-        .await
-        .map_err(engine_only)
+        ]
     }
 
     /// This peer's chaincode containers that cclaunch made, running or not
     /// (exited ones with their exit code).
     pub async fn list(&self) -> Result<Vec<ContainerInfo>, Error> {
+        if let Some(mut known) = self.roster.containers() {
+            known.retain(is_chaincode);
+            known.sort_by(|a, b| a.name.cmp(&b.name));
+            return Ok(known);
+        }
         let mut found = Vec::new();
         for listed in self.chaincode_containers().await? {
             if listed.running {
@@ -561,9 +607,12 @@ impl Launcher {
         Ok(found)
     }
 
-    /// How many of this peer's chaincode containers run (one listing, no
-    /// inspect: `/metrics` asks this often).
+    /// How many of this peer's chaincode containers run (from the roster,
+    /// else one listing, no inspect: `/metrics` asks this often).
     pub async fn running(&self) -> Result<usize, Error> {
+        if let Some(running) = self.roster.running(is_chaincode) {
+            return Ok(running);
+        }
         Ok(self
             .chaincode_containers()
             .await?
@@ -575,13 +624,15 @@ impl Launcher {
     /// This peer's chaincode containers as listed, by name.
     pub(super) async fn chaincode_containers(&self) -> Result<Vec<ContainerInfo>, Error> {
         let mut found = self.peer_containers(self.runner.as_ref()).await?;
-        // Build containers are ours too, but short-lived and not chaincode.
-        found.retain(|c| {
-            c.labels.contains_key(runtime::LABEL_PACKAGE_ID) && !c.labels.contains_key(LABEL_BUILD)
-        });
+        found.retain(is_chaincode);
         found.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(found)
     }
+}
+
+/// Build containers are ours too, but short-lived and not chaincode.
+fn is_chaincode(c: &ContainerInfo) -> bool {
+    c.labels.contains_key(runtime::LABEL_PACKAGE_ID) && !c.labels.contains_key(LABEL_BUILD)
 }
 
 /// Marks build containers, which `list` leaves out.

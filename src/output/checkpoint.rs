@@ -275,10 +275,15 @@ fn component(id: &str) -> String {
     name
 }
 
-/// Replaces the checkpoint whole (see [`crate::atomic::write`]).
+/// Replaces the checkpoint whole, unsynced (see
+/// [`crate::atomic::write_unsynced`]): a checkpoint is written for every
+/// line a slow chaincode logs, a thousand a second with a thousand
+/// chaincodes, and it is for a sidecar restart, which the kernel's cache
+/// outlives. After a host crash a checkpoint may be empty: it is ignored as
+/// damaged, and that container's output is mirrored from then on.
 fn write_atomically(path: &Path, record: &Record) -> std::io::Result<()> {
     let json = serde_json::to_vec(record).map_err(std::io::Error::other)?;
-    crate::atomic::write(path, &json, 0o600)
+    crate::atomic::write_unsynced(path, &json, 0o600)
 }
 
 #[cfg(test)]

@@ -52,6 +52,36 @@ pub type Download = Pin<Box<dyn Stream<Item = Result<Bytes, Error>> + Send>>;
 /// A container's output, frame by frame, as the engine hands it over.
 pub type OutputStream = Pin<Box<dyn Stream<Item = Result<Output, Error>> + Send>>;
 
+/// What happened to containers, as the engine says it, one event at a time.
+pub type EventStream = Pin<Box<dyn Stream<Item = Result<ContainerEvent, Error>> + Send>>;
+
+/// A change of one container's state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerEvent {
+    /// The container's id.
+    pub id: String,
+    /// Its name (the new one, for [`Change::Renamed`]).
+    pub name: String,
+    pub image: String,
+    pub labels: Labels,
+    pub change: Change,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    Created,
+    Started,
+    /// It stopped running; its exit code, when the engine said it.
+    Died {
+        exit_code: Option<i64>,
+    },
+    Paused,
+    Unpaused,
+    Removed,
+    /// Its name changed.
+    Renamed,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Output {
     Stdout(Bytes),
@@ -308,6 +338,18 @@ pub trait Runner: Send + Sync {
     /// Containers (running or not) carrying all of `labels`, as listed:
     /// no exit codes, args or env (see [`Runner::inspect_container`]).
     async fn list_containers(&self, labels: &[(&str, &str)]) -> Result<Vec<ContainerInfo>, Error>;
+    /// State changes of containers carrying all of `labels`, from `since`
+    /// (Unix seconds; the engine replays what it still holds from then) on,
+    /// without end; `None` when this runner has no such feed (its callers
+    /// list instead).
+    async fn container_events(
+        &self,
+        labels: &[(&str, &str)],
+        since: i64,
+    ) -> Result<Option<EventStream>, Error> {
+        let _ = (labels, since);
+        Ok(None)
+    }
 }
 
 /// Where images are built and kept: a Docker engine, which runs build

@@ -11,8 +11,8 @@ use bollard::query_parameters::ListContainersOptions;
 use bytes::Bytes;
 
 use super::{
-    ByteStream, ContainerInfo, ContainerSpec, Download, Engine, EngineInfo, Error, ImageBuild,
-    Labels, LogQuery, OutputStream, Progress, Push, Registry, Runner, VolumeInfo,
+    ByteStream, ContainerInfo, ContainerSpec, Download, Engine, EngineInfo, Error, EventStream,
+    ImageBuild, Labels, LogQuery, OutputStream, Progress, Push, Registry, Runner, VolumeInfo,
 };
 
 /// How long the engine may take to answer a build's requests (image builds
@@ -208,6 +208,7 @@ pub(in crate::runtime) fn label_filter(labels: &[(&str, &str)]) -> HashMap<Strin
 }
 
 mod containers;
+mod events;
 pub mod files;
 mod images;
 mod logs;
@@ -288,6 +289,14 @@ impl Runner for Docker {
 
     async fn list_containers(&self, labels: &[(&str, &str)]) -> Result<Vec<ContainerInfo>, Error> {
         Docker::list_containers(self, labels).await
+    }
+
+    async fn container_events(
+        &self,
+        labels: &[(&str, &str)],
+        since: i64,
+    ) -> Result<Option<EventStream>, Error> {
+        Ok(Some(Docker::container_events(self, labels, since)))
     }
 }
 
