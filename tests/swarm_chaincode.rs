@@ -179,7 +179,13 @@ fn package_with_node_modules(dir: &Path, label: &str, code: &Path) -> Package {
     }
     let code_tar_gz = tar.into_inner().expect("tar").finish().expect("gzip");
     let file = dir.join(format!("{label}.tar.gz"));
-    cclaunch::package::wrap(&metadata("node", label, ""), code_tar_gz, &file).expect("package");
+    cclaunch::package::wrap(
+        &metadata("node", label, ""),
+        code_tar_gz,
+        &file,
+        flate2::Compression::default(),
+    )
+    .expect("package");
     Package::open(&file, Limits::default()).expect("package is valid")
 }
 
