@@ -66,6 +66,7 @@ cclaunch:
     burst: 30s
     maxLogStreams: 128
   stateDir: ""
+  prepare: true
   builder:
     types: golang,node,java,ccaas
     ccaas:
@@ -211,6 +212,9 @@ pub struct Cclaunch {
     /// `$XDG_STATE_HOME/cclaunch`, else `$HOME/.local/state/cclaunch`, else
     /// `/var/lib/cclaunch`.
     pub state_dir: String,
+    /// Create each chaincode's next container ahead of its start, after a
+    /// build and after a stop (a sidecar on Docker only).
+    pub prepare: bool,
     pub builder: Builder,
     pub api: Api,
     pub engine: Engine,

@@ -11,8 +11,8 @@ use bollard::query_parameters::ListContainersOptions;
 use bytes::Bytes;
 
 use super::{
-    ByteStream, ContainerInfo, ContainerSpec, Download, Engine, EngineInfo, Error, ImageBuild,
-    Labels, LogQuery, OutputStream, Progress, Push, Registry, Runner,
+    ByteStream, ContainerInfo, ContainerSpec, Download, Engine, EngineInfo, Error, File, Image,
+    ImageBuild, Labels, LogQuery, OutputStream, Progress, Push, Registry, Runner,
 };
 
 /// How long the engine may take to answer a build's requests (image builds
@@ -286,12 +286,28 @@ impl Runner for Docker {
     async fn list_containers(&self, labels: &[(&str, &str)]) -> Result<Vec<ContainerInfo>, Error> {
         Docker::list_containers(self, labels).await
     }
+
+    fn prepares(&self) -> bool {
+        true
+    }
+
+    async fn put_files(&self, container: &str, files: &[File]) -> Result<(), Error> {
+        Docker::put_files(self, container, files).await
+    }
+
+    async fn has_file(&self, container: &str, path: &str) -> Result<bool, Error> {
+        Docker::has_file(self, container, path).await
+    }
 }
 
 #[async_trait]
 impl Engine for Docker {
     async fn image_labels(&self, image: &str) -> Result<Option<Labels>, Error> {
         Docker::image_labels(self, image).await
+    }
+
+    async fn inspect_image(&self, image: &str) -> Result<Option<Image>, Error> {
+        Docker::inspect_image(self, image).await
     }
 
     async fn build_image(&self, build: &ImageBuild, progress: &dyn Progress) -> Result<(), Error> {
