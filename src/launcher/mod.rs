@@ -18,6 +18,8 @@ pub mod prepared;
 mod start;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_prepared;
 pub mod tls;
 
 use std::collections::HashMap;
