@@ -267,7 +267,7 @@ async fn a_prepared_container_that_no_longer_matches_is_replaced_never_started()
         .gc(&Selection::Only(vec![id.clone()]))
         .await
         .expect("gc");
-    assert_eq!(collected.containers, [name.clone()]);
+    assert_eq!(collected.containers, [name.as_str()]);
     assert!(
         docker(&["ps", "-aq", "--filter", &format!("name=^{name}$")])
             .trim()
