@@ -66,7 +66,7 @@ cclaunch:
     burst: 30s
     maxLogStreams: 128
   stateDir: ""
-  prepare: true
+  prepare: false
   builder:
     types: golang,node,java,ccaas
     ccaas:
@@ -213,7 +213,8 @@ pub struct Cclaunch {
     /// `/var/lib/cclaunch`.
     pub state_dir: String,
     /// Create each chaincode's next container ahead of its start, after a
-    /// build and after a stop (a sidecar on Docker only).
+    /// build and after a stop (a sidecar on Docker only). Off by default:
+    /// a stop then leaves a container behind (docs/CONFIGURATION.md).
     pub prepare: bool,
     pub builder: Builder,
     pub api: Api,

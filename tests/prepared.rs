@@ -44,6 +44,9 @@ fn inspect(container: &str) -> Value {
 async fn sidecar(env: &Env, overrides: &[(&str, &str)]) -> Arc<Launcher> {
     let mut overrides = overrides.to_vec();
     overrides.push(("CORE_CHAINCODE_NODE_RUNTIME", SHENV));
+    if !overrides.iter().any(|(k, _)| *k == "CCLAUNCH_PREPARE") {
+        overrides.push(("CCLAUNCH_PREPARE", "true"));
+    }
     let config = common::config(&env.peer, &overrides);
     let launcher = Arc::new(Launcher::new(env.engine.clone() as Arc<dyn Engine>, config));
     launcher.claim().expect("claimed");
@@ -331,6 +334,7 @@ async fn a_restarted_sidecar_uses_a_prepared_container_and_removes_one_a_killed_
         }
     });
     let mut first = common::serve_command(&env, &["--socket", socket.to_str().unwrap()])
+        .env("CCLAUNCH_PREPARE", "true")
         .env("CORE_VM_ENDPOINT", proxy.endpoint())
         .spawn()
         .expect("serve");
@@ -398,6 +402,7 @@ async fn a_restarted_sidecar_uses_a_prepared_container_and_removes_one_a_killed_
     // Sidecar 2 removes the one holding the files, keeps the clean one,
     // mirrors neither, and starts from the clean one.
     let mut second = common::serve_command(&env, &["--socket", socket.to_str().unwrap()])
+        .env("CCLAUNCH_PREPARE", "true")
         .spawn()
         .expect("serve");
     let mut client = connect(&socket).await;

@@ -104,7 +104,7 @@ async fn prepared_start(docker: Arc<Docker>, dir: &Path) -> Result<()> {
     std::fs::write(
         &config_file,
         format!(
-            "chaincode:\n  node:\n    runtime: {SHENV}\npeer:\n  id: benchprep\n  networkId: bench\ncclaunch:\n  stateDir: {}\n",
+            "chaincode:\n  node:\n    runtime: {SHENV}\npeer:\n  id: benchprep\n  networkId: bench\ncclaunch:\n  prepare: true\n  stateDir: {}\n",
             dir.join("prepared-state").display()
         ),
     )?;

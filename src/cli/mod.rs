@@ -132,10 +132,10 @@ pub enum Command {
     /// the next sidecar) and lets other calls finish (for up to 10 s);
     /// chaincode keeps running, and the next `serve` resumes it. Connections
     /// are bounded (cclaunch.api.*: count, calls each, header and idle timeouts).
-    /// After a build and after each stop it creates the chaincode's next
-    /// container ahead of time, without the TLS files (`ps` state
-    /// `prepared`), so the next start only puts them in and starts it
-    /// (cclaunch.prepare).
+    /// With cclaunch.prepare, after a build and after each stop it creates
+    /// the chaincode's next container ahead of time, without the TLS files
+    /// (`ps` state `prepared`), so the next start only puts them in and
+    /// starts it.
     ///
     /// Uploads, builds, Logs streams and the output mirror are bounded
     /// (cclaunch.package.*, cclaunch.build.timeout, cclaunch.output.*; see

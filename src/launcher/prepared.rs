@@ -11,8 +11,8 @@
 //! off, extra env) comes from how the chaincode was last started (after a
 //! stop) or how the last chaincode of this peer was (after a build). TLS
 //! files are per-launch secrets: they are never in a prepared container.
-//! Only a sidecar (a launcher that claimed its peer) prepares; every Start
-//! uses a prepared container that matches.
+//! Only a sidecar (a launcher that claimed its peer) prepares, and only with
+//! `cclaunch.prepare`; every Start uses a prepared container that matches.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;

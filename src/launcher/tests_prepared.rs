@@ -11,7 +11,11 @@ use crate::runtime::{self, Labels, Runner, LABEL_PREPARED};
 /// A sidecar (it claimed its peer) on a fresh fake engine, with `more`
 /// configuration; `id` built.
 fn sidecar(peer: &str, id: &str, more: &[(&str, &str)]) -> Setup {
-    let s = setup_with(peer, "10m", more);
+    let mut more = more.to_vec();
+    if !more.iter().any(|(k, _)| *k == "CCLAUNCH_PREPARE") {
+        more.push(("CCLAUNCH_PREPARE", "true"));
+    }
+    let s = setup_with(peer, "10m", &more);
     s.launcher.claim().expect("claimed");
     built(&s, id);
     s.fake.keep_running();
@@ -336,7 +340,7 @@ async fn nothing_is_prepared_when_switched_off_or_by_the_cli() {
     s.launcher.prepared(id).await;
     assert!(s.fake.containers().is_empty(), "switched off");
 
-    let s = setup_with("cli", "10m", &[]);
+    let s = setup_with("cli", "10m", &[("CCLAUNCH_PREPARE", "true")]);
     built(&s, id);
     s.launcher.start(request(id, false)).await.expect("started");
     s.launcher.stop(id).await.expect("stopped");
