@@ -69,6 +69,7 @@ cclaunch:
     burst: 30s
     maxLogStreams: 128
   stateDir: ""
+  prepare: false
   builder:
     types: golang,node,java,ccaas
     ccaas:
@@ -214,6 +215,10 @@ pub struct Cclaunch {
     /// `$XDG_STATE_HOME/cclaunch`, else `$HOME/.local/state/cclaunch`, else
     /// `/var/lib/cclaunch`.
     pub state_dir: String,
+    /// Create each chaincode's next container ahead of its start, after a
+    /// build and after a stop (a sidecar on Docker only). Off by default:
+    /// a stop then leaves a container behind (docs/CONFIGURATION.md).
+    pub prepare: bool,
     pub builder: Builder,
     pub api: Api,
     pub engine: Engine,

@@ -15,12 +15,15 @@
 //! 7. 1,000 chaincodes under one sidecar process: RSS per chaincode, `List`
 //!    and `/metrics` latency, a restart resuming every mirror, memory over
 //!    steady output (`fleet`; CCLAUNCH_BENCH_FLEET, CCLAUNCH_BENCH_STEADY_SECS);
-//! 8. the Swarm engine against the Docker engine (`swarm`: start latency and
+//! 8. Start from a prepared container vs a full create + TLS upload + start
+//!    (`prepared`);
+//! 9. the Swarm engine against the Docker engine (`swarm`: start latency and
 //!    32 launches at once across the workers), on the lab of tests/cluster.
 //!
 //! `cargo run --release --example bench -- api` runs only the named sections
-//! (start, mirroring, package, api, node, builds, fleet); no argument runs
-//! them all but `swarm`, which runs alone under tests/cluster/with-swarm.sh.
+//! (start, mirroring, package, api, node, builds, fleet, prepared); no
+//! argument runs them all but `swarm`, which runs alone under
+//! tests/cluster/with-swarm.sh.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
@@ -109,6 +112,140 @@ async fn main() -> Result<()> {
     if run("fleet") {
         fleet::fleet(docker.clone(), dir.path()).await?;
     }
+    if run("prepared") {
+        prepared_start(docker.clone(), dir.path()).await?;
+    }
+    Ok(())
+}
+
+/// A sidecar's launcher (it claimed its peer, so it prepares containers)
+/// and the same start timed from a prepared container and from nothing,
+/// interleaved, TLS on, one chaincode, one image.
+async fn prepared_start(docker: Arc<Docker>, dir: &Path) -> Result<()> {
+    let config_file = dir.join("prepared.yaml");
+    std::fs::write(
+        &config_file,
+        format!(
+            "chaincode:\n  node:\n    runtime: {SHENV}\npeer:\n  id: benchprep\n  networkId: bench\ncclaunch:\n  prepare: true\n  stateDir: {}\n",
+            dir.join("prepared-state").display()
+        ),
+    )?;
+    let launcher = Launcher::new(docker, Config::load(Some(&config_file))?);
+    launcher.claim()?;
+    let package = shell_package(dir, "benchprep", "sleep 600\n")?;
+    let built = launcher.build(&package, &|_: &str| {}).await?;
+    let id = package.id.as_str();
+    let request = StartRequest {
+        package_id: id.to_string(),
+        platform: None,
+        peer_address: "127.0.0.1:7052".into(),
+        tls: Some(tls()?),
+        msp_id: None,
+        extra_env: Vec::new(),
+        image_of: None,
+    };
+    // Each round begins with the next container prepared (by a stop).
+    launcher.start(request.clone()).await?;
+    launcher.stop(id).await?;
+    launcher.prepared(id).await;
+    let (mut prepared, mut full) = (Vec::new(), Vec::new());
+    for round in 0..ROUNDS {
+        for from_prepared in [round % 2 == 0, round % 2 == 1] {
+            if !from_prepared {
+                // Stopping a prepared container removes it: nothing is left.
+                launcher.stop(id).await?;
+                launcher.prepared(id).await;
+            }
+            let t = Instant::now();
+            launcher.start(request.clone()).await?;
+            let ms = t.elapsed().as_secs_f64() * 1000.0;
+            if from_prepared {
+                prepared.push(ms);
+            } else {
+                full.push(ms);
+            }
+            launcher.stop(id).await?;
+            launcher.prepared(id).await;
+        }
+    }
+    launcher.stop(id).await?;
+
+    // The engine's own share, from a bare bollard client: create, upload
+    // and start of the same container, each timed.
+    let client = bollard_client(&launcher.config().vm.endpoint).await?;
+    let tarball = bytes::Bytes::from(cclaunch::runtime::docker::files::tarball(
+        &cclaunch::launcher::tls::files(request.tls.as_ref().ok_or("tls")?),
+    )?);
+    let host_config: bollard::models::HostConfig = serde_json::from_value(
+        serde_json::Value::Object(launcher.config().vm.docker.host_config.settings().clone()),
+    )?;
+    let (mut creates, mut uploads, mut starts) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..ROUNDS {
+        let name = format!("bench-prepared-floor-{round}");
+        let t = Instant::now();
+        client
+            .create_container(
+                Some(CreateContainerOptions {
+                    name: Some(name.clone()),
+                    ..Default::default()
+                }),
+                ContainerCreateBody {
+                    image: Some(built.image.clone()),
+                    cmd: Some(vec!["sleep".into(), "600".into()]),
+                    host_config: Some(host_config.clone()),
+                    ..Default::default()
+                },
+            )
+            .await?;
+        creates.push(t.elapsed().as_secs_f64() * 1000.0);
+        let t = Instant::now();
+        client
+            .upload_to_container(
+                &name,
+                Some(UploadToContainerOptions {
+                    path: "/".into(),
+                    ..Default::default()
+                }),
+                bollard::body_full(tarball.clone()),
+            )
+            .await?;
+        uploads.push(t.elapsed().as_secs_f64() * 1000.0);
+        let t = Instant::now();
+        client.start_container(&name, None).await?;
+        starts.push(t.elapsed().as_secs_f64() * 1000.0);
+        client
+            .remove_container(
+                &name,
+                Some(RemoveContainerOptions {
+                    force: true,
+                    ..Default::default()
+                }),
+            )
+            .await?;
+    }
+    let (mp, mf) = (median(&mut prepared), median(&mut full));
+    println!("## Start from a prepared container, {ROUNDS} interleaved rounds, TLS on\n");
+    println!("| `Launcher::start` | median ms | p90 ms | vs full |\n|---|---|---|---|");
+    println!(
+        "| full: inspect, image inspect, create, TLS upload, attach, start | {mf:.1} | {:.1} | 1.00x |",
+        p90(&mut full)
+    );
+    println!(
+        "| prepared: inspect (fingerprint check), image inspect, TLS upload, attach, start | {mp:.1} | {:.1} | {:.2}x |",
+        p90(&mut prepared),
+        mp / mf
+    );
+    let (c, u, st) = (
+        median(&mut creates),
+        median(&mut uploads),
+        median(&mut starts),
+    );
+    println!(
+        "\nThe engine's calls alone (bare bollard, same image and tarball, medians): create {c:.1} ms, TLS upload {u:.1} ms, start {st:.1} ms; a prepared start saves the create, so its floor is {:.2}x.",
+        (u + st) / (c + u + st)
+    );
+    println!("\nTarget: prepared at most 0.6x the full start at the median.\n");
+    docker_cli(&["rmi", "-f", &built.image])?;
     Ok(())
 }
 

@@ -77,7 +77,8 @@ pub enum Command {
     },
     /// Start a chaincode container (building it first when given a package file).
     Start(StartArgs),
-    /// Stop and remove a chaincode container started by cclaunch.
+    /// Stop and remove a chaincode container started by cclaunch (or one
+    /// prepared ahead of its start).
     Stop {
         /// Package id, or the package file.
         chaincode: String,
@@ -131,6 +132,10 @@ pub enum Command {
     /// the next sidecar) and lets other calls finish (for up to 10 s);
     /// chaincode keeps running, and the next `serve` resumes it. Connections
     /// are bounded (cclaunch.api.*: count, calls each, header and idle timeouts).
+    /// With cclaunch.prepare, after a build and after each stop it creates
+    /// the chaincode's next container ahead of time, without the TLS files
+    /// (`ps` state `prepared`), so the next start only puts them in and
+    /// starts it.
     ///
     /// Uploads, builds, Logs streams and the output mirror are bounded
     /// (cclaunch.package.*, cclaunch.build.timeout, cclaunch.output.*; see

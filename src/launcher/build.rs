@@ -109,6 +109,9 @@ impl Launcher {
         };
         let reused = result.as_ref().is_ok_and(|b| b.reused);
         crate::metrics::build_finished(started.elapsed(), result.is_ok(), reused);
+        if let Ok(built) = &result {
+            self.prepare_after_build(&built.package_id);
+        }
         result
     }
 

@@ -11,10 +11,13 @@
 //!   lock this sidecar holds says no other sidecar of the peer runs; one in
 //!   the same pid namespace that is alive serves with another stateDir, and
 //!   is left alone);
-//! - without a creator label (an older cclaunch): left (`cclaunch gc`).
+//! - without a creator label (an older cclaunch): left (`cclaunch gc`);
+//! - a prepared container (see `prepared`): left for the next start, unless
+//!   it holds TLS files (a start died between putting them in and starting
+//!   it): removed, whoever made it.
 
 use super::creator::{self, Fate, Kind, LABEL_CREATOR};
-use super::{Error, Launcher, LABEL_BUILD};
+use super::{prepared, Error, Launcher, LABEL_BUILD};
 use crate::runtime::{self, ContainerInfo, Runner};
 
 /// What the clean-up removed, by container name.
@@ -59,7 +62,13 @@ impl Launcher {
             let unstarted = !build
                 && container.status == "created"
                 && container.labels.contains_key(runtime::LABEL_PACKAGE_ID);
-            if !(build || unstarted) || !abandoned(&container) {
+            if unstarted && prepared::is_prepared(&container) {
+                // Kept for the next start, unless a start that died midway
+                // put the TLS files in.
+                if !self.holds_secrets(&container).await {
+                    continue;
+                }
+            } else if !(build || unstarted) || !abandoned(&container) {
                 continue;
             }
             let creator = container
@@ -89,6 +98,24 @@ impl Launcher {
             }
         }
         Ok(removed)
+    }
+}
+
+impl Launcher {
+    /// Whether a prepared container holds TLS files (its first one is
+    /// enough: a start puts them in at once, in order). Unknown: no.
+    async fn holds_secrets(&self, container: &ContainerInfo) -> bool {
+        match self
+            .runner
+            .has_file(&container.id, prepared::FIRST_SECRET)
+            .await
+        {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::warn!(container = %container.name, error = %e, "cannot look into a prepared container");
+                false
+            }
+        }
     }
 }
 

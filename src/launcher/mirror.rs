@@ -112,6 +112,10 @@ impl Launcher {
             let Some(package_id) = info.labels.get(runtime::LABEL_PACKAGE_ID).cloned() else {
                 continue;
             };
+            // Never started: nothing to mirror.
+            if super::prepared::is_prepared(&info) {
+                continue;
+            }
             let mirrored = self
                 .mirrors
                 .lock()

@@ -15,11 +15,14 @@ mod job;
 mod leftovers;
 mod local;
 mod mirror;
+pub mod prepared;
 mod reuse;
 mod roster;
 mod start;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_prepared;
 pub mod tls;
 
 use std::collections::HashMap;
@@ -242,6 +245,10 @@ pub struct Launcher {
     turns: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// The peer's lock, while this launcher serves it (see [`Launcher::claim`]).
     claimed: Mutex<Option<checkpoint::Lock>>,
+    /// How chaincode was started, for the containers prepared after it.
+    profiles: Mutex<prepared::Profiles>,
+    /// Preparations under way, by container name.
+    preparing: Mutex<HashMap<String, tokio::task::JoinHandle<()>>>,
     /// The peer's containers from the engine's events, once followed (see
     /// [`Launcher::keep_roster`]).
     roster: Arc<roster::Roster>,
@@ -292,6 +299,8 @@ impl Launcher {
             trimming: Arc::default(),
             turns: Mutex::default(),
             claimed: Mutex::default(),
+            profiles: Mutex::default(),
+            preparing: Mutex::default(),
             roster: Arc::default(),
             roster_task: Mutex::default(),
         }
@@ -501,20 +510,35 @@ impl Launcher {
     /// (one entry per chaincode name, kept for the launcher's life).
     async fn turn(&self, package_id: &str) -> Result<tokio::sync::OwnedMutexGuard<()>, Error> {
         let container = self.names(package_id)?.container;
-        let lock = {
-            let mut turns = self.turns.lock().unwrap_or_else(|p| p.into_inner());
-            Arc::clone(turns.entry(container).or_default())
-        };
-        Ok(lock.lock_owned().await)
+        Ok(self.turn_lock(&container).lock_owned().await)
+    }
+
+    /// The lock whose holder has the turn of the chaincode `container`.
+    fn turn_lock(&self, container: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut turns = self.turns.lock().unwrap_or_else(|p| p.into_inner());
+        Arc::clone(turns.entry(container.to_string()).or_default())
     }
 
     /// Fabric's stop: stop with no grace period, kill, remove. Stop and kill
     /// failures are expected on a container that already exited, so only the
-    /// removal's outcome is reported.
+    /// removal's outcome is reported. A container that ran is followed by
+    /// its next one, prepared (see `prepared`); stopping a prepared one
+    /// only removes it.
     pub async fn stop(&self, package_id: &str) -> Result<(), Error> {
-        let _turn = self.turn(package_id).await?;
-        let container = self.existing_container(package_id).await?;
-        self.remove_container(package_id, &container).await
+        let turn = self.turn(package_id).await?;
+        let (names, found) = self.own_container(package_id).await?;
+        let Some(found) = found else {
+            return Err(Error::NoContainer {
+                package_id: package_id.to_string(),
+                container: names.container,
+            });
+        };
+        self.remove_container(package_id, &names.container).await?;
+        drop(turn);
+        if !prepared::is_prepared(&found) {
+            self.prepare_after_stop(package_id);
+        }
+        Ok(())
     }
 
     async fn remove_container(&self, package_id: &str, container: &str) -> Result<(), Error> {
@@ -603,6 +627,11 @@ impl Launcher {
                 name: listed.name,
                 ..i
             }));
+        }
+        for container in &mut found {
+            if prepared::is_prepared(container) {
+                container.status = "prepared".to_string();
+            }
         }
         Ok(found)
     }

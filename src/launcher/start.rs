@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use super::prepared::{self, Profile};
 use super::{engine, env, tls, Error, Launcher, StartRequest, Started};
 use crate::platform::{PeerAddress, Platform};
 use crate::runtime::{self, ContainerSpec, RemoveOnDrop};
@@ -54,18 +55,68 @@ impl Launcher {
             Some(built) => self.names(built)?.image,
             None => self.names(package_id)?.image,
         };
+        let profile = Profile {
+            peer_address,
+            msp_id: request
+                .msp_id
+                .clone()
+                .unwrap_or_else(|| self.config.peer.local_msp_id.clone()),
+            tls: request.tls.is_some(),
+            extra_env: request.extra_env.clone(),
+            platform: request.platform,
+            image_of: request.image_of.clone(),
+        };
+        let files = request.tls.as_ref().map(tls::files).unwrap_or_default();
         let turn = self.turn(package_id).await?;
         let (names, existing) = self.own_container(package_id).await?;
-        let platform = self.platform_of(&request, &image).await?;
-        if existing.is_some() {
-            tracing::info!(chaincode = package_id, container = %names.container, "removing previous container");
-            self.remove_container(package_id, &names.container).await?;
+        let (platform, image_id) = self.platform_of(&request, &image).await?;
+        let mut turn = Some(turn);
+        if let Some(found) = existing {
+            let mut gone = false;
+            // A prepared container that is the one this start would create:
+            // only the files go in (see `prepared`).
+            if self.uses_prepared() {
+                let spec = self.spec(
+                    package_id,
+                    &names.container,
+                    image.clone(),
+                    platform,
+                    &profile,
+                );
+                match prepared::check(&found, &spec, &image_id) {
+                    Ok(()) => {
+                        let taken = prepared::Taken::new(Arc::clone(&self.runner), &found.id, turn);
+                        match self
+                            .start_prepared(package_id, &names.container, &found.id, &files, taken)
+                            .await?
+                        {
+                            Prepared::Started => {
+                                self.started_with(package_id, profile);
+                                return Ok(Started {
+                                    container: names.container,
+                                    platform,
+                                });
+                            }
+                            // Removed meanwhile (`gc`): created as always.
+                            Prepared::Gone(back) => {
+                                turn = back;
+                                gone = true;
+                            }
+                        }
+                    }
+                    Err(mismatch) => {
+                        if found.labels.contains_key(prepared::LABEL_PREPARED) {
+                            tracing::info!(chaincode = package_id, container = %names.container, why = mismatch.what(), "replacing a prepared container that does not match this start");
+                        }
+                    }
+                }
+            }
+            if !gone {
+                tracing::info!(chaincode = package_id, container = %names.container, "removing previous container");
+                self.remove_container(package_id, &names.container).await?;
+            }
         }
 
-        let msp_id = request
-            .msp_id
-            .as_deref()
-            .unwrap_or(&self.config.peer.local_msp_id);
         let image = self
             .published(
                 package_id,
@@ -74,23 +125,8 @@ impl Launcher {
                 &|_: &str| {},
             )
             .await?;
-        let spec = ContainerSpec {
-            name: names.container.clone(),
-            image: image.clone(),
-            args: platform.args(&peer_address),
-            env: env::chaincode_env(
-                package_id,
-                &self.config.logging_env(),
-                request.tls.is_some(),
-                msp_id,
-            )
-            .into_iter()
-            .chain(request.extra_env.iter().cloned())
-            .collect(),
-            labels: self.labels(package_id),
-            host_config: self.config.vm.docker.host_config.clone(),
-            files: request.tls.as_ref().map(tls::files).unwrap_or_default(),
-        };
+        let mut spec = self.spec(package_id, &names.container, image, platform, &profile);
+        spec.files = files;
         tracing::debug!(chaincode = package_id, args = ?spec.args, env = ?spec.env, "creating container");
         // The TLS files go in with the create (on Docker: uploaded before
         // start, as the peer does).
@@ -105,7 +141,7 @@ impl Launcher {
             handle: Some(create),
             container: names.container.clone(),
             runner: Arc::clone(&self.runner),
-            turn: Some(turn),
+            turn,
         };
         let (id, _turn) = pending.finish().await;
         let id = id.map_err(engine(package_id))?;
@@ -121,6 +157,7 @@ impl Launcher {
         match prepared {
             Ok(()) => {
                 tracing::info!(chaincode = package_id, container = %names.container, "started chaincode container");
+                self.started_with(package_id, profile);
                 Ok(Started {
                     container: names.container,
                     platform,
@@ -135,6 +172,74 @@ impl Launcher {
                 Err(e)
             }
         }
+    }
+
+    /// The container this start creates, as [`prepared::chaincode_spec`]
+    /// makes it with this launcher's labels.
+    fn spec(
+        &self,
+        package_id: &str,
+        container: &str,
+        image: String,
+        platform: Platform,
+        profile: &Profile,
+    ) -> ContainerSpec {
+        prepared::chaincode_spec(
+            &self.config,
+            package_id,
+            container,
+            image,
+            platform,
+            profile,
+            self.labels(package_id),
+        )
+    }
+
+    /// Starts a prepared container: the files in, attach, start. A failure
+    /// removes it, as a failed start removes a created one.
+    async fn start_prepared(
+        &self,
+        package_id: &str,
+        container: &str,
+        id: &str,
+        files: &[runtime::File],
+        taken: prepared::Taken,
+    ) -> Result<Prepared, Error> {
+        let mut outcome = Ok(());
+        if !files.is_empty() {
+            if let Err(e) = self.runner.put_files(id, files).await {
+                if e.is_not_found() && !self.exists(id).await {
+                    return Ok(Prepared::Gone(taken.release()));
+                }
+                outcome = Err(engine(package_id)(e));
+            }
+        }
+        if outcome.is_ok() {
+            outcome = self.attach_and_start(package_id, container, id).await;
+        }
+        let _turn = taken.release();
+        match outcome {
+            Ok(()) => {
+                tracing::info!(
+                    chaincode = package_id,
+                    container,
+                    "started the prepared chaincode container"
+                );
+                Ok(Prepared::Started)
+            }
+            Err(e) => {
+                if let Err(cleanup) = self.runner.remove_container(id).await {
+                    tracing::warn!(chaincode = package_id, error = %cleanup, "could not remove the prepared container after a failed start");
+                }
+                self.forget_checkpoint(container).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Whether the container (by id) is still there.
+    async fn exists(&self, id: &str) -> bool {
+        !matches!(self.runner.inspect_container(id).await, Ok(None))
     }
 
     async fn attach_and_start(
@@ -158,34 +263,49 @@ impl Launcher {
     }
 
     /// The platform from the request, or from the type label Fabric puts on
-    /// every chaincode image (so images a peer built start too).
-    async fn platform_of(&self, request: &StartRequest, image: &str) -> Result<Platform, Error> {
+    /// every chaincode image (so images a peer built start too); and the
+    /// image's id.
+    async fn platform_of(
+        &self,
+        request: &StartRequest,
+        image: &str,
+    ) -> Result<(Platform, String), Error> {
         let package_id = request.package_id.as_str();
-        let labels = self
+        let found = self
             .engine
-            .image_labels(image)
+            .inspect_image(image)
             .await
             .map_err(engine(package_id))?;
-        let Some(labels) = labels else {
+        let Some(found) = found else {
             return Err(Error::NotBuilt {
                 package_id: package_id.to_string(),
                 image: image.to_string(),
             });
         };
         if let Some(platform) = request.platform {
-            return Ok(platform);
+            return Ok((platform, found.id));
         }
-        let kind = labels
+        let kind = found
+            .labels
             .get(runtime::LABEL_FABRIC_TYPE)
             .ok_or_else(|| Error::UnknownType {
                 package_id: package_id.to_string(),
                 image: image.to_string(),
             })?;
-        Platform::from_type(kind).map_err(|source| Error::Platform {
+        let platform = Platform::from_type(kind).map_err(|source| Error::Platform {
             package_id: package_id.to_string(),
             source,
-        })
+        })?;
+        Ok((platform, found.id))
     }
+}
+
+/// How a Start with a prepared container ended, when not in an error.
+enum Prepared {
+    Started,
+    /// The container was gone before its files went in: the turn back, to
+    /// create one as always.
+    Gone(Turn),
 }
 
 /// A create call in flight; dropped before it finishes, it removes the

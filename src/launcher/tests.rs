@@ -13,15 +13,20 @@ use crate::package::{self, Limits, Metadata, Package};
 use crate::runtime::fake::Fake;
 use crate::runtime::{self, Labels};
 
-struct Setup {
-    fake: Fake,
-    launcher: Arc<Launcher>,
-    package: Package,
-    _dir: tempfile::TempDir,
+pub(super) struct Setup {
+    pub(super) fake: Fake,
+    pub(super) launcher: Arc<Launcher>,
+    pub(super) package: Package,
+    pub(super) _dir: tempfile::TempDir,
 }
 
 /// A launcher for peer `peer` on a fresh fake engine, and a node package.
 fn setup(peer: &str, build_timeout: &str) -> Setup {
+    setup_with(peer, build_timeout, &[])
+}
+
+/// The same, with more configuration from the environment.
+pub(super) fn setup_with(peer: &str, build_timeout: &str, more: &[(&str, &str)]) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state").display().to_string();
     let (peer, timeout) = (peer.to_string(), build_timeout.to_string());
@@ -31,7 +36,10 @@ fn setup(peer: &str, build_timeout: &str) -> Setup {
         "CCLAUNCH_BUILD_TIMEOUT" => Some(timeout.clone()),
         // Measuring a cache runs a container: counted apart (caches test).
         "CCLAUNCH_BUILD_CACHES" => Some("false".to_string()),
-        _ => None,
+        _ => more
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v.to_string()),
     })
     .unwrap();
     let code = dir.path().join("src");
@@ -58,7 +66,7 @@ fn setup(peer: &str, build_timeout: &str) -> Setup {
 /// Polls `check` until it holds. The clock is paused and moves only when
 /// every task waits, so the 5 s bound is 5000 rounds of everything else
 /// running, not a wall-clock wait.
-async fn until(mut check: impl FnMut() -> bool) {
+pub(super) async fn until(mut check: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     while !check() {
         assert!(
@@ -167,7 +175,7 @@ async fn a_build_past_its_timeout_is_ended_as_timed_out() {
     assert!(s.fake.containers().is_empty(), "its container removed");
 }
 
-fn request(package_id: &str, tls: bool) -> StartRequest {
+pub(super) fn request(package_id: &str, tls: bool) -> StartRequest {
     StartRequest {
         package_id: package_id.to_string(),
         platform: Some(crate::platform::Platform::Node),
@@ -184,14 +192,14 @@ fn request(package_id: &str, tls: bool) -> StartRequest {
 }
 
 /// Makes the image of `package_id` exist, as a build would have.
-fn built(s: &Setup, package_id: &str) {
+pub(super) fn built(s: &Setup, package_id: &str) {
     let image = s.launcher.names(package_id).unwrap().image;
     s.fake.add_image(&image, Labels::new());
 }
 
-type Start = tokio::task::JoinHandle<Result<super::Started, Error>>;
+pub(super) type Start = tokio::task::JoinHandle<Result<super::Started, Error>>;
 
-fn spawn_start(s: &Setup, package_id: &str, tls: bool) -> Start {
+pub(super) fn spawn_start(s: &Setup, package_id: &str, tls: bool) -> Start {
     let launcher = Arc::clone(&s.launcher);
     let request = request(package_id, tls);
     tokio::spawn(async move { launcher.start(request).await })
@@ -274,7 +282,7 @@ async fn the_tls_files_go_in_with_the_create_keys_as_secrets() {
 }
 
 /// A second launcher of the same peer, as a restarted sidecar is.
-fn restarted(s: &Setup) -> Arc<Launcher> {
+pub(super) fn restarted(s: &Setup) -> Arc<Launcher> {
     Arc::new(Launcher::new(
         Arc::new(s.fake.clone()),
         s.launcher.config().clone(),

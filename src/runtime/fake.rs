@@ -17,7 +17,7 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, Semaphore};
 
 use super::{
-    ByteStream, ContainerInfo, ContainerSpec, Download, Engine, EngineInfo, Error, File,
+    ByteStream, ContainerInfo, ContainerSpec, Download, Engine, EngineInfo, Error, File, Image,
     ImageBuild, Labels, LogQuery, Output, OutputStream, Progress, Push, Registry, Runner,
     VolumeInfo,
 };
@@ -33,6 +33,10 @@ pub struct Container {
     pub id: String,
     pub name: String,
     pub image: String,
+    /// The id of the image it was made from.
+    pub image_id: String,
+    pub args: Vec<String>,
+    pub env: Vec<String>,
     pub labels: Labels,
     pub running: bool,
     pub started: bool,
@@ -47,6 +51,8 @@ pub struct Container {
 #[derive(Default)]
 struct State {
     images: HashMap<String, Labels>,
+    /// Each image's id: a build under the same tag gets a new one.
+    image_ids: HashMap<String, String>,
     containers: Vec<Container>,
     next_id: u64,
     /// Engine calls made, by name.
@@ -138,8 +144,13 @@ impl Fake {
         self.state().containers.clone()
     }
 
+    /// Adds (or builds anew) `image`: a new id each time.
     pub fn add_image(&self, image: &str, labels: Labels) {
-        self.state().images.insert(image.to_string(), labels);
+        let mut state = self.state();
+        state.next_id += 1;
+        let id = format!("sha256:{:064}", state.next_id);
+        state.images.insert(image.to_string(), labels);
+        state.image_ids.insert(image.to_string(), id);
     }
 
     /// From now on, started containers run until stopped.
@@ -228,6 +239,7 @@ impl Fake {
     fn create(&self, spec: &ContainerSpec) -> String {
         let (name, image, labels) = (&spec.name, &spec.image, &spec.labels);
         let mut state = self.state();
+        let image_id = state.image_ids.get(image).cloned().unwrap_or_default();
         state.next_id += 1;
         let id = format!("fake{:04}", state.next_id);
         state.containers.push(Container {
@@ -238,6 +250,9 @@ impl Fake {
                 name.to_string()
             },
             image: image.to_string(),
+            image_id,
+            args: spec.args.clone(),
+            env: spec.env.clone(),
             labels: labels.clone(),
             running: false,
             started: false,
@@ -301,8 +316,8 @@ fn info(c: &Container) -> ContainerInfo {
         }
         .to_string(),
         exit_code: (c.started && !c.running).then_some(0),
-        args: Vec::new(),
-        env: Vec::new(),
+        args: c.args.clone(),
+        env: c.env.clone(),
     }
 }
 
@@ -437,6 +452,29 @@ impl Runner for Fake {
             .map(info)
             .collect())
     }
+
+    fn prepares(&self) -> bool {
+        true
+    }
+
+    async fn put_files(&self, container: &str, files: &[File]) -> Result<(), Error> {
+        self.enter("put_files").await?;
+        let mut state = self.state();
+        let found = state
+            .containers
+            .iter_mut()
+            .find(|c| c.id == container || c.name == container)
+            .ok_or_else(|| not_found(container))?;
+        found.files.extend(files.iter().cloned());
+        Ok(())
+    }
+
+    async fn has_file(&self, container: &str, path: &str) -> Result<bool, Error> {
+        self.enter("has_file").await?;
+        Ok(self
+            .find(container)
+            .is_some_and(|c| c.files.iter().any(|f| f.path == path)))
+    }
 }
 
 #[async_trait]
@@ -444,6 +482,15 @@ impl Engine for Fake {
     async fn image_labels(&self, image: &str) -> Result<Option<Labels>, Error> {
         self.enter("image_labels").await?;
         Ok(self.state().images.get(image).cloned())
+    }
+
+    async fn inspect_image(&self, image: &str) -> Result<Option<Image>, Error> {
+        self.enter("inspect_image").await?;
+        let state = self.state();
+        Ok(state.images.get(image).map(|labels| Image {
+            id: state.image_ids.get(image).cloned().unwrap_or_default(),
+            labels: labels.clone(),
+        }))
     }
 
     async fn build_image(&self, build: &ImageBuild, _progress: &dyn Progress) -> Result<(), Error> {
@@ -471,7 +518,9 @@ impl Engine for Fake {
 
     async fn remove_image(&self, image: &str) -> Result<(), Error> {
         self.enter("remove_image").await?;
-        match self.state().images.remove(image) {
+        let mut state = self.state();
+        state.image_ids.remove(image);
+        match state.images.remove(image) {
             Some(_) => Ok(()),
             None => Err(not_found(image)),
         }

@@ -38,6 +38,9 @@ pub const LABEL_VERSION: &str = "org.cclaunch.version";
 pub const LABEL_BUILD_KEY: &str = "org.cclaunch.build-key";
 /// On build cache volumes: the platform whose caches they hold.
 pub const LABEL_CACHE: &str = "org.cclaunch.cache";
+/// On a chaincode container created ahead of its start (a prepared one):
+/// the fingerprint of the spec it was made from (see `launcher::prepared`).
+pub const LABEL_PREPARED: &str = "org.cclaunch.prepared";
 /// Fabric's own image label carrying the chaincode type (`GOLANG`, ...).
 pub const LABEL_FABRIC_TYPE: &str = "org.hyperledger.fabric.chaincode.type";
 
@@ -299,6 +302,15 @@ pub struct ContainerInfo {
     pub env: Vec<String>,
 }
 
+/// What the engine knows of an image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Image {
+    /// The engine's id (`sha256:...`): another build under the same tag has
+    /// another id.
+    pub id: String,
+    pub labels: Labels,
+}
+
 /// Receives progress of long operations (build output lines).
 pub trait Progress: Send + Sync {
     /// A line of the build's own output.
@@ -350,6 +362,27 @@ pub trait Runner: Send + Sync {
         let _ = (labels, since);
         Ok(None)
     }
+
+    /// Whether a container can be created ahead of its start and be given
+    /// its files later ([`Runner::put_files`]): not where a create runs it.
+    fn prepares(&self) -> bool {
+        false
+    }
+    /// Puts `files` into a created container, as [`Runner::create_container`]
+    /// does with a spec's (on Docker: the same one gzip'd tar at `/`).
+    async fn put_files(&self, container: &str, _files: &[File]) -> Result<(), Error> {
+        Err(Error::Unsuited {
+            endpoint: "this runner".to_string(),
+            reason: format!("it cannot put files into container {container} after create"),
+        })
+    }
+    /// Whether `path` exists in the container (created or not).
+    async fn has_file(&self, container: &str, _path: &str) -> Result<bool, Error> {
+        Err(Error::Unsuited {
+            endpoint: "this runner".to_string(),
+            reason: format!("it cannot look at the files of container {container}"),
+        })
+    }
 }
 
 /// Where images are built and kept: a Docker engine, which runs build
@@ -358,6 +391,9 @@ pub trait Runner: Send + Sync {
 pub trait Engine: Runner {
     /// The image's labels, or `None` when there is no such image.
     async fn image_labels(&self, image: &str) -> Result<Option<Labels>, Error>;
+
+    /// The image's id and labels, or `None` when there is no such image.
+    async fn inspect_image(&self, image: &str) -> Result<Option<Image>, Error>;
 
     /// Builds an image from a build context (a tar.gz holding a Dockerfile).
     async fn build_image(&self, build: &ImageBuild, progress: &dyn Progress) -> Result<(), Error>;

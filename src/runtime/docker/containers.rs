@@ -5,14 +5,15 @@ use std::time::Duration;
 
 use bollard::models::{ContainerCreateBody, HostConfig as DockerHostConfig};
 use bollard::query_parameters::{
-    CreateContainerOptions, DownloadFromContainerOptions, KillContainerOptions,
-    ListContainersOptions, RemoveContainerOptions, StopContainerOptions, UploadToContainerOptions,
+    ContainerArchiveInfoOptions, CreateContainerOptions, DownloadFromContainerOptions,
+    KillContainerOptions, ListContainersOptions, RemoveContainerOptions, StopContainerOptions,
+    UploadToContainerOptions,
 };
 use bytes::Bytes;
 use futures_util::StreamExt;
 
 use super::{label_filter, within, Docker};
-use crate::runtime::{ByteStream, ContainerInfo, ContainerSpec, Download, Error, HostConfig};
+use crate::runtime::{ByteStream, ContainerInfo, ContainerSpec, Download, Error, File, HostConfig};
 
 /// Whether the engine API can take `host` (core.yaml's
 /// `vm.docker.hostConfig`): each key's value of the right type.
@@ -48,14 +49,7 @@ impl Docker {
         if spec.files.is_empty() {
             return Ok(id);
         }
-        let uploaded = match super::files::tarball(&spec.files) {
-            Ok(tarball) => self.upload(&id, "/", Bytes::from(tarball)).await,
-            Err(source) => Err(Error::Io {
-                context: format!("packing the files of container {}", spec.name),
-                source,
-            }),
-        };
-        match uploaded {
+        match self.put_files(&id, &spec.files).await {
             Ok(()) => Ok(id),
             Err(e) => {
                 if let Err(cleanup) = self.remove_container(&id).await {
@@ -64,6 +58,45 @@ impl Docker {
                 Err(e)
             }
         }
+    }
+
+    /// The files as Fabric uploads them: one gzip'd tar extracted at `/`.
+    pub(super) async fn put_files(&self, container: &str, files: &[File]) -> Result<(), Error> {
+        match super::files::tarball(files) {
+            Ok(tarball) => self.upload(container, "/", Bytes::from(tarball)).await,
+            Err(source) => Err(Error::Io {
+                context: format!("packing the files of container {container}"),
+                source,
+            }),
+        }
+    }
+
+    /// Whether `path` exists in the container: the engine's stat of it.
+    pub(super) async fn has_file(&self, container: &str, path: &str) -> Result<bool, Error> {
+        let options = ContainerArchiveInfoOptions {
+            path: path.to_string(),
+        };
+        let stat = async {
+            match self
+                .client
+                .get_container_archive_info(container, Some(options))
+                .await
+            {
+                Ok(_) => Ok(true),
+                Err(e) => match self.fail("look at files of container", container)(e) {
+                    // The container or the path: the caller tells them apart.
+                    Error::NotFound { .. } => Ok(false),
+                    e => Err(e),
+                },
+            }
+        };
+        within(
+            "look at files of container",
+            container,
+            self.timeouts.request,
+            stat,
+        )
+        .await
     }
 
     async fn create_bare(&self, spec: &ContainerSpec) -> Result<String, Error> {

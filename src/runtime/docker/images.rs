@@ -9,18 +9,23 @@ use bollard::query_parameters::{
 use futures_util::StreamExt;
 
 use super::{label_filter, within, Docker};
-use crate::runtime::{Error, ImageBuild, Labels, Progress, Push, Registry};
+use crate::runtime::{Error, Image, ImageBuild, Labels, Progress, Push, Registry};
 
 /// The tag pushed: Fabric's image names carry none.
 const TAG: &str = "latest";
 
 impl Docker {
     pub(super) async fn image_labels(&self, image: &str) -> Result<Option<Labels>, Error> {
+        Ok(self.inspect_image(image).await?.map(|i| i.labels))
+    }
+
+    pub(super) async fn inspect_image(&self, image: &str) -> Result<Option<Image>, Error> {
         let inspect = async {
             match self.client.inspect_image(image).await {
-                Ok(found) => Ok(Some(
-                    found.config.and_then(|c| c.labels).unwrap_or_default(),
-                )),
+                Ok(found) => Ok(Some(Image {
+                    id: found.id.unwrap_or_default(),
+                    labels: found.config.and_then(|c| c.labels).unwrap_or_default(),
+                })),
                 Err(e) => match self.fail("inspect image", image)(e) {
                     Error::NotFound { .. } => Ok(None),
                     e => Err(e),

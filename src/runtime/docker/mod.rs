@@ -12,7 +12,8 @@ use bytes::Bytes;
 
 use super::{
     ByteStream, ContainerInfo, ContainerSpec, Download, Engine, EngineInfo, Error, EventStream,
-    ImageBuild, Labels, LogQuery, OutputStream, Progress, Push, Registry, Runner, VolumeInfo,
+    File, Image, ImageBuild, Labels, LogQuery, OutputStream, Progress, Push, Registry, Runner,
+    VolumeInfo,
 };
 
 /// How long the engine may take to answer a build's requests (image builds
@@ -298,12 +299,28 @@ impl Runner for Docker {
     ) -> Result<Option<EventStream>, Error> {
         Ok(Some(Docker::container_events(self, labels, since)))
     }
+
+    fn prepares(&self) -> bool {
+        true
+    }
+
+    async fn put_files(&self, container: &str, files: &[File]) -> Result<(), Error> {
+        Docker::put_files(self, container, files).await
+    }
+
+    async fn has_file(&self, container: &str, path: &str) -> Result<bool, Error> {
+        Docker::has_file(self, container, path).await
+    }
 }
 
 #[async_trait]
 impl Engine for Docker {
     async fn image_labels(&self, image: &str) -> Result<Option<Labels>, Error> {
         Docker::image_labels(self, image).await
+    }
+
+    async fn inspect_image(&self, image: &str) -> Result<Option<Image>, Error> {
+        Docker::inspect_image(self, image).await
     }
 
     async fn build_image(&self, build: &ImageBuild, progress: &dyn Progress) -> Result<(), Error> {
