@@ -51,9 +51,9 @@ fn first_line(image: &str) -> String {
     .to_string()
 }
 
-/// Files in the cache volume (counted in a busybox container).
-fn cached_files(volume: &str) -> usize {
-    let out = docker(&[
+/// Runs `script` in a busybox container with `volume` at /c.
+fn in_volume(volume: &str, script: &str) -> String {
+    docker(&[
         "run",
         "--rm",
         "--network",
@@ -63,9 +63,16 @@ fn cached_files(volume: &str) -> usize {
         BUSYBOX,
         "sh",
         "-c",
-        "find /c -type f | wc -l",
-    ]);
-    out.trim().parse().unwrap_or(0)
+        script,
+    ])
+}
+
+/// Files in the cache volume.
+fn cached_files(volume: &str) -> usize {
+    in_volume(volume, "find /c -type f | wc -l")
+        .trim()
+        .parse()
+        .unwrap_or(0)
 }
 
 /// An env whose cache volumes are this test's own.
@@ -142,18 +149,10 @@ async fn a_corrupt_cache_still_gives_a_right_build() {
         .expect("v1 built");
     // Every cached file cut short or overwritten with other bytes, as a
     // crash or a full disk leaves a cache.
-    docker(&[
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        "-v",
-        &format!("{volume}:/c"),
-        BUSYBOX,
-        "sh",
-        "-c",
+    in_volume(
+        &volume,
         "n=0; for f in $(find /c -type f); do n=$((n+1)); if [ $((n%2)) = 0 ]; then : > $f; else echo garbage > $f; fi; done",
-    ]);
+    );
     let v2 = go_package(&env, "corrupt-v2");
     let built = env
         .launcher

@@ -312,3 +312,45 @@ async fn a_restarted_launcher_resumes_a_services_output_with_none_lost_or_repeat
     )
     .is_empty());
 }
+
+/// A package pushed before is pulled back from the registry, not built
+/// again, once the build engine has lost its image (gc, another host).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_package_in_the_registry_is_pulled_not_built_again() {
+    let Some(lab) = Lab::from_env() else { return };
+    lab.images(&["busybox", "shenv"]);
+    let peer = common::unique_peer("swarmpull").to_lowercase();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let code = dir.path().join("src");
+    std::fs::create_dir_all(&code).expect("mkdir");
+    std::fs::write(code.join("start.sh"), format!("echo {peer}\n")).expect("write");
+    let file = dir.path().join("cc.tar.gz");
+    let metadata = cclaunch::package::Metadata {
+        path: String::new(),
+        kind: "node".into(),
+        label: "swarmpull".into(),
+    };
+    cclaunch::package::write(&metadata, &code, &file).expect("package");
+    let file = file.display().to_string();
+
+    let (code, stdout, stderr) = run(&lab, &peer, &["build", &file]).await;
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(stderr.contains("compiling in"), "built: {stderr}");
+    let (code, stdout, stderr) = run(&lab, &peer, &["gc", "--all"]).await;
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(
+        stdout.contains(&lab.registry),
+        "gc took the registry tag too: {stdout}"
+    );
+
+    let (code, stdout, stderr) = run(&lab, &peer, &["build", &file]).await;
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(
+        !stderr.contains("compiling in"),
+        "not built again: {stderr}"
+    );
+    assert!(stderr.contains("pulled"), "{stderr}");
+    assert!(stdout.contains("(reused)"), "{stdout}");
+    let (code, _, stderr) = run(&lab, &peer, &["gc", "--all"]).await;
+    assert_eq!(code, Some(0), "{stderr}");
+}

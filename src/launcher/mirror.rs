@@ -14,7 +14,10 @@ use super::{engine, Error, Launcher};
 use crate::output::{self, Position, Skip, Tail};
 use crate::runtime::{self, LogQuery, OutputStream};
 
-const WRITER_GRACE: Duration = Duration::from_secs(2);
+/// How long checkpoint writers may take at shutdown: a bound for a stuck
+/// disk, not a wait (they finish as soon as they can); a write cut short
+/// repeats lines after the restart, so it is generous.
+const WRITER_GRACE: Duration = Duration::from_secs(10);
 /// More grace at shutdown for each mirror whose checkpoint is written.
 const WRITER_GRACE_EACH: Duration = Duration::from_millis(20);
 /// Logs opened at once when resuming mirrors after a restart.

@@ -606,11 +606,24 @@ impl Launcher {
     /// This peer's chaincode containers that cclaunch made, running or not
     /// (exited ones with their exit code).
     pub async fn list(&self) -> Result<Vec<ContainerInfo>, Error> {
-        if let Some(mut known) = self.roster.containers() {
-            known.retain(is_chaincode);
-            known.sort_by(|a, b| a.name.cmp(&b.name));
-            return Ok(known);
+        let mut found = match self.roster.containers() {
+            Some(mut known) => {
+                known.retain(is_chaincode);
+                known.sort_by(|a, b| a.name.cmp(&b.name));
+                known
+            }
+            None => self.listed().await?,
+        };
+        for container in &mut found {
+            if prepared::is_prepared(container) {
+                container.status = "prepared".to_string();
+            }
         }
+        Ok(found)
+    }
+
+    /// This peer's chaincode containers as the engine has them now.
+    async fn listed(&self) -> Result<Vec<ContainerInfo>, Error> {
         let mut found = Vec::new();
         for listed in self.chaincode_containers().await? {
             if listed.running {
@@ -627,11 +640,6 @@ impl Launcher {
                 name: listed.name,
                 ..i
             }));
-        }
-        for container in &mut found {
-            if prepared::is_prepared(container) {
-                container.status = "prepared".to_string();
-            }
         }
         Ok(found)
     }
