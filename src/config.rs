@@ -60,7 +60,6 @@ cclaunch:
     timeout: 10m
     caches: true
     cacheVolume: cclaunch-cache
-    cacheMaxBytes: 4294967296
   output:
     maxLineBytes: 65536
     keepLines: 200
@@ -291,8 +290,6 @@ pub struct Build {
     pub caches: bool,
     /// Cache volumes are named `<cacheVolume>-<platform>`.
     pub cache_volume: String,
-    /// A cache volume found larger than this after a build is removed.
-    pub cache_max_bytes: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

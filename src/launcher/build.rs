@@ -233,7 +233,6 @@ impl Launcher {
             config: self.config.clone(),
             labels: self.labels(&package.id),
             registry: self.registry.clone(),
-            trimming: Arc::clone(&self.trimming),
             flights: Arc::clone(&self.flights),
             image: image.to_string(),
         };
@@ -301,7 +300,6 @@ struct Task {
     config: Config,
     labels: runtime::Labels,
     registry: Option<runtime::Registry>,
-    trimming: Arc<tokio::sync::Mutex<()>>,
     flights: Flights,
     image: String,
 }
@@ -398,7 +396,6 @@ impl Task {
         let mut labels = self.labels.clone();
         labels.insert(LABEL_BUILD.to_string(), "true".to_string());
         let cache = caches::of(platform, &self.config);
-        let builder_image = plan.builder_image.clone();
         let job = Job {
             image: plan.builder_image.clone(),
             script: plan.script,
@@ -500,15 +497,6 @@ impl Task {
             () = cancel.cancelled() => return Err(cancelled()),
         }
         tracing::info!(chaincode = package_id, image, "built image");
-        if cache.is_some() {
-            tokio::spawn(caches::trim(
-                Arc::clone(&self.engine),
-                self.config.clone(),
-                platform,
-                builder_image,
-                Arc::clone(&self.trimming),
-            ));
-        }
         Ok(Made::Built)
     }
 

@@ -69,8 +69,6 @@ impl Launcher {
     /// `caches`); one a build uses at the time is refused by the engine, and
     /// named in the error.
     async fn gc_caches(&self) -> Result<Collected, Error> {
-        // Not while this launcher measures one (its container uses it).
-        let _measuring = self.trimming.lock().await;
         let volumes = self
             .engine
             .list_volumes(&[(runtime::LABEL_MANAGED, "true")])

@@ -239,8 +239,6 @@ pub struct Launcher {
     checkpoints: checkpoint::Checkpoints,
     /// Builds under way, by image.
     flights: build::Flights,
-    /// Held while a build cache is measured (one at a time).
-    trimming: Arc<tokio::sync::Mutex<()>>,
     /// Start and stop of one chaincode take turns, by container name.
     turns: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// The peer's lock, while this launcher serves it (see [`Launcher::claim`]).
@@ -296,7 +294,6 @@ impl Launcher {
             mirrors: Mutex::default(),
             checkpoints,
             flights: Arc::default(),
-            trimming: Arc::default(),
             turns: Mutex::default(),
             claimed: Mutex::default(),
             profiles: Mutex::default(),
