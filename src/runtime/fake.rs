@@ -69,6 +69,13 @@ struct State {
     volumes: HashMap<String, Labels>,
 }
 
+/// Whether `have` holds every one of `labels` (the engine's label filter).
+fn carries(have: &Labels, labels: &[(&str, &str)]) -> bool {
+    labels
+        .iter()
+        .all(|(k, v)| have.get(*k).map(String::as_str) == Some(*v))
+}
+
 /// A fake image's id: its labels' digest, so two names of one image (a tag)
 /// share it, and an image made again with other labels gets a new one.
 fn image_id(_name: &str, labels: &Labels) -> String {
@@ -444,11 +451,7 @@ impl Runner for Fake {
             .state()
             .containers
             .iter()
-            .filter(|c| {
-                labels
-                    .iter()
-                    .all(|(k, v)| c.labels.get(*k).map(String::as_str) == Some(*v))
-            })
+            .filter(|c| carries(&c.labels, labels))
             .map(info)
             .collect())
     }
@@ -532,11 +535,7 @@ impl Engine for Fake {
             .state()
             .images
             .iter()
-            .filter(|(_, l)| {
-                labels
-                    .iter()
-                    .all(|(k, v)| l.get(*k).map(String::as_str) == Some(*v))
-            })
+            .filter(|(_, l)| carries(l, labels))
             .map(|(i, l)| (i.clone(), l.clone()))
             .collect())
     }
@@ -547,11 +546,7 @@ impl Engine for Fake {
             .state()
             .volumes
             .iter()
-            .filter(|(_, l)| {
-                labels
-                    .iter()
-                    .all(|(k, v)| l.get(*k).map(String::as_str) == Some(*v))
-            })
+            .filter(|(_, l)| carries(l, labels))
             .map(|(name, labels)| VolumeInfo {
                 name: name.clone(),
                 labels: labels.clone(),
