@@ -297,6 +297,8 @@ mod tests {
         let at = Position {
             stdout: 7,
             stderr: 2,
+            first_stdout: Some(42),
+            first_stderr: None,
         };
         let before = unix_now();
         checkpoints.save("dev-peer0-cc", "abc", at);
@@ -304,7 +306,15 @@ mod tests {
         assert_eq!(loaded.at, at);
         assert!(loaded.saved_at >= before && loaded.saved_at <= unix_now());
         assert_eq!(checkpoints.load("dev-peer0-cc", "newer"), None);
+        // Written before first lines were fingerprinted: counts and time only.
         let file = dir.path().join("mirror/net/peer0/dev-peer0-cc.json");
+        std::fs::write(
+            &file,
+            br#"{"container_id":"abc","stdout":7,"stderr":2,"saved_at_ns":5}"#,
+        )
+        .unwrap();
+        let old = checkpoints.load("dev-peer0-cc", "abc").unwrap();
+        assert_eq!((old.at.stdout, old.at.first_stdout), (7, None));
         std::fs::write(&file, b"{oops").unwrap();
         assert_eq!(checkpoints.load("dev-peer0-cc", "abc"), None);
         checkpoints.remove("dev-peer0-cc");
@@ -322,6 +332,7 @@ mod tests {
         let at = Position {
             stdout: 3,
             stderr: 1,
+            ..Position::default()
         };
         old.save("net-peer0-cc", "abc", at);
         let checkpoints = Checkpoints::new(dir.path(), "net", "peer0");
@@ -371,7 +382,7 @@ mod tests {
         for n in 1..=100 {
             tx.send_replace(Position {
                 stdout: n,
-                stderr: 0,
+                ..Position::default()
             });
         }
         drop(tx);
@@ -380,7 +391,7 @@ mod tests {
             checkpoints.load("c", "id").map(|s| s.at),
             Some(Position {
                 stdout: 100,
-                stderr: 0
+                ..Position::default()
             })
         );
     }

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 
-use super::position::unstamp;
+use super::position::{unstamp, Stream};
 use super::{ChaincodeLogger, Line, Lines, Position, Skip, Tail};
 use crate::printable::{self, Sgr};
 use crate::rate::{Limiter, Rate};
@@ -39,10 +39,12 @@ pub async fn mirror(
     // lines mirrored, and lines handled past what was skipped.
     let count = std::sync::atomic::AtomicU64::new(0);
     let fresh = std::sync::atomic::AtomicU64::new(0);
-    let emit = |line: Line, seen: &mut u64, stamp: Option<Duration>, old: Option<u64>| {
-        *seen += 1;
-        if let (Some(skip), Some(old)) = (skip, old) {
-            if *seen <= old && stamp.is_none_or(|t| t <= skip.saved_at) {
+    let emit = |line: Line, at: &mut Position, stream: Stream, stamp: Option<Duration>| {
+        let seen = at.count(stream, &line.text);
+        if let Some(skip) = skip {
+            let intact = at.first(stream).is_some() && at.first(stream) == skip.at.first(stream);
+            let logged_before = stamp.is_none_or(|t| t <= skip.saved_at);
+            if seen <= skip.at.seen(stream) && (intact || logged_before) {
                 return;
             }
         }
@@ -58,7 +60,6 @@ pub async fn mirror(
         logger.info(&shown);
         count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     };
-    let (old_out, old_err) = (skip.map(|s| s.at.stdout), skip.map(|s| s.at.stderr));
     let past_skip = || skip.is_none() || fresh.load(std::sync::atomic::Ordering::Relaxed) > 0;
     loop {
         let due = limiter().summary_due();
@@ -73,11 +74,11 @@ pub async fn mirror(
         match frame {
             Ok(Output::Stdout(bytes)) => {
                 let bytes = unstamp(&bytes, skip.is_some(), &mut out_stamp);
-                stdout.push(bytes, |l| emit(l, &mut at.stdout, out_stamp, old_out))
+                stdout.push(bytes, |l| emit(l, &mut at, Stream::Stdout, out_stamp))
             }
             Ok(Output::Stderr(bytes)) => {
                 let bytes = unstamp(&bytes, skip.is_some(), &mut err_stamp);
-                stderr.push(bytes, |l| emit(l, &mut at.stderr, err_stamp, old_err))
+                stderr.push(bytes, |l| emit(l, &mut at, Stream::Stderr, err_stamp))
             }
             Err(e) => {
                 tracing::error!(container, error = %e, "error reading container output");
@@ -86,8 +87,8 @@ pub async fn mirror(
         }
         publish(&progress, at, past_skip());
     }
-    stdout.finish(|l| emit(l, &mut at.stdout, out_stamp, old_out));
-    stderr.finish(|l| emit(l, &mut at.stderr, err_stamp, old_err));
+    stdout.finish(|l| emit(l, &mut at, Stream::Stdout, out_stamp));
+    stderr.finish(|l| emit(l, &mut at, Stream::Stderr, err_stamp));
     publish(&progress, at, past_skip());
     summarise(container, &mut limiter());
     tracing::info!(
@@ -161,10 +162,12 @@ mod tests {
             let at = *rx.borrow();
             (tail.last(100), at)
         };
+        // Lines 1-3 counted (from "l1"), the position saved at t=13.
         let skip = Skip {
             at: Position {
                 stdout: 3,
-                stderr: 0,
+                first_stdout: Some(super::super::position::fingerprint("l1")),
+                ..Position::default()
             },
             saved_at: Duration::from_secs(13),
         };
@@ -174,18 +177,39 @@ mod tests {
             .collect();
         let (lines, at) = run(frames, skip).await;
         assert_eq!(lines, ["l4"]);
-        assert_eq!(at.stdout, 4);
+        assert_eq!((at.stdout, at.first_stdout), (4, skip.at.first_stdout));
+        // Intact log, but the engine stamped line 3 after the live mirror
+        // had counted it and the position was saved: still not repeated.
+        let frames = (1..=4)
+            .map(|n| stamped(11 + n, &format!("l{n}\n")))
+            .collect();
+        let (lines, _) = run(frames, skip).await;
+        assert_eq!(lines, ["l4"]);
         // Rotated: l1 and l2 are gone, so l4 and l5 now count as 2 and 3,
         // but they were logged after the checkpoint.
         let frames = (3..=5)
             .map(|n| stamped(10 + n, &format!("l{n}\n")))
             .collect();
-        let (lines, _) = run(frames, skip).await;
+        let (lines, at) = run(frames, skip).await;
         assert_eq!(lines, ["l4", "l5"]);
+        assert_ne!(at.first_stdout, skip.at.first_stdout, "counts from l3 now");
         // A line logged just before the checkpoint but not yet counted by it
         // (in flight) is beyond the count: mirrored.
         let frames = (1..=4).map(|n| stamped(10, &format!("l{n}\n"))).collect();
         let (lines, _) = run(frames, skip).await;
+        assert_eq!(lines, ["l4"]);
+        // A checkpoint of an older cclaunch (no fingerprint): time decides.
+        let older = Skip {
+            at: Position {
+                stdout: 3,
+                ..Position::default()
+            },
+            ..skip
+        };
+        let frames = (1..=4)
+            .map(|n| stamped(10 + n, &format!("l{n}\n")))
+            .collect();
+        let (lines, _) = run(frames, older).await;
         assert_eq!(lines, ["l4"]);
     }
 }

@@ -10,13 +10,69 @@ use std::time::Duration;
 pub struct Position {
     pub stdout: u64,
     pub stderr: u64,
+    /// Per stream, a fingerprint of the line the counts started from: a
+    /// re-read log that still starts with it lost nothing to rotation, so
+    /// its counts line up with these exactly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_stdout: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_stderr: Option<u64>,
+}
+
+/// One of a container's two output streams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Stream {
+    Stdout,
+    Stderr,
+}
+
+impl Position {
+    /// Counts one more line on `stream` (fingerprinting the first) and
+    /// returns its number.
+    pub(super) fn count(&mut self, stream: Stream, text: &str) -> u64 {
+        let (seen, first) = match stream {
+            Stream::Stdout => (&mut self.stdout, &mut self.first_stdout),
+            Stream::Stderr => (&mut self.stderr, &mut self.first_stderr),
+        };
+        *seen += 1;
+        if *seen == 1 {
+            *first = Some(fingerprint(text));
+        }
+        *seen
+    }
+
+    pub(super) fn seen(&self, stream: Stream) -> u64 {
+        match stream {
+            Stream::Stdout => self.stdout,
+            Stream::Stderr => self.stderr,
+        }
+    }
+
+    pub(super) fn first(&self, stream: Stream) -> Option<u64> {
+        match stream {
+            Stream::Stdout => self.first_stdout,
+            Stream::Stderr => self.first_stderr,
+        }
+    }
+}
+
+/// Stable across versions and processes (a checkpoint outlives both).
+pub(super) fn fingerprint(text: &str) -> u64 {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(text.as_bytes());
+    let mut head = [0u8; 8];
+    head.copy_from_slice(&digest[..8]);
+    u64::from_be_bytes(head)
 }
 
 /// What an earlier mirror already logged, when re-reading the engine's
-/// timestamped log after a restart: a line is skipped only if both its count
-/// is within `at` and the engine logged it by `saved_at` (when that position
-/// was written down). The count alone breaks once the log driver rotates old
-/// files away; the time alone misses a line still in flight when it was taken.
+/// timestamped log after a restart: a line is skipped if its count is within
+/// `at` and either the log still starts with the line those counts started
+/// from, or the engine logged it by `saved_at` (when that position was
+/// written down). The count alone breaks once the log driver rotates old
+/// files away: then the time decides. The time alone misses a line still in
+/// flight when the position was taken, and repeats one the engine stamped a
+/// moment after the live mirror (attached, not reading the log) counted it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Skip {
     pub at: Position,
@@ -31,6 +87,7 @@ impl Skip {
             at: Position {
                 stdout: u64::MAX,
                 stderr: u64::MAX,
+                ..Position::default()
             },
             saved_at: unix_now(),
         }
