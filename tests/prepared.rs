@@ -72,6 +72,17 @@ fn ever_started(id: &str, since: &str) -> bool {
     out.lines().any(|l| l.trim() == "start")
 }
 
+/// A test's engine and a shell chaincode that sleeps, built.
+async fn sleeper(test: &str) -> (Env, cclaunch::package::Package) {
+    let env = Env::new(test, &[("CORE_CHAINCODE_NODE_RUNTIME", SHENV)]).await;
+    let package = env.shell_package(test, "sleep 600\n");
+    env.launcher
+        .build(&package, &|_: &str| {})
+        .await
+        .expect("built");
+    (env, package)
+}
+
 fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -81,12 +92,7 @@ fn unix_now() -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_prepared_container_is_configured_as_a_fresh_one_and_gets_the_files_only_at_start() {
-    let env = Env::new("prepinspect", &[("CORE_CHAINCODE_NODE_RUNTIME", SHENV)]).await;
-    let package = env.shell_package("prepinspect", "sleep 600\n");
-    env.launcher
-        .build(&package, &|_: &str| {})
-        .await
-        .expect("built");
+    let (env, package) = sleeper("prepinspect").await;
     let tls = common::tls_material();
     let id = &package.id;
     let launcher = sidecar(&env, &[]).await;
@@ -209,12 +215,7 @@ async fn a_prepared_container_is_configured_as_a_fresh_one_and_gets_the_files_on
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_prepared_container_that_no_longer_matches_is_replaced_never_started() {
-    let env = Env::new("prepmismatch", &[("CORE_CHAINCODE_NODE_RUNTIME", SHENV)]).await;
-    let package = env.shell_package("prepmismatch", "sleep 600\n");
-    env.launcher
-        .build(&package, &|_: &str| {})
-        .await
-        .expect("built");
+    let (env, package) = sleeper("prepmismatch").await;
     let tls = common::tls_material();
     let id = &package.id;
     let since = format!("{}", unix_now().saturating_sub(1));

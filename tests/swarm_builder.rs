@@ -251,21 +251,6 @@ fn service_of(lab: &Lab, peer: &str, package_id: &str) -> (String, String) {
     (service, text(&out.stdout).trim().to_string())
 }
 
-/// Nothing of `peer` left on the manager: services, secrets, configs.
-fn leftovers(lab: &Lab, peer: &str) -> Vec<String> {
-    let filter = format!("label=org.cclaunch.peer-id={peer}");
-    let mut left = Vec::new();
-    for kind in ["service", "secret", "config"] {
-        let out = lab.docker(&lab.manager, &[kind, "ls", "-q", "--filter", &filter]);
-        left.extend(
-            text(&out.stdout)
-                .split_whitespace()
-                .map(|id| format!("{kind} {id}")),
-        );
-    }
-    left
-}
-
 fn ran_on_a_worker(lab: &Lab, line: &str) {
     let host = line.strip_prefix("host ").unwrap();
     let node = lab.node_of_hostname(host);
@@ -321,9 +306,9 @@ async fn run_holds_a_service_on_a_worker_and_sigterm_removes_it() {
     assert_eq!(ticks, (1..=ticks.len() as u32).collect::<Vec<_>>());
     assert_eq!(service_of(&lab, &peer, &layout.package.id).1, "");
     assert!(
-        leftovers(&lab, &peer).is_empty(),
+        lab.peer_leftovers(&peer).is_empty(),
         "{:?}",
-        leftovers(&lab, &peer)
+        lab.peer_leftovers(&peer)
     );
 }
 
@@ -358,8 +343,8 @@ async fn run_ends_with_the_chaincodes_exit_code_and_leaves_no_service() {
     assert_eq!(mirrored, ["line 1", "line 2", "line 3"], "{lines:?}");
     assert_eq!(service_of(&lab, &peer, &layout.package.id).1, "");
     assert!(
-        leftovers(&lab, &peer).is_empty(),
+        lab.peer_leftovers(&peer).is_empty(),
         "{:?}",
-        leftovers(&lab, &peer)
+        lab.peer_leftovers(&peer)
     );
 }

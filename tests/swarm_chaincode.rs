@@ -267,21 +267,6 @@ fn start_request(package: &Package, hub: &HubPeer, ca: &DevCa) -> StartRequest {
     }
 }
 
-/// Nothing of `peer` left on the manager: services, secrets, configs.
-fn leftovers(lab: &Lab, peer: &str) -> Vec<String> {
-    let filter = format!("label=org.cclaunch.peer-id={peer}");
-    let mut left = Vec::new();
-    for kind in ["service", "secret", "config"] {
-        let out = lab.docker(&lab.manager, &[kind, "ls", "-q", "--filter", &filter]);
-        left.extend(
-            String::from_utf8_lossy(&out.stdout)
-                .split_whitespace()
-                .map(|id| format!("{kind} {id}")),
-        );
-    }
-    left
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_chaincode_on_the_real_shim_registers_over_mutual_tls_from_a_worker_and_answers_invokes(
 ) {
@@ -358,9 +343,9 @@ async fn a_node_chaincode_on_the_real_shim_registers_over_mutual_tls_from_a_work
 
     launcher.stop(&package.id).await.expect("stopped");
     assert!(
-        leftovers(&lab, &peer).is_empty(),
+        lab.peer_leftovers(&peer).is_empty(),
         "{:?}",
-        leftovers(&lab, &peer)
+        lab.peer_leftovers(&peer)
     );
 }
 
@@ -416,8 +401,8 @@ async fn the_go_sample_is_built_pushed_and_run_on_a_worker_with_its_tls_files_an
 
     launcher.stop(&package.id).await.expect("stopped");
     assert!(
-        leftovers(&lab, &peer).is_empty(),
+        lab.peer_leftovers(&peer).is_empty(),
         "{:?}",
-        leftovers(&lab, &peer)
+        lab.peer_leftovers(&peer)
     );
 }

@@ -18,26 +18,8 @@ use common::SHENV;
 /// The binary as `peer` on the lab, chaincode on its workers: (exit code,
 /// stdout, stderr).
 async fn run(lab: &Lab, peer: &str, args: &[&str]) -> (Option<i32>, String, String) {
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_cclaunch"))
-        .args(args)
-        .env("CORE_VM_ENDPOINT", lab.endpoint("mgr"))
-        .env("CORE_PEER_ID", peer)
-        .env("CORE_PEER_NETWORKID", "test")
-        .env("CORE_CHAINCODE_NODE_RUNTIME", SHENV)
-        .env("CCLAUNCH_STATEDIR", common::state_dir(peer))
-        .env("CCLAUNCH_ENGINE_KIND", "swarm")
-        .env("CCLAUNCH_REGISTRY_ADDRESS", &lab.registry)
-        .env("CCLAUNCH_SWARM_CONSTRAINTS", "node.role==worker")
-        .env("RUST_LOG", "off")
-        .env_remove(cclaunch::client::SERVER_ENV)
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(300), out)
-        .await
-        .unwrap_or_else(|_| panic!("cclaunch {args:?} did not finish"))
-        .expect("run cclaunch");
-    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-    (out.status.code(), text(&out.stdout), text(&out.stderr))
+    let limit = Duration::from_secs(300);
+    common::swarm::cclaunch(&lab.endpoint("mgr"), "", &lab.registry, peer, args, limit).await
 }
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) -> String {

@@ -14,7 +14,6 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::swarm::Lab;
-use common::SHENV;
 
 /// Held for writing by the test that kills the manager; the others that use
 /// the lab hold it for reading.
@@ -31,32 +30,10 @@ async fn run(
     args: &[&str],
 ) -> (Option<i32>, String, String, Duration) {
     let started = Instant::now();
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_cclaunch"))
-        .args(args)
-        .env("CORE_VM_ENDPOINT", build_engine)
-        .env("CORE_PEER_ID", peer)
-        .env("CORE_PEER_NETWORKID", "test")
-        .env("CORE_CHAINCODE_NODE_RUNTIME", SHENV)
-        .env("CCLAUNCH_STATEDIR", common::state_dir(peer))
-        .env("CCLAUNCH_ENGINE_KIND", "swarm")
-        .env("CCLAUNCH_SWARM_ENDPOINT", manager)
-        .env("CCLAUNCH_REGISTRY_ADDRESS", registry)
-        .env("CCLAUNCH_SWARM_CONSTRAINTS", "node.role==worker")
-        .env("RUST_LOG", "off")
-        .env_remove(cclaunch::client::SERVER_ENV)
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(300), out)
-        .await
-        .unwrap_or_else(|_| panic!("cclaunch {args:?} did not finish in 300 s"))
-        .expect("run cclaunch");
-    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-    (
-        out.status.code(),
-        text(&out.stdout),
-        text(&out.stderr),
-        started.elapsed(),
-    )
+    let limit = Duration::from_secs(300);
+    let (code, stdout, stderr) =
+        common::swarm::cclaunch(build_engine, manager, registry, peer, args, limit).await;
+    (code, stdout, stderr, started.elapsed())
 }
 
 /// A shell package (shenv runs start.sh) in `dir`: its path.
@@ -72,21 +49,6 @@ fn shell_package(dir: &Path, label: &str, script: &str) -> String {
     };
     cclaunch::package::write(&metadata, &code, &file).expect("package");
     file.display().to_string()
-}
-
-/// What carries `peer`'s label on the manager: services, secrets, configs.
-fn leftovers(lab: &Lab, peer: &str) -> Vec<String> {
-    let filter = format!("label=org.cclaunch.peer-id={peer}");
-    let mut left = Vec::new();
-    for kind in ["service", "secret", "config"] {
-        let out = lab.docker(&lab.manager, &[kind, "ls", "-q", "--filter", &filter]);
-        left.extend(
-            String::from_utf8_lossy(&out.stdout)
-                .split_whitespace()
-                .map(|id| format!("{kind} {id}")),
-        );
-    }
-    left
 }
 
 /// A port on the hub's address that nothing listens on: a registry that is
@@ -142,9 +104,9 @@ async fn a_registry_down_at_push_fails_the_build_naming_the_chaincode_and_the_re
         "{stderr}"
     );
     assert!(
-        leftovers(&lab, &peer).is_empty(),
+        lab.peer_leftovers(&peer).is_empty(),
         "{:?}",
-        leftovers(&lab, &peer)
+        lab.peer_leftovers(&peer)
     );
 }
 

@@ -199,29 +199,12 @@ async fn prepared_start(docker: Arc<Docker>, dir: &Path) -> Result<()> {
             .await?;
         creates.push(t.elapsed().as_secs_f64() * 1000.0);
         let t = Instant::now();
-        client
-            .upload_to_container(
-                &name,
-                Some(UploadToContainerOptions {
-                    path: "/".into(),
-                    ..Default::default()
-                }),
-                bollard::body_full(tarball.clone()),
-            )
-            .await?;
+        upload_at_root(&client, &name, &tarball).await?;
         uploads.push(t.elapsed().as_secs_f64() * 1000.0);
         let t = Instant::now();
         client.start_container(&name, None).await?;
         starts.push(t.elapsed().as_secs_f64() * 1000.0);
-        client
-            .remove_container(
-                &name,
-                Some(RemoveContainerOptions {
-                    force: true,
-                    ..Default::default()
-                }),
-            )
-            .await?;
+        force_remove(&client, &name).await?;
     }
     let (mp, mf) = (median(&mut prepared), median(&mut full));
     println!("## Start from a prepared container, {ROUNDS} interleaved rounds, TLS on\n");
@@ -373,27 +356,10 @@ async fn start_latency(launcher: &Launcher, dir: &Path) -> Result<()> {
                 },
             )
             .await?;
-        client
-            .upload_to_container(
-                &name,
-                Some(UploadToContainerOptions {
-                    path: "/".into(),
-                    ..Default::default()
-                }),
-                bollard::body_full(tarball.clone()),
-            )
-            .await?;
+        upload_at_root(&client, &name, &tarball).await?;
         client.start_container(&name, None).await?;
         floor.push(t.elapsed().as_secs_f64() * 1000.0);
-        client
-            .remove_container(
-                &name,
-                Some(RemoveContainerOptions {
-                    force: true,
-                    ..Default::default()
-                }),
-            )
-            .await?;
+        force_remove(&client, &name).await?;
 
         // The docker CLI: create, cp, start.
         let name = format!("bench-cli-{round}");
@@ -665,4 +631,29 @@ mod rand_like {
             chunk.copy_from_slice(&v[..chunk.len()]);
         }
     }
+}
+
+/// `tarball` unpacked at `/` in the container, as a peer uploads its TLS files.
+async fn upload_at_root(
+    client: &bollard::Docker,
+    name: &str,
+    tarball: &bytes::Bytes,
+) -> Result<()> {
+    let options = UploadToContainerOptions {
+        path: "/".into(),
+        ..Default::default()
+    };
+    client
+        .upload_to_container(name, Some(options), bollard::body_full(tarball.clone()))
+        .await?;
+    Ok(())
+}
+
+async fn force_remove(client: &bollard::Docker, name: &str) -> Result<()> {
+    let options = RemoveContainerOptions {
+        force: true,
+        ..Default::default()
+    };
+    client.remove_container(name, Some(options)).await?;
+    Ok(())
 }

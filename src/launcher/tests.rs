@@ -262,8 +262,13 @@ async fn the_tls_files_go_in_with_the_create_keys_as_secrets() {
     let id = &format!("cc:{}", "d".repeat(64));
     built(&s, id);
     spawn_start(&s, id, true).await.unwrap().expect("started");
-    let containers = s.fake.containers();
-    let files: Vec<(&str, bool)> = containers[0]
+    assert_tls_files(&s.fake.containers()[0]);
+    assert_eq!(s.fake.calls("upload"), 0, "no upload of its own");
+}
+
+/// The container holds Fabric's five TLS files, the keys marked secret.
+pub(super) fn assert_tls_files(container: &crate::runtime::fake::Container) {
+    let files: Vec<(&str, bool)> = container
         .files
         .iter()
         .map(|f| (f.path.as_str(), f.secret))
@@ -278,7 +283,6 @@ async fn the_tls_files_go_in_with_the_create_keys_as_secrets() {
             ("/etc/hyperledger/fabric/peer.crt", false),
         ]
     );
-    assert_eq!(s.fake.calls("upload"), 0, "no upload of its own");
 }
 
 /// A second launcher of the same peer, as a restarted sidecar is.

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::tests::{built, request, restarted, setup_with, spawn_start, Setup};
+use super::tests::{assert_tls_files, built, request, restarted, setup_with, spawn_start, Setup};
 use super::{Launcher, StartRequest};
 use crate::runtime::fake::{Container, Fake};
 use crate::runtime::{self, Labels, Runner, LABEL_PREPARED};
@@ -62,21 +62,7 @@ async fn a_stop_prepares_the_next_container_and_a_start_only_puts_the_files_in()
     assert!(started.running);
     assert_eq!(s.fake.calls("create_container"), creates, "no create");
     assert_eq!(s.fake.calls("put_files"), 1);
-    let files: Vec<(&str, bool)> = started
-        .files
-        .iter()
-        .map(|f| (f.path.as_str(), f.secret))
-        .collect();
-    assert_eq!(
-        files,
-        [
-            ("/etc/hyperledger/fabric/client.key", true),
-            ("/etc/hyperledger/fabric/client.crt", false),
-            ("/etc/hyperledger/fabric/client_pem.key", true),
-            ("/etc/hyperledger/fabric/client_pem.crt", false),
-            ("/etc/hyperledger/fabric/peer.crt", false),
-        ]
-    );
+    assert_tls_files(&started);
     // Args and env are those of a container created for this start.
     let first = s.fake.containers();
     assert!(first[0]

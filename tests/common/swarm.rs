@@ -147,6 +147,25 @@ impl Lab {
     }
 
     /// The docker CLI against endpoint `host` (cleanup in Drop, diagnostics).
+    /// What carries `label=value` on the manager: services, secrets,
+    /// configs, as `"<kind> <id>"`.
+    pub fn leftovers(&self, label: &str, value: &str) -> Vec<String> {
+        let filter = format!("label={label}={value}");
+        let mut left = Vec::new();
+        for kind in ["service", "secret", "config"] {
+            let out = self.docker(&self.manager, &[kind, "ls", "-q", "--filter", &filter]);
+            for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                left.push(format!("{kind} {id}"));
+            }
+        }
+        left
+    }
+
+    /// What cclaunch left of `peer` on the manager.
+    pub fn peer_leftovers(&self, peer: &str) -> Vec<String> {
+        self.leftovers("org.cclaunch.peer-id", peer)
+    }
+
     pub fn docker(&self, host: &str, args: &[&str]) -> std::process::Output {
         Command::new("docker")
             .env("DOCKER_CONFIG", self.dir.join("dockercfg"))
@@ -178,17 +197,7 @@ impl Scope {
 
     /// What is left of this scope on the manager: services, secrets, configs.
     pub fn leftovers(&self) -> Vec<String> {
-        let filter = format!("label={}={}", self.label, self.id);
-        let mut left = Vec::new();
-        for kind in ["service", "secret", "config"] {
-            let out = self
-                .lab
-                .docker(&self.lab.manager, &[kind, "ls", "-q", "--filter", &filter]);
-            for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-                left.push(format!("{kind} {id}"));
-            }
-        }
-        left
+        self.lab.leftovers(self.label, &self.id)
     }
 }
 
@@ -202,4 +211,39 @@ impl Drop for Scope {
             }
         }
     }
+}
+
+/// `cclaunch ARGS` as `peer` with `engine.kind: swarm`: builds on
+/// `build_engine`, services on the swarm at `manager` (empty: the build
+/// engine), images pushed to `registry`, chaincode on workers only, the shell
+/// runtime for node packages. (exit code, stdout, stderr), within `limit`.
+pub async fn cclaunch(
+    build_engine: &str,
+    manager: &str,
+    registry: &str,
+    peer: &str,
+    args: &[&str],
+    limit: std::time::Duration,
+) -> (Option<i32>, String, String) {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_cclaunch"))
+        .args(args)
+        .env("CORE_VM_ENDPOINT", build_engine)
+        .env("CORE_PEER_ID", peer)
+        .env("CORE_PEER_NETWORKID", "test")
+        .env("CORE_CHAINCODE_NODE_RUNTIME", super::SHENV)
+        .env("CCLAUNCH_STATEDIR", super::state_dir(peer))
+        .env("CCLAUNCH_ENGINE_KIND", "swarm")
+        .env("CCLAUNCH_SWARM_ENDPOINT", manager)
+        .env("CCLAUNCH_REGISTRY_ADDRESS", registry)
+        .env("CCLAUNCH_SWARM_CONSTRAINTS", "node.role==worker")
+        .env("RUST_LOG", "off")
+        .env_remove(cclaunch::client::SERVER_ENV)
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(limit, out)
+        .await
+        .unwrap_or_else(|_| panic!("cclaunch {args:?} did not finish in {limit:?}"))
+        .expect("run cclaunch");
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.code(), text(&out.stdout), text(&out.stderr))
 }
