@@ -15,11 +15,6 @@ use common::{Env, SHENV};
 use futures_util::StreamExt;
 use tokio::io::AsyncBufReadExt;
 
-/// The two tests take turns. Run beside the kills and pauses of the other,
-/// the restart test saw one line mirrored twice (2 runs of 3 in the merged
-/// tree, none of 4 alone): a known defect under load, being chased.
-static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
 /// Chaincodes in the fleet: more than the open-file limit the sidecar is
 /// started with allows connections for.
 const FLEET: usize = 60;
@@ -116,7 +111,6 @@ async fn build(
 /// written while no sidecar ran included.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fleet_is_mirrored_and_resumed_without_a_line_lost_or_repeated() {
-    let _turn = TURN.lock().await;
     let env = Env::new("fleet", &[("CORE_CHAINCODE_NODE_RUNTIME", SHENV)]).await;
     let socket = env.dir.path().join("run/cclaunch.sock");
     let package = env.shell_package(
@@ -250,7 +244,6 @@ async fn running_gauge(operations: &str) -> u64 {
 /// asked for a listing by any of those calls.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn list_and_metrics_from_engine_events_match_the_engine() {
-    let _turn = TURN.lock().await;
     let env = Env::new("roster", &[("CORE_CHAINCODE_NODE_RUNTIME", SHENV)]).await;
     let listings = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let proxy =
