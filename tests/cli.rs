@@ -47,6 +47,23 @@ fn names_prints_fabrics_names_and_refuses_bad_ones() {
 }
 
 #[test]
+fn try_refuses_a_listen_address_the_chaincode_cannot_dial() {
+    let package = repo().join("testdata/good/golang.tar.gz");
+    let out = cclaunch(
+        &[],
+        &["try", package.to_str().unwrap(), "--listen", "0.0.0.0:7052"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("--listen 0.0.0.0:7052: the chaincode is given this address to dial"),
+        "{stderr}"
+    );
+    let help = text(&cclaunch(&[], &["try", "--help"]).stdout);
+    assert!(help.contains("--listen <IP:PORT>"), "{help}");
+}
+
+#[test]
 fn package_id_and_dockerfile_read_a_package() {
     let good = repo().join("testdata/good/golang.tar.gz");
     let out = cclaunch(&[], &["package-id", good.to_str().unwrap()]);

@@ -33,6 +33,7 @@ fn options(tls: bool, calls: &[&[&str]]) -> Options {
             })
             .collect(),
         keep: false,
+        listen: ([127, 0, 0, 1], 0).into(),
     }
 }
 

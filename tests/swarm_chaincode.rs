@@ -406,3 +406,69 @@ async fn the_go_sample_is_built_pushed_and_run_on_a_worker_with_its_tls_files_an
         lab.peer_leftovers(&peer)
     );
 }
+
+/// `cclaunch try` on a swarm: the CLI runs where the workers reach it (the
+/// hub), devpeer listens there at `--listen`, and the Node chaincode, built
+/// on the manager and run on a worker, registers with it over mutual TLS and
+/// answers; at the end nothing of the peer is left on the swarm.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn try_runs_a_chaincode_on_a_worker_against_a_devpeer_listening_where_the_workers_reach_it() {
+    let Some(lab) = Lab::from_env() else { return };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let code = node_shim_with_dependencies(dir.path());
+    lab.images(&["nodeenv"]);
+    let peer = common::unique_peer("swarmtry").to_lowercase();
+    let package = package_with_node_modules(dir.path(), "swarmtry_1.0", &code);
+    let file = dir.path().join("swarmtry_1.0.tar.gz");
+    let listen = format!("{}:0", lab.hub_addr);
+    let mut command = lab.hub_command(env!("CARGO_BIN_EXE_cclaunch"));
+    command
+        .arg("try")
+        .arg(&file)
+        .args(["--tls", "--listen", &listen, "--timeout", "120s"])
+        .args([
+            "--invoke",
+            r#"["put","k1","v1"]"#,
+            "--invoke",
+            r#"["get","k1"]"#,
+        ])
+        .env("CORE_VM_ENDPOINT", lab.endpoint("mgr"))
+        .env("CORE_PEER_ID", &peer)
+        .env("CORE_PEER_NETWORKID", "test")
+        .env("CORE_CHAINCODE_NODE_RUNTIME", common::NODEENV)
+        .env("CCLAUNCH_STATEDIR", common::state_dir(&peer))
+        .env("CCLAUNCH_ENGINE_KIND", "swarm")
+        .env("CCLAUNCH_REGISTRY_ADDRESS", &lab.registry)
+        .env("CCLAUNCH_SWARM_CONSTRAINTS", "node.role==worker")
+        .env("RUST_LOG", "off")
+        .env_remove(cclaunch::client::SERVER_ENV);
+    let started = Instant::now();
+    let out = tokio::process::Command::from(command)
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(300), out)
+        .await
+        .expect("try finishes within 300 s")
+        .expect("run cclaunch try in the hub");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    eprintln!("try on the swarm in {:.1?}", started.elapsed());
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    let registered = format!(
+        "registered {} with devpeer at {}:",
+        package.id, lab.hub_addr
+    );
+    assert!(stdout.contains(&registered), "{stdout}");
+    assert!(stdout.contains(", mutual TLS"), "{stdout}");
+    assert!(
+        stdout.contains(r#"invoke ["get","k1"] -> status 200 message "" payload "v1""#),
+        "{stdout}"
+    );
+    assert!(
+        lab.peer_leftovers(&peer).is_empty(),
+        "{:?}",
+        lab.peer_leftovers(&peer)
+    );
+}

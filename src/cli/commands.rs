@@ -350,6 +350,12 @@ async fn try_package(args: TryArgs, config: Config) -> Result<i32> {
             .with_context(|| format!("--timeout {text:?}: use a duration such as 300s"))?,
         None => config.startup_timeout()?,
     };
+    if args.listen.ip().is_unspecified() {
+        anyhow::bail!(
+            "--listen {}: the chaincode is given this address to dial; use one of this machine's addresses that it reaches (127.0.0.1 for chaincode on this machine)",
+            args.listen
+        );
+    }
     let mut invocations = Vec::new();
     if let Some(init) = &args.init {
         invocations.push(Invocation {
@@ -373,6 +379,7 @@ async fn try_package(args: TryArgs, config: Config) -> Result<i32> {
         invoke_timeout: std::time::Duration::from_secs(30),
         invocations,
         keep: args.keep,
+        listen: args.listen,
     };
     let launch = road::launch(&args.server, &config).await?;
     launch.exclusive()?;

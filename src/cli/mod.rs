@@ -264,8 +264,14 @@ pub struct TryArgs {
     /// Leave the chaincode running at the end.
     #[arg(long)]
     pub keep: bool,
+    /// Where devpeer listens, and so the peer address the chaincode is given.
+    /// Chaincode on this machine reaches loopback; chaincode on a swarm's
+    /// workers needs an address of this machine they reach, e.g.
+    /// --listen 10.0.0.5:0 (port 0: any free port).
+    #[arg(long, value_name = "IP:PORT", default_value = "127.0.0.1:0")]
+    pub listen: std::net::SocketAddr,
     /// The chaincode is built and run by the sidecar at --server (devpeer
-    /// still listens on this machine's loopback: the chaincode must reach it).
+    /// still listens in this process, at --listen: the chaincode must reach it).
     #[command(flatten)]
     pub server: ServerArgs,
 }

@@ -35,6 +35,10 @@ pub struct Options {
     pub invocations: Vec<Invocation>,
     /// Leave the chaincode running at the end.
     pub keep: bool,
+    /// Where devpeer listens, and so the peer address the chaincode dials:
+    /// loopback for chaincode beside this machine; on a cluster, an address
+    /// of this machine its nodes reach.
+    pub listen: SocketAddr,
 }
 
 #[derive(Debug)]
@@ -82,7 +86,7 @@ pub enum Error {
 }
 
 /// Runs the package through `launch` (a launcher on the engine, or a
-/// sidecar: devpeer listens on this machine's loopback either way).
+/// sidecar), devpeer listening at `options.listen` in this process.
 pub async fn run(
     launch: &dyn Launch,
     package: &Package,
@@ -97,7 +101,9 @@ pub async fn run(
         cert_pem: admin.client_cert,
     });
     let tls = if options.tls {
-        let server = ca.server(&[])?;
+        // The chaincode checks the peer's certificate against the address
+        // it dials.
+        let server = ca.server(&[options.listen.ip().to_string()])?;
         Some(TlsSetup {
             cert_pem: server.cert_pem,
             key_pem: server.key_pem,
@@ -106,8 +112,7 @@ pub async fn run(
     } else {
         None
     };
-    let loopback: SocketAddr = ([127, 0, 0, 1], 0).into();
-    let listening = peer.listen(loopback, tls).await?;
+    let listening = peer.listen(options.listen, tls).await?;
     let peer_address = listening.addr;
 
     let built = launch.build(package, progress).await?;
