@@ -152,8 +152,29 @@ impl Swarm {
     }
 
     /// Sets the service's replicas (1: start); a service already at
-    /// `replicas` is left as it is.
+    /// `replicas` is left as it is. The manager moves a service's version
+    /// on its own (allocating it just after create): an update carrying the
+    /// version read before that is refused as out of sequence, and is made
+    /// again from a fresh read.
     pub(super) async fn scale(&self, container: &str, replicas: i64) -> Result<(), Error> {
+        let mut tries = 1;
+        loop {
+            match self.scale_once(container, replicas).await {
+                Err(e) if tries < UPDATE_TRIES && out_of_sequence(&e) => {
+                    tracing::debug!(
+                        container,
+                        tries,
+                        "service update out of sequence; reading it again"
+                    );
+                    tokio::time::sleep(std::time::Duration::from_millis(50 * tries)).await;
+                    tries += 1;
+                }
+                done => return done,
+            }
+        }
+    }
+
+    async fn scale_once(&self, container: &str, replicas: i64) -> Result<(), Error> {
         let found = self.found(container).await?;
         let mut spec = found.service.spec.unwrap_or_default();
         let current = spec
@@ -304,5 +325,46 @@ impl Swarm {
                 tasks::info(service, task)
             })
             .collect())
+    }
+}
+
+/// How many times an update refused as out of sequence is made.
+const UPDATE_TRIES: u64 = 5;
+
+/// swarmkit's refusal of an update whose version is no longer the service's
+/// (its store's `ErrSequenceConflict`); the engine passes it on as a 500
+/// with this text and no code of its own.
+fn out_of_sequence(e: &Error) -> bool {
+    matches!(e, Error::Refused { source, .. } if source.to_string().contains("update out of sequence"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(message: &str) -> Error {
+        Error::Refused {
+            op: "start service of container",
+            target: "c".into(),
+            status: Some(500),
+            source: Box::new(bollard::errors::Error::DockerResponseServerError {
+                status_code: 500,
+                message: message.into(),
+            }),
+        }
+    }
+
+    #[test]
+    fn only_an_update_out_of_sequence_is_made_again() {
+        assert!(out_of_sequence(&refused(
+            "rpc error: code = Unknown desc = update out of sequence"
+        )));
+        assert!(!out_of_sequence(&refused("no such service")));
+        let timeout = Error::Timeout {
+            op: "start service of container",
+            target: "c".into(),
+            seconds: 60,
+        };
+        assert!(!out_of_sequence(&timeout));
     }
 }
