@@ -522,6 +522,10 @@ pub(super) fn manifest(
             containers: vec![container],
             restart_policy: Some("Never".to_string()),
             host_network: Some(options.host_network),
+            // The node's network, yet cluster DNS where there is one.
+            dns_policy: options
+                .host_network
+                .then(|| "ClusterFirstWithHostNet".to_string()),
             enable_service_links: Some(false),
             automount_service_account_token: Some(false),
             termination_grace_period_seconds: Some(i64::from(options.grace_seconds)),

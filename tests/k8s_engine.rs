@@ -1,0 +1,470 @@
+//! The Kubernetes runner (runtime::kubernetes) driven through cclaunch's
+//! Launcher on the real single-node Kubernetes 1.20.2 of tests/cluster:
+//! a chaincode image built by the Docker engine (the busybox `shenv`
+//! runtime) and imported into the lab's containerd starts as a Pod; its TLS
+//! files read back byte for byte as the Docker engine's tarball puts them
+//! (same paths, mode 0644, same owner); its output is mirrored into the
+//! `peer.chaincode.<name>` logger; Wait gives its exit code, and a memory
+//! limit an OOMKilled error; Stop leaves no Pod and no Secret; List and gc
+//! see only this peer's Pods.
+//!
+//! Runs under tests/cluster/with-k8s.sh (`make test-k8s`); elsewhere each
+//! test says it is skipped.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cclaunch::launch::{Selection, StartRequest, TlsMaterial};
+use cclaunch::launcher::Launcher;
+use cclaunch::package::{self, Limits, Metadata, Package};
+use cclaunch::runtime::docker::Docker;
+use cclaunch::runtime::kubernetes::{names, Kubernetes};
+use cclaunch::runtime::Engine;
+use common::k8s::Cluster;
+use common::{captured, eventually, SHENV};
+use k8s_openapi::api::core::v1::{Pod, Secret};
+use kube::api::Api;
+
+/// How long a Pod may take to start and end on a busy 2-core machine.
+const POD_LIMIT: Duration = Duration::from_secs(120);
+
+/// A launcher of one peer on the lab (built on the host's Docker engine,
+/// run as Pods), its test directory, and the guard that removes what it
+/// made: Pods and Secrets by its peer label (kubectl, so it also works
+/// while panicking), containers, images and state by `common::cleanup`.
+struct Peer {
+    lab: Cluster,
+    id: String,
+    launcher: Arc<Launcher>,
+    dir: tempfile::TempDir,
+}
+
+impl Peer {
+    /// A launcher as the CLI road makes it for `engine.kind: kubernetes`,
+    /// with `overrides` (environment variables) on top. Call it inside
+    /// `Cluster::block_on`.
+    async fn new(lab: &Cluster, test: &str, overrides: &[(&str, &str)]) -> Peer {
+        let id = common::unique_peer(test).to_lowercase();
+        let kubeconfig = lab.kubeconfig.display().to_string();
+        // The first of a key wins: the overrides come first.
+        let mut env = overrides.to_vec();
+        env.extend_from_slice(&[
+            ("CORE_CHAINCODE_NODE_RUNTIME", SHENV),
+            ("CCLAUNCH_ENGINE_KIND", "kubernetes"),
+            ("CCLAUNCH_ENGINE_KUBERNETES_KUBECONFIG", kubeconfig.as_str()),
+            (
+                "CCLAUNCH_ENGINE_KUBERNETES_NAMESPACE",
+                lab.namespace.as_str(),
+            ),
+        ]);
+        let config = common::config(&id, &env);
+        let docker = Arc::new(
+            Docker::connect(&config.vm.endpoint)
+                .await
+                .expect("engine is up (scripts/ensure-docker.sh)")
+                .with_timeouts((&config.cclaunch.engine).into()),
+        );
+        assert!(
+            docker.image_labels(SHENV).await.expect("inspect").is_some(),
+            "test image {SHENV} missing: run testdata/images/make-images.sh busybox shenv"
+        );
+        let runner = Kubernetes::connect((&config.cclaunch.engine).into())
+            .await
+            .expect("a client of the lab");
+        assert_eq!(runner.namespace(), lab.namespace);
+        let launcher = Arc::new(Launcher::with_runner(docker, Arc::new(runner), config));
+        Peer {
+            lab: lab.clone(),
+            id,
+            launcher,
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    /// A node package for the `shenv` runtime whose start.sh is `script`,
+    /// built by the Docker engine and imported into the lab.
+    async fn chaincode(&self, label: &str, script: &str) -> Package {
+        let code = self.dir.path().join(format!("{label}-src"));
+        std::fs::create_dir_all(&code).expect("mkdir");
+        std::fs::write(code.join("start.sh"), script).expect("write start.sh");
+        let file = self.dir.path().join(format!("{label}.tar.gz"));
+        let metadata = Metadata {
+            path: String::new(),
+            kind: "node".to_string(),
+            label: label.to_string(),
+        };
+        package::write(&metadata, &code, &file).expect("write package");
+        let package = Package::open(&file, Limits::default()).expect("package is valid");
+        let built = self
+            .launcher
+            .build(&package, &|_: &str| {})
+            .await
+            .expect("build on the Docker engine");
+        let lab = self.lab.clone();
+        let image = format!("{}:latest", built.image);
+        tokio::task::spawn_blocking(move || lab.images(&[&image]))
+            .await
+            .expect("import the image");
+        package
+    }
+
+    /// Pods and Secrets of this peer in the lab, by name.
+    fn objects(&self) -> Vec<String> {
+        let out = self.lab.kubectl(&[
+            "get",
+            "pods,secrets",
+            "-n",
+            &self.lab.namespace,
+            "-l",
+            &format!("org.cclaunch.peer-id={}", self.id),
+            "-o",
+            "name",
+        ]);
+        assert!(
+            out.status.success(),
+            "kubectl get: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let out = self.lab.kubectl(&[
+            "delete",
+            "pods,secrets",
+            "-n",
+            &self.lab.namespace,
+            "-l",
+            &format!("org.cclaunch.peer-id={}", self.id),
+            "--grace-period=0",
+            "--force",
+            "--wait=false",
+        ]);
+        if !out.status.success() {
+            eprintln!(
+                "cleanup of peer {}: {}",
+                self.id,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        common::cleanup(&self.id);
+    }
+}
+
+fn request(package_id: &str, tls: Option<TlsMaterial>) -> StartRequest {
+    StartRequest {
+        tls,
+        ..common::request(package_id)
+    }
+}
+
+/// What a chaincode says of itself: its args, Fabric's env, and each TLS
+/// file's path, mode, owner, size and bytes (base64), each line prefixed so
+/// that it can be picked from the mirrored output.
+const SELF_REPORT: &str = r#"echo "report args: $*"
+env | grep '^CORE_' | sort | sed 's/^/report env: /'
+for f in client.key client.crt client_pem.key client_pem.crt peer.crt; do
+  f=/etc/hyperledger/fabric/$f
+  stat -c 'report file: %n %a %u %g %s' $f
+  base64 $f | sed "s|^|report $f: |"
+done
+echo "report end"
+"#;
+
+/// The report lines a mirror logged, in order.
+fn report(lines: &[String]) -> Vec<String> {
+    lines
+        .iter()
+        .filter(|l| l.starts_with("report "))
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn a_chaincode_runs_as_a_pod_with_dockers_tls_files_args_and_env_and_its_output_mirrored() {
+    let Some(lab) = Cluster::from_env() else {
+        return;
+    };
+    let lab2 = lab.clone();
+    lab.block_on(async move {
+        let captured = captured();
+        let tls = common::tls_material();
+        let peer = Peer::new(&lab2, "tls", &[]).await;
+        let package = peer.chaincode("report", SELF_REPORT).await;
+
+        let t = Instant::now();
+        let started = peer
+            .launcher
+            .start(request(&package.id, Some(tls.clone())))
+            .await
+            .expect("start as a pod");
+        let start_ms = t.elapsed().as_millis();
+        let code = tokio::time::timeout(POD_LIMIT, peer.launcher.wait(&package.id))
+            .await
+            .expect("wait within the limit")
+            .expect("wait");
+        let run_ms = t.elapsed().as_millis();
+        assert_eq!(code, 0);
+        let target = format!("peer.chaincode.{}", started.container);
+        assert!(
+            eventually(Duration::from_secs(30), || captured
+                .for_target(&target)
+                .contains(&"report end".to_string()))
+            .await,
+            "mirrored: {:?}",
+            captured.for_target(&target)
+        );
+        let on_k8s = report(&captured.for_target(&target));
+        eprintln!("k8s start {start_ms} ms, start to exit {run_ms} ms");
+
+        // The Pod as the design has it.
+        let client = lab2.client().await;
+        let pods: Api<Pod> = Api::namespaced(client.clone(), &lab2.namespace);
+        let pod_name = names::pod_name(&started.container);
+        let pod = pods.get(&pod_name).await.expect("the pod");
+        let spec = pod.spec.clone().expect("spec");
+        assert_eq!(spec.restart_policy.as_deref(), Some("Never"));
+        assert_eq!(spec.host_network, Some(true));
+        let annotations = pod.metadata.annotations.clone().expect("annotations");
+        assert_eq!(annotations[names::CONTAINER_NAME], started.container);
+        assert_eq!(annotations["org.cclaunch.package-id"], package.id);
+        let secrets: Api<Secret> = Api::namespaced(client.clone(), &lab2.namespace);
+        let secret = secrets.get(&pod_name).await.expect("the secret");
+        let owner = &secret.metadata.owner_references.expect("owned")[0];
+        assert_eq!(
+            (owner.kind.as_str(), Some(owner.uid.as_str())),
+            ("Pod", pod.metadata.uid.as_deref())
+        );
+
+        // The same package and TLS material on the Docker engine.
+        let env = common::Env::new("tls-docker", &[("CORE_CHAINCODE_NODE_RUNTIME", SHENV)]).await;
+        let docker_package = env.package("node", "report", "", &{
+            let code = env.dir.path().join("report-src");
+            std::fs::create_dir_all(&code).unwrap();
+            std::fs::write(code.join("start.sh"), SELF_REPORT).unwrap();
+            code
+        });
+        env.launcher
+            .build(&docker_package, &|_: &str| {})
+            .await
+            .expect("build");
+        let on_docker_started = env
+            .launcher
+            .start(request(&docker_package.id, Some(tls)))
+            .await
+            .expect("start on docker");
+        assert_eq!(
+            env.launcher.wait(&docker_package.id).await.expect("wait"),
+            0
+        );
+        let docker_target = format!("peer.chaincode.{}", on_docker_started.container);
+        assert!(
+            eventually(Duration::from_secs(30), || captured
+                .for_target(&docker_target)
+                .contains(&"report end".to_string()))
+            .await
+        );
+        let on_docker = report(&captured.for_target(&docker_target));
+
+        // Files: byte for byte, mode 0644, root's; args and Fabric's env:
+        // the same but for the ids in them.
+        let files = |report: &[String]| -> Vec<String> {
+            report
+                .iter()
+                .filter(|l| l.starts_with("report file: ") || l.starts_with("report /"))
+                .cloned()
+                .collect()
+        };
+        assert_eq!(files(&on_k8s), files(&on_docker));
+        let stats = on_k8s.iter().filter(|l| l.starts_with("report file: "));
+        assert_eq!(stats.count(), 5, "{on_k8s:?}");
+        for name in [
+            "client.key",
+            "client.crt",
+            "client_pem.key",
+            "client_pem.crt",
+            "peer.crt",
+        ] {
+            let line = format!("report file: /etc/hyperledger/fabric/{name} 644 0 0 ");
+            assert!(
+                on_k8s.iter().any(|l| l.starts_with(&line)),
+                "{name}: {on_k8s:?}"
+            );
+        }
+        let normalised = |report: &[String], id: &str, peer: &str| -> Vec<String> {
+            report
+                .iter()
+                .filter(|l| l.starts_with("report env: ") || l.starts_with("report args: "))
+                .map(|l| l.replace(id, "<ID>").replace(peer, "<PEER>"))
+                .collect()
+        };
+        let k8s_env = normalised(&on_k8s, &package.id, &peer.id);
+        assert_eq!(
+            k8s_env,
+            normalised(&on_docker, &docker_package.id, &env.peer),
+            "args and CORE_ env differ"
+        );
+        assert!(
+            k8s_env.contains(&"report env: CORE_PEER_TLS_ENABLED=true".to_string()),
+            "{k8s_env:?}"
+        );
+
+        peer.launcher.stop(&package.id).await.expect("stop");
+        assert_eq!(peer.objects(), Vec::<String>::new());
+    });
+}
+
+#[test]
+fn wait_gives_the_exit_code_and_a_memory_limit_an_oomkilled_error() {
+    let Some(lab) = Cluster::from_env() else {
+        return;
+    };
+    let lab2 = lab.clone();
+    lab.block_on(async move {
+        let peer = Peer::new(
+            &lab2,
+            "oom",
+            &[("CCLAUNCH_ENGINE_KUBERNETES_RESOURCES_LIMITS_MEMORY", "16Mi")],
+        )
+        .await;
+        let exits = peer.chaincode("exit3", "echo bye\nexit 3\n").await;
+        peer.launcher
+            .start(request(&exits.id, None))
+            .await
+            .expect("start");
+        let code = tokio::time::timeout(POD_LIMIT, peer.launcher.wait(&exits.id))
+            .await
+            .expect("wait within the limit")
+            .expect("wait");
+        assert_eq!(code, 3);
+
+        // dd fills a 64 MiB buffer; the limit is 16 MiB.
+        let hog = peer
+            .chaincode("hog", "exec dd if=/dev/zero of=/dev/null bs=64M count=1\n")
+            .await;
+        let started = peer
+            .launcher
+            .start(request(&hog.id, None))
+            .await
+            .expect("start");
+        let error = tokio::time::timeout(POD_LIMIT, peer.launcher.wait(&hog.id))
+            .await
+            .expect("wait within the limit")
+            .expect_err("an OOM error");
+        let text = cclaunch::error_chain(&error);
+        assert!(
+            text.contains("OOMKilled")
+                && text.contains("exit code 137")
+                && text.contains(&started.container),
+            "{text}"
+        );
+        for id in [&exits.id, &hog.id] {
+            peer.launcher.stop(id).await.expect("stop");
+        }
+        assert_eq!(peer.objects(), Vec::<String>::new());
+    });
+}
+
+#[test]
+fn stop_leaves_no_pod_or_secret_and_list_and_gc_see_only_this_peer() {
+    let Some(lab) = Cluster::from_env() else {
+        return;
+    };
+    let lab2 = lab.clone();
+    lab.block_on(async move {
+        let captured = captured();
+        // Peer b as the lab's service account (its Role, in this namespace
+        // only), not the cluster admin.
+        let sa = lab2.sa_kubeconfig.display().to_string();
+        let (a, b) = (
+            Peer::new(&lab2, "scope-a", &[]).await,
+            Peer::new(
+                &lab2,
+                "scope-b",
+                &[("CCLAUNCH_ENGINE_KUBERNETES_KUBECONFIG", sa.as_str())],
+            )
+            .await,
+        );
+        let script = "echo up\nexec sleep 600\n";
+        let (a1, a2, b1) = (
+            a.chaincode("one", script).await,
+            a.chaincode("two", script).await,
+            b.chaincode("one", script).await,
+        );
+        let tls = common::tls_material();
+        let mut containers = Vec::new();
+        for (peer, package) in [(&a, &a1), (&a, &a2), (&b, &b1)] {
+            let started = peer
+                .launcher
+                .start(request(&package.id, Some(tls.clone())))
+                .await
+                .expect("start");
+            containers.push(started.container);
+        }
+        for container in &containers {
+            let target = format!("peer.chaincode.{container}");
+            assert!(
+                eventually(POD_LIMIT, || captured
+                    .for_target(&target)
+                    .contains(&"up".to_string()))
+                .await,
+                "{container} mirrored nothing"
+            );
+        }
+        let listed = |launcher: Arc<Launcher>| async move {
+            let mut names: Vec<(String, bool)> = launcher
+                .list()
+                .await
+                .expect("list")
+                .into_iter()
+                .map(|c| (c.name, c.running))
+                .collect();
+            names.sort();
+            names
+        };
+        let mut both = vec![(containers[0].clone(), true), (containers[1].clone(), true)];
+        both.sort();
+        assert_eq!(listed(a.launcher.clone()).await, both);
+        assert_eq!(
+            listed(b.launcher.clone()).await,
+            [(containers[2].clone(), true)]
+        );
+        assert_eq!(a.objects().len(), 4, "{:?}", a.objects());
+
+        // Stop: the Pod goes, then its Secret; a running chaincode ends
+        // within its grace period.
+        let t = Instant::now();
+        a.launcher.stop(&a1.id).await.expect("stop");
+        let stop_ms = t.elapsed().as_millis();
+        let pod = names::pod_name(&containers[0]);
+        let left = a.objects();
+        assert!(!left.iter().any(|o| o.ends_with(&pod)), "{left:?}");
+        assert_eq!(left.len(), 2, "{left:?}");
+        eprintln!("stop of a running chaincode pod: {stop_ms} ms");
+
+        // gc: all of this peer's chaincode but none of the other's.
+        let collected = a
+            .launcher
+            .gc(&Selection::AllBut(Vec::new()))
+            .await
+            .expect("gc");
+        assert_eq!(collected.containers, [containers[1].clone()]);
+        assert_eq!(a.objects(), Vec::<String>::new());
+        assert_eq!(b.objects().len(), 2, "{:?}", b.objects());
+        assert_eq!(
+            listed(b.launcher.clone()).await,
+            [(containers[2].clone(), true)]
+        );
+        b.launcher.stop(&b1.id).await.expect("stop");
+        assert_eq!(b.objects(), Vec::<String>::new());
+        let health = b.launcher.health().await.expect("health");
+        assert!(health.version.starts_with("v1.20"), "{health:?}");
+    });
+}
