@@ -297,3 +297,52 @@ impl Runner for Kubernetes {
         Kubernetes::list_containers(self, labels).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn connect_error(path: &Path) -> String {
+        let options = KubernetesOptions {
+            kubeconfig: Some(path.to_path_buf()),
+            ..KubernetesOptions::default()
+        };
+        match Kubernetes::connect(options).await {
+            Ok(_) => panic!("connected with {}", path.display()),
+            Err(e) => crate::error_chain(&e),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_missing_or_bad_kubeconfig_is_an_error_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.kubeconfig");
+        let error = connect_error(&missing).await;
+        assert!(
+            error.starts_with(&format!(
+                "cannot read the kubeconfig {} (cclaunch.engine.kubernetes.kubeconfig)",
+                missing.display()
+            )),
+            "{error}"
+        );
+
+        let bad = dir.path().join("bad.kubeconfig");
+        std::fs::write(&bad, "clusters: [not: {a: kubeconfig").unwrap();
+        let error = connect_error(&bad).await;
+        assert!(
+            error.starts_with(&format!("the kubeconfig {} (", bad.display())),
+            "{error}"
+        );
+
+        let empty = dir.path().join("empty.kubeconfig");
+        std::fs::write(&empty, "apiVersion: v1\nkind: Config\n").unwrap();
+        let error = connect_error(&empty).await;
+        assert!(
+            error.starts_with(&format!(
+                "the kubeconfig {} (cclaunch.engine.kubernetes.kubeconfig) names no usable cluster",
+                empty.display()
+            )),
+            "{error}"
+        );
+    }
+}
