@@ -5,8 +5,11 @@
 //! files read back byte for byte as the Docker engine's tarball puts them
 //! (same paths, mode 0644, same owner); its output is mirrored into the
 //! `peer.chaincode.<name>` logger; Wait gives its exit code, and a memory
-//! limit an OOMKilled error; Stop leaves no Pod and no Secret; List and gc
-//! see only this peer's Pods.
+//! limit an OOMKilled error, and an image the node lacks ErrImageNeverPull;
+//! Stop leaves no Pod and no Secret; List and gc see only this peer's Pods;
+//! a new launcher resumes the mirror with no line lost or repeated; the
+//! engine works with exactly the Role docs/KUBERNETES.md gives, which reads
+//! no Secret.
 //!
 //! Runs under tests/cluster/with-k8s.sh (`make test-k8s`); elsewhere each
 //! test says it is skipped.
@@ -86,6 +89,17 @@ impl Peer {
     /// A node package for the `shenv` runtime whose start.sh is `script`,
     /// built by the Docker engine and imported into the lab.
     async fn chaincode(&self, label: &str, script: &str) -> Package {
+        let (package, image) = self.built(label, script).await;
+        let lab = self.lab.clone();
+        tokio::task::spawn_blocking(move || lab.images(&[&image]))
+            .await
+            .expect("import the image");
+        package
+    }
+
+    /// As [`Peer::chaincode`], not imported into the lab: the package and
+    /// its image (`name:latest`).
+    async fn built(&self, label: &str, script: &str) -> (Package, String) {
         let code = self.dir.path().join(format!("{label}-src"));
         std::fs::create_dir_all(&code).expect("mkdir");
         std::fs::write(code.join("start.sh"), script).expect("write start.sh");
@@ -102,12 +116,7 @@ impl Peer {
             .build(&package, &|_: &str| {})
             .await
             .expect("build on the Docker engine");
-        let lab = self.lab.clone();
-        let image = format!("{}:latest", built.image);
-        tokio::task::spawn_blocking(move || lab.images(&[&image]))
-            .await
-            .expect("import the image");
-        package
+        (package, format!("{}:latest", built.image))
     }
 
     /// Pods and Secrets of this peer in the lab, by name.
@@ -359,13 +368,30 @@ fn wait_gives_the_exit_code_and_a_memory_limit_an_oomkilled_error() {
             .expect("wait within the limit")
             .expect_err("an OOM error");
         let text = cclaunch::error_chain(&error);
+        let oom_text = text.clone();
         assert!(
             text.contains("OOMKilled")
                 && text.contains("exit code 137")
                 && text.contains(&started.container),
             "{text}"
         );
-        for id in [&exits.id, &hog.id] {
+        // An image the node does not have (never pulled): an error at once.
+        let (absent, _) = peer.built("absent", "echo never\n").await;
+        peer.launcher
+            .start(request(&absent.id, None))
+            .await
+            .expect("start");
+        let error = tokio::time::timeout(POD_LIMIT, peer.launcher.wait(&absent.id))
+            .await
+            .expect("wait within the limit")
+            .expect_err("an image error");
+        let text = cclaunch::error_chain(&error);
+        assert!(
+            text.contains("ErrImageNeverPull") && text.contains("did not run"),
+            "{text}"
+        );
+        eprintln!("wait errors: OOM: {oom_text}; absent image: {text}");
+        for id in [&exits.id, &hog.id, &absent.id] {
             peer.launcher.stop(id).await.expect("stop");
         }
         assert_eq!(peer.objects(), Vec::<String>::new());
@@ -467,4 +493,240 @@ fn stop_leaves_no_pod_or_secret_and_list_and_gc_see_only_this_peer() {
         let health = b.launcher.health().await.expect("health");
         assert!(health.version.starts_with("v1.20"), "{health:?}");
     });
+}
+
+#[test]
+fn a_new_launcher_resumes_the_mirror_with_no_line_lost_or_repeated() {
+    let Some(lab) = Cluster::from_env() else {
+        return;
+    };
+    let lab2 = lab.clone();
+    lab.block_on(async move {
+        let captured = captured();
+        let first = Peer::new(&lab2, "resume", &[]).await;
+        let package = first
+            .chaincode(
+                "ticker",
+                "i=0\nwhile [ $i -lt 80 ]; do i=$((i+1)); echo tick $i; sleep 0.1; done\necho done\n",
+            )
+            .await;
+        let started = first
+            .launcher
+            .start(request(&package.id, None))
+            .await
+            .expect("start");
+        let target = format!("peer.chaincode.{}", started.container);
+        assert!(
+            eventually(POD_LIMIT, || captured
+                .for_target(&target)
+                .contains(&"tick 10".to_string()))
+            .await,
+            "{:?}",
+            captured.for_target(&target)
+        );
+        // The sidecar goes away (its checkpoint written) while the
+        // chaincode goes on; a new one resumes.
+        first.launcher.stop_mirrors().await;
+        let at_stop = captured.for_target(&target).len();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let config = first.launcher.config().clone();
+        let docker = Arc::new(
+            Docker::connect(&config.vm.endpoint)
+                .await
+                .expect("engine")
+                .with_timeouts((&config.cclaunch.engine).into()),
+        );
+        let runner = Kubernetes::connect((&config.cclaunch.engine).into())
+            .await
+            .expect("client");
+        let second = Launcher::with_runner(docker, Arc::new(runner), config);
+        let resumed = second.resume().await.expect("resume");
+        assert_eq!(resumed.len(), 1, "{resumed:?}");
+        assert!(
+            eventually(POD_LIMIT, || captured
+                .for_target(&target)
+                .contains(&"done".to_string()))
+            .await,
+            "{:?}",
+            captured.for_target(&target)
+        );
+        let mut expected: Vec<String> = (1..=80).map(|i| format!("tick {i}")).collect();
+        expected.push("done".to_string());
+        let lines = captured.for_target(&target);
+        assert_eq!(lines, expected, "mirrored {at_stop} lines before the restart");
+        eprintln!(
+            "resume: {at_stop} lines before the restart, {} after",
+            lines.len() - at_stop
+        );
+        second.stop(&package.id).await.expect("stop");
+        second.stop_mirrors().await;
+        assert_eq!(first.objects(), Vec::<String>::new());
+    });
+}
+
+/// The Role docs/KUBERNETES.md gives the sidecar, as YAML for a service
+/// account of its own (`name`) in `namespace`.
+fn least_privilege(name: &str, namespace: &str) -> String {
+    format!(
+        r#"apiVersion: v1
+kind: ServiceAccount
+metadata: {{name: {name}, namespace: {namespace}}}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {{name: {name}, namespace: {namespace}}}
+rules:
+- {{apiGroups: [""], resources: [pods],     verbs: [create, get, list, watch, delete]}}
+- {{apiGroups: [""], resources: [pods/log], verbs: [get]}}
+- {{apiGroups: [""], resources: [secrets],  verbs: [create, delete]}}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {{name: {name}, namespace: {namespace}}}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: {name}}}
+subjects:
+- {{kind: ServiceAccount, name: {name}, namespace: {namespace}}}
+"#
+    )
+}
+
+#[test]
+fn the_engine_needs_only_the_role_docs_kubernetes_md_gives_and_never_reads_a_secret() {
+    let Some(lab) = Cluster::from_env() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let account = common::unique_peer("rbac").to_lowercase();
+    let manifest = dir.path().join("role.yaml");
+    std::fs::write(&manifest, least_privilege(&account, &lab.namespace)).expect("write");
+    let kubectl = |args: &[&str]| -> String {
+        let out = lab.kubectl(args);
+        assert!(
+            out.status.success(),
+            "kubectl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    kubectl(&["apply", "-f", &manifest.display().to_string()]);
+    // 1.20 makes a token Secret for every service account.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let secret = loop {
+        let name = kubectl(&[
+            "-n",
+            &lab.namespace,
+            "get",
+            "serviceaccount",
+            &account,
+            "-o",
+            "jsonpath={.secrets[0].name}",
+        ]);
+        if !name.is_empty() {
+            break name;
+        }
+        assert!(Instant::now() < deadline, "no token for {account}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let token = kubectl(&[
+        "-n",
+        &lab.namespace,
+        "get",
+        "secret",
+        &secret,
+        "-o",
+        "jsonpath={.data.token}",
+    ]);
+    use base64::Engine as _;
+    let token = base64::engine::general_purpose::STANDARD
+        .decode(token)
+        .expect("base64 token");
+    let token = String::from_utf8(token).expect("token text");
+    // The lab's service-account kubeconfig, with this account's token.
+    let kubeconfig: String = std::fs::read_to_string(&lab.sa_kubeconfig)
+        .expect("read the lab's kubeconfig")
+        .lines()
+        .map(|line| match line.trim_start().strip_prefix("token: ") {
+            Some(_) => format!("    token: {token}\n"),
+            None => format!("{line}\n"),
+        })
+        .collect();
+    let path = dir.path().join("least.kubeconfig");
+    std::fs::write(&path, kubeconfig).expect("write kubeconfig");
+
+    let (lab2, path2) = (lab.clone(), path.clone());
+    lab.block_on(async move {
+        let captured = captured();
+        let kubeconfig = path2.display().to_string();
+        let peer = Peer::new(
+            &lab2,
+            "rbac",
+            &[("CCLAUNCH_ENGINE_KUBERNETES_KUBECONFIG", kubeconfig.as_str())],
+        )
+        .await;
+        let health = peer.launcher.health().await.expect("health");
+        assert!(health.version.starts_with("v1.20"), "{health:?}");
+        let package = peer.chaincode("least", "echo up\nexit 5\n").await;
+        let started = peer
+            .launcher
+            .start(request(&package.id, Some(common::tls_material())))
+            .await
+            .expect("start with the least-privilege role");
+        let code = tokio::time::timeout(POD_LIMIT, peer.launcher.wait(&package.id))
+            .await
+            .expect("wait within the limit")
+            .expect("wait");
+        assert_eq!(code, 5);
+        let target = format!("peer.chaincode.{}", started.container);
+        assert!(
+            eventually(Duration::from_secs(30), || captured
+                .for_target(&target)
+                .contains(&"up".to_string()))
+            .await
+        );
+        let mut logs = peer
+            .launcher
+            .logs(&package.id, &cclaunch::runtime::LogQuery::all(false))
+            .await
+            .expect("logs");
+        let mut text = Vec::new();
+        use futures_util::StreamExt;
+        while let Some(frame) = logs.next().await {
+            match frame.expect("log frame") {
+                cclaunch::runtime::Output::Stdout(b) | cclaunch::runtime::Output::Stderr(b) => {
+                    text.extend_from_slice(&b)
+                }
+            }
+        }
+        assert_eq!(String::from_utf8_lossy(&text), "up\n");
+        let listed = peer.launcher.list().await.expect("list");
+        assert_eq!(listed.len(), 1, "{listed:?}");
+        assert_eq!(listed[0].exit_code, Some(5));
+        peer.launcher.stop(&package.id).await.expect("stop");
+        assert_eq!(peer.objects(), Vec::<String>::new());
+
+        // And it cannot read a Secret, nor list Pods elsewhere.
+        let file = kube::config::Kubeconfig::read_from(&path2).expect("kubeconfig");
+        let config = kube::Config::from_custom_kubeconfig(file, &Default::default())
+            .await
+            .expect("config");
+        let client = kube::Client::try_from(config).expect("client");
+        let secrets: Api<Secret> = Api::namespaced(client.clone(), &lab2.namespace);
+        match secrets.list(&Default::default()).await {
+            Err(kube::Error::Api(e)) if e.code == 403 => {}
+            other => panic!("listing secrets: {other:?}"),
+        }
+        let elsewhere: Api<Pod> = Api::namespaced(client, "kube-system");
+        match elsewhere.list(&Default::default()).await {
+            Err(kube::Error::Api(e)) if e.code == 403 => {}
+            other => panic!("listing pods in kube-system: {other:?}"),
+        }
+    });
+    kubectl(&[
+        "-n",
+        &lab.namespace,
+        "delete",
+        "rolebinding,role,serviceaccount",
+        &account,
+        "--wait=false",
+    ]);
 }
