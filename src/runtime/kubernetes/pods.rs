@@ -244,15 +244,49 @@ impl Kubernetes {
 
     /// Waits (within the slow timeout) until the Pod `found` is no longer
     /// there; one that stays says on which node.
+    ///
+    /// A 1.20 kubelet confirms a deletion only once the Pod's volumes and
+    /// cgroup are cleaned up and its status manager syncs (every 10 s):
+    /// seconds after its container is dead. Once the kubelet reports the
+    /// container ended (or never made), nothing of it runs any more, so the
+    /// deletion is finished then with no grace (uid precondition again).
     async fn gone(&self, found: &Found) -> Result<(), Error> {
         let limit = self.timeouts().slow;
         let deadline = tokio::time::Instant::now() + limit;
+        let mut forced = false;
         loop {
             let now = self
                 .call("get pod", &found.target(), self.pods().get_opt(&found.name))
                 .await?;
             match now {
-                Some(pod) if pod.metadata.uid.as_deref() == Some(found.uid.as_str()) => {}
+                Some(pod) if pod.metadata.uid.as_deref() == Some(found.uid.as_str()) => {
+                    if !forced && !runs(&pod) {
+                        forced = true;
+                        let params = DeleteParams {
+                            grace_period_seconds: Some(0),
+                            preconditions: Some(Preconditions {
+                                uid: Some(found.uid.clone()),
+                                resource_version: None,
+                            }),
+                            ..Default::default()
+                        };
+                        let deleted = self
+                            .call(
+                                "finish the deletion of",
+                                &found.target(),
+                                self.pods().delete(&found.name, &params),
+                            )
+                            .await;
+                        match deleted {
+                            Ok(_)
+                            | Err(Error::NotFound { .. })
+                            | Err(Error::Refused {
+                                status: Some(409), ..
+                            }) => continue,
+                            Err(e) => return Err(e),
+                        }
+                    }
+                }
                 _ => return Ok(()),
             }
             if tokio::time::Instant::now() >= deadline {
@@ -292,6 +326,28 @@ impl Kubernetes {
                     .all(|(k, v)| info.labels.get(*k).map(String::as_str) == Some(*v))
             })
             .collect())
+    }
+}
+
+/// Whether the Pod's container may run or be started still: not once the
+/// kubelet reported it ended, or that it will never be made.
+fn runs(pod: &Pod) -> bool {
+    let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+    if matches!(phase, Some("Succeeded" | "Failed")) {
+        return false;
+    }
+    match state_of(pod) {
+        Some(ContainerState {
+            terminated: Some(_),
+            ..
+        }) => false,
+        Some(ContainerState {
+            waiting: Some(w), ..
+        }) => !w
+            .reason
+            .as_deref()
+            .is_some_and(|r| super::wait::FATAL.contains(&r)),
+        _ => true,
     }
 }
 

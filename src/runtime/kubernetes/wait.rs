@@ -14,7 +14,7 @@ use crate::runtime::{Ended, Error};
 
 /// Waiting reasons that end a start at once: the node cannot have the
 /// image, or the container cannot be made as specified.
-const FATAL: [&str; 4] = [
+pub(super) const FATAL: [&str; 4] = [
     "ErrImageNeverPull",
     "InvalidImageName",
     "CreateContainerConfigError",
