@@ -730,3 +730,107 @@ fn the_engine_needs_only_the_role_docs_kubernetes_md_gives_and_never_reads_a_sec
         "--wait=false",
     ]);
 }
+
+#[test]
+fn the_cli_on_the_engine_takes_the_kubernetes_road() {
+    let Some(lab) = Cluster::from_env() else {
+        return;
+    };
+    let peer = common::unique_peer("cli").to_lowercase();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let cli = |args: &[&str], extra: &[(&str, &str)]| -> (Option<i32>, String, String) {
+        let mut command = lab.command(env!("CARGO_BIN_EXE_cclaunch"));
+        command
+            .args(args)
+            .env("CORE_VM_ENDPOINT", common::endpoint())
+            .env("CORE_PEER_ID", &peer)
+            .env("CORE_PEER_NETWORKID", "test")
+            .env("CORE_CHAINCODE_NODE_RUNTIME", SHENV)
+            .env("CCLAUNCH_STATEDIR", common::state_dir(&peer))
+            .env("CCLAUNCH_ENGINE_KIND", "kubernetes")
+            .env("CCLAUNCH_ENGINE_KUBERNETES_KUBECONFIG", &lab.sa_kubeconfig)
+            .env("CCLAUNCH_ENGINE_KUBERNETES_NAMESPACE", &lab.namespace)
+            .env("RUST_LOG", "off")
+            .env_remove(cclaunch::client::SERVER_ENV);
+        for (key, value) in extra {
+            command.env(key, value);
+        }
+        let out = command.output().expect("run cclaunch in the lab");
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        (out.status.code(), text(&out.stdout), text(&out.stderr))
+    };
+    struct Cleanup(String);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            common::cleanup(&self.0);
+        }
+    }
+    let _cleanup = Cleanup(peer.clone());
+
+    let (code, out, err) = cli(&["health"], &[]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("v1.20"), "{out}");
+
+    let code_dir = dir.path().join("src");
+    std::fs::create_dir_all(&code_dir).expect("mkdir");
+    std::fs::write(code_dir.join("start.sh"), "echo hello from a pod\nexit 4\n").expect("write");
+    let file = dir.path().join("cli.tar.gz");
+    let metadata = Metadata {
+        path: String::new(),
+        kind: "node".to_string(),
+        label: "cli".to_string(),
+    };
+    let id = package::write(&metadata, &code_dir, &file).expect("package");
+    let (code, out, err) = cli(&["build", &file.display().to_string()], &[]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let image = out
+        .lines()
+        .find_map(|l| l.strip_prefix("image: "))
+        .and_then(|l| l.split_whitespace().next())
+        .expect("the image")
+        .to_string();
+    lab.images(&[&format!("{image}:latest")]);
+
+    let (code, out, err) = cli(&["names", &id], &[]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let container = out
+        .lines()
+        .find_map(|l| l.strip_prefix("container: "))
+        .expect("container")
+        .to_string();
+    assert!(
+        out.contains(&format!("pod: {}", names::pod_name(&container))),
+        "{out}"
+    );
+
+    let (code, out, err) = cli(&["start", "--peer-address", "127.0.0.1:7052", &id], &[]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let (code, out, err) = cli(&["wait", &id], &[]);
+    assert_eq!((code, out.trim()), (Some(0), "4"), "{err}");
+    let (code, out, err) = cli(&["logs", &id], &[]);
+    assert_eq!(
+        (code, out.as_str()),
+        (Some(0), "hello from a pod\n"),
+        "{err}"
+    );
+    let (code, out, err) = cli(&["ps"], &[]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains(&container), "{out}");
+    let (code, out, err) = cli(&["stop", &id], &[]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let (code, out, err) = cli(&["ps"], &[]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(!out.contains(&container), "{out}");
+
+    let missing = dir.path().join("no.kubeconfig").display().to_string();
+    let (code, out, err) = cli(
+        &["ps"],
+        &[("CCLAUNCH_ENGINE_KUBERNETES_KUBECONFIG", missing.as_str())],
+    );
+    assert_ne!(code, Some(0), "{out}");
+    assert!(
+        err.contains(&format!("cannot read the kubeconfig {missing}")),
+        "{err}"
+    );
+    eprintln!("a missing kubeconfig: {}", err.trim());
+}

@@ -184,3 +184,120 @@ impl Kubernetes {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::{
+        ContainerStateTerminated, ContainerStateWaiting, ContainerStatus, PodCondition, PodStatus,
+    };
+
+    fn found() -> Found {
+        Found {
+            pod: Pod::default(),
+            name: "cc-pod".to_string(),
+            uid: "0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b".to_string(),
+            container: "dev-cc".to_string(),
+        }
+    }
+
+    fn with_state(state: ContainerState) -> Pod {
+        Pod {
+            status: Some(PodStatus {
+                container_statuses: Some(vec![ContainerStatus {
+                    name: super::super::CONTAINER.to_string(),
+                    state: Some(state),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn terminated(code: i32, reason: &str) -> Pod {
+        with_state(ContainerState {
+            terminated: Some(ContainerStateTerminated {
+                exit_code: code,
+                reason: Some(reason.to_string()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+    }
+
+    fn waiting(reason: &str) -> Pod {
+        with_state(ContainerState {
+            waiting: Some(ContainerStateWaiting {
+                reason: Some(reason.to_string()),
+                message: Some("the kubelet's words".to_string()),
+            }),
+            ..Default::default()
+        })
+    }
+
+    fn error(outcome: Option<Result<i64, Error>>) -> String {
+        match outcome {
+            Some(Err(e)) => e.to_string(),
+            other => panic!("not an error: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_exit_is_its_code_and_the_engines_reasons_are_errors() {
+        let f = found();
+        assert!(matches!(
+            end(&f, &terminated(0, "Completed"), false),
+            Some(Ok(0))
+        ));
+        assert!(matches!(
+            end(&f, &terminated(3, "Error"), false),
+            Some(Ok(3))
+        ));
+        assert_eq!(
+            error(end(&f, &terminated(137, "OOMKilled"), false)),
+            "container dev-cc (pod cc-pod) ended with exit code 137: OOMKilled"
+        );
+        assert_eq!(
+            error(end(&f, &waiting("ErrImageNeverPull"), false)),
+            "container dev-cc (pod cc-pod) did not run: ErrImageNeverPull: the kubelet's words"
+        );
+        assert!(end(&f, &waiting("ContainerCreating"), true).is_none());
+        assert!(end(&f, &waiting("ImagePullBackOff"), false).is_none());
+        assert!(error(end(&f, &waiting("ImagePullBackOff"), true)).contains("ImagePullBackOff"));
+    }
+
+    #[test]
+    fn an_evicted_or_unschedulable_pod_is_an_error() {
+        let f = found();
+        let evicted = Pod {
+            status: Some(PodStatus {
+                phase: Some("Failed".to_string()),
+                reason: Some("Evicted".to_string()),
+                message: Some("low on memory".to_string()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert_eq!(
+            error(end(&f, &evicted, false)),
+            "container dev-cc (pod cc-pod) did not run: Evicted: low on memory"
+        );
+        let pending = Pod {
+            status: Some(PodStatus {
+                phase: Some("Pending".to_string()),
+                conditions: Some(vec![PodCondition {
+                    type_: "PodScheduled".to_string(),
+                    status: "False".to_string(),
+                    reason: Some("Unschedulable".to_string()),
+                    message: Some("0/1 nodes are available".to_string()),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert!(end(&f, &pending, false).is_none());
+        assert!(error(end(&f, &pending, true)).contains("Unschedulable: 0/1 nodes"));
+    }
+}
