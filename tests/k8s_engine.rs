@@ -834,3 +834,80 @@ fn the_cli_on_the_engine_takes_the_kubernetes_road() {
     );
     eprintln!("a missing kubeconfig: {}", err.trim());
 }
+
+/// Starts `n` chaincodes at once on `launcher`, all running `image_of`'s
+/// image under ids of their own, and waits until each mirrored its first
+/// line; then stops them all at once. (start calls returned, all mirrored
+/// "up", all stopped), in ms.
+async fn fleet(launcher: &Arc<Launcher>, image_of: &str, n: usize) -> (u128, u128, u128) {
+    use sha2::{Digest, Sha256};
+    let captured = captured();
+    let ids: Vec<String> = (0..n)
+        .map(|i| {
+            let hash = hex::encode(Sha256::digest(format!("{image_of} {i}")));
+            format!("fleet{i}:{hash}")
+        })
+        .collect();
+    let t = Instant::now();
+    let starts = ids.iter().map(|id| {
+        let launcher = launcher.clone();
+        let request = StartRequest {
+            image_of: Some(image_of.to_string()),
+            ..request(id, Some(common::tls_material()))
+        };
+        async move { launcher.start(request).await.expect("start") }
+    });
+    let started = futures_util::future::join_all(starts).await;
+    let start_ms = t.elapsed().as_millis();
+    for s in &started {
+        let target = format!("peer.chaincode.{}", s.container);
+        assert!(
+            eventually(Duration::from_secs(300), || captured
+                .for_target(&target)
+                .contains(&"up".to_string()))
+            .await,
+            "{} never mirrored its first line",
+            s.container
+        );
+    }
+    let up_ms = t.elapsed().as_millis();
+    let t = Instant::now();
+    let stops = ids.iter().map(|id| {
+        let launcher = launcher.clone();
+        async move { launcher.stop(id).await.expect("stop") }
+    });
+    futures_util::future::join_all(stops).await;
+    (start_ms, up_ms, t.elapsed().as_millis())
+}
+
+/// A measurement, not a check: `tests/cluster/with-k8s.sh cargo test --test
+/// k8s_engine -- --ignored --nocapture thirty_two`.
+#[test]
+#[ignore]
+fn thirty_two_chaincodes_at_once_on_kubernetes_and_on_docker() {
+    let Some(lab) = Cluster::from_env() else {
+        return;
+    };
+    let lab2 = lab.clone();
+    lab.block_on(async move {
+        const N: usize = 32;
+        let script = "echo up\nexec sleep 600\n";
+        let peer = Peer::new(&lab2, "fleet", &[]).await;
+        let package = peer.chaincode("fleet", script).await;
+        let (start, up, stop) = fleet(&peer.launcher, &package.id, N).await;
+        eprintln!("kubernetes, {N} at once: starts returned {start} ms, all running and mirrored {up} ms, all stopped {stop} ms");
+        assert_eq!(peer.objects(), Vec::<String>::new());
+
+        let env = common::Env::new("fleet-docker", &[("CORE_CHAINCODE_NODE_RUNTIME", SHENV)]).await;
+        let code = env.dir.path().join("fleet-src");
+        std::fs::create_dir_all(&code).unwrap();
+        std::fs::write(code.join("start.sh"), script).unwrap();
+        let package = env.package("node", "fleet", "", &code);
+        env.launcher
+            .build(&package, &|_: &str| {})
+            .await
+            .expect("build");
+        let (start, up, stop) = fleet(&env.launcher, &package.id, N).await;
+        eprintln!("docker, {N} at once: starts returned {start} ms, all running and mirrored {up} ms, all stopped {stop} ms");
+    });
+}
