@@ -7,7 +7,9 @@
 //! `peer.chaincode.<name>` logger; Wait gives its exit code, and a memory
 //! limit an OOMKilled error, and an image the node lacks ErrImageNeverPull;
 //! Stop leaves no Pod and no Secret; List and gc see only this peer's Pods;
-//! a new launcher resumes the mirror with no line lost or repeated; the
+//! a new launcher, and a `cclaunch serve` stopped and started again (as the
+//! lab's service account), resume the mirror with no line lost or repeated;
+//! the CLI on the engine takes the Kubernetes road; the
 //! engine works with exactly the Role docs/KUBERNETES.md gives, which reads
 //! no Secret.
 //!
@@ -909,5 +911,129 @@ fn thirty_two_chaincodes_at_once_on_kubernetes_and_on_docker() {
             .expect("build");
         let (start, up, stop) = fleet(&env.launcher, &package.id, N).await;
         eprintln!("docker, {N} at once: starts returned {start} ms, all running and mirrored {up} ms, all stopped {stop} ms");
+    });
+}
+
+/// A `cclaunch serve` process of `peer` in the lab's namespace, on the Unix
+/// socket `socket`, whose stderr (its log) is collected line by line.
+struct Sidecar {
+    child: tokio::process::Child,
+    log: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Sidecar {
+    fn spawn(peer: &Peer, socket: &std::path::Path) -> Sidecar {
+        use tokio::io::AsyncBufReadExt;
+        let lab = &peer.lab;
+        let mut command =
+            tokio::process::Command::from(lab.command(env!("CARGO_BIN_EXE_cclaunch")));
+        command
+            .arg("serve")
+            .arg("--socket")
+            .arg(socket)
+            .env("CORE_VM_ENDPOINT", common::endpoint())
+            .env("CORE_PEER_ID", &peer.id)
+            .env("CORE_PEER_NETWORKID", "test")
+            .env("CORE_CHAINCODE_NODE_RUNTIME", SHENV)
+            .env("CCLAUNCH_STATEDIR", common::state_dir(&peer.id))
+            .env("CCLAUNCH_ENGINE_KIND", "kubernetes")
+            .env("CCLAUNCH_ENGINE_KUBERNETES_KUBECONFIG", &lab.sa_kubeconfig)
+            .env("CCLAUNCH_ENGINE_KUBERNETES_NAMESPACE", &lab.namespace)
+            .env("NO_COLOR", "1")
+            .env_remove(cclaunch::client::SERVER_ENV)
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = command.spawn().expect("spawn cclaunch serve");
+        let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stderr = child.stderr.take().expect("piped stderr");
+        let sink = log.clone();
+        tokio::spawn(async move {
+            let mut lines = tokio::io::BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Sidecar { child, log }
+    }
+
+    /// The numbers of the `tick N` lines this sidecar mirrored, and whether
+    /// it mirrored `done`.
+    fn ticks(&self) -> (Vec<u32>, bool) {
+        let tick = regex::Regex::new(r"peer\.chaincode\.\S+ .*\btick (\d+)$").unwrap();
+        let done = regex::Regex::new(r"peer\.chaincode\.\S+ .*\bdone$").unwrap();
+        let log = self.log.lock().unwrap();
+        let ticks = log
+            .iter()
+            .filter_map(|l| tick.captures(l)?[1].parse().ok())
+            .collect();
+        (ticks, log.iter().any(|l| done.is_match(l)))
+    }
+}
+
+#[test]
+fn a_restarted_sidecar_on_kubernetes_resumes_its_mirror_with_no_line_lost_or_repeated() {
+    use cclaunch::proto::v1 as pb;
+    let Some(lab) = Cluster::from_env() else {
+        return;
+    };
+    let lab2 = lab.clone();
+    lab.block_on(async move {
+        let peer = Peer::new(&lab2, "serve", &[]).await;
+        let package = peer
+            .chaincode(
+                "ticker",
+                "i=0\nwhile [ $i -lt 100 ]; do i=$((i+1)); echo \"tick $i\"; sleep 0.1; done\necho done\n",
+            )
+            .await;
+        let socket = peer.dir.path().join("run/cclaunch.sock");
+        let mut first = Sidecar::spawn(&peer, &socket);
+        let mut client = common::grpc::launcher(&socket).await;
+        client
+            .start(pb::StartRequest {
+                package_id: package.id.clone(),
+                peer_address: "127.0.0.1:7052".into(),
+                ..Default::default()
+            })
+            .await
+            .expect("start through the sidecar");
+        assert!(
+            eventually(POD_LIMIT, || first.ticks().0.len() >= 10).await,
+            "{:?}",
+            first.log.lock().unwrap()
+        );
+        let status = common::terminate(&mut first.child, Duration::from_secs(30)).await;
+        assert!(status.success(), "{status}");
+        let (before, _) = first.ticks();
+        // Lines go on while no sidecar runs.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+
+        let second = Sidecar::spawn(&peer, &socket);
+        let mut client = common::grpc::launcher(&socket).await;
+        assert!(
+            eventually(POD_LIMIT, || second.ticks().1).await,
+            "{:?}",
+            second.log.lock().unwrap()
+        );
+        let (after, _) = second.ticks();
+        let joined: Vec<u32> = before.iter().chain(&after).copied().collect();
+        assert_eq!(
+            joined,
+            (1..=100).collect::<Vec<u32>>(),
+            "first sidecar {before:?}, second {after:?}"
+        );
+        eprintln!(
+            "sidecar restart: {} lines by the first sidecar, {} by the second",
+            before.len(),
+            after.len()
+        );
+        client
+            .stop(pb::ChaincodeRef {
+                package_id: package.id.clone(),
+            })
+            .await
+            .expect("stop through the sidecar");
+        assert_eq!(peer.objects(), Vec::<String>::new());
+        let mut second = second;
+        common::terminate(&mut second.child, Duration::from_secs(30)).await;
     });
 }
