@@ -9,7 +9,9 @@
 //! Stop leaves no Pod and no Secret; List and gc see only this peer's Pods;
 //! a new launcher, and a `cclaunch serve` stopped and started again (as the
 //! lab's service account), resume the mirror with no line lost or repeated;
-//! the CLI on the engine takes the Kubernetes road; the
+//! the CLI on the engine takes the Kubernetes road; an API server that
+//! stops answering (frozen with SIGSTOP) is a timeout naming the call, and
+//! after it answers again the mirror goes on with no line lost; the
 //! engine works with exactly the Role docs/KUBERNETES.md gives, which reads
 //! no Secret.
 //!
@@ -203,6 +205,7 @@ fn a_chaincode_runs_as_a_pod_with_dockers_tls_files_args_and_env_and_its_output_
     let Some(lab) = Cluster::from_env() else {
         return;
     };
+    let _shared = API_SERVER.read().unwrap_or_else(|p| p.into_inner());
     let lab2 = lab.clone();
     lab.block_on(async move {
         let captured = captured();
@@ -337,6 +340,7 @@ fn wait_gives_the_exit_code_and_a_memory_limit_an_oomkilled_error() {
     let Some(lab) = Cluster::from_env() else {
         return;
     };
+    let _shared = API_SERVER.read().unwrap_or_else(|p| p.into_inner());
     let lab2 = lab.clone();
     lab.block_on(async move {
         let peer = Peer::new(
@@ -405,6 +409,7 @@ fn stop_leaves_no_pod_or_secret_and_list_and_gc_see_only_this_peer() {
     let Some(lab) = Cluster::from_env() else {
         return;
     };
+    let _shared = API_SERVER.read().unwrap_or_else(|p| p.into_inner());
     let lab2 = lab.clone();
     lab.block_on(async move {
         let captured = captured();
@@ -502,6 +507,7 @@ fn a_new_launcher_resumes_the_mirror_with_no_line_lost_or_repeated() {
     let Some(lab) = Cluster::from_env() else {
         return;
     };
+    let _shared = API_SERVER.read().unwrap_or_else(|p| p.into_inner());
     let lab2 = lab.clone();
     lab.block_on(async move {
         let captured = captured();
@@ -597,6 +603,7 @@ fn the_engine_needs_only_the_role_docs_kubernetes_md_gives_and_never_reads_a_sec
     let Some(lab) = Cluster::from_env() else {
         return;
     };
+    let _shared = API_SERVER.read().unwrap_or_else(|p| p.into_inner());
     let dir = tempfile::tempdir().expect("temp dir");
     let account = common::unique_peer("rbac").to_lowercase();
     let manifest = dir.path().join("role.yaml");
@@ -738,6 +745,7 @@ fn the_cli_on_the_engine_takes_the_kubernetes_road() {
     let Some(lab) = Cluster::from_env() else {
         return;
     };
+    let _shared = API_SERVER.read().unwrap_or_else(|p| p.into_inner());
     let peer = common::unique_peer("cli").to_lowercase();
     let dir = tempfile::tempdir().expect("temp dir");
     let cli = |args: &[&str], extra: &[(&str, &str)]| -> (Option<i32>, String, String) {
@@ -890,6 +898,7 @@ fn thirty_two_chaincodes_at_once_on_kubernetes_and_on_docker() {
     let Some(lab) = Cluster::from_env() else {
         return;
     };
+    let _shared = API_SERVER.read().unwrap_or_else(|p| p.into_inner());
     let lab2 = lab.clone();
     lab.block_on(async move {
         const N: usize = 32;
@@ -976,6 +985,7 @@ fn a_restarted_sidecar_on_kubernetes_resumes_its_mirror_with_no_line_lost_or_rep
     let Some(lab) = Cluster::from_env() else {
         return;
     };
+    let _shared = API_SERVER.read().unwrap_or_else(|p| p.into_inner());
     let lab2 = lab.clone();
     lab.block_on(async move {
         let peer = Peer::new(&lab2, "serve", &[]).await;
@@ -1035,5 +1045,119 @@ fn a_restarted_sidecar_on_kubernetes_resumes_its_mirror_with_no_line_lost_or_rep
         assert_eq!(peer.objects(), Vec::<String>::new());
         let mut second = second;
         common::terminate(&mut second.child, Duration::from_secs(30)).await;
+    });
+}
+
+/// Tests that need the API server take it shared; the one that freezes it
+/// takes it alone.
+static API_SERVER: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+/// The lab's API server frozen (SIGSTOP: it accepts connections and answers
+/// nothing) until this is dropped (SIGCONT), also when a test panics.
+struct Frozen {
+    pid: String,
+}
+
+impl Frozen {
+    fn api_server(lab: &Cluster) -> Frozen {
+        let pids = std::fs::read_to_string(lab.dir.join("pids")).expect("the lab's pids");
+        let pid = pids
+            .lines()
+            .find_map(|l| l.strip_prefix("kube-apiserver "))
+            .expect("the API server's pid")
+            .trim()
+            .to_string();
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).expect("its comm");
+        assert_eq!(comm.trim(), "kube-apiserver", "pid {pid}");
+        let status = std::process::Command::new("kill")
+            .args(["-STOP", &pid])
+            .status()
+            .expect("kill -STOP");
+        assert!(status.success());
+        Frozen { pid }
+    }
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-CONT", &self.pid])
+            .status();
+    }
+}
+
+#[test]
+fn an_api_server_that_stops_answering_is_a_clear_error_and_the_mirror_carries_on_after() {
+    let Some(lab) = Cluster::from_env() else {
+        return;
+    };
+    let _alone = API_SERVER.write().unwrap_or_else(|p| p.into_inner());
+    let lab2 = lab.clone();
+    lab.block_on(async move {
+        let captured = captured();
+        let peer = Peer::new(
+            &lab2,
+            "apiserver",
+            &[
+                ("CCLAUNCH_ENGINE_REQUESTTIMEOUT", "3s"),
+                ("CCLAUNCH_ENGINE_HEALTHTIMEOUT", "2s"),
+            ],
+        )
+        .await;
+        let package = peer
+            .chaincode(
+                "ticker",
+                "i=0\nwhile [ $i -lt 150 ]; do i=$((i+1)); echo \"tick $i\"; sleep 0.1; done\necho done\n",
+            )
+            .await;
+        let started = peer
+            .launcher
+            .start(request(&package.id, None))
+            .await
+            .expect("start");
+        let target = format!("peer.chaincode.{}", started.container);
+        assert!(
+            eventually(POD_LIMIT, || captured
+                .for_target(&target)
+                .contains(&"tick 10".to_string()))
+            .await
+        );
+
+        let frozen = Frozen::api_server(&lab2);
+        let t = Instant::now();
+        let health = peer.launcher.health().await.expect_err("no health");
+        let health = cclaunch::error_chain(&health);
+        let health_ms = t.elapsed().as_millis();
+        let t = Instant::now();
+        let listed = peer.launcher.list().await.expect_err("no listing");
+        let listed = cclaunch::error_chain(&listed);
+        let list_ms = t.elapsed().as_millis();
+        assert!(health.contains("timed out after 2 s"), "{health}");
+        assert!(listed.contains("timed out after 3 s"), "{listed}");
+        eprintln!("API server frozen: health in {health_ms} ms: {health}; list in {list_ms} ms: {listed}");
+        drop(frozen);
+
+        // It recovers: health, and the mirror goes on to the end with no
+        // line lost or repeated.
+        let t = Instant::now();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while let Err(e) = peer.launcher.health().await {
+            assert!(Instant::now() < deadline, "no health again: {e}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        eprintln!("healthy again {} ms after SIGCONT", t.elapsed().as_millis());
+        assert!(
+            eventually(POD_LIMIT, || captured
+                .for_target(&target)
+                .contains(&"done".to_string()))
+            .await,
+            "{:?}",
+            captured.for_target(&target)
+        );
+        let mut expected: Vec<String> = (1..=150).map(|i| format!("tick {i}")).collect();
+        expected.push("done".to_string());
+        assert_eq!(captured.for_target(&target), expected);
+        peer.launcher.stop(&package.id).await.expect("stop");
+        assert_eq!(peer.objects(), Vec::<String>::new());
     });
 }
