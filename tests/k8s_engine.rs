@@ -9,6 +9,10 @@
 //! Stop leaves no Pod and no Secret; List and gc see only this peer's Pods;
 //! a new launcher, and a `cclaunch serve` stopped and started again (as the
 //! lab's service account), resume the mirror with no line lost or repeated;
+//! the Go sample (Fabric's golang build) and a Node chaincode on the real
+//! fabric-shim reach a devpeer on the node's loopback, the Node one
+//! registering over mutual TLS and answering invokes (its dependencies are
+//! installed by npm in the host's nodeenv first, as in swarm_chaincode.rs);
 //! the CLI on the engine takes the Kubernetes road; an API server that
 //! stops answering (frozen with SIGSTOP) is a timeout naming the call, and
 //! after it answers again the mirror goes on with no line lost; the
@@ -99,6 +103,22 @@ impl Peer {
             .await
             .expect("import the image");
         package
+    }
+
+    /// `package` built by the Docker engine and imported into the lab.
+    async fn import(&self, package: &Package) {
+        let built = self
+            .launcher
+            .build(package, &|_: &str| {})
+            .await
+            .expect("build on the Docker engine");
+        let lab = self.lab.clone();
+        let image = format!("{}:latest", built.image);
+        let t = Instant::now();
+        tokio::task::spawn_blocking(move || lab.images(&[&image]))
+            .await
+            .expect("import the image");
+        eprintln!("{}: imported in {:.1?}", package.id, t.elapsed());
     }
 
     /// As [`Peer::chaincode`], not imported into the lab: the package and
@@ -1157,6 +1177,259 @@ fn an_api_server_that_stops_answering_is_a_clear_error_and_the_mirror_carries_on
         let mut expected: Vec<String> = (1..=150).map(|i| format!("tick {i}")).collect();
         expected.push("done".to_string());
         assert_eq!(captured.for_target(&target), expected);
+        peer.launcher.stop(&package.id).await.expect("stop");
+        assert_eq!(peer.objects(), Vec::<String>::new());
+    });
+}
+
+/// A devpeer on 127.0.0.1 in the lab's namespace (mutual TLS), where
+/// host-network Pods reach it. Call it inside `Cluster::block_on`.
+async fn devpeer(
+    ca: &cclaunch::devpeer::ca::DevCa,
+) -> (cclaunch::devpeer::DevPeer, std::net::SocketAddr) {
+    use cclaunch::devpeer::{Creator, DevPeer, TlsSetup};
+    let admin = ca.client("Admin@Org1MSP").expect("admin identity");
+    let peer = DevPeer::new(Creator {
+        msp_id: "Org1MSP".into(),
+        cert_pem: admin.client_cert,
+    });
+    let server = ca
+        .server(&["127.0.0.1".to_string()])
+        .expect("server identity");
+    let tls = TlsSetup {
+        cert_pem: server.cert_pem,
+        key_pem: server.key_pem,
+        client_ca_pem: ca.ca_pem(),
+    };
+    let listening = peer
+        .listen("127.0.0.1:0".parse().unwrap(), Some(tls))
+        .await
+        .expect("devpeer listens in the lab");
+    let addr = listening.addr;
+    // Served until the test's runtime ends.
+    std::mem::forget(listening);
+    (peer, addr)
+}
+
+#[test]
+fn the_go_sample_runs_as_a_pod_with_its_tls_files_and_reaches_a_devpeer_on_the_nodes_loopback() {
+    let Some(lab) = Cluster::from_env() else {
+        return;
+    };
+    let _shared = API_SERVER.read().unwrap_or_else(|p| p.into_inner());
+    let lab2 = lab.clone();
+    lab.block_on(async move {
+        let captured = captured();
+        let peer = Peer::new(&lab2, "go", &[]).await;
+        let file = peer.dir.path().join("go.tar.gz");
+        let metadata = Metadata {
+            path: "example.com/cclaunch/sample".to_string(),
+            kind: "golang".to_string(),
+            label: "k8sgo_1".to_string(),
+        };
+        package::write(
+            &metadata,
+            &common::repo().join("testdata/chaincode/golang"),
+            &file,
+        )
+        .expect("package");
+        let package = Package::open(&file, Limits::default()).expect("package is valid");
+        peer.import(&package).await;
+        let ca = cclaunch::devpeer::ca::DevCa::new().expect("CA");
+        let (_devpeer, addr) = devpeer(&ca).await;
+        let started = peer
+            .launcher
+            .start(StartRequest {
+                peer_address: addr.to_string(),
+                ..request(&package.id, Some(ca.client(&package.id).expect("client")))
+            })
+            .await
+            .expect("start");
+        let target = format!("peer.chaincode.{}", started.container);
+        let lines = || captured.for_target(&target);
+        assert!(
+            eventually(POD_LIMIT, || lines()
+                .contains(&"sample-go ready".to_string()))
+            .await,
+            "{:?}",
+            lines()
+        );
+        for expected in [
+            "tls ok".to_string(),
+            format!("peer connected {addr}"),
+            format!("env CORE_CHAINCODE_ID_NAME={}", package.id),
+        ] {
+            assert!(
+                lines().contains(&expected),
+                "{expected:?} not in {:?}",
+                lines()
+            );
+        }
+        peer.launcher.stop(&package.id).await.expect("stop");
+        assert_eq!(peer.objects(), Vec::<String>::new());
+    });
+}
+
+/// testdata/chaincode/node-shim with its dependencies installed by npm in
+/// the host's nodeenv, in `dir`/node-shim (as tests/swarm_chaincode.rs).
+fn node_shim_with_dependencies(dir: &std::path::Path) -> std::path::PathBuf {
+    let code = dir.join("node-shim");
+    std::fs::create_dir_all(&code).expect("mkdir");
+    for file in ["package.json", "chaincode.js"] {
+        std::fs::copy(
+            common::repo()
+                .join("testdata/chaincode/node-shim")
+                .join(file),
+            code.join(file),
+        )
+        .expect("copy the sample");
+    }
+    let out = std::process::Command::new("docker")
+        .args(["run", "--rm", "-v"])
+        .arg(format!("{}:/w", code.display()))
+        .args([
+            "-w",
+            "/w",
+            "-v",
+            "/etc/ssl/certs/ca-certificates.crt:/etc/ssl/certs/host-ca.crt:ro",
+            "-e",
+            "npm_config_cafile=/etc/ssl/certs/host-ca.crt",
+            common::NODEENV,
+            "npm",
+            "install",
+            "--omit=dev",
+        ])
+        .output()
+        .expect("docker run npm install");
+    assert!(
+        out.status.success(),
+        "npm install on the host engine: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    code
+}
+
+/// A package of every file under `code`, node_modules included (cclaunch's
+/// own packager skips it), as tests/swarm_chaincode.rs makes it.
+fn package_with_node_modules(
+    dir: &std::path::Path,
+    label: &str,
+    code: &std::path::Path,
+) -> Package {
+    fn walk(root: &std::path::Path, dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).expect("read dir") {
+            let entry = entry.expect("entry");
+            let kind = entry.file_type().expect("file type");
+            if kind.is_dir() {
+                walk(root, &entry.path(), out);
+            } else if kind.is_file() || entry.path().is_file() {
+                out.push(entry.path().strip_prefix(root).unwrap().to_path_buf());
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(code, code, &mut files);
+    files.sort();
+    let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(
+        tempfile::tempfile_in(dir).expect("temp file"),
+        flate2::Compression::fast(),
+    ));
+    for rel in files {
+        let data = std::fs::read(code.join(&rel)).expect("read");
+        let mut header = tar::Header::new_ustar();
+        header.set_size(data.len() as u64);
+        header.set_mode(0o100644);
+        header.set_entry_type(tar::EntryType::Regular);
+        tar.append_data(
+            &mut header,
+            std::path::Path::new("src").join(&rel),
+            data.as_slice(),
+        )
+        .expect("append");
+    }
+    let code_tar_gz = tar.into_inner().expect("tar").finish().expect("gzip");
+    let file = dir.join(format!("{label}.tar.gz"));
+    let metadata = Metadata {
+        path: String::new(),
+        kind: "node".to_string(),
+        label: label.to_string(),
+    };
+    package::wrap(
+        &metadata,
+        code_tar_gz,
+        &file,
+        flate2::Compression::default(),
+    )
+    .expect("package");
+    Package::open(&file, Limits::default()).expect("package is valid")
+}
+
+#[test]
+fn a_node_chaincode_on_the_real_shim_registers_with_a_devpeer_over_mutual_tls_and_answers_invokes()
+{
+    let Some(lab) = Cluster::from_env() else {
+        return;
+    };
+    let _shared = API_SERVER.read().unwrap_or_else(|p| p.into_inner());
+    let dir = tempfile::tempdir().expect("temp dir");
+    let code = node_shim_with_dependencies(dir.path());
+    let package = package_with_node_modules(dir.path(), "k8sshim_1.0", &code);
+    let lab2 = lab.clone();
+    lab.block_on(async move {
+        let captured = captured();
+        let peer = Peer::new(
+            &lab2,
+            "node",
+            &[("CORE_CHAINCODE_NODE_RUNTIME", common::NODEENV)],
+        )
+        .await;
+        peer.import(&package).await;
+        let ca = cclaunch::devpeer::ca::DevCa::new().expect("CA");
+        let (devpeer, addr) = devpeer(&ca).await;
+        let t = Instant::now();
+        let started = peer
+            .launcher
+            .start(StartRequest {
+                peer_address: addr.to_string(),
+                ..request(&package.id, Some(ca.client(&package.id).expect("client")))
+            })
+            .await
+            .expect("start");
+        let target = format!("peer.chaincode.{}", started.container);
+        tokio::time::timeout(POD_LIMIT, devpeer.wait_registered(&package.id))
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "never registered; its output: {:?}",
+                    captured.for_target(&target)
+                )
+            });
+        eprintln!(
+            "node chaincode registered {:.1?} after its start call",
+            t.elapsed()
+        );
+        let call = |args: &[&str]| {
+            let (peer, id) = (devpeer.clone(), package.id.clone());
+            let args: Vec<Vec<u8>> = args.iter().map(|a| a.as_bytes().to_vec()).collect();
+            async move {
+                peer.invoke(&id, "mychannel", args, false, Duration::from_secs(30))
+                    .await
+                    .expect("answered")
+            }
+        };
+        let put = call(&["put", "k1", "v1"]).await;
+        assert_eq!(put.status, 200, "{}", put.message);
+        let get = call(&["get", "k1"]).await;
+        assert_eq!((get.status, get.payload.as_slice()), (200, &b"v1"[..]));
+        assert!(
+            eventually(Duration::from_secs(30), || captured
+                .for_target(&target)
+                .iter()
+                .any(|l| l.contains("node-shim") && l.contains("put")))
+            .await,
+            "its own log lines are mirrored: {:?}",
+            captured.for_target(&target)
+        );
         peer.launcher.stop(&package.id).await.expect("stop");
         assert_eq!(peer.objects(), Vec::<String>::new());
     });
