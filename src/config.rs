@@ -86,6 +86,18 @@ cclaunch:
     requestTimeout: 15s
     slowRequestTimeout: 60s
     healthTimeout: 5s
+    kubernetes:
+      kubeconfig: ""
+      namespace: ""
+      hostNetwork: true
+      imageSource: node
+      resources:
+        requests:
+          cpu: ""
+          memory: ""
+        limits:
+          cpu: ""
+          memory: ""
   swarm:
     endpoint: ""
     network: host
@@ -123,6 +135,10 @@ pub enum Error {
     },
     #[error("cclaunch.engine.kind is swarm, so cclaunch.registry.address must name the registry every node pulls from")]
     NoRegistry,
+    #[error("cclaunch.engine.kubernetes.imageSource is registry, so cclaunch.registry.address must name the registry the nodes pull from")]
+    NoKubernetesRegistry,
+    #[error("invalid quantity {value:?} for {key}: use Kubernetes' quantity syntax, as in 512Mi, 2Gi, 500m or 1")]
+    Quantity { key: String, value: String },
     #[error("cannot read registry credentials from {} (cclaunch.registry.config)", path.display())]
     Credentials {
         path: PathBuf,
@@ -234,6 +250,75 @@ pub enum EngineKind {
     /// As services of the Docker Swarm at `cclaunch.swarm.endpoint`; images
     /// are built on `vm.endpoint` and pushed to `cclaunch.registry`.
     Swarm,
+    /// As Pods of the Kubernetes cluster `cclaunch.engine.kubernetes`
+    /// names; images are built on `vm.endpoint`.
+    Kubernetes,
+}
+
+/// `cclaunch.engine.kubernetes`: the cluster, the namespace and how each
+/// chaincode Pod is made (docs/KUBERNETES.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Kubernetes {
+    /// The kubeconfig file (its current context); empty: the Pod's own
+    /// service account (in-cluster).
+    pub kubeconfig: String,
+    /// Where chaincode Pods go; empty: the kubeconfig context's namespace
+    /// (in-cluster: the service account's).
+    pub namespace: String,
+    /// `true`: chaincode shares its node's network, and reaches the peer's
+    /// address as on Docker; `false`: the pod network.
+    pub host_network: bool,
+    pub image_source: ImageSource,
+    pub resources: Resources,
+}
+
+/// Where the node's kubelet finds a chaincode image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ImageSource {
+    /// Already on the node (loaded into its container runtime): never pulled.
+    Node,
+    /// Pushed to `cclaunch.registry` after the build and pulled by digest.
+    Registry,
+}
+
+/// A chaincode Pod's resource requests and limits, as Kubernetes quantities;
+/// empty: none.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Resources {
+    pub requests: Quantities,
+    pub limits: Quantities,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Quantities {
+    #[serde(deserialize_with = "quantity")]
+    pub cpu: String,
+    #[serde(deserialize_with = "quantity")]
+    pub memory: String,
+}
+
+/// A quantity as written (`512Mi`; a bare number may come as a YAML number).
+fn quantity<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Ok(scalar(&Value::deserialize(d)?))
+}
+
+/// Whether `text` is a Kubernetes quantity (`1`, `0.5`, `500m`, `2Gi`, `1e3`).
+fn is_quantity(text: &str) -> bool {
+    let digits_end = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(text.len());
+    let (number, suffix) = text.split_at(digits_end);
+    let number_ok =
+        !number.is_empty() && number.chars().filter(|&c| c == '.').count() <= 1 && number != ".";
+    let suffix_ok = matches!(
+        suffix,
+        "" | "m" | "k" | "M" | "G" | "T" | "P" | "E" | "Ki" | "Mi" | "Gi" | "Ti" | "Pi" | "Ei"
+    ) || suffix
+        .strip_prefix(['e', 'E'])
+        .is_some_and(|exp| !exp.is_empty() && exp.chars().all(|c| c.is_ascii_digit()));
+    number_ok && suffix_ok
 }
 
 /// `cclaunch.swarm`: the swarm manager and how services are placed.
@@ -376,6 +461,8 @@ pub struct Api {
 #[derive(Debug, Clone)]
 pub struct Engine {
     pub kind: EngineKind,
+    /// The cluster, for `kind: kubernetes`.
+    pub kubernetes: Kubernetes,
     /// Inspect, list, stop, kill, remove; the first answer of attach, logs
     /// and wait (which then stream as long as they need).
     pub request_timeout: Duration,
@@ -422,6 +509,7 @@ impl<'de> Deserialize<'de> for Engine {
         #[serde(rename_all = "camelCase")]
         struct Raw {
             kind: EngineKind,
+            kubernetes: Kubernetes,
             request_timeout: Value,
             slow_request_timeout: Value,
             health_timeout: Value,
@@ -431,6 +519,7 @@ impl<'de> Deserialize<'de> for Engine {
         (|| -> Result<Engine, String> {
             Ok(Engine {
                 kind: raw.kind,
+                kubernetes: raw.kubernetes,
                 request_timeout: duration_at(&at("requestTimeout"), &raw.request_timeout)?,
                 slow_request_timeout: duration_at(
                     &at("slowRequestTimeout"),
@@ -499,11 +588,39 @@ impl Config {
         {
             return Err(Error::NoRegistry);
         }
+        config.check_kubernetes()?;
         config.startup_timeout()?;
         config.build_timeout()?;
         config.upload_idle_timeout()?;
         config.output_burst()?;
         Ok(config)
+    }
+
+    /// `cclaunch.engine.kubernetes`: a registry when images come from one,
+    /// quantities Kubernetes would take.
+    fn check_kubernetes(&self) -> Result<(), Error> {
+        let kubernetes = &self.cclaunch.engine.kubernetes;
+        if self.cclaunch.engine.kind == EngineKind::Kubernetes
+            && kubernetes.image_source == ImageSource::Registry
+            && self.cclaunch.registry.address.is_empty()
+        {
+            return Err(Error::NoKubernetesRegistry);
+        }
+        let resources = &kubernetes.resources;
+        for (key, value) in [
+            ("requests.cpu", &resources.requests.cpu),
+            ("requests.memory", &resources.requests.memory),
+            ("limits.cpu", &resources.limits.cpu),
+            ("limits.memory", &resources.limits.memory),
+        ] {
+            if !value.is_empty() && !is_quantity(value) {
+                return Err(Error::Quantity {
+                    key: format!("cclaunch.engine.kubernetes.resources.{key}"),
+                    value: value.clone(),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// `cclaunch.registry` with its credentials (from the Docker config.json
@@ -776,6 +893,34 @@ pub fn effective_yaml(file: Option<&Path>) -> Result<String, Error> {
     Ok(serde_yaml::to_string(&tree).unwrap_or_default())
 }
 
+impl From<&Engine> for runtime::kubernetes::KubernetesOptions {
+    /// The Kubernetes runner's options: `cclaunch.engine.kubernetes` and the
+    /// engine's timeouts (a start may fail to pull for the slow timeout).
+    fn from(engine: &Engine) -> runtime::kubernetes::KubernetesOptions {
+        use runtime::kubernetes::{KubernetesOptions, Quantities};
+        let k = &engine.kubernetes;
+        let quantities = |q: &self::Quantities| Quantities {
+            cpu: q.cpu.clone(),
+            memory: q.memory.clone(),
+        };
+        KubernetesOptions {
+            kubeconfig: (!k.kubeconfig.is_empty()).then(|| PathBuf::from(&k.kubeconfig)),
+            namespace: k.namespace.clone(),
+            host_network: k.host_network,
+            image_pull_policy: match k.image_source {
+                ImageSource::Node => "Never",
+                ImageSource::Registry => "IfNotPresent",
+            }
+            .to_string(),
+            requests: quantities(&k.resources.requests),
+            limits: quantities(&k.resources.limits),
+            start_deadline: engine.slow_request_timeout,
+            timeouts: engine.into(),
+            ..KubernetesOptions::default()
+        }
+    }
+}
+
 impl From<&Engine> for runtime::docker::Timeouts {
     fn from(engine: &Engine) -> runtime::docker::Timeouts {
         runtime::docker::Timeouts {
@@ -899,6 +1044,69 @@ mod tests {
             "{}",
             crate::error_chain(&error)
         );
+    }
+
+    #[test]
+    fn kubernetes_settings_have_defaults_env_overrides_and_checked_quantities() {
+        let load = |pairs: &[(&str, &str)]| {
+            let pairs: Vec<(String, String)> = pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            Config::load_with_env(None, move |key: &str| {
+                pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
+            })
+        };
+        let c = load(&[("CCLAUNCH_ENGINE_KIND", "kubernetes")]).unwrap();
+        let k = &c.cclaunch.engine.kubernetes;
+        assert_eq!(c.cclaunch.engine.kind, EngineKind::Kubernetes);
+        assert_eq!((k.kubeconfig.as_str(), k.namespace.as_str()), ("", ""));
+        assert!(k.host_network);
+        assert_eq!(k.image_source, ImageSource::Node);
+        assert_eq!(k.resources.limits.memory, "");
+
+        let c = load(&[
+            ("CCLAUNCH_ENGINE_KIND", "kubernetes"),
+            (
+                "CCLAUNCH_ENGINE_KUBERNETES_KUBECONFIG",
+                "/etc/cc/kubeconfig",
+            ),
+            ("CCLAUNCH_ENGINE_KUBERNETES_NAMESPACE", "chaincode"),
+            ("CCLAUNCH_ENGINE_KUBERNETES_HOSTNETWORK", "false"),
+            ("CCLAUNCH_ENGINE_KUBERNETES_RESOURCES_LIMITS_MEMORY", "64Mi"),
+            ("CCLAUNCH_ENGINE_KUBERNETES_RESOURCES_REQUESTS_CPU", "0.25"),
+            ("CCLAUNCH_ENGINE_KUBERNETES_RESOURCES_LIMITS_CPU", "1"),
+        ])
+        .unwrap();
+        let k = &c.cclaunch.engine.kubernetes;
+        assert_eq!(k.kubeconfig, "/etc/cc/kubeconfig");
+        assert_eq!(k.namespace, "chaincode");
+        assert!(!k.host_network);
+        assert_eq!(k.resources.limits.memory, "64Mi");
+        assert_eq!(k.resources.requests.cpu, "0.25");
+        assert_eq!(k.resources.limits.cpu, "1");
+
+        let error = load(&[(
+            "CCLAUNCH_ENGINE_KUBERNETES_RESOURCES_LIMITS_MEMORY",
+            "64 MB",
+        )])
+        .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "invalid quantity \"64 MB\" for cclaunch.engine.kubernetes.resources.limits.memory: use Kubernetes' quantity syntax, as in 512Mi, 2Gi, 500m or 1"
+        );
+        let error = load(&[
+            ("CCLAUNCH_ENGINE_KIND", "kubernetes"),
+            ("CCLAUNCH_ENGINE_KUBERNETES_IMAGESOURCE", "registry"),
+        ])
+        .unwrap_err();
+        assert!(matches!(error, Error::NoKubernetesRegistry), "{error}");
+        for good in ["1", "0.5", "500m", "2Gi", "128974848", "1e3", "129M"] {
+            assert!(is_quantity(good), "{good}");
+        }
+        for bad in ["", ".", "Gi", "1.2.3", "5 Gi", "1GB", "-1", "1e"] {
+            assert!(!is_quantity(bad), "{bad}");
+        }
     }
 
     #[test]

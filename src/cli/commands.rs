@@ -172,6 +172,13 @@ fn names(args: NamesArgs, config: &Config) -> Result<()> {
             crate::runtime::swarm::names::service_name(&names.container)
         );
     }
+    if config.cclaunch.engine.kind == crate::config::EngineKind::Kubernetes {
+        // A Pod name is a DNS label; Fabric's name stays in an annotation.
+        println!(
+            "pod: {}",
+            crate::runtime::kubernetes::names::pod_name(&names.container)
+        );
+    }
     Ok(())
 }
 

@@ -61,7 +61,8 @@ pub enum Command {
     /// The directory's files go under src/ in code.tar.gz. Prints the package id.
     Package(PackageArgs),
     /// Print the container and image names a peer gives a chaincode id (with
-    /// cclaunch.engine.kind swarm, also the service name it runs under).
+    /// cclaunch.engine.kind swarm, also the service name it runs under; with
+    /// kubernetes, the Pod name).
     Names(NamesArgs),
     /// Print the Dockerfile cclaunch (and a peer) would build for a package.
     Dockerfile {

@@ -10,10 +10,11 @@ use anyhow::{Context, Result};
 
 use super::ServerArgs;
 use crate::client::{Address, ClientTls, Remote};
-use crate::config::{Config, EngineKind};
+use crate::config::{Config, EngineKind, ImageSource};
 use crate::launch::Launch;
 use crate::launcher::Launcher;
 use crate::runtime::docker::Docker;
+use crate::runtime::kubernetes::Kubernetes;
 use crate::runtime::swarm::{Swarm, SwarmOptions};
 
 impl ServerArgs {
@@ -65,8 +66,9 @@ pub async fn launch(server: &ServerArgs, config: &Config) -> Result<Box<dyn Laun
 }
 
 /// A launcher that builds on the engine `vm.endpoint` names and runs
-/// chaincode there, or on the swarm `cclaunch.engine.kind` asks for (its
-/// images pushed to `cclaunch.registry`).
+/// chaincode there, or on the swarm or Kubernetes cluster
+/// `cclaunch.engine.kind` asks for (its images pushed to `cclaunch.registry`,
+/// unless Kubernetes nodes have them: `imageSource: node`).
 pub async fn launcher(config: Config) -> Result<Launcher> {
     let timeouts = (&config.cclaunch.engine).into();
     let docker = Arc::new(
@@ -74,7 +76,7 @@ pub async fn launcher(config: Config) -> Result<Launcher> {
             .await?
             .with_timeouts(timeouts),
     );
-    let registry = config.registry()?;
+    let mut registry = config.registry()?;
     let launcher = match config.cclaunch.engine.kind {
         EngineKind::Docker => Launcher::new(docker, config),
         EngineKind::Swarm => {
@@ -89,6 +91,15 @@ pub async fn launcher(config: Config) -> Result<Launcher> {
                 timeouts,
             };
             let runner = Arc::new(Swarm::connect(endpoint, options).await?);
+            Launcher::with_runner(docker, runner, config)
+        }
+        EngineKind::Kubernetes => {
+            let kubernetes = &config.cclaunch.engine.kubernetes;
+            if kubernetes.image_source == ImageSource::Node {
+                // The image is run by its name from the node's runtime.
+                registry = None;
+            }
+            let runner = Arc::new(Kubernetes::connect((&config.cclaunch.engine).into()).await?);
             Launcher::with_runner(docker, runner, config)
         }
     };

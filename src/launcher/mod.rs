@@ -192,7 +192,10 @@ impl Error {
                 }
                 runtime::Error::Lost(lost) if lost.node_down => Kind::Unavailable,
                 runtime::Error::Lost(_) => Kind::Aborted,
-                runtime::Error::Unsuited { .. } => Kind::FailedPrecondition,
+                runtime::Error::Unsuited { .. } | runtime::Error::Setup { .. } => {
+                    Kind::FailedPrecondition
+                }
+                runtime::Error::Ended(_) => Kind::Aborted,
                 runtime::Error::Refused { .. } | runtime::Error::Io { .. } => Kind::Internal,
             },
             Error::Io { .. } | Error::Lock { .. } => Kind::Internal,

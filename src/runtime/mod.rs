@@ -15,6 +15,7 @@ pub mod docker;
 #[cfg(test)]
 pub mod fake;
 mod host;
+pub mod kubernetes;
 pub mod swarm;
 
 pub use host::HostConfig;
@@ -143,7 +144,55 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A container that ended, or could not start, for a reason the engine
+    /// gave (out of memory, an image it cannot have): not an exit of the
+    /// chaincode's own choosing.
+    #[error("{0}")]
+    Ended(Box<Ended>),
+    /// The runner's own set-up is wrong (a kubeconfig that cannot be read).
+    #[error("{context}")]
+    Setup {
+        context: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
+
+/// How a container ended or failed to start, as its engine said it.
+#[derive(Debug)]
+pub struct Ended {
+    /// Fabric's container name.
+    pub target: String,
+    /// The engine's own name for it (a Pod's).
+    pub object: String,
+    /// The node it ran on, when known.
+    pub node: Option<String>,
+    /// The engine's reason (`OOMKilled`, `ErrImageNeverPull`, `Evicted`).
+    pub reason: String,
+    /// The engine's message, if any.
+    pub message: String,
+    /// Its exit code, when it ran and exited.
+    pub exit_code: Option<i64>,
+}
+
+impl std::fmt::Display for Ended {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "container {} ({}", self.target, self.object)?;
+        if let Some(node) = &self.node {
+            write!(f, " on node {node}")?;
+        }
+        match self.exit_code {
+            Some(code) => write!(f, ") ended with exit code {code}: {}", self.reason)?,
+            None => write!(f, ") did not run: {}", self.reason)?,
+        }
+        if !self.message.is_empty() {
+            write!(f, ": {}", self.message.trim())?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Ended {}
 
 /// A cluster's task that ended without an exit code.
 #[derive(Debug, thiserror::Error)]
