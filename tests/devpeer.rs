@@ -464,8 +464,9 @@ async fn a_second_registration_of_the_same_id_gets_error() {
     listening.shutdown().await;
 }
 
-/// No Fabric shim exists here for Go or Java; the samples prove they dial
-/// devpeer's address and read their TLS files.
+/// The standard-library samples (no Fabric shim for Go or Java here; the Go
+/// chaincode that registers is golang-shim above) prove they dial devpeer's
+/// address and read their TLS files.
 async fn sample_reaches_devpeer_with_tls(kind: &str, name: &str, path: &str) {
     let _ = captured();
     let env = Env::new(kind, &[]).await;
