@@ -153,47 +153,66 @@ impl Swarm {
 
     /// Sets the service's replicas (1: start); a service already at
     /// `replicas` is left as it is.
+    ///
+    /// An update names the version it read. A new service's version can move
+    /// just after it is created (the manager, likely swarmkit's allocator,
+    /// updates it), so a start right after a create can name a version that
+    /// is already gone: the manager answers "update out of sequence". A
+    /// failed update whose service has moved to another version since is read
+    /// again and retried, a few times; the error text is not parsed.
     pub(super) async fn scale(&self, container: &str, replicas: i64) -> Result<(), Error> {
-        let found = self.found(container).await?;
-        let mut spec = found.service.spec.unwrap_or_default();
-        let current = spec
-            .mode
-            .as_ref()
-            .and_then(|m| m.replicated.as_ref())
-            .and_then(|r| r.replicas);
-        if current == Some(replicas) {
-            return Ok(());
+        const ATTEMPTS: usize = 5;
+        let mut found = self.found(container).await?;
+        for attempt in 1.. {
+            let version = version_of(&found, container)?;
+            let mut spec = found.service.spec.clone().unwrap_or_default();
+            let current = spec
+                .mode
+                .as_ref()
+                .and_then(|m| m.replicated.as_ref())
+                .and_then(|r| r.replicas);
+            if current == Some(replicas) {
+                return Ok(());
+            }
+            spec.mode = Some(ServiceSpecMode {
+                replicated: Some(ServiceSpecModeReplicated {
+                    replicas: Some(replicas),
+                }),
+                ..Default::default()
+            });
+            let options = UpdateServiceOptions {
+                version,
+                ..Default::default()
+            };
+            let op = if replicas > 0 {
+                "start service of container"
+            } else {
+                "stop service of container"
+            };
+            let updated = self
+                .slow_call(
+                    op,
+                    container,
+                    self.client().update_service(&found.id, spec, options, None),
+                )
+                .await;
+            let Err(e) = updated else { return Ok(()) };
+            if attempt == ATTEMPTS {
+                return Err(e);
+            }
+            match self.find(container).await {
+                Ok(Some(again)) if version_of(&again, container)? != version => {
+                    tracing::debug!(
+                        container,
+                        version,
+                        "service changed under the update; retrying"
+                    );
+                    found = again;
+                }
+                _ => return Err(e),
+            }
         }
-        spec.mode = Some(ServiceSpecMode {
-            replicated: Some(ServiceSpecModeReplicated {
-                replicas: Some(replicas),
-            }),
-            ..Default::default()
-        });
-        let version = found
-            .service
-            .version
-            .and_then(|v| v.index)
-            .and_then(|v| i32::try_from(v).ok())
-            .ok_or_else(|| Error::NotFound {
-                what: format!("version of service {} (container {container})", found.id),
-            })?;
-        let options = UpdateServiceOptions {
-            version,
-            ..Default::default()
-        };
-        let op = if replicas > 0 {
-            "start service of container"
-        } else {
-            "stop service of container"
-        };
-        self.slow_call(
-            op,
-            container,
-            self.client().update_service(&found.id, spec, options, None),
-        )
-        .await
-        .map(drop)
+        unreachable!("the loop returns")
     }
 
     /// The service, then the secrets and configs it mounted that cclaunch
@@ -305,4 +324,17 @@ impl Swarm {
             })
             .collect())
     }
+}
+
+/// The version index an update of `found` must name.
+fn version_of(found: &Found, container: &str) -> Result<i32, Error> {
+    found
+        .service
+        .version
+        .as_ref()
+        .and_then(|v| v.index)
+        .and_then(|v| i32::try_from(v).ok())
+        .ok_or_else(|| Error::NotFound {
+            what: format!("version of service {} (container {container})", found.id),
+        })
 }
