@@ -248,7 +248,7 @@ async fn go_shim_chaincode_registers_over_mutual_tls_and_keeps_state() {
         "{logs:?}"
     );
     println!(
-        "golang-shim: build {:.1} s, start {} ms, registered {} ms after start, {} invokes + start + stop {:.2} s",
+        "golang-shim: build {:.1} s, start (create + TLS upload + start) {} ms, registered {} ms after Start was called, start + {} invokes + stop {:.2} s",
         build_took.as_secs_f64(),
         outcome.start_took.as_millis(),
         outcome.registered_after.as_millis(),
