@@ -11,7 +11,7 @@
 //!    vs the same launches one after another, and Build of a built package;
 //! 5. Node chaincode registration (the real shim);
 //! 6. builds: a second peer's build of the same package vs the first build,
-//!    and version 2 with version 1's build cache vs version 1 on a cold one;
+//!    and version 2 with version 1's build cache vs versions 1 and 2 on a cold one;
 //! 7. 1,000 chaincodes under one sidecar process: RSS per chaincode, `List`
 //!    and `/metrics` latency, a restart resuming every mirror, memory over
 //!    steady output (`fleet`; CCLAUNCH_BENCH_FLEET, CCLAUNCH_BENCH_STEADY_SECS);

@@ -74,6 +74,26 @@ pub fn config(peer: &str, overrides: &[(&str, &str)]) -> Config {
     Config::load_with_env(Some(&file), env).expect("test config is valid")
 }
 
+/// testdata/chaincode/golang-shim copied under `dir` with its vendor/ made
+/// by vendor.sh (from Debian's Go packages; not committed), as its author
+/// would package it: Fabric's build then takes the `-mod=vendor` road.
+pub fn golang_shim(dir: &Path) -> PathBuf {
+    let sample = repo().join("testdata/chaincode/golang-shim");
+    let code = dir.join("golang-shim");
+    cclaunch::builder::source::copy_tree(&sample, &code).expect("copy golang-shim");
+    let out = Command::new("bash")
+        .arg(sample.join("vendor.sh"))
+        .arg(&code)
+        .output()
+        .expect("run vendor.sh");
+    assert!(
+        out.status.success(),
+        "vendor.sh failed (apt-get install golang-google-grpc-dev golang-google-protobuf-dev): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    code
+}
+
 /// A launcher on the real engine plus the guard that cleans up after it.
 pub struct Env {
     pub launcher: Arc<Launcher>,

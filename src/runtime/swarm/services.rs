@@ -152,69 +152,67 @@ impl Swarm {
     }
 
     /// Sets the service's replicas (1: start); a service already at
-    /// `replicas` is left as it is. The manager moves a service's version
-    /// on its own (allocating it just after create): an update carrying the
-    /// version read before that is refused as out of sequence, and is made
-    /// again from a fresh read.
+    /// `replicas` is left as it is.
+    ///
+    /// An update names the version it read. A new service's version can move
+    /// just after it is created (the manager, likely swarmkit's allocator,
+    /// updates it), so a start right after a create can name a version that
+    /// is already gone: the manager answers "update out of sequence". A
+    /// failed update whose service has moved to another version since is read
+    /// again and retried, a few times; the error text is not parsed.
     pub(super) async fn scale(&self, container: &str, replicas: i64) -> Result<(), Error> {
-        let mut tries = 1;
-        loop {
-            match self.scale_once(container, replicas).await {
-                Err(e) if tries < UPDATE_TRIES && out_of_sequence(&e) => {
+        const ATTEMPTS: usize = 5;
+        let mut found = self.found(container).await?;
+        for attempt in 1.. {
+            let version = version_of(&found, container)?;
+            let mut spec = found.service.spec.clone().unwrap_or_default();
+            let current = spec
+                .mode
+                .as_ref()
+                .and_then(|m| m.replicated.as_ref())
+                .and_then(|r| r.replicas);
+            if current == Some(replicas) {
+                return Ok(());
+            }
+            spec.mode = Some(ServiceSpecMode {
+                replicated: Some(ServiceSpecModeReplicated {
+                    replicas: Some(replicas),
+                }),
+                ..Default::default()
+            });
+            let options = UpdateServiceOptions {
+                version,
+                ..Default::default()
+            };
+            let op = if replicas > 0 {
+                "start service of container"
+            } else {
+                "stop service of container"
+            };
+            let updated = self
+                .slow_call(
+                    op,
+                    container,
+                    self.client().update_service(&found.id, spec, options, None),
+                )
+                .await;
+            let Err(e) = updated else { return Ok(()) };
+            if attempt == ATTEMPTS {
+                return Err(e);
+            }
+            match self.find(container).await {
+                Ok(Some(again)) if version_of(&again, container)? != version => {
                     tracing::debug!(
                         container,
-                        tries,
-                        "service update out of sequence; reading it again"
+                        version,
+                        "service changed under the update; retrying"
                     );
-                    tokio::time::sleep(std::time::Duration::from_millis(50 * tries)).await;
-                    tries += 1;
+                    found = again;
                 }
-                done => return done,
+                _ => return Err(e),
             }
         }
-    }
-
-    async fn scale_once(&self, container: &str, replicas: i64) -> Result<(), Error> {
-        let found = self.found(container).await?;
-        let mut spec = found.service.spec.unwrap_or_default();
-        let current = spec
-            .mode
-            .as_ref()
-            .and_then(|m| m.replicated.as_ref())
-            .and_then(|r| r.replicas);
-        if current == Some(replicas) {
-            return Ok(());
-        }
-        spec.mode = Some(ServiceSpecMode {
-            replicated: Some(ServiceSpecModeReplicated {
-                replicas: Some(replicas),
-            }),
-            ..Default::default()
-        });
-        let version = found
-            .service
-            .version
-            .and_then(|v| v.index)
-            .and_then(|v| i32::try_from(v).ok())
-            .ok_or_else(|| Error::NotFound {
-                what: format!("version of service {} (container {container})", found.id),
-            })?;
-        let options = UpdateServiceOptions {
-            version,
-            ..Default::default()
-        };
-        let op = if replicas > 0 {
-            "start service of container"
-        } else {
-            "stop service of container"
-        };
-        self.slow_call(
-            op,
-            container,
-            self.client().update_service(&found.id, spec, options, None),
-        )
-        .await
-        .map(drop)
+        unreachable!("the loop returns")
     }
 
     /// The service, then the secrets and configs it mounted that cclaunch
@@ -328,43 +326,15 @@ impl Swarm {
     }
 }
 
-/// How many times an update refused as out of sequence is made.
-const UPDATE_TRIES: u64 = 5;
-
-/// swarmkit's refusal of an update whose version is no longer the service's
-/// (its store's `ErrSequenceConflict`); the engine passes it on as a 500
-/// with this text and no code of its own.
-fn out_of_sequence(e: &Error) -> bool {
-    matches!(e, Error::Refused { source, .. } if source.to_string().contains("update out of sequence"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn refused(message: &str) -> Error {
-        Error::Refused {
-            op: "start service of container",
-            target: "c".into(),
-            status: Some(500),
-            source: Box::new(bollard::errors::Error::DockerResponseServerError {
-                status_code: 500,
-                message: message.into(),
-            }),
-        }
-    }
-
-    #[test]
-    fn only_an_update_out_of_sequence_is_made_again() {
-        assert!(out_of_sequence(&refused(
-            "rpc error: code = Unknown desc = update out of sequence"
-        )));
-        assert!(!out_of_sequence(&refused("no such service")));
-        let timeout = Error::Timeout {
-            op: "start service of container",
-            target: "c".into(),
-            seconds: 60,
-        };
-        assert!(!out_of_sequence(&timeout));
-    }
+/// The version index an update of `found` must name.
+fn version_of(found: &Found, container: &str) -> Result<i32, Error> {
+    found
+        .service
+        .version
+        .as_ref()
+        .and_then(|v| v.index)
+        .and_then(|v| i32::try_from(v).ok())
+        .ok_or_else(|| Error::NotFound {
+            what: format!("version of service {} (container {container})", found.id),
+        })
 }
