@@ -91,6 +91,9 @@ cclaunch:
       namespace: ""
       hostNetwork: true
       imageSource: node
+      owner:
+        name: ""
+        uid: ""
       resources:
         requests:
           cpu: ""
@@ -137,6 +140,8 @@ pub enum Error {
     NoRegistry,
     #[error("cclaunch.engine.kubernetes.imageSource is registry, so cclaunch.registry.address must name the registry the nodes pull from")]
     NoKubernetesRegistry,
+    #[error("cclaunch.engine.kubernetes.owner needs both name and uid (the downward API's metadata.name and metadata.uid), or neither")]
+    HalfOwner,
     #[error("invalid quantity {value:?} for {key}: use Kubernetes' quantity syntax, as in 512Mi, 2Gi, 500m or 1")]
     Quantity { key: String, value: String },
     #[error("cannot read registry credentials from {} (cclaunch.registry.config)", path.display())]
@@ -271,6 +276,18 @@ pub struct Kubernetes {
     pub host_network: bool,
     pub image_source: ImageSource,
     pub resources: Resources,
+    /// A Pod in the namespace that owns every chaincode Pod (the sidecar's
+    /// own, from the downward API): deleting it deletes them.
+    pub owner: Owner,
+}
+
+/// `cclaunch.engine.kubernetes.owner`: both set, or neither.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Owner {
+    /// Its name (downward API: `metadata.name`).
+    pub name: String,
+    /// Its uid (downward API: `metadata.uid`).
+    pub uid: String,
 }
 
 /// Where the node's kubelet finds a chaincode image.
@@ -606,6 +623,9 @@ impl Config {
         {
             return Err(Error::NoKubernetesRegistry);
         }
+        if kubernetes.owner.name.is_empty() != kubernetes.owner.uid.is_empty() {
+            return Err(Error::HalfOwner);
+        }
         let resources = &kubernetes.resources;
         for (key, value) in [
             ("requests.cpu", &resources.requests.cpu),
@@ -914,6 +934,7 @@ impl From<&Engine> for runtime::kubernetes::KubernetesOptions {
             .to_string(),
             requests: quantities(&k.resources.requests),
             limits: quantities(&k.resources.limits),
+            owner: (!k.owner.name.is_empty()).then(|| (k.owner.name.clone(), k.owner.uid.clone())),
             start_deadline: engine.slow_request_timeout,
             timeouts: engine.into(),
             ..KubernetesOptions::default()
@@ -1101,6 +1122,17 @@ mod tests {
         ])
         .unwrap_err();
         assert!(matches!(error, Error::NoKubernetesRegistry), "{error}");
+        let error = load(&[("CCLAUNCH_ENGINE_KUBERNETES_OWNER_NAME", "sidecar-0")]).unwrap_err();
+        assert!(matches!(error, Error::HalfOwner), "{error}");
+        let c = load(&[
+            ("CCLAUNCH_ENGINE_KUBERNETES_OWNER_NAME", "sidecar-0"),
+            (
+                "CCLAUNCH_ENGINE_KUBERNETES_OWNER_UID",
+                "0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b",
+            ),
+        ])
+        .unwrap();
+        assert_eq!(c.cclaunch.engine.kubernetes.owner.name, "sidecar-0");
         for good in ["1", "0.5", "500m", "2Gi", "128974848", "1e3", "129M"] {
             assert!(is_quantity(good), "{good}");
         }

@@ -13,7 +13,8 @@
 //! fabric-shim reach a devpeer on the node's loopback, the Node one
 //! registering over mutual TLS and answering invokes (its dependencies are
 //! installed by npm in the host's nodeenv first, as in swarm_chaincode.rs);
-//! the CLI on the engine takes the Kubernetes road; an API server that
+//! deleting the owner Pod of configuration deletes every chaincode Pod and
+//! Secret; the CLI on the engine takes the Kubernetes road; an API server that
 //! stops answering (frozen with SIGSTOP) is a timeout naming the call, and
 //! after it answers again the mirror goes on with no line lost; the
 //! engine works with exactly the Role docs/KUBERNETES.md gives, which reads
@@ -799,7 +800,13 @@ fn the_cli_on_the_engine_takes_the_kubernetes_road() {
 
     let (code, out, err) = cli(&["health"], &[]);
     assert_eq!(code, Some(0), "{out}{err}");
-    assert!(out.contains("v1.20"), "{out}");
+    assert_eq!(
+        out.trim(),
+        format!(
+            "engine Kubernetes of {}: ok (Kubernetes v1.20.2, API v1)",
+            lab.sa_kubeconfig.display()
+        )
+    );
 
     let code_dir = dir.path().join("src");
     std::fs::create_dir_all(&code_dir).expect("mkdir");
@@ -1432,5 +1439,110 @@ fn a_node_chaincode_on_the_real_shim_registers_with_a_devpeer_over_mutual_tls_an
         );
         peer.launcher.stop(&package.id).await.expect("stop");
         assert_eq!(peer.objects(), Vec::<String>::new());
+    });
+}
+
+#[test]
+fn deleting_the_owner_pod_deletes_every_chaincode_pod_and_its_secret() {
+    use kube::api::{DeleteParams, PostParams};
+    let Some(lab) = Cluster::from_env() else {
+        return;
+    };
+    let _shared = API_SERVER.read().unwrap_or_else(|p| p.into_inner());
+    lab.images(&["busybox"]);
+    let owner = common::unique_peer("owner").to_lowercase();
+    struct Gone(Cluster, String);
+    impl Drop for Gone {
+        fn drop(&mut self) {
+            let _ = self.0.kubectl(&[
+                "delete",
+                "pod",
+                "-n",
+                &self.0.namespace,
+                &self.1,
+                "--grace-period=0",
+                "--force",
+                "--wait=false",
+            ]);
+        }
+    }
+    let _gone = Gone(lab.clone(), owner.clone());
+    let lab2 = lab.clone();
+    lab.block_on(async move {
+        let client = lab2.client().await;
+        let pods: Api<Pod> = Api::namespaced(client.clone(), &lab2.namespace);
+        // A stand-in for the sidecar's own Pod.
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": owner},
+            "spec": {
+                "hostNetwork": true,
+                "restartPolicy": "Never",
+                "terminationGracePeriodSeconds": 1,
+                "automountServiceAccountToken": false,
+                "containers": [{
+                    "name": "sidecar",
+                    "image": common::BUSYBOX,
+                    "imagePullPolicy": "Never",
+                    "command": ["sleep", "600"],
+                }],
+            },
+        }))
+        .expect("pod");
+        let made = pods
+            .create(&PostParams::default(), &pod)
+            .await
+            .expect("the owner");
+        let uid = made.metadata.uid.expect("uid");
+        let peer = Peer::new(
+            &lab2,
+            "owned",
+            &[
+                ("CCLAUNCH_ENGINE_KUBERNETES_OWNER_NAME", owner.as_str()),
+                ("CCLAUNCH_ENGINE_KUBERNETES_OWNER_UID", uid.as_str()),
+            ],
+        )
+        .await;
+        let script = "echo up\nexec sleep 600\n";
+        let (one, two) = (
+            peer.chaincode("one", script).await,
+            peer.chaincode("two", script).await,
+        );
+        let mut containers = Vec::new();
+        for package in [&one, &two] {
+            let started = peer
+                .launcher
+                .start(request(&package.id, Some(common::tls_material())))
+                .await
+                .expect("start");
+            containers.push(started.container);
+        }
+        let chaincode = pods
+            .get(&names::pod_name(&containers[0]))
+            .await
+            .expect("a chaincode pod");
+        let refs = chaincode.metadata.owner_references.expect("owned");
+        assert_eq!(
+            (
+                refs[0].kind.as_str(),
+                refs[0].name.as_str(),
+                refs[0].uid.as_str()
+            ),
+            ("Pod", owner.as_str(), uid.as_str())
+        );
+        assert_eq!(peer.objects().len(), 4, "{:?}", peer.objects());
+
+        let t = Instant::now();
+        pods.delete(&owner, &DeleteParams::default().grace_period(0))
+            .await
+            .expect("delete the owner");
+        let deadline = Instant::now() + POD_LIMIT;
+        while !peer.objects().is_empty() {
+            assert!(Instant::now() < deadline, "left: {:?}", peer.objects());
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        eprintln!(
+            "owner deleted: its 2 chaincode pods and their secrets gone in {} ms",
+            t.elapsed().as_millis()
+        );
     });
 }

@@ -83,8 +83,17 @@ impl Launch for Launcher {
 
     async fn health(&self) -> Result<Health, launch::Error> {
         let info = Launcher::health(self).await?;
+        let engine = &self.config().cclaunch.engine;
+        // What answered: the runner (the builds' engine answered too).
+        let reached = match engine.kind {
+            crate::config::EngineKind::Kubernetes => match engine.kubernetes.kubeconfig.as_str() {
+                "" => "Kubernetes (in-cluster)".to_string(),
+                kubeconfig => format!("Kubernetes of {kubeconfig}"),
+            },
+            _ => self.config().vm.endpoint.clone(),
+        };
         Ok(Health {
-            reached: self.config().vm.endpoint.clone(),
+            reached,
             version: info.version,
             api_version: info.api_version,
         })

@@ -27,6 +27,8 @@ use crate::runtime::{Error, LogQuery, Output, OutputStream};
 
 /// Lines in flight between the reader task and the caller.
 const BUFFER: usize = 64;
+/// The longest pause between two looks at a container not started yet.
+const WAIT_POLL: std::time::Duration = std::time::Duration::from_secs(2);
 /// Log reads that may fail in a row (the API server away) before the
 /// stream ends with the error.
 const ATTEMPTS: u32 = 5;
@@ -143,6 +145,9 @@ impl Kubernetes {
         let target = found.target();
         let mut mark = Mark::default();
         let mut failures = 0;
+        // Polls of a container not started yet, backing off (many Pods
+        // starting at once would otherwise flood the API server).
+        let mut waits: u32 = 0;
         loop {
             let now = self
                 .call("get the pod of", &target, self.pods().get_opt(&found.name))
@@ -165,7 +170,8 @@ impl Kubernetes {
                     if !query.follow || hopeless {
                         return Ok(());
                     }
-                    tokio::time::sleep(POLL).await;
+                    tokio::time::sleep((POLL * 2u32.pow(waits.min(3))).min(WAIT_POLL)).await;
+                    waits += 1;
                     continue;
                 }
                 Phase::Running => false,

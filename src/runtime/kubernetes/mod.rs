@@ -64,6 +64,9 @@ pub struct KubernetesOptions {
     /// A deleted Pod's grace period (0 would be a forced deletion: the
     /// object goes while its container may still run).
     pub grace_seconds: u32,
+    /// A Pod of the namespace (name, uid) that owns every chaincode Pod,
+    /// so that deleting it deletes them (and their Secrets through them).
+    pub owner: Option<(String, String)>,
     /// How long an image pull may keep failing (`ErrImagePull`,
     /// `ImagePullBackOff`) or a Pod stay unschedulable before Wait reports it.
     pub start_deadline: Duration,
@@ -87,6 +90,7 @@ impl Default for KubernetesOptions {
             requests: Quantities::default(),
             limits: Quantities::default(),
             grace_seconds: 1,
+            owner: None,
             start_deadline: Duration::from_secs(60),
             timeouts: Timeouts::default(),
         }

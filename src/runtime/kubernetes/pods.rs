@@ -499,6 +499,17 @@ pub(super) fn manifest(
         namespace: Some(namespace.to_string()),
         labels: Some(labels.clone()),
         annotations: Some(annotations),
+        // No blockOwnerDeletion: it would need `update` on the owner's
+        // finalizers.
+        owner_references: options.owner.as_ref().map(|(owner, uid)| {
+            vec![OwnerReference {
+                api_version: "v1".to_string(),
+                kind: "Pod".to_string(),
+                name: owner.clone(),
+                uid: uid.clone(),
+                ..Default::default()
+            }]
+        }),
         ..Default::default()
     };
     let mut env = Vec::with_capacity(spec.env.len());
