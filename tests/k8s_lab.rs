@@ -504,11 +504,14 @@ fn a_container_over_its_memory_limit_is_reported_oomkilled() {
     lab.block_on(async move {
         let client = lab2.client().await;
         let pods: Api<Pod> = Api::namespaced(client.clone(), &lab2.namespace);
-        // dd fills a 64 MiB buffer; the limit is 16 MiB.
+        // dd fills a 64 MiB buffer; the limit is 16 MiB. The shell outlives
+        // it by a second: when the container's first process itself is
+        // killed, the lab's containerd can miss the OOM event as its shim
+        // exits (seen once: exit 137, reason "Error", no TaskOOM logged).
         let mut pod = busybox_pod(
             &scope,
             "hog",
-            "exec busybox dd if=/dev/zero of=/dev/null bs=64M count=1",
+            "busybox dd if=/dev/zero of=/dev/null bs=64M count=1; code=$?; sleep 1; exit $code",
         );
         let limit = BTreeMap::from([("memory".to_string(), Quantity("16Mi".into()))]);
         pod.spec.as_mut().unwrap().containers[0].resources = Some(ResourceRequirements {
