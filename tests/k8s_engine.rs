@@ -1282,100 +1282,6 @@ fn the_go_sample_runs_as_a_pod_with_its_tls_files_and_reaches_a_devpeer_on_the_n
     });
 }
 
-/// testdata/chaincode/node-shim with its dependencies installed by npm in
-/// the host's nodeenv, in `dir`/node-shim (as tests/swarm_chaincode.rs).
-fn node_shim_with_dependencies(dir: &std::path::Path) -> std::path::PathBuf {
-    let code = dir.join("node-shim");
-    std::fs::create_dir_all(&code).expect("mkdir");
-    for file in ["package.json", "chaincode.js"] {
-        std::fs::copy(
-            common::repo()
-                .join("testdata/chaincode/node-shim")
-                .join(file),
-            code.join(file),
-        )
-        .expect("copy the sample");
-    }
-    let out = std::process::Command::new("docker")
-        .args(["run", "--rm", "-v"])
-        .arg(format!("{}:/w", code.display()))
-        .args([
-            "-w",
-            "/w",
-            "-v",
-            "/etc/ssl/certs/ca-certificates.crt:/etc/ssl/certs/host-ca.crt:ro",
-            "-e",
-            "npm_config_cafile=/etc/ssl/certs/host-ca.crt",
-            common::NODEENV,
-            "npm",
-            "install",
-            "--omit=dev",
-        ])
-        .output()
-        .expect("docker run npm install");
-    assert!(
-        out.status.success(),
-        "npm install on the host engine: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    code
-}
-
-/// A package of every file under `code`, node_modules included (cclaunch's
-/// own packager skips it), as tests/swarm_chaincode.rs makes it.
-fn package_with_node_modules(
-    dir: &std::path::Path,
-    label: &str,
-    code: &std::path::Path,
-) -> Package {
-    fn walk(root: &std::path::Path, dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
-        for entry in std::fs::read_dir(dir).expect("read dir") {
-            let entry = entry.expect("entry");
-            let kind = entry.file_type().expect("file type");
-            if kind.is_dir() {
-                walk(root, &entry.path(), out);
-            } else if kind.is_file() || entry.path().is_file() {
-                out.push(entry.path().strip_prefix(root).unwrap().to_path_buf());
-            }
-        }
-    }
-    let mut files = Vec::new();
-    walk(code, code, &mut files);
-    files.sort();
-    let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(
-        tempfile::tempfile_in(dir).expect("temp file"),
-        flate2::Compression::fast(),
-    ));
-    for rel in files {
-        let data = std::fs::read(code.join(&rel)).expect("read");
-        let mut header = tar::Header::new_ustar();
-        header.set_size(data.len() as u64);
-        header.set_mode(0o100644);
-        header.set_entry_type(tar::EntryType::Regular);
-        tar.append_data(
-            &mut header,
-            std::path::Path::new("src").join(&rel),
-            data.as_slice(),
-        )
-        .expect("append");
-    }
-    let code_tar_gz = tar.into_inner().expect("tar").finish().expect("gzip");
-    let file = dir.join(format!("{label}.tar.gz"));
-    let metadata = Metadata {
-        path: String::new(),
-        kind: "node".to_string(),
-        label: label.to_string(),
-    };
-    package::wrap(
-        &metadata,
-        code_tar_gz,
-        &file,
-        flate2::Compression::default(),
-    )
-    .expect("package");
-    Package::open(&file, Limits::default()).expect("package is valid")
-}
-
 #[test]
 fn a_node_chaincode_on_the_real_shim_registers_with_a_devpeer_over_mutual_tls_and_answers_invokes()
 {
@@ -1384,8 +1290,8 @@ fn a_node_chaincode_on_the_real_shim_registers_with_a_devpeer_over_mutual_tls_an
     };
     let _shared = API_SERVER.read().unwrap_or_else(|p| p.into_inner());
     let dir = tempfile::tempdir().expect("temp dir");
-    let code = node_shim_with_dependencies(dir.path());
-    let package = package_with_node_modules(dir.path(), "k8sshim_1.0", &code);
+    let code = common::node::shim_with_dependencies(dir.path());
+    let package = common::node::package_with_node_modules(dir.path(), "k8sshim_1.0", &code);
     let lab2 = lab.clone();
     lab.block_on(async move {
         let captured = captured();

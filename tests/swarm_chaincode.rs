@@ -29,7 +29,7 @@ use cclaunch::package::{Limits, Metadata, Package};
 use cclaunch::runtime::docker::Docker;
 use cclaunch::runtime::swarm::{names, Swarm, SwarmOptions};
 use common::swarm::Lab;
-use common::{captured, eventually, repo};
+use common::{captured, eventually};
 
 /// A devpeer serving in the hub (mutual TLS), where the workers reach it.
 /// Its server runs on a thread of its own in the hub's namespace; the test
@@ -145,93 +145,6 @@ fn package(dir: &Path, kind: &str, label: &str, path: &str, code: &Path) -> Pack
     Package::open(&file, Limits::default()).expect("package is valid")
 }
 
-/// A package of every file under `code`, node_modules included (cclaunch's
-/// own packager skips it) and a symlink to a file written as that file, as
-/// Fabric's packager does (it opens each path it walks): npm reinstalls a
-/// dependency whose `.bin` link is missing, which needs the network.
-fn package_with_node_modules(dir: &Path, label: &str, code: &Path) -> Package {
-    fn walk(root: &Path, dir: &Path, out: &mut Vec<std::path::PathBuf>) {
-        for entry in std::fs::read_dir(dir).expect("read dir") {
-            let entry = entry.expect("entry");
-            let kind = entry.file_type().expect("file type");
-            if kind.is_dir() {
-                walk(root, &entry.path(), out);
-            } else if kind.is_file() || entry.path().is_file() {
-                out.push(entry.path().strip_prefix(root).unwrap().to_path_buf());
-            }
-        }
-    }
-    let mut files = Vec::new();
-    walk(code, code, &mut files);
-    files.sort();
-    let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(
-        tempfile::tempfile_in(dir).expect("temp file"),
-        flate2::Compression::fast(),
-    ));
-    for rel in files {
-        let data = std::fs::read(code.join(&rel)).expect("read");
-        let mut header = tar::Header::new_ustar();
-        header.set_size(data.len() as u64);
-        header.set_mode(0o100644);
-        header.set_entry_type(tar::EntryType::Regular);
-        tar.append_data(&mut header, Path::new("src").join(&rel), data.as_slice())
-            .expect("append");
-    }
-    let code_tar_gz = tar.into_inner().expect("tar").finish().expect("gzip");
-    let file = dir.join(format!("{label}.tar.gz"));
-    cclaunch::package::wrap(
-        &metadata("node", label, ""),
-        code_tar_gz,
-        &file,
-        flate2::Compression::default(),
-    )
-    .expect("package");
-    Package::open(&file, Limits::default()).expect("package is valid")
-}
-
-/// testdata/chaincode/node-shim with its dependencies installed by npm in
-/// the host's nodeenv (which reaches the npm registry), in `dir`/node-shim.
-fn node_shim_with_dependencies(dir: &Path) -> std::path::PathBuf {
-    let code = dir.join("node-shim");
-    std::fs::create_dir_all(&code).expect("mkdir");
-    for file in ["package.json", "chaincode.js"] {
-        std::fs::copy(
-            repo().join("testdata/chaincode/node-shim").join(file),
-            code.join(file),
-        )
-        .expect("copy the sample");
-    }
-    let started = Instant::now();
-    let out = std::process::Command::new("docker")
-        .args(["run", "--rm", "-v"])
-        .arg(format!("{}:/w", code.display()))
-        .args([
-            "-w",
-            "/w",
-            "-v",
-            "/etc/ssl/certs/ca-certificates.crt:/etc/ssl/certs/host-ca.crt:ro",
-            "-e",
-            "npm_config_cafile=/etc/ssl/certs/host-ca.crt",
-            common::NODEENV,
-            "npm",
-            "install",
-            "--omit=dev",
-        ])
-        .output()
-        .expect("docker run npm install");
-    assert!(
-        out.status.success(),
-        "npm install on the host engine: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(code.join("node_modules/fabric-shim").is_dir());
-    eprintln!(
-        "node-shim: dependencies installed in {:.1?}",
-        started.elapsed()
-    );
-    code
-}
-
 /// The swarm node (`w1`, `w2`, `mgr`) whose task runs `service`.
 fn node_of(lab: &Lab, service: &str) -> String {
     let out = lab.docker(
@@ -273,13 +186,13 @@ async fn a_node_chaincode_on_the_real_shim_registers_over_mutual_tls_from_a_work
     let Some(lab) = Lab::from_env() else { return };
     let _ = captured();
     let dir = tempfile::tempdir().expect("temp dir");
-    let code = node_shim_with_dependencies(dir.path());
+    let code = common::node::shim_with_dependencies(dir.path());
     let images = Instant::now();
     lab.images(&["nodeenv"]);
     eprintln!("nodeenv on the manager in {:.1?}", images.elapsed());
     let peer = common::unique_peer("swarmnode").to_lowercase();
     let launcher = launcher(&lab, &peer).await;
-    let package = package_with_node_modules(dir.path(), "swarmshim_1.0", &code);
+    let package = common::node::package_with_node_modules(dir.path(), "swarmshim_1.0", &code);
 
     let built = Instant::now();
     let progress = std::sync::Mutex::new(Vec::<String>::new());
@@ -447,10 +360,10 @@ async fn a_go_chaincode_with_vendored_grpc_registers_over_mutual_tls_from_a_work
 async fn try_runs_a_chaincode_on_a_worker_against_a_devpeer_listening_where_the_workers_reach_it() {
     let Some(lab) = Lab::from_env() else { return };
     let dir = tempfile::tempdir().expect("temp dir");
-    let code = node_shim_with_dependencies(dir.path());
+    let code = common::node::shim_with_dependencies(dir.path());
     lab.images(&["nodeenv"]);
     let peer = common::unique_peer("swarmtry").to_lowercase();
-    let package = package_with_node_modules(dir.path(), "swarmtry_1.0", &code);
+    let package = common::node::package_with_node_modules(dir.path(), "swarmtry_1.0", &code);
     let file = dir.path().join("swarmtry_1.0.tar.gz");
     let listen = format!("{}:0", lab.hub_addr);
     let mut command = lab.hub_command(env!("CARGO_BIN_EXE_cclaunch"));

@@ -9,6 +9,7 @@ pub mod engine_proxy;
 pub mod grpc;
 pub mod k8s;
 pub mod mutate;
+pub mod node;
 pub mod sidecar;
 pub mod swarm;
 
