@@ -11,6 +11,7 @@
 //! container is named, how its files ([`File`]) reach it, how its output is
 //! read. Nothing here knows of the launcher or of output lines.
 
+pub mod dns_label;
 pub mod docker;
 #[cfg(test)]
 pub mod fake;

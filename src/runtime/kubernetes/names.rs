@@ -21,37 +21,16 @@ const MAX_NAME: usize = 63;
 /// Hex digits of sha256 that end a Pod name, or make a hashed label value:
 /// 64 bits, so distinct names meet only by a collision nobody will see.
 const HASH_HEX: usize = 16;
-/// The readable prefix: what is left of a DNS label after `-` and the hash.
-const PREFIX: usize = MAX_NAME - 1 - HASH_HEX;
 
 fn hash(text: &[u8]) -> String {
     hex::encode(Sha256::digest(text))[..HASH_HEX].to_string()
 }
 
 /// The Pod (and Secret) name of Fabric's container name `container`: the
-/// same for the same name, a valid DNS label for any name. Lower case, each
-/// run of characters outside `[a-z0-9]` one `-`, cut to 46 characters, then
-/// `-` and 16 hex digits of sha256 of the unchanged name.
+/// same for the same name, a valid DNS label for any name
+/// (`runtime::dns_label`, as a swarm service is named).
 pub fn pod_name(container: &str) -> String {
-    let mut prefix = String::new();
-    for c in container.chars() {
-        let c = c.to_ascii_lowercase();
-        if c.is_ascii_lowercase() || c.is_ascii_digit() {
-            prefix.push(c);
-        } else if !prefix.is_empty() && !prefix.ends_with('-') {
-            prefix.push('-');
-        }
-        if prefix.len() == PREFIX {
-            break;
-        }
-    }
-    let prefix = prefix.trim_end_matches('-');
-    let hash = hash(container.as_bytes());
-    if prefix.is_empty() {
-        format!("cc-{hash}")
-    } else {
-        format!("{prefix}-{hash}")
-    }
+    crate::runtime::dns_label::of(container)
 }
 
 /// Whether `value` is a valid label value as it stands.
@@ -149,58 +128,6 @@ pub fn unescape(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn is_dns_label(name: &str) -> bool {
-        !name.is_empty()
-            && name.len() <= 63
-            && name
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-            && !name.starts_with('-')
-            && !name.ends_with('-')
-    }
-
-    #[test]
-    fn pod_names_are_dns_labels_whatever_fabric_named_the_container() {
-        let long = "dev-peer0.org1.example.com-".to_string() + &"x".repeat(200);
-        for name in [
-            "dev-peer0.org1.example.com-mycc_1.0-3a7f",
-            "Net_Peer-MYCC:1.0",
-            "___",
-            "",
-            "-a-",
-            "ü-ñ-é",
-            long.as_str(),
-            "a------b",
-        ] {
-            let pod = pod_name(name);
-            assert!(is_dns_label(&pod), "{name:?} -> {pod:?}");
-        }
-    }
-
-    #[test]
-    fn a_pod_name_keeps_a_readable_prefix_and_is_stable() {
-        let name = "dev-jdoe-mycc_1.0-3a7f0c9b1e2d";
-        let pod = pod_name(name);
-        assert!(pod.starts_with("dev-jdoe-mycc-1-0-3a7f0c9b1e2d-"), "{pod}");
-        assert_eq!(pod.len(), "dev-jdoe-mycc-1-0-3a7f0c9b1e2d-".len() + 16);
-        assert_eq!(pod_name(name), pod);
-        let long = pod_name(&format!("dev-jdoe-mycc_1.0-{}", "3a7f".repeat(16)));
-        assert_eq!(long.len(), 63);
-        assert!(long.starts_with("dev-jdoe-mycc-1-0-3a7f3a7f"), "{long}");
-    }
-
-    #[test]
-    fn names_that_sanitise_alike_get_distinct_pods() {
-        let long = "a".repeat(100);
-        for (a, b) in [
-            ("peer0-cc_1", "peer0-cc.1"),
-            ("Peer0-cc", "peer0-cc"),
-            (&long[..90], &long[..91]),
-        ] {
-            assert_ne!(pod_name(a), pod_name(b), "{a} / {b}");
-        }
-    }
 
     #[test]
     fn label_values_are_kept_when_valid_and_hashed_when_not() {
