@@ -106,6 +106,36 @@ impl Peer {
         package
     }
 
+    /// A chaincode printing `tick 1` ... `tick N` a tenth of a second apart,
+    /// then `done`.
+    async fn ticker(&self, n: u32) -> Package {
+        let script = format!(
+            "i=0\nwhile [ $i -lt {n} ]; do i=$((i+1)); echo \"tick $i\"; sleep 0.1; done\necho done\n"
+        );
+        self.chaincode("ticker", &script).await
+    }
+
+    /// [`Peer::ticker`] started through the launcher, once its tenth line
+    /// is mirrored: the package and the logger its lines go to.
+    async fn ticking(&self, n: u32, captured: &common::Captured) -> (Package, String) {
+        let package = self.ticker(n).await;
+        let started = self
+            .launcher
+            .start(request(&package.id, None))
+            .await
+            .expect("start");
+        let target = format!("peer.chaincode.{}", started.container);
+        assert!(
+            eventually(POD_LIMIT, || captured
+                .for_target(&target)
+                .contains(&"tick 10".to_string()))
+            .await,
+            "{:?}",
+            captured.for_target(&target)
+        );
+        (package, target)
+    }
+
     /// `package` built by the Docker engine and imported into the lab.
     async fn import(&self, package: &Package) {
         let built = self
@@ -538,26 +568,7 @@ fn a_new_launcher_resumes_the_mirror_with_no_line_lost_or_repeated() {
     lab.block_on(async move {
         let captured = captured();
         let first = Peer::new(&lab2, "resume", &[]).await;
-        let package = first
-            .chaincode(
-                "ticker",
-                "i=0\nwhile [ $i -lt 80 ]; do i=$((i+1)); echo tick $i; sleep 0.1; done\necho done\n",
-            )
-            .await;
-        let started = first
-            .launcher
-            .start(request(&package.id, None))
-            .await
-            .expect("start");
-        let target = format!("peer.chaincode.{}", started.container);
-        assert!(
-            eventually(POD_LIMIT, || captured
-                .for_target(&target)
-                .contains(&"tick 10".to_string()))
-            .await,
-            "{:?}",
-            captured.for_target(&target)
-        );
+        let (package, target) = first.ticking(80, &captured).await;
         // The sidecar goes away (its checkpoint written) while the
         // chaincode goes on; a new one resumes.
         first.launcher.stop_mirrors().await;
@@ -587,7 +598,10 @@ fn a_new_launcher_resumes_the_mirror_with_no_line_lost_or_repeated() {
         let mut expected: Vec<String> = (1..=80).map(|i| format!("tick {i}")).collect();
         expected.push("done".to_string());
         let lines = captured.for_target(&target);
-        assert_eq!(lines, expected, "mirrored {at_stop} lines before the restart");
+        assert_eq!(
+            lines, expected,
+            "mirrored {at_stop} lines before the restart"
+        );
         eprintln!(
             "resume: {at_stop} lines before the restart, {} after",
             lines.len() - at_stop
@@ -1021,12 +1035,7 @@ fn a_restarted_sidecar_on_kubernetes_resumes_its_mirror_with_no_line_lost_or_rep
     let lab2 = lab.clone();
     lab.block_on(async move {
         let peer = Peer::new(&lab2, "serve", &[]).await;
-        let package = peer
-            .chaincode(
-                "ticker",
-                "i=0\nwhile [ $i -lt 100 ]; do i=$((i+1)); echo \"tick $i\"; sleep 0.1; done\necho done\n",
-            )
-            .await;
+        let package = peer.ticker(100).await;
         let socket = peer.dir.path().join("run/cclaunch.sock");
         let mut first = Sidecar::spawn(&peer, &socket);
         let mut client = common::grpc::launcher(&socket).await;
@@ -1136,24 +1145,7 @@ fn an_api_server_that_stops_answering_is_a_clear_error_and_the_mirror_carries_on
             ],
         )
         .await;
-        let package = peer
-            .chaincode(
-                "ticker",
-                "i=0\nwhile [ $i -lt 150 ]; do i=$((i+1)); echo \"tick $i\"; sleep 0.1; done\necho done\n",
-            )
-            .await;
-        let started = peer
-            .launcher
-            .start(request(&package.id, None))
-            .await
-            .expect("start");
-        let target = format!("peer.chaincode.{}", started.container);
-        assert!(
-            eventually(POD_LIMIT, || captured
-                .for_target(&target)
-                .contains(&"tick 10".to_string()))
-            .await
-        );
+        let (package, target) = peer.ticking(150, &captured).await;
 
         let frozen = Frozen::api_server(&lab2);
         let t = Instant::now();
@@ -1166,7 +1158,9 @@ fn an_api_server_that_stops_answering_is_a_clear_error_and_the_mirror_carries_on
         let list_ms = t.elapsed().as_millis();
         assert!(health.contains("timed out after 2 s"), "{health}");
         assert!(listed.contains("timed out after 3 s"), "{listed}");
-        eprintln!("API server frozen: health in {health_ms} ms: {health}; list in {list_ms} ms: {listed}");
+        eprintln!(
+            "API server frozen: health in {health_ms} ms: {health}; list in {list_ms} ms: {listed}"
+        );
         drop(frozen);
 
         // It recovers: health, and the mirror goes on to the end with no
