@@ -68,13 +68,16 @@ images: engine
 ## (build: the package section runs the release cclaunch binary.)
 ## The fleet section (1,000 chaincodes under one sidecar) takes ~25 min here:
 ## BENCH_FLEET chaincodes, BENCH_STEADY_SECS of steady output. The swarm
-## section runs on its own, on a lab that tests/cluster/with-swarm.sh makes.
+## section runs on its own, on a lab that tests/cluster/with-swarm.sh makes;
+## the Kubernetes one (32 chaincodes at once there and on Docker) is a
+## measuring test run on the Kubernetes lab.
 BENCH_FLEET ?= 1000
 BENCH_STEADY_SECS ?= 600
-bench: engine images build swarm-deps
+bench: engine images build swarm-deps k8s-deps
 	CCLAUNCH_BENCH_FLEET=$(BENCH_FLEET) CCLAUNCH_BENCH_STEADY_SECS=$(BENCH_STEADY_SECS) \
 	  $(CARGO) run --release --example bench
 	tests/cluster/with-swarm.sh $(CARGO) run --release --example bench -- swarm
+	tests/cluster/with-k8s.sh $(CARGO) test --test k8s_engine -- --ignored --nocapture thirty_two
 
 ## Long fuzz runs (stable toolchain): the package reader, then the sidecar's
 ## gRPC handlers, FUZZ_SECONDS each; FUZZ_SEED replays a run (its seed is
