@@ -1320,19 +1320,7 @@ fn a_node_chaincode_on_the_real_shim_registers_with_a_devpeer_over_mutual_tls_an
             "node chaincode registered {:.1?} after its start call",
             t.elapsed()
         );
-        let call = |args: &[&str]| {
-            let (peer, id) = (devpeer.clone(), package.id.clone());
-            let args: Vec<Vec<u8>> = args.iter().map(|a| a.as_bytes().to_vec()).collect();
-            async move {
-                peer.invoke(&id, "mychannel", args, false, Duration::from_secs(30))
-                    .await
-                    .expect("answered")
-            }
-        };
-        let put = call(&["put", "k1", "v1"]).await;
-        assert_eq!(put.status, 200, "{}", put.message);
-        let get = call(&["get", "k1"]).await;
-        assert_eq!((get.status, get.payload.as_slice()), (200, &b"v1"[..]));
+        common::assert_put_get(&devpeer, &package.id).await;
         assert!(
             eventually(Duration::from_secs(30), || captured
                 .for_target(&target)

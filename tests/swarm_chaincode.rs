@@ -229,21 +229,8 @@ async fn a_node_chaincode_on_the_real_shim_registers_over_mutual_tls_from_a_work
     let node = node_of(&lab, &service);
     assert!(matches!(node.as_str(), "w1" | "w2"), "ran on {node}");
 
-    let call = |args: &[&str]| {
-        let peer = hub.peer.clone();
-        let id = package.id.clone();
-        let args: Vec<Vec<u8>> = args.iter().map(|a| a.as_bytes().to_vec()).collect();
-        async move {
-            peer.invoke(&id, "mychannel", args, false, Duration::from_secs(30))
-                .await
-                .expect("answered")
-        }
-    };
-    let put = call(&["put", "k1", "v1"]).await;
-    assert_eq!(put.status, 200, "{}", put.message);
-    let get = call(&["get", "k1"]).await;
-    assert_eq!((get.status, get.payload.as_slice()), (200, &b"v1"[..]));
-    let nope = call(&["nope"]).await;
+    common::assert_put_get(&hub.peer, &package.id).await;
+    let nope = common::invoke(&hub.peer, &package.id, &["nope"]).await;
     assert_eq!(nope.status, 500, "an unknown function is an error status");
     assert!(
         eventually(Duration::from_secs(30), || lines_of(&running.container)
@@ -314,21 +301,8 @@ async fn a_go_chaincode_with_vendored_grpc_registers_over_mutual_tls_from_a_work
     let node = node_of(&lab, &names::service_name(&running.container));
     assert!(matches!(node.as_str(), "w1" | "w2"), "ran on {node}");
 
-    let call = |args: &[&str]| {
-        let peer = hub.peer.clone();
-        let id = package.id.clone();
-        let args: Vec<Vec<u8>> = args.iter().map(|a| a.as_bytes().to_vec()).collect();
-        async move {
-            peer.invoke(&id, "mychannel", args, false, Duration::from_secs(30))
-                .await
-                .expect("answered")
-        }
-    };
-    let put = call(&["put", "k1", "v1"]).await;
-    assert_eq!(put.status, 200, "{}", put.message);
-    let get = call(&["get", "k1"]).await;
-    assert_eq!((get.status, get.payload.as_slice()), (200, &b"v1"[..]));
-    let nope = call(&["nope"]).await;
+    common::assert_put_get(&hub.peer, &package.id).await;
+    let nope = common::invoke(&hub.peer, &package.id, &["nope"]).await;
     assert_eq!(
         (nope.status, nope.message.as_str()),
         (500, "unknown function nope")

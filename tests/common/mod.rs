@@ -539,3 +539,25 @@ impl Pki {
         }
     }
 }
+
+/// `args` invoked on chaincode `id` through devpeer `peer` on mychannel:
+/// what the chaincode answered (an error if it did not within 30 s).
+pub async fn invoke(
+    peer: &cclaunch::devpeer::DevPeer,
+    id: &str,
+    args: &[&str],
+) -> cclaunch::devpeer::Response {
+    let args: Vec<Vec<u8>> = args.iter().map(|a| a.as_bytes().to_vec()).collect();
+    peer.invoke(id, "mychannel", args, false, Duration::from_secs(30))
+        .await
+        .expect("answered")
+}
+
+/// The round trip every registering sample answers: `put k1 v1`, then
+/// `get k1` reads `v1` back.
+pub async fn assert_put_get(peer: &cclaunch::devpeer::DevPeer, id: &str) {
+    let put = invoke(peer, id, &["put", "k1", "v1"]).await;
+    assert_eq!(put.status, 200, "{}", put.message);
+    let get = invoke(peer, id, &["get", "k1"]).await;
+    assert_eq!((get.status, get.payload.as_slice()), (200, &b"v1"[..]));
+}
