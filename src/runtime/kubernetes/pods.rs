@@ -175,14 +175,7 @@ impl Kubernetes {
             .await;
         if let Err(e) = made {
             // Its container waits for the Secret and never ran: no grace.
-            let params = DeleteParams {
-                grace_period_seconds: Some(0),
-                preconditions: Some(Preconditions {
-                    uid: Some(uid),
-                    resource_version: None,
-                }),
-                ..Default::default()
-            };
+            let params = only(&uid, 0);
             let deleted = self
                 .call(
                     "delete the pod without its secret of",
@@ -204,14 +197,7 @@ impl Kubernetes {
     pub(super) async fn remove_container(&self, container: &str) -> Result<(), Error> {
         let found = self.found(container).await?;
         let target = found.target();
-        let params = DeleteParams {
-            grace_period_seconds: Some(self.options.grace_seconds),
-            preconditions: Some(Preconditions {
-                uid: Some(found.uid.clone()),
-                resource_version: None,
-            }),
-            ..Default::default()
-        };
+        let params = only(&found.uid, self.options.grace_seconds);
         let deleted = self
             .call(
                 "delete pod of",
@@ -262,14 +248,7 @@ impl Kubernetes {
                 Some(pod) if pod.metadata.uid.as_deref() == Some(found.uid.as_str()) => {
                     if !forced && !runs(&pod) {
                         forced = true;
-                        let params = DeleteParams {
-                            grace_period_seconds: Some(0),
-                            preconditions: Some(Preconditions {
-                                uid: Some(found.uid.clone()),
-                                resource_version: None,
-                            }),
-                            ..Default::default()
-                        };
+                        let params = only(&found.uid, 0);
                         let deleted = self
                             .call(
                                 "finish the deletion of",
@@ -624,6 +603,19 @@ pub(super) fn manifest(
         ..Default::default()
     });
     Ok((pod, secret))
+}
+
+/// A deletion of the Pod with `uid` and no other (a newer Pod of the same
+/// name fails the precondition), with `grace_seconds` to stop.
+fn only(uid: &str, grace_seconds: u32) -> DeleteParams {
+    DeleteParams {
+        grace_period_seconds: Some(grace_seconds),
+        preconditions: Some(Preconditions {
+            uid: Some(uid.to_string()),
+            resource_version: None,
+        }),
+        ..Default::default()
+    }
 }
 
 #[cfg(test)]
