@@ -157,11 +157,7 @@ impl Kubernetes {
                 // Deleted: its output is gone with it.
                 Ok(_) => return Ok(()),
                 Err(e) => {
-                    failures += 1;
-                    if failures >= ATTEMPTS {
-                        return Err(e);
-                    }
-                    tokio::time::sleep(POLL * failures).await;
+                    tokio::time::sleep(backoff(&mut failures, e)?).await;
                     continue;
                 }
             };
@@ -205,11 +201,7 @@ impl Kubernetes {
                 Err(e) => {
                     // A 400 is a container between states; anything else
                     // may pass (the API server restarting).
-                    failures += 1;
-                    if failures >= ATTEMPTS {
-                        return Err(e);
-                    }
-                    tokio::time::sleep(POLL * failures).await;
+                    tokio::time::sleep(backoff(&mut failures, e)?).await;
                     continue;
                 }
             };
@@ -271,6 +263,16 @@ impl Kubernetes {
             }
         }
     }
+}
+
+/// One more failed call of a log reader: how long to pause before trying
+/// again (longer each time), or the error once it failed [`ATTEMPTS`] times.
+fn backoff(failures: &mut u32, e: Error) -> Result<std::time::Duration, Error> {
+    *failures += 1;
+    if *failures >= ATTEMPTS {
+        return Err(e);
+    }
+    Ok(POLL * *failures)
 }
 
 #[cfg(test)]
