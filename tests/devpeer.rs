@@ -37,6 +37,18 @@ fn options(tls: bool, calls: &[&[&str]]) -> Options {
     }
 }
 
+/// Each answer of a `try` as (status, payload as text).
+fn answers(outcome: &tryout::Outcome) -> Vec<(i32, String)> {
+    outcome
+        .responses
+        .iter()
+        .map(|(_, r)| {
+            let r = r.as_ref().expect("answered");
+            (r.status, String::from_utf8_lossy(&r.payload).into_owned())
+        })
+        .collect()
+}
+
 fn lines_of(container: &str) -> Vec<String> {
     captured().for_target(&format!("peer.chaincode.{container}"))
 }
@@ -151,14 +163,7 @@ async fn shim_flow(tls: bool) {
     )
     .await
     .expect("try");
-    let payloads: Vec<(i32, String)> = outcome
-        .responses
-        .iter()
-        .map(|(_, r)| {
-            let r = r.as_ref().expect("answered");
-            (r.status, String::from_utf8_lossy(&r.payload).into_owned())
-        })
-        .collect();
+    let payloads = answers(&outcome);
     assert_eq!(
         payloads[..4],
         [
@@ -212,14 +217,7 @@ async fn go_shim_chaincode_registers_over_mutual_tls_and_keeps_state() {
         .await
         .expect("try");
     let tried = began.elapsed();
-    let answers: Vec<(i32, String)> = outcome
-        .responses
-        .iter()
-        .map(|(_, r)| {
-            let r = r.as_ref().expect("answered");
-            (r.status, String::from_utf8_lossy(&r.payload).into_owned())
-        })
-        .collect();
+    let answers = answers(&outcome);
     assert_eq!(
         answers[..6],
         [
