@@ -22,7 +22,7 @@ fail() { echo "k8s-up $PFX: $*" >&2; exit 1; }
 
 # --- preflight: nothing is made before these pass ------------------------------------------------
 [ "$(id -u)" = 0 ] || fail "needs root (namespaces, cgroups, mounts)"
-for c in ip nsenter unshare setsid openssl etcd containerd containerd-shim-runc-v2 runc ctr; do
+for c in ip nsenter unshare setsid openssl etcd containerd containerd-shim-runc-v2 runc ctr docker-registry socat curl; do
   command -v "$c" >/dev/null || fail "'$c' not found (tests/cluster/k8s-deps.sh installs it)"
 done
 [ -x /usr/lib/cni/bridge ] && [ -x /usr/lib/cni/host-local ] || fail "CNI plugins not in /usr/lib/cni (k8s-deps.sh)"
@@ -34,6 +34,8 @@ longest="$LAB/containerd/containerd.sock.ttrpc"
 [ ! -e "$NETNS_PATH" ] || fail "netns $NETNS exists: a lab is running or was left (tests/cluster/k8s-down.sh)"
 [ -z "$(cgroup_dirs)" ] || fail "cgroup /$PFX exists: a lab is running or was left (k8s-down.sh)"
 [ ! -e "$LAB" ] || [ -z "$(ls -A "$LAB")" ] || fail "$LAB is not empty (k8s-down.sh)"
+! (exec 3<>"/dev/tcp/${REGISTRY%:*}/${REGISTRY#*:}") 2>/dev/null \
+  || fail "$REGISTRY (the lab registry's address on the host) is taken: set CCLAUNCH_K8S_REGISTRY_PORT"
 
 on_exit() {
   local rc=$?
@@ -48,7 +50,7 @@ if [ -n "${CCLAUNCH_K8S_TMPFS:-}" ]; then
   mount -t tmpfs -o "size=$CCLAUNCH_K8S_TMPFS,mode=0755" "cclaunch-k8s-$PFX" "$LAB"
 fi
 touch "$MARKER"
-mkdir -p "$LAB"/{logs,images,containerd,etcd,kubelet,cni/net.d,cni/ipam}
+mkdir -p "$LAB"/{logs,images,containerd,etcd,kubelet,cni/net.d,cni/ipam,registry/data}
 : > "$LAB/pids"
 
 # --- the network namespace: loopback only ---------------------------------------------------------
@@ -148,7 +150,22 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
     bin_dir = "/usr/lib/cni"
     conf_dir = "$LAB/cni/net.d"
   [plugins."io.containerd.grpc.v1.cri".registry]
-    config_path = "$LAB/containerd/no-registries"
+    config_path = "$LAB/containerd/registries"
+EOF
+# The one registry the lab's containerd knows: the lab registry, plain HTTP.
+mkdir -p "$LAB/containerd/registries/$REGISTRY"
+cat > "$LAB/containerd/registries/$REGISTRY/hosts.toml" <<EOF
+server = "http://$REGISTRY"
+[host."http://$REGISTRY"]
+  capabilities = ["pull", "resolve"]
+EOF
+cat > "$LAB/registry/config.yml" <<EOF
+version: 0.1
+log: {level: warn, accesslog: {disabled: true}}
+storage:
+  filesystem: {rootdirectory: $LAB/registry/data}
+  delete: {enabled: true}
+http: {addr: "$REGISTRY"}
 EOF
 # Pods on the pod network: a bridge inside the lab's namespace, its address
 # the pods' gateway; no masquerade, and the namespace has no route out.
@@ -217,9 +234,22 @@ start etcd etcd --name "$PFX" --data-dir "$LAB/etcd/data" \
   --listen-client-urls http://127.0.0.1:2379 --advertise-client-urls http://127.0.0.1:2379 \
   --listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 \
   --initial-cluster "$PFX=http://127.0.0.1:2380" --listen-metrics-urls http://127.0.0.1:2381
+# The registry in the lab; its bridge: the lab's end takes connections on a
+# unix socket (which crosses network namespaces) to the registry, the host's
+# end takes the same address on the host's loopback to that socket. The
+# host's end is in the lab's cgroup (k8s-down.sh ends it), not its netns.
+start registry docker-registry serve "$LAB/registry/config.yml"
+start registry-bridge socat "UNIX-LISTEN:$LAB/registry/bridge.sock,fork,mode=600" "TCP:$REGISTRY"
+(
+  join_cgroup
+  exec setsid socat "TCP-LISTEN:${REGISTRY#*:},bind=${REGISTRY%:*},fork,reuseaddr" "UNIX-CONNECT:$LAB/registry/bridge.sock"
+) </dev/null >>"$LAB/logs/registry-bridge-host.log" 2>&1 &
+echo $! > "$LAB/registry/bridge.pid"
 wait_until 30 "containerd answering (log: $LAB/logs/containerd.log)" lab_ctr version
 lab_ctr images import "$LAB/images/pause.tar" >/dev/null
-step "containerd and etcd started, pause image imported"
+registry_up() { curl -fsS --max-time 2 "http://$REGISTRY/v2/" && in_ns curl -fsS --max-time 2 "http://$REGISTRY/v2/"; }
+wait_until 30 "registry $REGISTRY answering on the host and in the lab (logs: $LAB/logs/registry*.log)" registry_up
+step "containerd, etcd and the registry started, pause image imported"
 
 # --- control plane --------------------------------------------------------------------------------
 P=$LAB/pki
@@ -287,7 +317,9 @@ step "namespace $NAMESPACE, service account cclaunch"
 
 # --- every process of the lab is in its network namespace ------------------------------------------
 want=$(stat -L -c %i "$NETNS_PATH")
+bridge=$(cat "$LAB/registry/bridge.pid")
 for p in $(lab_pids); do
+  [ "$p" != "$bridge" ] || continue
   got=$(stat -L -c %i "/proc/$p/ns/net" 2>/dev/null) || continue
   [ "$got" = "$want" ] || fail "pid $p ($(tr '\0' ' ' < "/proc/$p/cmdline" | cut -c1-60)) is outside netns $NETNS"
 done
@@ -303,5 +335,6 @@ export CCLAUNCH_K8S_NAMESPACE=$NAMESPACE
 export CCLAUNCH_K8S_BIN=$BIN
 export CCLAUNCH_K8S_CONTAINERD=$LAB/containerd/containerd.sock
 export CCLAUNCH_K8S_POD_GATEWAY=$POD_NET.1
+export CCLAUNCH_K8S_REGISTRY=$REGISTRY
 EOF
 step "up: $(lab_pids | wc -l) processes in netns $NETNS (. $LAB/env.sh)"

@@ -31,6 +31,9 @@
 #   pki/                 CA, serving and client certificates, service-account key
 #   admin.kubeconfig     cluster admin (system:masters)
 #   cclaunch.kubeconfig  the service account cclaunch/cclaunch (a Role on its namespace)
+#   registry/            the lab registry's config, data, and the bridge's socket;
+#                        bridge.pid: the host end of the bridge, the one process
+#                        of the lab outside its network namespace (in its cgroup)
 #   kc/                  the components' kubeconfigs
 #   containerd/ etcd/ kubelet/ cni/ host/   daemon state
 #   logs/                one log per daemon
@@ -52,6 +55,11 @@ SERVICE_NET=10.97.0
 API=https://127.0.0.1:6443
 NODE=127.0.0.1                   # node name; the kubelet takes it as its address
 NAMESPACE=cclaunch               # the tests' namespace, and the service account's
+# The lab registry (Debian's docker-registry) on the lab's loopback, and the
+# same address on the host's loopback: a bridge through a unix socket, so the
+# host's Docker engine pushes what it builds and the lab's containerd pulls it
+# by the one name. Traffic goes host -> lab only: the lab has no way out.
+REGISTRY=127.0.0.1:${CCLAUNCH_K8S_REGISTRY_PORT:-5099}
 K8S_VERSION=v1.20.2
 DEB_VERSION=1.20.5+really1.20.2-1.1+deb12u1
 # Debian's pause-like sandbox image does not exist: the lab makes one from the

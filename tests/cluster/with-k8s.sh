@@ -19,6 +19,8 @@
 #   CCLAUNCH_K8S_CONTAINERD      the lab containerd's socket (k8s-images.sh)
 #   CCLAUNCH_K8S_POD_GATEWAY     10.98.0.1: the pod bridge, reachable from pods
 #                                on the pod network
+#   CCLAUNCH_K8S_REGISTRY        127.0.0.1:5099, the lab registry: the host's
+#                                Docker engine pushes there, the lab pulls
 #   CCLAUNCH_K8S_LAB, CCLAUNCH_K8S_PREFIX   the lab directory, the name prefix
 # CCLAUNCH_K8S_TMPFS=SIZE keeps the lab in memory (k8s-up.sh).
 #
