@@ -316,3 +316,62 @@ async fn bad_calls_get_status_codes_that_say_what_is_wrong() {
         .unwrap_err();
     assert_eq!(wait.code(), Code::NotFound);
 }
+
+/// A Stop whose caller gives up midway (the external builder's `run` has 4 s
+/// before the peer kills it) is finished by the sidecar all the same: the
+/// container is removed, not left stopped. The engine here takes 2 s to
+/// answer the stop, the first of the stop's three calls; the caller gives
+/// up after 0.5 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_whose_caller_gives_up_midway_is_finished_all_the_same() {
+    use common::engine_proxy::{EngineProxy, Verdict};
+    let env = Env::new("apigone", &[("CORE_CHAINCODE_NODE_RUNTIME", SHENV)]).await;
+    let proxy = EngineProxy::judging(&EngineProxy::upstream(), |method, path| {
+        if method == "POST" && path.contains("/containers/") && path.contains("/stop") {
+            Verdict::Delay(Duration::from_secs(2))
+        } else {
+            Verdict::Forward
+        }
+    });
+    let socket = env.dir.path().join("run/cclaunch.sock");
+    let _child = common::serve_command(&env, &["--socket", socket.to_str().unwrap()])
+        .env("CORE_VM_ENDPOINT", proxy.endpoint())
+        .spawn()
+        .expect("spawn cclaunch serve");
+    let mut client = LauncherClient::new(connect(&socket).await);
+    let package = env.shell_package("apigone", "echo up\nsleep 60\n");
+    let path = pb::BuildRequest {
+        source: Some(Source::Path(package.file.display().to_string())),
+    };
+    build(&mut client, vec![path]).await.expect("build");
+    let started = client
+        .start(pb::StartRequest {
+            package_id: package.id.clone(),
+            peer_address: "127.0.0.1:7052".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("start")
+        .into_inner();
+    let gave_up = tokio::time::timeout(
+        Duration::from_millis(500),
+        client.stop(pb::ChaincodeRef {
+            package_id: package.id.clone(),
+        }),
+    )
+    .await;
+    assert!(gave_up.is_err(), "the stop answered within 0.5 s");
+    let exists = || {
+        std::process::Command::new("docker")
+            .args(["container", "inspect", &started.container])
+            .output()
+            .expect("docker")
+            .status
+            .success()
+    };
+    assert!(
+        common::eventually(Duration::from_secs(20), || !exists()).await,
+        "container {} left behind by a stop whose caller went away",
+        started.container
+    );
+}

@@ -184,6 +184,19 @@ fn until_shutdown<T: Send + 'static>(
     ))
 }
 
+/// Runs a start or stop to its end even when its caller goes away: a caller
+/// that times out (the external builder's `run` has 4 s to stop chaincode
+/// before the peer kills it) must not leave a container half made or half
+/// removed. Its outcome goes to the caller if it is still there.
+async fn detached<T: Send + 'static>(
+    work: impl std::future::Future<Output = Result<T, crate::launch::Error>> + Send + 'static,
+) -> Result<T, Status> {
+    match tokio::spawn(work).await {
+        Ok(outcome) => outcome.map_err(|e| wire::status(&e)),
+        Err(e) => Err(Status::internal(format!("the call ended abnormally: {e}"))),
+    }
+}
+
 /// Build progress a Build caller has not read yet (bytes); lines beyond it
 /// are dropped and counted, never stages or the outcome.
 const BUILD_STREAM_BUFFER: usize = 256 << 10;
@@ -278,11 +291,8 @@ impl LauncherApi for Api {
         request: Request<pb::StartRequest>,
     ) -> Result<Response<pb::StartResponse>, Status> {
         let request = wire::from_start_request(request.into_inner())?;
-        let started = self
-            .launch
-            .start(request)
-            .await
-            .map_err(|e| wire::status(&e))?;
+        let launch = self.launch.clone();
+        let started = detached(async move { launch.start(request).await }).await?;
         Ok(Response::new(wire::started(started)))
     }
 
@@ -291,7 +301,8 @@ impl LauncherApi for Api {
         request: Request<pb::ChaincodeRef>,
     ) -> Result<Response<pb::StopResponse>, Status> {
         let id = request.into_inner().package_id;
-        let container = self.launch.stop(&id).await.map_err(|e| wire::status(&e))?;
+        let launch = self.launch.clone();
+        let container = detached(async move { launch.stop(&id).await }).await?;
         Ok(Response::new(pb::StopResponse { container }))
     }
 

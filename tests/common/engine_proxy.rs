@@ -9,8 +9,16 @@ use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 
-/// Decides from a request's method and path whether it is forwarded.
-pub type Rule = dyn Fn(&str, &str) -> bool + Send + Sync;
+/// What the proxy does with a request, from its method and path.
+pub enum Verdict {
+    Forward,
+    /// Forwarded after this long: an engine slow to answer.
+    Delay(std::time::Duration),
+    /// Read and never answered.
+    Hold,
+}
+
+type Rule = dyn Fn(&str, &str) -> Verdict + Send + Sync;
 
 pub struct EngineProxy {
     socket: PathBuf,
@@ -26,11 +34,25 @@ impl EngineProxy {
         upstream: &Path,
         forward: impl Fn(&str, &str) -> bool + Send + Sync + 'static,
     ) -> EngineProxy {
+        EngineProxy::judging(upstream, move |method, path| {
+            if forward(method, path) {
+                Verdict::Forward
+            } else {
+                Verdict::Hold
+            }
+        })
+    }
+
+    /// Listens on a fresh socket; `judge` says what becomes of each request.
+    pub fn judging(
+        upstream: &Path,
+        judge: impl Fn(&str, &str) -> Verdict + Send + Sync + 'static,
+    ) -> EngineProxy {
         let dir = tempfile::tempdir().expect("temp dir");
         let socket = dir.path().join("engine.sock");
         let listener = UnixListener::bind(&socket).expect("bind the proxy socket");
         let held = Arc::new(Mutex::new(Vec::new()));
-        let rule: Arc<Rule> = Arc::new(forward);
+        let rule: Arc<Rule> = Arc::new(judge);
         let upstream = upstream.to_path_buf();
         let task = tokio::spawn({
             let held = held.clone();
@@ -101,11 +123,15 @@ async fn relay(
     let request_line = text.lines().next().unwrap_or_default().to_string();
     let mut parts = request_line.split_whitespace();
     let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    if !forward(method, path) {
-        held.lock().unwrap().push(request_line.clone());
-        // Read on, never answer, until the client gives up.
-        while client.read(&mut buf).await? > 0 {}
-        return Ok(());
+    match forward(method, path) {
+        Verdict::Forward => {}
+        Verdict::Delay(pause) => tokio::time::sleep(pause).await,
+        Verdict::Hold => {
+            held.lock().unwrap().push(request_line.clone());
+            // Read on, never answer, until the client gives up.
+            while client.read(&mut buf).await? > 0 {}
+            return Ok(());
+        }
     }
     let upgrade = text
         .lines()
