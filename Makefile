@@ -49,7 +49,7 @@ swarm-deps:
 ## (docs/TESTING.md). One lab per machine: a second run waits for the first.
 test-k8s: engine k8s-deps
 	testdata/images/make-images.sh busybox shenv toolchain ccenv nodeenv
-	tests/cluster/with-k8s.sh $(CARGO) test --test k8s_lab --test k8s_engine -- --test-threads=4
+	tests/cluster/with-k8s.sh $(CARGO) test --test k8s_lab --test k8s_engine --test k8s_faces -- --test-threads=4
 
 k8s-deps:
 	tests/cluster/k8s-deps.sh

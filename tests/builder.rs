@@ -7,16 +7,12 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use cclaunch::naming::Scope;
-use cclaunch::package::Package;
+use common::builder::{chaincode_json, install, run_ok, text, verb, Layout, Running};
 use common::{Env, SHENV};
-use tokio::io::AsyncBufReadExt;
-
-const BIN: &str = env!("CARGO_BIN_EXE_cclaunch");
 
 struct Sidecar {
     child: tokio::process::Child,
@@ -39,240 +35,6 @@ async fn spawn_sidecar(env: &Env) -> Sidecar {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!("sidecar never listened on {}", socket.display());
-}
-
-/// `cclaunch builder install DIR [--server S]`; DIR.
-fn install(root: &Path, server: Option<&str>) -> PathBuf {
-    let dir = root.join("builder");
-    let mut cmd = Command::new(BIN);
-    cmd.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap())
-        .args(["builder", "install"])
-        .arg(&dir);
-    if let Some(server) = server {
-        cmd.args(["--server", server]);
-    }
-    let out = cmd.output().unwrap();
-    assert!(out.status.success(), "install: {}", text(&out.stderr));
-    let stdout = text(&out.stdout);
-    assert!(
-        stdout.contains("externalBuilders:")
-            && stdout.contains(&format!("path: {}", dir.display())),
-        "{stdout}"
-    );
-    for verb in ["detect", "build", "release", "run"] {
-        let mode = std::os::unix::fs::PermissionsExt::mode(
-            &std::fs::metadata(dir.join("bin").join(verb))
-                .unwrap()
-                .permissions(),
-        );
-        assert_eq!(mode & 0o777, 0o755, "bin/{verb}");
-    }
-    dir
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// The directories the peer hands its builder.
-struct Layout {
-    _root: tempfile::TempDir,
-    src: PathBuf,
-    meta: PathBuf,
-    bld: PathBuf,
-    release: PathBuf,
-    rundir: PathBuf,
-}
-
-impl Layout {
-    fn new(metadata_json: &str) -> Layout {
-        let root = tempfile::tempdir().unwrap();
-        let dir = |name: &str| {
-            let d = root.path().join(name);
-            std::fs::create_dir(&d).unwrap();
-            d
-        };
-        let (src, meta, bld, release, rundir) = (
-            dir("src"),
-            dir("metadata"),
-            dir("bld"),
-            dir("release"),
-            dir("run"),
-        );
-        std::fs::write(meta.join("metadata.json"), metadata_json).unwrap();
-        Layout {
-            _root: root,
-            src,
-            meta,
-            bld,
-            release,
-            rundir,
-        }
-    }
-
-    /// `bin/build SRC META BLD`, as the peer runs it.
-    fn build(&self, builder: &Path, server: Option<&str>) -> Command {
-        verb(
-            builder,
-            "build",
-            &[&self.src, &self.meta, &self.bld],
-            server,
-        )
-    }
-
-    /// `bin/run BLD RUNDIR`, as the peer runs it.
-    fn run(&self, builder: &Path, server: Option<&str>) -> Command {
-        verb(builder, "run", &[&self.bld, &self.rundir], server)
-    }
-
-    /// A package laid out as the peer does: code.tar.gz extracted into SRC.
-    fn of(package: &Package) -> Layout {
-        let layout = Layout::new(&serde_json::to_string(&package.metadata).unwrap());
-        let mut code = Vec::new();
-        package
-            .read_code(|chunk| {
-                code.extend_from_slice(chunk);
-                Ok(())
-            })
-            .unwrap();
-        untar_like_fabric(&code, &layout.src);
-        layout
-    }
-}
-
-/// Fabric's `externalbuilder.Untar`: directories 0700, files with the mode
-/// their header gives.
-fn untar_like_fabric(code: &[u8], dst: &Path) {
-    use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(code));
-    for entry in archive.entries().unwrap() {
-        let mut entry = entry.unwrap();
-        let target = dst.join(entry.path().unwrap());
-        if entry.header().entry_type().is_dir() {
-            std::fs::create_dir_all(&target).unwrap();
-            continue;
-        }
-        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
-        let mut data = Vec::new();
-        entry.read_to_end(&mut data).unwrap();
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(entry.header().mode().unwrap())
-            .open(&target)
-            .unwrap();
-        std::io::Write::write_all(&mut file, &data).unwrap();
-    }
-}
-
-/// DIR/bin/VERB ARGS with only PATH (and CCLAUNCH_SERVER when given) set.
-fn verb(builder: &Path, verb: &str, args: &[&Path], server: Option<&str>) -> Command {
-    let mut cmd = Command::new(builder.join("bin").join(verb));
-    cmd.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap())
-        .args(args);
-    if let Some(server) = server {
-        cmd.env("CCLAUNCH_SERVER", server);
-    }
-    cmd
-}
-
-fn run_ok(mut cmd: Command) -> Output {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}",
-        text(&out.stderr)
-    );
-    out
-}
-
-fn chaincode_json(
-    layout: &Layout,
-    chaincode_id: &str,
-    tls: Option<&cclaunch::launcher::TlsMaterial>,
-) {
-    let pem = |f: fn(&cclaunch::launcher::TlsMaterial) -> &Vec<u8>| {
-        tls.map(|t| text(f(t))).unwrap_or_default()
-    };
-    let json = serde_json::json!({
-        "chaincode_id": chaincode_id,
-        "peer_address": "127.0.0.1:7052",
-        "client_cert": pem(|t| &t.client_cert),
-        "client_key": pem(|t| &t.client_key),
-        "root_cert": pem(|t| &t.root_cert),
-        "mspid": "Org1MSP",
-    });
-    std::fs::write(layout.rundir.join("chaincode.json"), json.to_string()).unwrap();
-}
-
-/// A `bin/run` process whose stderr lines are collected as they come.
-struct Running {
-    child: tokio::process::Child,
-    lines: Arc<Mutex<Vec<String>>>,
-    reader: tokio::task::JoinHandle<()>,
-}
-
-impl Running {
-    fn spawn(cmd: Command) -> Running {
-        let mut cmd = tokio::process::Command::from(cmd);
-        let mut child = cmd
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let reader = tokio::spawn({
-            let lines = lines.clone();
-            async move {
-                let mut stderr = tokio::io::BufReader::new(stderr).lines();
-                while let Ok(Some(line)) = stderr.next_line().await {
-                    lines.lock().unwrap().push(line);
-                }
-            }
-        });
-        Running {
-            child,
-            lines,
-            reader,
-        }
-    }
-
-    async fn until_line(&self, wanted: &str) {
-        self.until(|l| l == wanted, wanted).await
-    }
-
-    /// Waits for a line holding `part`.
-    async fn until_line_with(&self, part: &str) {
-        self.until(|l| l.contains(part), part).await
-    }
-
-    async fn until(&self, matches: impl Fn(&str) -> bool, wanted: &str) {
-        let seen = common::eventually(Duration::from_secs(60), || {
-            self.lines.lock().unwrap().iter().any(|l| matches(l))
-        })
-        .await;
-        assert!(
-            seen,
-            "no line {wanted:?} in {:?}",
-            self.lines.lock().unwrap()
-        );
-    }
-
-    /// Waits for the exit; its code and every stderr line.
-    async fn exit(mut self, within: Duration) -> (Option<i32>, Vec<String>) {
-        let status = tokio::time::timeout(within, self.child.wait())
-            .await
-            .expect("run exits in time")
-            .unwrap();
-        let _ = tokio::time::timeout(Duration::from_secs(5), self.reader).await;
-        let lines = self.lines.lock().unwrap().clone();
-        (status.code(), lines)
-    }
 }
 
 fn container_state(name: &str) -> String {
@@ -330,7 +92,7 @@ async fn a_peer_builds_and_runs_chaincode_through_the_sidecar_and_stops_it_with_
     let run = Running::spawn(layout.run(&builder, server));
     run.until_line("ready").await;
     {
-        let lines = run.lines.lock().unwrap();
+        let lines = run.lines();
         for expected in [
             format!("id={}", package.id),
             "msp=Org1MSP tls=false".to_string(),

@@ -176,48 +176,13 @@ impl Peer {
 
     /// Pods and Secrets of this peer in the lab, by name.
     fn objects(&self) -> Vec<String> {
-        let out = self.lab.kubectl(&[
-            "get",
-            "pods,secrets",
-            "-n",
-            &self.lab.namespace,
-            "-l",
-            &format!("org.cclaunch.peer-id={}", self.id),
-            "-o",
-            "name",
-        ]);
-        assert!(
-            out.status.success(),
-            "kubectl get: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(str::to_string)
-            .collect()
+        self.lab.peer_objects(&self.id)
     }
 }
 
 impl Drop for Peer {
     fn drop(&mut self) {
-        let out = self.lab.kubectl(&[
-            "delete",
-            "pods,secrets",
-            "-n",
-            &self.lab.namespace,
-            "-l",
-            &format!("org.cclaunch.peer-id={}", self.id),
-            "--grace-period=0",
-            "--force",
-            "--wait=false",
-        ]);
-        if !out.status.success() {
-            eprintln!(
-                "cleanup of peer {}: {}",
-                self.id,
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
+        self.lab.delete_peer_objects(&self.id);
         common::cleanup(&self.id);
     }
 }

@@ -11,17 +11,15 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use cclaunch::naming::Scope;
-use cclaunch::package::{Limits, Metadata, Package};
 use cclaunch::runtime::swarm::names;
+use common::builder::{install_and_build, shell_layout, text, Running};
 use common::swarm::Lab;
 use common::SHENV;
-use tokio::io::AsyncBufReadExt;
 
 const BIN: &str = env!("CARGO_BIN_EXE_cclaunch");
 
@@ -52,185 +50,6 @@ async fn sidecar(lab: &Lab, peer: &str, dir: &Path) -> (tokio::process::Child, S
     .await;
     assert!(listening, "sidecar never listened on {}", socket.display());
     (child, format!("unix:{}", socket.display()))
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// The directories a peer hands its builder, for one package.
-struct Layout {
-    src: PathBuf,
-    meta: PathBuf,
-    bld: PathBuf,
-    release: PathBuf,
-    rundir: PathBuf,
-    package: Package,
-}
-
-impl Layout {
-    /// A shell package (shenv runs start.sh), laid out as the peer does:
-    /// code.tar.gz extracted into SRC, metadata.json in META.
-    fn new(root: &Path, label: &str, script: &str) -> Layout {
-        let code = root.join("code");
-        std::fs::create_dir_all(&code).unwrap();
-        std::fs::write(code.join("start.sh"), script).unwrap();
-        let metadata = Metadata {
-            path: String::new(),
-            kind: "node".into(),
-            label: label.into(),
-        };
-        let file = root.join(format!("{label}.tar.gz"));
-        cclaunch::package::write(&metadata, &code, &file).unwrap();
-        let package = Package::open(&file, Limits::default()).unwrap();
-        let dir = |name: &str| {
-            let d = root.join(name);
-            std::fs::create_dir(&d).unwrap();
-            d
-        };
-        let layout = Layout {
-            src: dir("src"),
-            meta: dir("metadata"),
-            bld: dir("bld"),
-            release: dir("release"),
-            rundir: dir("run"),
-            package,
-        };
-        std::fs::write(
-            layout.meta.join("metadata.json"),
-            serde_json::to_string(&layout.package.metadata).unwrap(),
-        )
-        .unwrap();
-        let mut code = Vec::new();
-        layout
-            .package
-            .read_code(|chunk| {
-                code.extend_from_slice(chunk);
-                Ok(())
-            })
-            .unwrap();
-        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(code.as_slice()));
-        archive.unpack(&layout.src).unwrap();
-        // The peer's chaincode.json: TLS off, its own address.
-        let json = serde_json::json!({
-            "chaincode_id": layout.package.id,
-            "peer_address": "127.0.0.1:7052",
-            "client_cert": "",
-            "client_key": "",
-            "root_cert": "",
-            "mspid": "Org1MSP",
-        });
-        std::fs::write(layout.rundir.join("chaincode.json"), json.to_string()).unwrap();
-        layout
-    }
-}
-
-/// DIR/bin/VERB ARGS with only PATH and CCLAUNCH_SERVER set, as the peer
-/// runs it.
-fn verb(builder: &Path, verb: &str, args: &[&Path], server: &str) -> Command {
-    let mut cmd = Command::new(builder.join("bin").join(verb));
-    cmd.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap())
-        .env("CCLAUNCH_SERVER", server)
-        .args(args);
-    cmd
-}
-
-fn run_ok(mut cmd: Command) -> Output {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}",
-        text(&out.stderr)
-    );
-    out
-}
-
-/// install, detect, build, release: what the peer does before `run`.
-fn install_and_build(root: &Path, layout: &Layout, server: &str) -> PathBuf {
-    let builder = root.join("builder");
-    run_ok({
-        let mut cmd = Command::new(BIN);
-        cmd.env_clear()
-            .env("PATH", std::env::var("PATH").unwrap())
-            .args(["builder", "install"])
-            .arg(&builder);
-        cmd
-    });
-    run_ok(verb(
-        &builder,
-        "detect",
-        &[&layout.src, &layout.meta],
-        server,
-    ));
-    let built = run_ok(verb(
-        &builder,
-        "build",
-        &[&layout.src, &layout.meta, &layout.bld],
-        server,
-    ));
-    eprintln!("build: {}", text(&built.stderr));
-    run_ok(verb(
-        &builder,
-        "release",
-        &[&layout.bld, &layout.release],
-        server,
-    ));
-    builder
-}
-
-/// A running `bin/run`, its stderr lines collected as they come.
-struct Running {
-    child: tokio::process::Child,
-    lines: Arc<Mutex<Vec<String>>>,
-}
-
-impl Running {
-    fn spawn(cmd: Command) -> Running {
-        let mut child = tokio::process::Command::from(cmd)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let collected = lines.clone();
-        tokio::spawn(async move {
-            let mut stderr = tokio::io::BufReader::new(stderr).lines();
-            while let Ok(Some(line)) = stderr.next_line().await {
-                collected.lock().unwrap().push(line);
-            }
-        });
-        Running { child, lines }
-    }
-
-    fn lines(&self) -> Vec<String> {
-        self.lines.lock().unwrap().clone()
-    }
-
-    /// The first line starting with `prefix`, waited for (with a deadline).
-    async fn line_starting(&self, prefix: &str) -> String {
-        let found = common::eventually(Duration::from_secs(120), || {
-            self.lines().iter().any(|l| l.starts_with(prefix))
-        })
-        .await;
-        assert!(found, "no line {prefix:?} in {:?}", self.lines());
-        self.lines()
-            .into_iter()
-            .find(|l| l.starts_with(prefix))
-            .unwrap()
-    }
-
-    async fn exit(mut self, within: Duration) -> (Option<i32>, Vec<String>) {
-        let status = tokio::time::timeout(within, self.child.wait())
-            .await
-            .expect("run exits in time")
-            .unwrap();
-        // The reader drains what is left of stderr.
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        (status.code(), self.lines())
-    }
 }
 
 /// The service that runs the peer's chaincode id, as the manager lists it
@@ -267,7 +86,7 @@ async fn run_holds_a_service_on_a_worker_and_sigterm_removes_it() {
     let peer = common::unique_peer("swarmbldterm").to_lowercase();
     let root = tempfile::tempdir().unwrap();
     let (_sidecar, server) = sidecar(&lab, &peer, root.path()).await;
-    let layout = Layout::new(
+    let (package, layout) = shell_layout(
         root.path(),
         "bldterm",
         "echo \"host $(hostname)\"\necho \"id=$CORE_CHAINCODE_ID_NAME\"\necho \"args=$*\"\n\
@@ -275,22 +94,17 @@ async fn run_holds_a_service_on_a_worker_and_sigterm_removes_it() {
     );
     let builder = install_and_build(root.path(), &layout, &server);
 
-    let run = Running::spawn(verb(
-        &builder,
-        "run",
-        &[&layout.bld, &layout.rundir],
-        &server,
-    ));
+    let run = Running::spawn(layout.run(&builder, Some(&server)));
     ran_on_a_worker(&lab, &run.line_starting("host ").await);
     run.line_starting("tick 5").await;
     let lines = run.lines();
     for expected in [
-        format!("id={}", layout.package.id),
+        format!("id={}", package.id),
         "args=--peer.address 127.0.0.1:7052".to_string(),
     ] {
         assert!(lines.contains(&expected), "{expected:?} in {lines:?}");
     }
-    let (service, id) = service_of(&lab, &peer, &layout.package.id);
+    let (service, id) = service_of(&lab, &peer, &package.id);
     assert!(!id.is_empty(), "service {service} runs while run holds it");
 
     // The peer stops chaincode with SIGTERM (and SIGKILLs 5 s later).
@@ -304,7 +118,7 @@ async fn run_holds_a_service_on_a_worker_and_sigterm_removes_it() {
         .filter_map(|l| l.strip_prefix("tick ")?.parse().ok())
         .collect();
     assert_eq!(ticks, (1..=ticks.len() as u32).collect::<Vec<_>>());
-    assert_eq!(service_of(&lab, &peer, &layout.package.id).1, "");
+    assert_eq!(service_of(&lab, &peer, &package.id).1, "");
     assert!(
         lab.peer_leftovers(&peer).is_empty(),
         "{:?}",
@@ -319,19 +133,14 @@ async fn run_ends_with_the_chaincodes_exit_code_and_leaves_no_service() {
     let peer = common::unique_peer("swarmbldexit").to_lowercase();
     let root = tempfile::tempdir().unwrap();
     let (_sidecar, server) = sidecar(&lab, &peer, root.path()).await;
-    let layout = Layout::new(
+    let (package, layout) = shell_layout(
         root.path(),
         "bldexit",
         "echo \"host $(hostname)\"\nfor i in 1 2 3; do echo \"line $i\"; done\nexit 7\n",
     );
     let builder = install_and_build(root.path(), &layout, &server);
 
-    let run = Running::spawn(verb(
-        &builder,
-        "run",
-        &[&layout.bld, &layout.rundir],
-        &server,
-    ));
+    let run = Running::spawn(layout.run(&builder, Some(&server)));
     let (code, lines) = run.exit(Duration::from_secs(120)).await;
     assert_eq!(code, Some(7), "{lines:?}");
     let host = lines
@@ -341,7 +150,7 @@ async fn run_ends_with_the_chaincodes_exit_code_and_leaves_no_service() {
     ran_on_a_worker(&lab, host);
     let mirrored: Vec<&String> = lines.iter().filter(|l| l.starts_with("line ")).collect();
     assert_eq!(mirrored, ["line 1", "line 2", "line 3"], "{lines:?}");
-    assert_eq!(service_of(&lab, &peer, &layout.package.id).1, "");
+    assert_eq!(service_of(&lab, &peer, &package.id).1, "");
     assert!(
         lab.peer_leftovers(&peer).is_empty(),
         "{:?}",

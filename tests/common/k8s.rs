@@ -41,9 +41,12 @@ pub struct Cluster {
     /// The pod bridge's address: where pods on the pod network reach the
     /// lab's namespace.
     pub pod_gateway: IpAddr,
+    /// The lab registry (plain HTTP): the host's engine pushes there, the
+    /// lab's containerd pulls from it, by the same address.
+    pub registry: String,
 }
 
-const VARS: [&str; 10] = [
+const VARS: [&str; 11] = [
     "CCLAUNCH_K8S_PREFIX",
     "CCLAUNCH_K8S_LAB",
     "CCLAUNCH_K8S_NETNS",
@@ -54,6 +57,7 @@ const VARS: [&str; 10] = [
     "CCLAUNCH_K8S_BIN",
     "CCLAUNCH_K8S_CONTAINERD",
     "CCLAUNCH_K8S_POD_GATEWAY",
+    "CCLAUNCH_K8S_REGISTRY",
 ];
 
 impl Cluster {
@@ -79,6 +83,7 @@ impl Cluster {
             pod_gateway: get("CCLAUNCH_K8S_POD_GATEWAY")
                 .parse()
                 .expect("CCLAUNCH_K8S_POD_GATEWAY is an IP address"),
+            registry: get("CCLAUNCH_K8S_REGISTRY"),
         })
     }
 
@@ -177,6 +182,52 @@ impl Cluster {
             .args(args)
             .output()
             .expect("run kubectl in the lab")
+    }
+
+    /// The Pods and Secrets of `peer` (cclaunch's peer label) in the tests'
+    /// namespace, as `kind/name`.
+    pub fn peer_objects(&self, peer: &str) -> Vec<String> {
+        let out = self.kubectl(&[
+            "get",
+            "pods,secrets",
+            "-n",
+            &self.namespace,
+            "-l",
+            &format!("org.cclaunch.peer-id={peer}"),
+            "-o",
+            "name",
+        ]);
+        assert!(
+            out.status.success(),
+            "kubectl get: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Deletes the Pods and Secrets of `peer` at once (a test's cleanup:
+    /// kubectl, so it also works while panicking); says what failed.
+    pub fn delete_peer_objects(&self, peer: &str) {
+        let out = self.kubectl(&[
+            "delete",
+            "pods,secrets",
+            "-n",
+            &self.namespace,
+            "-l",
+            &format!("org.cclaunch.peer-id={peer}"),
+            "--grace-period=0",
+            "--force",
+            "--wait=false",
+        ]);
+        if !out.status.success() {
+            eprintln!(
+                "cleanup of peer {peer}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
     }
 }
 

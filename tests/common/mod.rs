@@ -5,6 +5,7 @@
 //! carries that peer id when the test ends, pass or fail.
 #![allow(dead_code)]
 
+pub mod builder;
 pub mod engine_proxy;
 pub mod grpc;
 pub mod k8s;
