@@ -91,6 +91,9 @@ cclaunch:
       namespace: ""
       hostNetwork: true
       imageSource: node
+      nodeSelector: ""
+      tolerations: ""
+      imagePullSecrets: ""
       owner:
         name: ""
         uid: ""
@@ -142,6 +145,8 @@ pub enum Error {
     NoKubernetesRegistry,
     #[error("cclaunch.engine.kubernetes.owner needs both name and uid (the downward API's metadata.name and metadata.uid), or neither")]
     HalfOwner,
+    #[error("invalid {key}: {reason}")]
+    Placement { key: &'static str, reason: String },
     #[error("invalid quantity {value:?} for {key}: use Kubernetes' quantity syntax, as in 512Mi, 2Gi, 500m or 1")]
     Quantity { key: String, value: String },
     #[error("cannot read registry credentials from {} (cclaunch.registry.config)", path.display())]
@@ -275,6 +280,17 @@ pub struct Kubernetes {
     /// address as on Docker; `false`: the pod network.
     pub host_network: bool,
     pub image_source: ImageSource,
+    /// `key=value` node labels a chaincode Pod's node must have.
+    #[serde(deserialize_with = "names")]
+    pub node_selector: Vec<String>,
+    /// Taints chaincode Pods tolerate, as `kubectl taint` writes them:
+    /// `key[=value][:Effect]`.
+    #[serde(deserialize_with = "names")]
+    pub tolerations: Vec<String>,
+    /// Secrets (in the namespace) with the registry credentials the nodes
+    /// pull chaincode images with.
+    #[serde(deserialize_with = "names")]
+    pub image_pull_secrets: Vec<String>,
     pub resources: Resources,
     /// A Pod in the namespace that owns every chaincode Pod (the sidecar's
     /// own, from the downward API): deleting it deletes them.
@@ -626,6 +642,22 @@ impl Config {
         if kubernetes.owner.name.is_empty() != kubernetes.owner.uid.is_empty() {
             return Err(Error::HalfOwner);
         }
+        use runtime::kubernetes::placement;
+        let placed = |key, checked: Result<(), String>| {
+            checked.map_err(|reason| Error::Placement { key, reason })
+        };
+        placed(
+            "cclaunch.engine.kubernetes.nodeSelector",
+            placement::node_selector(&kubernetes.node_selector).map(drop),
+        )?;
+        placed(
+            "cclaunch.engine.kubernetes.tolerations",
+            placement::tolerations(&kubernetes.tolerations).map(drop),
+        )?;
+        placed(
+            "cclaunch.engine.kubernetes.imagePullSecrets",
+            placement::pull_secrets(&kubernetes.image_pull_secrets).map(drop),
+        )?;
         let resources = &kubernetes.resources;
         for (key, value) in [
             ("requests.cpu", &resources.requests.cpu),
@@ -917,7 +949,7 @@ impl From<&Engine> for runtime::kubernetes::KubernetesOptions {
     /// The Kubernetes runner's options: `cclaunch.engine.kubernetes` and the
     /// engine's timeouts (a start may fail to pull for the slow timeout).
     fn from(engine: &Engine) -> runtime::kubernetes::KubernetesOptions {
-        use runtime::kubernetes::{KubernetesOptions, Quantities};
+        use runtime::kubernetes::{placement, KubernetesOptions, Quantities};
         let k = &engine.kubernetes;
         let quantities = |q: &self::Quantities| Quantities {
             cpu: q.cpu.clone(),
@@ -934,6 +966,10 @@ impl From<&Engine> for runtime::kubernetes::KubernetesOptions {
             .to_string(),
             requests: quantities(&k.resources.requests),
             limits: quantities(&k.resources.limits),
+            // Checked when the configuration was loaded.
+            node_selector: placement::node_selector(&k.node_selector).unwrap_or_default(),
+            tolerations: placement::tolerations(&k.tolerations).unwrap_or_default(),
+            image_pull_secrets: placement::pull_secrets(&k.image_pull_secrets).unwrap_or_default(),
             owner: (!k.owner.name.is_empty()).then(|| (k.owner.name.clone(), k.owner.uid.clone())),
             start_deadline: engine.slow_request_timeout,
             timeouts: engine.into(),
@@ -1133,6 +1169,40 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(c.cclaunch.engine.kubernetes.owner.name, "sidecar-0");
+        let c = load(&[
+            (
+                "CCLAUNCH_ENGINE_KUBERNETES_NODESELECTOR",
+                "kubernetes.io/os=linux, disk=ssd",
+            ),
+            (
+                "CCLAUNCH_ENGINE_KUBERNETES_TOLERATIONS",
+                "dedicated=chaincode:NoSchedule",
+            ),
+            ("CCLAUNCH_ENGINE_KUBERNETES_IMAGEPULLSECRETS", "regcred"),
+        ])
+        .unwrap();
+        let options = runtime::kubernetes::KubernetesOptions::from(&c.cclaunch.engine);
+        assert_eq!(
+            options.node_selector,
+            std::collections::BTreeMap::from([
+                ("disk".to_string(), "ssd".to_string()),
+                ("kubernetes.io/os".to_string(), "linux".to_string())
+            ])
+        );
+        assert_eq!(options.tolerations.len(), 1);
+        assert_eq!(options.image_pull_secrets[0].name, "regcred");
+        let error = load(&[("CCLAUNCH_ENGINE_KUBERNETES_TOLERATIONS", "spot:Never")]).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "invalid cclaunch.engine.kubernetes.tolerations: \"spot:Never\": the effect \"Never\" is none of NoSchedule, PreferNoSchedule, NoExecute"
+        );
+        let error = load(&[("CCLAUNCH_ENGINE_KUBERNETES_NODESELECTOR", "ssd")]).unwrap_err();
+        assert!(
+            error.to_string().starts_with(
+                "invalid cclaunch.engine.kubernetes.nodeSelector: \"ssd\" is not key=value"
+            ),
+            "{error}"
+        );
         for good in ["1", "0.5", "500m", "2Gi", "128974848", "1e3", "129M"] {
             assert!(is_quantity(good), "{good}");
         }

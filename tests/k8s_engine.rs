@@ -992,6 +992,20 @@ impl Sidecar {
 
 #[test]
 fn a_restarted_sidecar_on_kubernetes_resumes_its_mirror_with_no_line_lost_or_repeated() {
+    sidecar_restart(false);
+}
+
+/// A sidecar SIGKILLed writes no last checkpoint: its successor loses no
+/// line, and mirrors again at most the few it counted after its last
+/// checkpoint was written.
+#[test]
+fn a_sigkilled_sidecar_on_kubernetes_is_resumed_with_no_line_lost() {
+    sidecar_restart(true);
+}
+
+/// A `cclaunch serve` mirroring a ticker on the lab ends (SIGTERM, or
+/// SIGKILL when `kill`), and a second one resumes the mirror.
+fn sidecar_restart(kill: bool) {
     use cclaunch::proto::v1 as pb;
     let Some(lab) = Cluster::from_env() else {
         return;
@@ -999,7 +1013,7 @@ fn a_restarted_sidecar_on_kubernetes_resumes_its_mirror_with_no_line_lost_or_rep
     let _shared = API_SERVER.read().unwrap_or_else(|p| p.into_inner());
     let lab2 = lab.clone();
     lab.block_on(async move {
-        let peer = Peer::new(&lab2, "serve", &[]).await;
+        let peer = Peer::new(&lab2, if kill { "sigkill" } else { "serve" }, &[]).await;
         let package = peer.ticker(100).await;
         let socket = peer.dir.path().join("run/cclaunch.sock");
         let mut first = Sidecar::spawn(&peer, &socket);
@@ -1017,8 +1031,13 @@ fn a_restarted_sidecar_on_kubernetes_resumes_its_mirror_with_no_line_lost_or_rep
             "{:?}",
             first.log.lock().unwrap()
         );
-        let status = common::terminate(&mut first.child, Duration::from_secs(30)).await;
-        assert!(status.success(), "{status}");
+        if kill {
+            first.child.start_kill().expect("SIGKILL");
+            first.child.wait().await.expect("wait");
+        } else {
+            let status = common::terminate(&mut first.child, Duration::from_secs(30)).await;
+            assert!(status.success(), "{status}");
+        }
         let (before, _) = first.ticks();
         // Lines go on while no sidecar runs.
         tokio::time::sleep(Duration::from_secs(2)).await;
@@ -1031,14 +1050,26 @@ fn a_restarted_sidecar_on_kubernetes_resumes_its_mirror_with_no_line_lost_or_rep
             second.log.lock().unwrap()
         );
         let (after, _) = second.ticks();
-        let joined: Vec<u32> = before.iter().chain(&after).copied().collect();
+        let last = before.last().copied().unwrap_or(0);
+        // Again: lines the first mirrored after its last checkpoint (SIGKILL).
+        let again = after.iter().take_while(|&&n| n <= last).count();
+        let joined: Vec<u32> = before.iter().chain(&after[again..]).copied().collect();
         assert_eq!(
             joined,
             (1..=100).collect::<Vec<u32>>(),
             "first sidecar {before:?}, second {after:?}"
         );
+        assert_eq!(
+            after[..again],
+            ((last + 1 - again as u32)..=last).collect::<Vec<u32>>()
+        );
+        assert!(
+            again <= if kill { 3 } else { 0 },
+            "{again} lines mirrored twice"
+        );
         eprintln!(
-            "sidecar restart: {} lines by the first sidecar, {} by the second",
+            "sidecar {}: {} lines by the first sidecar, {} by the second, {again} of them again",
+            if kill { "SIGKILLed" } else { "restart" },
             before.len(),
             after.len()
         );
@@ -1130,13 +1161,10 @@ fn an_api_server_that_stops_answering_is_a_clear_error_and_the_mirror_carries_on
 
         // It recovers: health, and the mirror goes on to the end with no
         // line lost or repeated.
-        let t = Instant::now();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while let Err(e) = peer.launcher.health().await {
-            assert!(Instant::now() < deadline, "no health again: {e}");
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        eprintln!("healthy again {} ms after SIGCONT", t.elapsed().as_millis());
+        eprintln!(
+            "healthy again {} ms after SIGCONT",
+            healthy_again(&peer).await.as_millis()
+        );
         assert!(
             eventually(POD_LIMIT, || captured
                 .for_target(&target)
@@ -1146,6 +1174,112 @@ fn an_api_server_that_stops_answering_is_a_clear_error_and_the_mirror_carries_on
             captured.for_target(&target)
         );
         let mut expected: Vec<String> = (1..=150).map(|i| format!("tick {i}")).collect();
+        expected.push("done".to_string());
+        assert_eq!(captured.for_target(&target), expected);
+        peer.launcher.stop(&package.id).await.expect("stop");
+        assert_eq!(peer.objects(), Vec::<String>::new());
+    });
+}
+
+/// The lab's API server killed (SIGKILL) until this is dropped, which
+/// starts it again as it was (tests/cluster/k8s-daemon.sh), also when a test
+/// panics.
+struct Killed {
+    lab: Cluster,
+}
+
+impl Killed {
+    fn api_server(lab: &Cluster) -> Killed {
+        Killed::daemon(lab, "kill");
+        Killed { lab: lab.clone() }
+    }
+
+    fn daemon(lab: &Cluster, op: &str) {
+        let out = lab
+            .script("k8s-daemon.sh")
+            .args([op, "kube-apiserver"])
+            .output()
+            .expect("run k8s-daemon.sh");
+        assert!(
+            out.status.success(),
+            "k8s-daemon.sh {op}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        Killed::daemon(&self.lab, "start");
+    }
+}
+
+/// Waits until the launcher's health is good again; how long it took.
+async fn healthy_again(peer: &Peer) -> Duration {
+    let t = Instant::now();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while let Err(e) = peer.launcher.health().await {
+        assert!(Instant::now() < deadline, "no health again: {e}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    t.elapsed()
+}
+
+/// The API server killed under a running chaincode: health and listing fail
+/// at once with an error naming the API server; started again, health comes
+/// back and the mirror, which lost its log stream, goes on to the end with
+/// no line lost or repeated.
+#[test]
+fn an_api_server_killed_under_running_chaincode_is_a_clear_error_and_all_recovers_when_it_is_back()
+{
+    let Some(lab) = Cluster::from_env() else {
+        return;
+    };
+    let _alone = API_SERVER.write().unwrap_or_else(|p| p.into_inner());
+    let lab2 = lab.clone();
+    lab.block_on(async move {
+        let captured = captured();
+        let peer = Peer::new(
+            &lab2,
+            "apikilled",
+            &[
+                ("CCLAUNCH_ENGINE_REQUESTTIMEOUT", "3s"),
+                ("CCLAUNCH_ENGINE_HEALTHTIMEOUT", "2s"),
+            ],
+        )
+        .await;
+        let (package, target) = peer.ticking(250, &captured).await;
+
+        let killed = Killed::api_server(&lab2);
+        let t = Instant::now();
+        let health = cclaunch::error_chain(&peer.launcher.health().await.expect_err("no health"));
+        let listed = cclaunch::error_chain(&peer.launcher.list().await.expect_err("no listing"));
+        let took = t.elapsed();
+        for said in [&health, &listed] {
+            assert!(said.contains("https://127.0.0.1:6443"), "{said}");
+        }
+        assert!(
+            health.starts_with(cclaunch::launcher::KUBERNETES_PING_FAILED),
+            "{health}"
+        );
+        assert!(took < Duration::from_secs(5), "{took:?}");
+        eprintln!("API server killed: health and list failed in {took:.1?}: {health}; {listed}");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        drop(killed);
+
+        eprintln!(
+            "healthy again {:.1?} after the start",
+            healthy_again(&peer).await
+        );
+        assert!(
+            eventually(POD_LIMIT, || captured
+                .for_target(&target)
+                .contains(&"done".to_string()))
+            .await,
+            "{:?}",
+            captured.for_target(&target)
+        );
+        let mut expected: Vec<String> = (1..=250).map(|i| format!("tick {i}")).collect();
         expected.push("done".to_string());
         assert_eq!(captured.for_target(&target), expected);
         peer.launcher.stop(&package.id).await.expect("stop");
@@ -1402,5 +1536,127 @@ fn deleting_the_owner_pod_deletes_every_chaincode_pod_and_its_secret() {
             "owner deleted: its 2 chaincode pods and their secrets gone in {} ms",
             t.elapsed().as_millis()
         );
+    });
+}
+
+/// Placement from configuration: the node selector, tolerations and image
+/// pull Secrets reach the Pod as given, and the Pod runs on the node they
+/// allow; a selector no node matches is an error from Wait naming the Pod
+/// and the scheduler's reason, within the start deadline (the slow timeout,
+/// 10 s here), and Stop leaves nothing.
+#[test]
+fn a_pod_is_placed_by_its_node_selector_and_one_no_node_matches_is_a_clear_error() {
+    let Some(lab) = Cluster::from_env() else {
+        return;
+    };
+    let _shared = API_SERVER.read().unwrap_or_else(|p| p.into_inner());
+    let lab2 = lab.clone();
+    lab.block_on(async move {
+        let captured = captured();
+        let peer = Peer::new(
+            &lab2,
+            "placed",
+            &[
+                (
+                    "CCLAUNCH_ENGINE_KUBERNETES_NODESELECTOR",
+                    "kubernetes.io/hostname=127.0.0.1,kubernetes.io/os=linux",
+                ),
+                (
+                    "CCLAUNCH_ENGINE_KUBERNETES_TOLERATIONS",
+                    "dedicated=chaincode:NoSchedule,spot",
+                ),
+                (
+                    "CCLAUNCH_ENGINE_KUBERNETES_IMAGEPULLSECRETS",
+                    "cclaunch-pull",
+                ),
+            ],
+        )
+        .await;
+        let package = peer.chaincode("placed", "echo placed\n").await;
+        let started = peer
+            .launcher
+            .start(request(&package.id, None))
+            .await
+            .expect("start");
+        let code = tokio::time::timeout(POD_LIMIT, peer.launcher.wait(&package.id))
+            .await
+            .expect("wait within the limit")
+            .expect("wait");
+        assert_eq!(code, 0);
+        let target = format!("peer.chaincode.{}", started.container);
+        assert!(
+            eventually(Duration::from_secs(30), || captured
+                .for_target(&target)
+                .contains(&"placed".to_string()))
+            .await
+        );
+        let pods: Api<Pod> = Api::namespaced(lab2.client().await, &lab2.namespace);
+        let pod = pods
+            .get(&names::pod_name(&started.container))
+            .await
+            .expect("the Pod");
+        let spec = pod.spec.expect("spec");
+        assert_eq!(
+            spec.node_selector.expect("node selector"),
+            std::collections::BTreeMap::from([
+                (
+                    "kubernetes.io/hostname".to_string(),
+                    "127.0.0.1".to_string()
+                ),
+                ("kubernetes.io/os".to_string(), "linux".to_string()),
+            ])
+        );
+        let tolerations: Vec<String> = spec
+            .tolerations
+            .expect("tolerations")
+            .iter()
+            .map(|t| format!("{:?} {:?} {:?} {:?}", t.key, t.operator, t.value, t.effect))
+            .collect();
+        // Ours first; the DefaultTolerationSeconds admission adds its own.
+        assert_eq!(
+            tolerations[..2],
+            [
+                r#"Some("dedicated") Some("Equal") Some("chaincode") Some("NoSchedule")"#,
+                r#"Some("spot") Some("Exists") None None"#,
+            ]
+        );
+        assert_eq!(
+            spec.image_pull_secrets.expect("pull secrets")[0].name,
+            "cclaunch-pull"
+        );
+        assert_eq!(spec.node_name.as_deref(), Some("127.0.0.1"));
+        peer.launcher.stop(&package.id).await.expect("stop");
+
+        let nowhere = Peer::new(
+            &lab2,
+            "nowhere",
+            &[
+                ("CCLAUNCH_ENGINE_KUBERNETES_NODESELECTOR", "disk=ssd"),
+                ("CCLAUNCH_ENGINE_SLOWREQUESTTIMEOUT", "10s"),
+            ],
+        )
+        .await;
+        let package = nowhere.chaincode("nowhere", "echo never\n").await;
+        let started = nowhere
+            .launcher
+            .start(request(&package.id, None))
+            .await
+            .expect("start");
+        let t = Instant::now();
+        let error = tokio::time::timeout(POD_LIMIT, nowhere.launcher.wait(&package.id))
+            .await
+            .expect("wait within the limit")
+            .expect_err("an unschedulable Pod is an error");
+        let text = cclaunch::error_chain(&error);
+        eprintln!("after {:.1?}: {text}", t.elapsed());
+        assert!(
+            text.contains("Unschedulable")
+                && text.contains("didn't match")
+                && text.contains(&names::pod_name(&started.container)),
+            "{text}"
+        );
+        nowhere.launcher.stop(&package.id).await.expect("stop");
+        assert_eq!(nowhere.objects(), Vec::<String>::new());
+        assert_eq!(peer.objects(), Vec::<String>::new());
     });
 }

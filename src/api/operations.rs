@@ -21,15 +21,15 @@ use serde_json::json;
 
 use super::cached::Cached;
 use super::connections::{Activity, Incoming, Limits, TrackCallsLayer};
-use crate::launcher::Launcher;
+use crate::launcher::{Launcher, Pinged};
 
 /// How long one engine answer serves every request.
 pub const ANSWER_TTL: Duration = Duration::from_secs(1);
 
 struct Operations {
     launcher: Arc<Launcher>,
-    /// Whether the engine answered its ping.
-    engine_up: Cached<bool>,
+    /// The engine that did not answer its ping, if one did not.
+    engine_up: Cached<Option<Pinged>>,
     /// Running chaincode containers, if the engine could list them.
     running: Cached<Option<usize>>,
 }
@@ -65,29 +65,35 @@ pub async fn serve(
 
 async fn healthz(State(operations): State<Arc<Operations>>) -> impl IntoResponse {
     let launcher = Arc::clone(&operations.launcher);
-    let up = operations
+    // None: healthy; else the engine that failed.
+    let failed = operations
         .engine_up
         .get(|| async move {
             match launcher.health().await {
-                Ok(_) => true,
+                Ok(_) => None,
                 Err(e) => {
                     tracing::warn!(error = %crate::error_chain(&e), "/healthz: the engine does not answer");
-                    false
+                    Some(match e {
+                        crate::launcher::Error::Ping { engine, .. } => engine,
+                        _ => Pinged::Docker,
+                    })
                 }
             }
         })
         .await
-        .unwrap_or(false);
-    if up {
-        (StatusCode::OK, Json(json!({"status": "OK"})))
-    } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({
-                "status": "Service Unavailable",
-                "failed_checks": [{"component": "docker", "reason": "failed to ping to Docker daemon"}]
-            })),
-        )
+        .unwrap_or(Some(Pinged::Docker));
+    match failed {
+        None => (StatusCode::OK, Json(json!({"status": "OK"}))),
+        Some(engine) => {
+            let (component, reason) = engine.failed_check();
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({
+                    "status": "Service Unavailable",
+                    "failed_checks": [{"component": component, "reason": reason}]
+                })),
+            )
+        }
     }
 }
 

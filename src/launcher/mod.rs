@@ -44,8 +44,29 @@ pub use creator::LABEL_CREATOR;
 pub use leftovers::Leftovers;
 pub use mirror::Resumed;
 
-/// What a failed health check says first, wherever it is reported.
+/// What a failed health check of a Docker engine (or swarm manager) says
+/// first, wherever it is reported: Fabric's own words.
 pub const PING_FAILED: &str = "failed to ping to Docker daemon";
+
+/// The same, when chaincode runs on Kubernetes and its API server failed.
+pub const KUBERNETES_PING_FAILED: &str = "failed to ping the Kubernetes API server";
+
+/// Which engine a failed health check is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pinged {
+    Docker,
+    Kubernetes,
+}
+
+impl Pinged {
+    /// `/healthz`'s failed check: the component and its reason.
+    pub fn failed_check(self) -> (&'static str, &'static str) {
+        match self {
+            Pinged::Docker => ("docker", PING_FAILED),
+            Pinged::Kubernetes => ("kubernetes", KUBERNETES_PING_FAILED),
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -133,8 +154,12 @@ pub enum Error {
     },
     #[error(transparent)]
     EngineOnly(runtime::Error),
-    #[error("{}", PING_FAILED)]
-    Ping(#[source] runtime::Error),
+    #[error("{}", .engine.failed_check().1)]
+    Ping {
+        engine: Pinged,
+        #[source]
+        source: runtime::Error,
+    },
     #[error("peer {peer_id} of network {network_id} is served by another cclaunch serve{}, which holds {}; go through it (--server) or stop it first", holder.map(|pid| format!(" (pid {pid})")).unwrap_or_default(), lock.display())]
     Served {
         network_id: String,
@@ -180,7 +205,7 @@ impl Error {
             Error::NoOutcome { .. } => Kind::Aborted,
             Error::BuildTimeout { .. } => Kind::DeadlineExceeded,
             Error::BuildCancelled { .. } => Kind::Cancelled,
-            Error::Ping(_) => Kind::Unavailable,
+            Error::Ping { .. } => Kind::Unavailable,
             Error::Engine { source, .. } | Error::EngineOnly(source) => match source {
                 runtime::Error::Unreachable { .. } => Kind::Unavailable,
                 runtime::Error::NotFound { .. } => Kind::NotFound,
@@ -450,13 +475,19 @@ impl Launcher {
     }
 
     pub async fn health(&self) -> Result<EngineInfo, Error> {
-        let failed = |e| {
-            crate::metrics::engine_error();
-            Error::Ping(e)
+        let failed = |engine| {
+            move |source| {
+                crate::metrics::engine_error();
+                Error::Ping { engine, source }
+            }
         };
-        let info = self.runner.ping().await.map_err(failed)?;
+        let runner = match self.config.cclaunch.engine.kind {
+            crate::config::EngineKind::Kubernetes => Pinged::Kubernetes,
+            _ => Pinged::Docker,
+        };
+        let info = self.runner.ping().await.map_err(failed(runner))?;
         if !self.one_engine() {
-            self.engine.ping().await.map_err(failed)?;
+            self.engine.ping().await.map_err(failed(Pinged::Docker))?;
         }
         Ok(info)
     }

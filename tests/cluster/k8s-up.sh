@@ -88,11 +88,6 @@ for b in $binds; do
 done
 mkdir -p "$LAB/host/run-containerd/s"
 
-# join_cgroup: the calling (sub)shell joins /$PFX/daemons in every hierarchy.
-join_cgroup() {
-  local d
-  for d in $(cgroup_dirs); do echo "$BASHPID" > "$d/daemons/cgroup.procs"; done
-}
 (
   join_cgroup
   exec setsid nsenter --net="$NETNS_PATH" -- unshare --mount --propagation slave -- /bin/sh -c '
@@ -104,17 +99,6 @@ join_cgroup() {
 echo $! > "$LAB/holder.pid"
 wait_until 10 "mount namespace holder ready (log: $LAB/logs/holder.log)" test -e "$LAB/holder.ready"
 
-# start NAME CMD...: a daemon in the lab's cgroup, network and mount
-# namespaces, in a session of its own (a Ctrl-C at the terminal does not
-# reach it); its PID (nsenter and setsid exec) goes to $LAB/pids.
-start() {
-  local name=$1; shift
-  (
-    join_cgroup
-    exec setsid nsenter --net="$NETNS_PATH" --mount="/proc/$(cat "$LAB/holder.pid")/ns/mnt" --wd="$LAB" -- "$@"
-  ) </dev/null >>"$LAB/logs/$name.log" 2>&1 &
-  echo "$name $!" >> "$LAB/pids"
-}
 
 # --- configuration files (every path under $LAB) -------------------------------------------------
 cat > "$LAB/containerd/config.toml" <<EOF

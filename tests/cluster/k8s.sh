@@ -129,3 +129,20 @@ lab_pids() {
   local d
   for d in $(cgroup_dirs); do find "$d" -name cgroup.procs -exec cat {} + 2>/dev/null; done | sort -un
 }
+# join_cgroup: the calling (sub)shell joins /$PFX/daemons in every hierarchy.
+join_cgroup() {
+  local d
+  for d in $(cgroup_dirs); do echo "$BASHPID" > "$d/daemons/cgroup.procs"; done
+}
+# start NAME CMD...: a daemon in the lab's cgroup, network and mount
+# namespaces (once holder.pid runs), in a session of its own (a Ctrl-C at
+# the terminal does not reach it); its PID (nsenter and setsid exec) goes to
+# $LAB/pids.
+start() {
+  local name=$1; shift
+  (
+    join_cgroup
+    exec setsid nsenter --net="$NETNS_PATH" --mount="/proc/$(cat "$LAB/holder.pid")/ns/mnt" --wd="$LAB" -- "$@"
+  ) </dev/null >>"$LAB/logs/$name.log" 2>&1 &
+  echo "$name $!" >> "$LAB/pids"
+}

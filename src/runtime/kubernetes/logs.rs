@@ -22,16 +22,13 @@ use kube::api::LogParams;
 use tokio::sync::mpsc;
 
 use super::pods::{state_of, Found};
-use super::{wait, Kubernetes, CONTAINER, POLL};
+use super::{wait, Kubernetes, Retry, CONTAINER, POLL};
 use crate::runtime::{Error, LogQuery, Output, OutputStream};
 
 /// Lines in flight between the reader task and the caller.
 const BUFFER: usize = 64;
 /// The longest pause between two looks at a container not started yet.
 const WAIT_POLL: std::time::Duration = std::time::Duration::from_secs(2);
-/// Log reads that may fail in a row (the API server away) before the
-/// stream ends with the error.
-const ATTEMPTS: u32 = 5;
 
 /// Where a followed log is: see the module's comment.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -144,7 +141,7 @@ impl Kubernetes {
     ) -> Result<(), Error> {
         let target = found.target();
         let mut mark = Mark::default();
-        let mut failures = 0;
+        let mut retry = Retry::default();
         // Polls of a container not started yet, backing off (many Pods
         // starting at once would otherwise flood the API server).
         let mut waits: u32 = 0;
@@ -157,7 +154,7 @@ impl Kubernetes {
                 // Deleted: its output is gone with it.
                 Ok(_) => return Ok(()),
                 Err(e) => {
-                    tokio::time::sleep(backoff(&mut failures, e)?).await;
+                    tokio::time::sleep(retry.after(e, &target)?).await;
                     continue;
                 }
             };
@@ -199,13 +196,13 @@ impl Kubernetes {
                 Ok(stream) => stream,
                 Err(Error::NotFound { .. }) => return Ok(()),
                 Err(e) => {
-                    // A 400 is a container between states; anything else
-                    // may pass (the API server restarting).
-                    tokio::time::sleep(backoff(&mut failures, e)?).await;
+                    // A 400 is a container between states; the API server
+                    // away (restarting) is waited for.
+                    tokio::time::sleep(retry.after(e, &target)?).await;
                     continue;
                 }
             };
-            failures = 0;
+            retry.reset();
             let mut skip = match mark.second {
                 Some(_) => mark.count,
                 None => 0,
@@ -263,16 +260,6 @@ impl Kubernetes {
             }
         }
     }
-}
-
-/// One more failed call of a log reader: how long to pause before trying
-/// again (longer each time), or the error once it failed [`ATTEMPTS`] times.
-fn backoff(failures: &mut u32, e: Error) -> Result<std::time::Duration, Error> {
-    *failures += 1;
-    if *failures >= ATTEMPTS {
-        return Err(e);
-    }
-    Ok(POLL * *failures)
 }
 
 #[cfg(test)]

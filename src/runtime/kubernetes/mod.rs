@@ -23,6 +23,7 @@
 
 mod logs;
 pub mod names;
+pub mod placement;
 mod pods;
 mod wait;
 
@@ -44,6 +45,59 @@ const POLL: Duration = Duration::from_millis(250);
 /// The chaincode container's name in its Pod.
 pub const CONTAINER: &str = "chaincode";
 
+/// How long the API server may stay away (unreachable, timing out,
+/// answering 5xx) before a log reader or a Wait gives up: it is restarted,
+/// or upgraded, under running chaincode.
+const OUTAGE: Duration = Duration::from_secs(300);
+/// The longest pause between two tries while it is away.
+const RETRY_MAX: Duration = Duration::from_secs(5);
+/// Calls it refuses (4xx) may fail this many times in a row.
+const REFUSALS: u32 = 5;
+
+/// The failed calls in a row of a long-running reader (a log, a Wait).
+#[derive(Debug, Default)]
+struct Retry {
+    failures: u32,
+    since: Option<tokio::time::Instant>,
+}
+
+impl Retry {
+    /// One more failed call: the pause before the next try, or the error
+    /// once the API server has been away for [`OUTAGE`] (refused calls:
+    /// [`REFUSALS`] in a row).
+    fn after(&mut self, e: Error, target: &str) -> Result<Duration, Error> {
+        self.failures += 1;
+        let since = *self.since.get_or_insert_with(tokio::time::Instant::now);
+        let away = matches!(
+            e,
+            Error::Unreachable { .. }
+                | Error::Timeout { .. }
+                | Error::Refused {
+                    status: None | Some(500..=599),
+                    ..
+                }
+        );
+        if (away && since.elapsed() >= OUTAGE) || (!away && self.failures >= REFUSALS) {
+            return Err(e);
+        }
+        if self.failures == 1 && away {
+            tracing::warn!(target, error = %e, "the Kubernetes API server is away; trying again for up to {} s", OUTAGE.as_secs());
+        }
+        Ok((POLL * self.failures).min(RETRY_MAX))
+    }
+
+    /// A call went through.
+    fn reset(&mut self) {
+        if self.failures > 0 && self.since.is_some() {
+            tracing::debug!(
+                failures = self.failures,
+                "the Kubernetes API server answers again"
+            );
+        }
+        *self = Retry::default();
+    }
+}
+
 /// Where and how chaincode Pods run.
 #[derive(Debug, Clone)]
 pub struct KubernetesOptions {
@@ -61,6 +115,12 @@ pub struct KubernetesOptions {
     /// Kubernetes quantities; empty: none.
     pub requests: Quantities,
     pub limits: Quantities,
+    /// Nodes whose labels have these values (`placement`).
+    pub node_selector: std::collections::BTreeMap<String, String>,
+    /// Taints a chaincode Pod tolerates.
+    pub tolerations: Vec<k8s_openapi::api::core::v1::Toleration>,
+    /// Secrets of the namespace with credentials the node pulls with.
+    pub image_pull_secrets: Vec<k8s_openapi::api::core::v1::LocalObjectReference>,
     /// A deleted Pod's grace period (0 would be a forced deletion: the
     /// object goes while its container may still run).
     pub grace_seconds: u32,
@@ -89,6 +149,9 @@ impl Default for KubernetesOptions {
             image_pull_policy: "Never".to_string(),
             requests: Quantities::default(),
             limits: Quantities::default(),
+            node_selector: Default::default(),
+            tolerations: Vec::new(),
+            image_pull_secrets: Vec::new(),
             grace_seconds: 1,
             owner: None,
             start_deadline: Duration::from_secs(60),
@@ -305,6 +368,36 @@ impl Runner for Kubernetes {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reader_waits_out_an_api_server_away_but_not_a_refusal() {
+        let away = || Error::Unreachable {
+            endpoint: "https://127.0.0.1:6443".into(),
+            reason: "connection refused".into(),
+        };
+        let refused = || Error::Refused {
+            op: "read the log of",
+            target: "pod x".into(),
+            status: Some(403),
+            source: "forbidden".into(),
+        };
+        let mut retry = Retry::default();
+        let mut waited = Duration::ZERO;
+        while let Ok(pause) = retry.after(away(), "pod x") {
+            assert!(pause <= RETRY_MAX);
+            tokio::time::sleep(pause).await;
+            waited += pause;
+        }
+        assert!(
+            waited >= OUTAGE && waited < OUTAGE + RETRY_MAX,
+            "{waited:?}"
+        );
+        retry.reset();
+        assert_eq!(retry.after(away(), "pod x").ok(), Some(POLL));
+        let mut retry = Retry::default();
+        let tries = std::iter::from_fn(|| retry.after(refused(), "pod x").ok()).count();
+        assert_eq!(tries as u32, REFUSALS - 1);
+    }
 
     async fn connect_error(path: &Path) -> String {
         let options = KubernetesOptions {

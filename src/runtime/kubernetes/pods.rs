@@ -575,6 +575,11 @@ pub(super) fn manifest(
             enable_service_links: Some(false),
             automount_service_account_token: Some(false),
             termination_grace_period_seconds: Some(i64::from(options.grace_seconds)),
+            node_selector: (!options.node_selector.is_empty())
+                .then(|| options.node_selector.clone()),
+            tolerations: (!options.tolerations.is_empty()).then(|| options.tolerations.clone()),
+            image_pull_secrets: (!options.image_pull_secrets.is_empty())
+                .then(|| options.image_pull_secrets.clone()),
             volumes,
             ..Default::default()
         }),

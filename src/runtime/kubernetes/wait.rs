@@ -9,7 +9,7 @@ use k8s_openapi::api::core::v1::{ContainerState, Pod};
 use kube::api::{WatchEvent, WatchParams};
 
 use super::pods::{node_of, state_of, Found};
-use super::{Kubernetes, POLL};
+use super::{Kubernetes, Retry, POLL};
 use crate::runtime::{Ended, Error};
 
 /// Waiting reasons that end a start at once: the node cannot have the
@@ -104,6 +104,7 @@ impl Kubernetes {
             what: target.clone(),
         };
         let mut pod = found.pod.clone();
+        let mut retry = Retry::default();
         loop {
             let late = began.elapsed() >= deadline;
             if let Some(outcome) = end(&found, &pod, late) {
@@ -166,15 +167,23 @@ impl Kubernetes {
                         }
                     }
                 }
-                Err(e @ Error::Unreachable { .. }) => return Err(e),
                 Err(e) => {
                     tracing::debug!(container, error = %e, "cannot watch the pod");
-                    tokio::time::sleep(POLL).await;
+                    tokio::time::sleep(retry.after(e, &target)?).await;
+                    continue;
                 }
             }
-            let now = self
+            let now = match self
                 .call("get the pod of", &target, self.pods().get_opt(&found.name))
-                .await?;
+                .await
+            {
+                Ok(now) => now,
+                Err(e) => {
+                    tokio::time::sleep(retry.after(e, &target)?).await;
+                    continue;
+                }
+            };
+            retry.reset();
             match now {
                 Some(next) if next.metadata.uid.as_deref() == Some(found.uid.as_str()) => {
                     pod = next;
