@@ -239,6 +239,8 @@ pub struct Collected {
 pub struct Health {
     /// The engine's endpoint, or the sidecar it was reached through.
     pub reached: String,
+    /// What runs chaincode: "Docker" or "Kubernetes".
+    pub engine: String,
     pub version: String,
     pub api_version: String,
 }

@@ -1044,6 +1044,18 @@ fn sidecar_restart(kill: bool) {
 
         let second = Sidecar::spawn(&peer, &socket);
         let mut client = common::grpc::launcher(&socket).await;
+        // Through the sidecar, health says what runs chaincode.
+        let health = std::process::Command::new(env!("CARGO_BIN_EXE_cclaunch"))
+            .args(["health", "--server"])
+            .arg(format!("unix:{}", socket.display()))
+            .output()
+            .expect("cclaunch health");
+        let said = String::from_utf8_lossy(&health.stdout);
+        assert!(
+            health.status.success() && said.ends_with(": ok (Kubernetes v1.20.2, API v1)\n"),
+            "{said}{}",
+            String::from_utf8_lossy(&health.stderr)
+        );
         assert!(
             eventually(POD_LIMIT, || second.ticks().1).await,
             "{:?}",

@@ -397,6 +397,7 @@ impl LauncherApi for Api {
         Ok(Response::new(pb::HealthResponse {
             engine_version: health.version,
             api_version: health.api_version,
+            engine: health.engine,
         }))
     }
 

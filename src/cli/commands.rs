@@ -64,18 +64,9 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::Builder(command) => return builder(command, &config, config_file).await,
         Command::Health { server } => {
             let health = road::launch(&server, &config).await?.health().await?;
-            let on_kubernetes = server.server.as_deref().is_none_or(str::is_empty)
-                && config.cclaunch.engine.kind == crate::config::EngineKind::Kubernetes;
             println!(
                 "engine {}: ok ({} {}, API {})",
-                health.reached,
-                if on_kubernetes {
-                    "Kubernetes"
-                } else {
-                    "Docker"
-                },
-                health.version,
-                health.api_version
+                health.reached, health.engine, health.version, health.api_version
             );
         }
         Command::Config => print!("{}", config::effective_yaml(config_file)?),

@@ -295,6 +295,10 @@ impl Launch for Remote {
             .into_inner();
         Ok(Health {
             reached: format!("via sidecar at {}", self.address),
+            engine: match health.engine.as_str() {
+                "" => "Docker".to_string(),
+                engine => engine.to_string(),
+            },
             version: health.engine_version,
             api_version: health.api_version,
         })

@@ -85,15 +85,19 @@ impl Launch for Launcher {
         let info = Launcher::health(self).await?;
         let engine = &self.config().cclaunch.engine;
         // What answered: the runner (the builds' engine answered too).
-        let reached = match engine.kind {
-            crate::config::EngineKind::Kubernetes => match engine.kubernetes.kubeconfig.as_str() {
-                "" => "Kubernetes (in-cluster)".to_string(),
-                kubeconfig => format!("Kubernetes of {kubeconfig}"),
-            },
-            _ => self.config().vm.endpoint.clone(),
+        let (reached, kind) = match engine.kind {
+            crate::config::EngineKind::Kubernetes => (
+                match engine.kubernetes.kubeconfig.as_str() {
+                    "" => "Kubernetes (in-cluster)".to_string(),
+                    kubeconfig => format!("Kubernetes of {kubeconfig}"),
+                },
+                "Kubernetes",
+            ),
+            _ => (self.config().vm.endpoint.clone(), "Docker"),
         };
         Ok(Health {
             reached,
+            engine: kind.to_string(),
             version: info.version,
             api_version: info.api_version,
         })
