@@ -340,19 +340,7 @@ async fn a_stop_whose_caller_gives_up_midway_is_finished_all_the_same() {
         .expect("spawn cclaunch serve");
     let mut client = LauncherClient::new(connect(&socket).await);
     let package = env.shell_package("apigone", "echo up\nsleep 60\n");
-    let path = pb::BuildRequest {
-        source: Some(Source::Path(package.file.display().to_string())),
-    };
-    build(&mut client, vec![path]).await.expect("build");
-    let started = client
-        .start(pb::StartRequest {
-            package_id: package.id.clone(),
-            peer_address: "127.0.0.1:7052".into(),
-            ..Default::default()
-        })
-        .await
-        .expect("start")
-        .into_inner();
+    let container = common::sidecar::build_and_start(&mut client, &package).await;
     let gave_up = tokio::time::timeout(
         Duration::from_millis(500),
         client.stop(pb::ChaincodeRef {
@@ -363,7 +351,7 @@ async fn a_stop_whose_caller_gives_up_midway_is_finished_all_the_same() {
     assert!(gave_up.is_err(), "the stop answered within 0.5 s");
     let exists = || {
         std::process::Command::new("docker")
-            .args(["container", "inspect", &started.container])
+            .args(["container", "inspect", &container])
             .output()
             .expect("docker")
             .status
@@ -371,7 +359,6 @@ async fn a_stop_whose_caller_gives_up_midway_is_finished_all_the_same() {
     };
     assert!(
         common::eventually(Duration::from_secs(20), || !exists()).await,
-        "container {} left behind by a stop whose caller went away",
-        started.container
+        "container {container} left behind by a stop whose caller went away"
     );
 }

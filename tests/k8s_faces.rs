@@ -19,10 +19,10 @@ mod common;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cclaunch::package::{self, Metadata};
-use common::builder::{install_and_build, shell_layout, Running};
+use common::builder::run_shell;
 use common::k8s::Cluster;
 use common::SHENV;
 
@@ -119,15 +119,13 @@ async fn the_external_builder_runs_a_pod_pulled_by_digest_and_sigterm_on_run_rem
     };
     let root = tempfile::tempdir().unwrap();
     let (_sidecar, server) = sidecar(&lab, &peer, root.path()).await;
-    let (package, layout) = shell_layout(
+    let (package, _layout, run) = run_shell(
         root.path(),
+        &server,
         "k8sbldterm",
         "echo \"id=$CORE_CHAINCODE_ID_NAME\"\necho \"args=$*\"\n\
          i=0\nwhile true; do i=$((i+1)); echo \"tick $i\"; sleep 0.2; done\n",
     );
-    let builder = install_and_build(root.path(), &layout, &server);
-
-    let run = Running::spawn(layout.run(&builder, Some(&server)));
     run.line_starting("tick 5").await;
     let lines = run.lines();
     for expected in [
@@ -147,16 +145,7 @@ async fn the_external_builder_runs_a_pod_pulled_by_digest_and_sigterm_on_run_rem
     );
     assert_eq!(fields[2], "IfNotPresent", "{pods:?}");
 
-    // The peer stops chaincode with SIGTERM (and SIGKILLs 5 s later).
-    let pid = run.child.id().unwrap().to_string();
-    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-    let (code, lines) = run.exit(Duration::from_secs(5)).await;
-    assert_eq!(code, Some(143), "{lines:?}");
-    let ticks: Vec<u32> = lines
-        .iter()
-        .filter_map(|l| l.strip_prefix("tick ")?.parse().ok())
-        .collect();
-    assert_eq!(ticks, (1..=ticks.len() as u32).collect::<Vec<_>>());
+    let lines = run.sigterm().await;
     let said: Vec<&String> = lines
         .iter()
         .filter(|l| l.starts_with("cclaunch: "))
@@ -186,14 +175,12 @@ async fn run_ends_with_the_chaincodes_exit_code_and_leaves_no_pod_or_secret() {
     };
     let root = tempfile::tempdir().unwrap();
     let (_sidecar, server) = sidecar(&lab, &peer, root.path()).await;
-    let (_package, layout) = shell_layout(
+    let (_package, _layout, run) = run_shell(
         root.path(),
+        &server,
         "k8sbldexit",
         "for i in 1 2 3; do echo \"line $i\"; done\nexit 7\n",
     );
-    let builder = install_and_build(root.path(), &layout, &server);
-
-    let run = Running::spawn(layout.run(&builder, Some(&server)));
     let (code, lines) = run.exit(Duration::from_secs(120)).await;
     assert_eq!(code, Some(7), "{lines:?}");
     let mirrored: Vec<&String> = lines.iter().filter(|l| l.starts_with("line ")).collect();
@@ -222,40 +209,9 @@ async fn try_runs_a_go_chaincode_as_a_pod_that_registers_over_mutual_tls_and_ans
     let id = package::write(&metadata, &code, &file).expect("package");
     let mut command = lab.command(BIN);
     command
-        .arg("try")
-        .arg(&file)
-        .args(["--tls", "--timeout", "120s"])
-        .args([
-            "--invoke",
-            r#"["put","k1","v1"]"#,
-            "--invoke",
-            r#"["get","k1"]"#,
-        ])
         .env("CORE_CHAINCODE_BUILDER", common::CCENV)
         .env("CORE_CHAINCODE_GOLANG_RUNTIME", common::BUSYBOX);
     on_the_lab(&mut command, &lab, &peer);
-    let started = Instant::now();
-    let out = tokio::process::Command::from(command)
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(300), out)
-        .await
-        .expect("try finishes within 300 s")
-        .expect("run cclaunch try in the lab");
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-    );
-    eprintln!("try on Kubernetes in {:.1?}", started.elapsed());
-    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
-    assert!(
-        stdout.contains(&format!("registered {id} with devpeer at 127.0.0.1:")),
-        "{stdout}"
-    );
-    assert!(stdout.contains(", mutual TLS"), "{stdout}");
-    assert!(
-        stdout.contains(r#"invoke ["get","k1"] -> status 200 message "" payload "v1""#),
-        "{stdout}"
-    );
+    common::try_put_get(command, &file, &[], &id, "127.0.0.1").await;
     assert_eq!(lab.peer_objects(&peer), Vec::<String>::new());
 }

@@ -12,12 +12,12 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use cclaunch::naming::Scope;
 use cclaunch::runtime::swarm::names;
-use common::builder::{install_and_build, shell_layout, text, Running};
+use common::builder::{run_shell, text};
 use common::swarm::Lab;
 use common::SHENV;
 
@@ -86,15 +86,13 @@ async fn run_holds_a_service_on_a_worker_and_sigterm_removes_it() {
     let peer = common::unique_peer("swarmbldterm").to_lowercase();
     let root = tempfile::tempdir().unwrap();
     let (_sidecar, server) = sidecar(&lab, &peer, root.path()).await;
-    let (package, layout) = shell_layout(
+    let (package, _layout, run) = run_shell(
         root.path(),
+        &server,
         "bldterm",
         "echo \"host $(hostname)\"\necho \"id=$CORE_CHAINCODE_ID_NAME\"\necho \"args=$*\"\n\
          i=0\nwhile true; do i=$((i+1)); echo \"tick $i\"; sleep 0.2; done\n",
     );
-    let builder = install_and_build(root.path(), &layout, &server);
-
-    let run = Running::spawn(layout.run(&builder, Some(&server)));
     ran_on_a_worker(&lab, &run.line_starting("host ").await);
     run.line_starting("tick 5").await;
     let lines = run.lines();
@@ -107,17 +105,7 @@ async fn run_holds_a_service_on_a_worker_and_sigterm_removes_it() {
     let (service, id) = service_of(&lab, &peer, &package.id);
     assert!(!id.is_empty(), "service {service} runs while run holds it");
 
-    // The peer stops chaincode with SIGTERM (and SIGKILLs 5 s later).
-    let pid = run.child.id().unwrap().to_string();
-    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-    let (code, lines) = run.exit(Duration::from_secs(5)).await;
-    assert_eq!(code, Some(143), "{lines:?}");
-    // Output mirrored in order, none twice.
-    let ticks: Vec<u32> = lines
-        .iter()
-        .filter_map(|l| l.strip_prefix("tick ")?.parse().ok())
-        .collect();
-    assert_eq!(ticks, (1..=ticks.len() as u32).collect::<Vec<_>>());
+    run.sigterm().await;
     assert_eq!(service_of(&lab, &peer, &package.id).1, "");
     assert!(
         lab.peer_leftovers(&peer).is_empty(),
@@ -133,14 +121,12 @@ async fn run_ends_with_the_chaincodes_exit_code_and_leaves_no_service() {
     let peer = common::unique_peer("swarmbldexit").to_lowercase();
     let root = tempfile::tempdir().unwrap();
     let (_sidecar, server) = sidecar(&lab, &peer, root.path()).await;
-    let (package, layout) = shell_layout(
+    let (package, _layout, run) = run_shell(
         root.path(),
+        &server,
         "bldexit",
         "echo \"host $(hostname)\"\nfor i in 1 2 3; do echo \"line $i\"; done\nexit 7\n",
     );
-    let builder = install_and_build(root.path(), &layout, &server);
-
-    let run = Running::spawn(layout.run(&builder, Some(&server)));
     let (code, lines) = run.exit(Duration::from_secs(120)).await;
     assert_eq!(code, Some(7), "{lines:?}");
     let host = lines

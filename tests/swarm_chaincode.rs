@@ -342,15 +342,6 @@ async fn try_runs_a_chaincode_on_a_worker_against_a_devpeer_listening_where_the_
     let listen = format!("{}:0", lab.hub_addr);
     let mut command = lab.hub_command(env!("CARGO_BIN_EXE_cclaunch"));
     command
-        .arg("try")
-        .arg(&file)
-        .args(["--tls", "--listen", &listen, "--timeout", "120s"])
-        .args([
-            "--invoke",
-            r#"["put","k1","v1"]"#,
-            "--invoke",
-            r#"["get","k1"]"#,
-        ])
         .env("CORE_VM_ENDPOINT", lab.endpoint("mgr"))
         .env("CORE_PEER_ID", &peer)
         .env("CORE_PEER_NETWORKID", "test")
@@ -361,30 +352,14 @@ async fn try_runs_a_chaincode_on_a_worker_against_a_devpeer_listening_where_the_
         .env("CCLAUNCH_SWARM_CONSTRAINTS", "node.role==worker")
         .env("RUST_LOG", "off")
         .env_remove(cclaunch::client::SERVER_ENV);
-    let started = Instant::now();
-    let out = tokio::process::Command::from(command)
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(300), out)
-        .await
-        .expect("try finishes within 300 s")
-        .expect("run cclaunch try in the hub");
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-    );
-    eprintln!("try on the swarm in {:.1?}", started.elapsed());
-    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
-    let registered = format!(
-        "registered {} with devpeer at {}:",
-        package.id, lab.hub_addr
-    );
-    assert!(stdout.contains(&registered), "{stdout}");
-    assert!(stdout.contains(", mutual TLS"), "{stdout}");
-    assert!(
-        stdout.contains(r#"invoke ["get","k1"] -> status 200 message "" payload "v1""#),
-        "{stdout}"
-    );
+    common::try_put_get(
+        command,
+        &file,
+        &["--listen", &listen],
+        &package.id,
+        &lab.hub_addr.to_string(),
+    )
+    .await;
     assert!(
         lab.peer_leftovers(&peer).is_empty(),
         "{:?}",

@@ -92,9 +92,59 @@ fn package(dir: &Path, kind: &str, label: &str, path: &str, code: &Path) -> Resu
 }
 
 async fn timed_build(launcher: &Launcher, package: &Package) -> Result<(f64, bool)> {
+    let (took, reused, _) = traced_build(launcher, package).await?;
+    Ok((took, reused))
+}
+
+/// Where a build's time goes, in seconds: before the build container
+/// (the reuse key, the existing-image check), the build container (create,
+/// upload, start, the compiler, copy-out, removal), of which the compiler's
+/// own output spans `output`, and the image build.
+#[derive(Debug, Clone, Copy, Default)]
+struct Phases {
+    before: f64,
+    container: f64,
+    output: f64,
+    image: f64,
+}
+
+/// [`timed_build`], and its phases from the build's stages and output lines
+/// as they came.
+async fn traced_build(launcher: &Launcher, package: &Package) -> Result<(f64, bool, Phases)> {
     let started = Instant::now();
-    let built = launcher.build(package, &|_: &str| {}).await?;
-    Ok((started.elapsed().as_secs_f64(), built.reused))
+    let seen = std::sync::Mutex::new(Vec::<(f64, String)>::new());
+    let note = |line: &str| {
+        if let Ok(mut seen) = seen.lock() {
+            seen.push((started.elapsed().as_secs_f64(), line.to_string()));
+        }
+    };
+    let built = launcher.build(package, &note).await?;
+    let took = started.elapsed().as_secs_f64();
+    let seen = seen.into_inner().unwrap_or_default();
+    let at = |prefix: &str| {
+        seen.iter()
+            .find(|(_, l)| l.starts_with(prefix))
+            .map(|(t, _)| *t)
+    };
+    let (compiling, imaging) = (
+        at("compiling in").unwrap_or(0.0),
+        at("building image").unwrap_or(took),
+    );
+    let output: Vec<f64> = seen
+        .iter()
+        .filter(|(t, l)| *t > compiling && *t < imaging && !l.starts_with("compiling in"))
+        .map(|(t, _)| *t)
+        .collect();
+    let phases = Phases {
+        before: compiling,
+        container: imaging - compiling,
+        output: match (output.first(), output.last()) {
+            (Some(first), Some(last)) => last - first,
+            _ => 0.0,
+        },
+        image: took - imaging,
+    };
+    Ok((took, built.reused, phases))
 }
 
 /// One language: per round, a cold cache, version 1 for peer A, the same
@@ -162,10 +212,12 @@ pub async fn builds(dir: &Path) -> Result<()> {
     let prefix = format!("cclaunch-bench-cache-{}", std::process::id());
     let a = launcher(dir, "benchpeera", &prefix).await?;
     let b = launcher(dir, "benchpeerb", &prefix).await?;
+    let mut breakdown = Vec::new();
     for (n, language) in languages.iter().enumerate() {
         let volume = format!("{prefix}-{}", language.kind);
         let (mut first, mut second, mut warm, mut cold) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut phases = Vec::new();
         for round in 0..ROUNDS {
             let _ = docker_cli(&["volume", "rm", "-f", &volume]);
             let tag = format!("{}{n}r{round}p{}", language.kind, std::process::id());
@@ -191,9 +243,10 @@ pub async fn builds(dir: &Path) -> Result<()> {
             let (t, reused) = timed_build(&b, &p1).await?;
             assert!(reused, "the second peer names the first peer's build");
             second.push(t);
-            let (t, reused) = timed_build(&a, &p2).await?;
+            let (t, reused, phased) = traced_build(&a, &p2).await?;
             assert!(!reused, "version 2 is built");
             warm.push(t);
+            phases.push(phased);
             let _ = docker_cli(&["rmi", &a.names(&p2.id)?.image]);
             let _ = docker_cli(&["volume", "rm", "-f", &volume]);
             let (t, reused) = timed_build(&a, &p2).await?;
@@ -222,6 +275,22 @@ pub async fn builds(dir: &Path) -> Result<()> {
             first / warm,
             cold / warm
         );
+        let of = |f: fn(&Phases) -> f64| median(&mut phases.iter().map(f).collect::<Vec<_>>());
+        breakdown.push(format!(
+            "| {} | {:.2} s | {:.2} s | {:.2} s | {:.2} s | {:.2} s |",
+            language.name,
+            warm,
+            of(|p| p.before),
+            of(|p| p.container),
+            of(|p| p.output),
+            of(|p| p.image)
+        ));
+    }
+    println!("\nWhere version 2's warm build goes (medians; the compiler's output spans part of the build container's time):\n");
+    println!("| language | v2, warm cache | before the build container (reuse key, existing image) | build container (create, upload, start, compile, copy-out, remove) | of it, first to last compiler output line | image build (context, Dockerfile steps, labels, tag) |");
+    println!("|---|---|---|---|---|---|");
+    for row in breakdown {
+        println!("{row}");
     }
     println!();
     Ok(())

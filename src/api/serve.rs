@@ -323,18 +323,23 @@ pub async fn serve(
     // is not fatal: Health and /healthz say so.
     // List and /metrics answer from the engine's events from now on.
     launcher.keep_roster();
-    match launcher.clean_up_leftovers().await {
-        Ok(removed) if !removed.is_empty() => tracing::info!(
-            build_containers = removed.build_containers.len(),
-            unstarted_containers = removed.unstarted_containers.len(),
-            "removed what a process that is gone left half-done"
-        ),
-        Ok(_) => {}
-        Err(e) => {
-            tracing::warn!(error = %crate::error_chain(&e), "cannot look for containers a killed process left")
+    let listed = match launcher.clean_up_leftovers().await {
+        Ok(removed) => {
+            if !removed.is_empty() {
+                tracing::info!(
+                    build_containers = removed.build_containers.len(),
+                    unstarted_containers = removed.unstarted_containers.len(),
+                    "removed what a process that is gone left half-done"
+                );
+            }
+            removed.listed
         }
-    }
-    match launcher.resume().await {
+        Err(e) => {
+            tracing::warn!(error = %crate::error_chain(&e), "cannot look for containers a killed process left");
+            None
+        }
+    };
+    match launcher.resume_listed(listed).await {
         Ok(resumed) => tracing::info!(chaincodes = resumed.len(), "resumed output mirrors"),
         Err(e) => {
             tracing::warn!(error = %crate::error_chain(&e), "cannot resume mirroring chaincode output")

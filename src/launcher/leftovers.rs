@@ -20,11 +20,15 @@ use super::creator::{self, Fate, Kind, LABEL_CREATOR};
 use super::{prepared, Error, Launcher, LABEL_BUILD};
 use crate::runtime::{self, ContainerInfo, Runner};
 
-/// What the clean-up removed, by container name.
+/// What the clean-up removed, by container name, and the chaincode
+/// containers it listed and left (for [`Launcher::resume_listed`]: one
+/// listing of a thousand containers takes seconds).
 #[derive(Debug, Default, Clone)]
 pub struct Leftovers {
     pub build_containers: Vec<String>,
     pub unstarted_containers: Vec<String>,
+    /// `None` when it listed nothing (a launcher that did not claim the peer).
+    pub listed: Option<Vec<ContainerInfo>>,
 }
 
 impl Leftovers {
@@ -54,9 +58,11 @@ impl Launcher {
         let builds = builds
             .into_iter()
             .filter(|c| c.labels.contains_key(LABEL_BUILD));
-        let chaincode = chaincode
+        let chaincode: Vec<ContainerInfo> = chaincode
             .into_iter()
-            .filter(|c| !c.labels.contains_key(LABEL_BUILD));
+            .filter(|c| !c.labels.contains_key(LABEL_BUILD))
+            .collect();
+        removed.listed = Some(chaincode.clone());
         for container in builds.chain(chaincode) {
             let build = container.labels.contains_key(LABEL_BUILD);
             let unstarted = !build
@@ -94,6 +100,9 @@ impl Launcher {
             } else {
                 tracing::info!(container = %container.name, creator_pid = ?creator, "removed a chaincode container created but never started by a process that is gone");
                 self.checkpoints.remove(&container.name);
+                if let Some(listed) = &mut removed.listed {
+                    listed.retain(|c| c.id != container.id);
+                }
                 removed.unstarted_containers.push(container.name);
             }
         }

@@ -12,7 +12,7 @@ use tokio::task::JoinHandle;
 
 use super::{engine, Error, Launcher};
 use crate::output::{self, Position, Skip, Tail};
-use crate::runtime::{self, LogQuery, OutputStream};
+use crate::runtime::{self, ContainerInfo, LogQuery, OutputStream};
 
 /// How long checkpoint writers may take at shutdown: a bound for a stuck
 /// disk, not a wait (they finish as soon as they can); a write cut short
@@ -21,7 +21,7 @@ const WRITER_GRACE: Duration = Duration::from_secs(10);
 /// More grace at shutdown for each mirror whose checkpoint is written.
 const WRITER_GRACE_EACH: Duration = Duration::from_millis(20);
 /// Logs opened at once when resuming mirrors after a restart.
-const RESUME_AT_ONCE: usize = 16;
+const RESUME_AT_ONCE: usize = 32;
 
 pub(super) struct Mirror {
     tail: Arc<Tail>,
@@ -102,10 +102,25 @@ impl Launcher {
     /// running container without a checkpoint is mirrored from now on; an
     /// exited one without a checkpoint is left alone.
     pub async fn resume(&self) -> Result<Vec<Resumed>, Error> {
+        self.resume_listed(None).await
+    }
+
+    /// [`Launcher::resume`] from `listed`, this peer's chaincode containers
+    /// as the start-up clean-up just listed them (`None`: list them now).
+    pub async fn resume_listed(
+        &self,
+        listed: Option<Vec<ContainerInfo>>,
+    ) -> Result<Vec<Resumed>, Error> {
         if !self.config.vm.docker.attach_stdout {
             return Ok(Vec::new()); // nothing was mirrored before either
         }
-        let containers = self.chaincode_containers().await?;
+        let containers = match listed {
+            Some(mut listed) => {
+                listed.retain(super::is_chaincode);
+                listed
+            }
+            None => self.chaincode_containers().await?,
+        };
         // Checkpoints of containers removed while no sidecar ran (or of a
         // start cancelled midway) go.
         self.checkpoints
@@ -144,7 +159,7 @@ impl Launcher {
                     timestamps: true,
                     ..LogQuery::all(info.running)
                 };
-                let output = self.runner.logs(&info.name, &query).await;
+                let output = self.runner.logs_of_listed(&info.name, &query).await;
                 (package_id, info, from, skip, output)
             },
         ))

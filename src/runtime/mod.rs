@@ -388,6 +388,17 @@ pub trait Runner: Send + Sync {
     async fn create_container(&self, spec: &ContainerSpec) -> Result<String, Error>;
     /// The container's output from its start on (call it before start).
     async fn attach(&self, container: &str) -> Result<OutputStream, Error>;
+    /// [`Runner::logs`] of a container the caller has just listed: no
+    /// check that it exists first (one call less each, for a thousand
+    /// mirrors resumed at once); one gone meanwhile ends the stream with the
+    /// engine's error.
+    async fn logs_of_listed(
+        &self,
+        container: &str,
+        query: &LogQuery,
+    ) -> Result<OutputStream, Error> {
+        self.logs(container, query).await
+    }
     async fn start_container(&self, container: &str) -> Result<(), Error>;
     async fn stop_container(&self, container: &str, timeout_secs: i64) -> Result<(), Error>;
     async fn kill_container(&self, container: &str) -> Result<(), Error>;

@@ -143,14 +143,7 @@ server = "http://$REGISTRY"
 [host."http://$REGISTRY"]
   capabilities = ["pull", "resolve"]
 EOF
-cat > "$LAB/registry/config.yml" <<EOF
-version: 0.1
-log: {level: warn, accesslog: {disabled: true}}
-storage:
-  filesystem: {rootdirectory: $LAB/registry/data}
-  delete: {enabled: true}
-http: {addr: "$REGISTRY"}
-EOF
+"$HERE/registry-config.sh" "$LAB/registry/data" "$REGISTRY" > "$LAB/registry/config.yml"
 # Pods on the pod network: a bridge inside the lab's namespace, its address
 # the pods' gateway; no masquerade, and the namespace has no route out.
 cat > "$LAB/cni/net.d/10-$PFX.conflist" <<EOF

@@ -67,14 +67,7 @@ done
 step "namespaces and bridge"
 
 # --- registry (Debian's docker-registry, distribution 2.8) in the hub namespace -------------------
-cat > "$LAB/reg/config.yml" <<YML
-version: 0.1
-log: {level: warn, accesslog: {disabled: true}}
-storage:
-  filesystem: {rootdirectory: $LAB/reg/data}
-  delete: {enabled: true}
-http: {addr: "$REG"}
-YML
+"$HERE/registry-config.sh" "$LAB/reg/data" "$REG" > "$LAB/reg/config.yml"
 setsid nsenter --net="/run/netns/$PFX-hub" -- docker-registry serve "$LAB/reg/config.yml" \
   </dev/null >>"$LAB/reg/registry.log" 2>&1 &
 echo $! > "$LAB/reg/pid"

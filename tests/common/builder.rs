@@ -302,3 +302,36 @@ pub fn shell_layout(root: &Path, label: &str, script: &str) -> (Package, Layout)
     chaincode_json(&layout, &package.id, None);
     (package, layout)
 }
+
+/// A shell package ([`shell_layout`]) installed, built and released through
+/// the sidecar at `server`, then its `bin/run` running: the package, the
+/// layout (its directories live as long as it does) and the running `run`.
+pub fn run_shell(
+    root: &Path,
+    server: &str,
+    label: &str,
+    script: &str,
+) -> (Package, Layout, Running) {
+    let (package, layout) = shell_layout(root, label, script);
+    let builder = install_and_build(root, &layout, server);
+    let run = Running::spawn(layout.run(&builder, Some(server)));
+    (package, layout, run)
+}
+
+impl Running {
+    /// SIGTERM, as the peer stops chaincode (it SIGKILLs 5 s later): `run`
+    /// must exit 143 within those 5 s, having passed on every `tick N` line
+    /// in order, none twice. Its stderr lines.
+    pub async fn sigterm(self) -> Vec<String> {
+        let pid = self.child.id().unwrap().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let (code, lines) = self.exit(Duration::from_secs(5)).await;
+        assert_eq!(code, Some(143), "{lines:?}");
+        let ticks: Vec<u32> = lines
+            .iter()
+            .filter_map(|l| l.strip_prefix("tick ")?.parse().ok())
+            .collect();
+        assert_eq!(ticks, (1..=ticks.len() as u32).collect::<Vec<_>>());
+        lines
+    }
+}

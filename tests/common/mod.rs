@@ -562,3 +562,52 @@ pub async fn assert_put_get(peer: &cclaunch::devpeer::DevPeer, id: &str) {
     let get = invoke(peer, id, &["get", "k1"]).await;
     assert_eq!((get.status, get.payload.as_slice()), (200, &b"v1"[..]));
 }
+
+/// `cclaunch try FILE --tls` with a `put` and a `get` invoke, as `command`
+/// (made where the chaincode reaches it) with `args` after: run within
+/// 300 s; what it printed, after checking that it exited 0, that the
+/// chaincode `id` registered with devpeer at `at` over mutual TLS, and that
+/// the get answered the put's value.
+pub async fn try_put_get(
+    mut command: Command,
+    file: &Path,
+    args: &[&str],
+    id: &str,
+    at: &str,
+) -> String {
+    command
+        .arg("try")
+        .arg(file)
+        .args(["--tls", "--timeout", "120s"])
+        .args([
+            "--invoke",
+            r#"["put","k1","v1"]"#,
+            "--invoke",
+            r#"["get","k1"]"#,
+        ])
+        .args(args);
+    let started = std::time::Instant::now();
+    let out = tokio::process::Command::from(command)
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(300), out)
+        .await
+        .expect("try finishes within 300 s")
+        .expect("run cclaunch try");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    eprintln!("try in {:.1?}", started.elapsed());
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains(&format!("registered {id} with devpeer at {at}:")),
+        "{stdout}"
+    );
+    assert!(stdout.contains(", mutual TLS"), "{stdout}");
+    assert!(
+        stdout.contains(r#"invoke ["get","k1"] -> status 200 message "" payload "v1""#),
+        "{stdout}"
+    );
+    stdout
+}

@@ -71,9 +71,14 @@ impl Docker {
                 what: format!("container {container}"),
             });
         }
+        Ok(self.logs_of_listed(container, query))
+    }
+
+    /// The logs of a container known to exist (see `Runner::logs_of_listed`).
+    pub(super) fn logs_of_listed(&self, container: &str, query: &LogQuery) -> OutputStream {
         // Only the engine's first answer is timed; a followed log then lasts.
         let stream = self.quick.logs(container, Some(logs_options(query)));
-        Ok(output_stream(stream, self.clone(), container.to_string()))
+        output_stream(stream, self.clone(), container.to_string())
     }
 }
 

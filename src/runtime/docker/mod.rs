@@ -288,6 +288,14 @@ impl Runner for Docker {
         Docker::logs(self, container, query).await
     }
 
+    async fn logs_of_listed(
+        &self,
+        container: &str,
+        query: &LogQuery,
+    ) -> Result<OutputStream, Error> {
+        Ok(Docker::logs_of_listed(self, container, query))
+    }
+
     async fn list_containers(&self, labels: &[(&str, &str)]) -> Result<Vec<ContainerInfo>, Error> {
         Docker::list_containers(self, labels).await
     }
