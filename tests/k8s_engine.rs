@@ -139,6 +139,36 @@ impl Peer {
         (package, target)
     }
 
+    /// Starts `package` (with `tls`) and waits for its exit code and until
+    /// `line` is mirrored; the container's name and the code.
+    async fn run_to_exit(
+        &self,
+        package: &Package,
+        tls: Option<TlsMaterial>,
+        line: &str,
+        captured: &common::Captured,
+    ) -> (String, i64) {
+        let started = self
+            .launcher
+            .start(request(&package.id, tls))
+            .await
+            .expect("start");
+        let code = tokio::time::timeout(POD_LIMIT, self.launcher.wait(&package.id))
+            .await
+            .expect("wait within the limit")
+            .expect("wait");
+        let target = format!("peer.chaincode.{}", started.container);
+        assert!(
+            eventually(Duration::from_secs(30), || captured
+                .for_target(&target)
+                .contains(&line.to_string()))
+            .await,
+            "{line:?} not mirrored: {:?}",
+            captured.for_target(&target)
+        );
+        (started.container, code)
+    }
+
     /// `package` built by the Docker engine and imported into the lab.
     async fn import(&self, package: &Package) {
         let built = self
@@ -683,23 +713,10 @@ fn the_engine_needs_only_the_role_docs_kubernetes_md_gives_and_never_reads_a_sec
         let health = peer.launcher.health().await.expect("health");
         assert!(health.version.starts_with("v1.20"), "{health:?}");
         let package = peer.chaincode("least", "echo up\nexit 5\n").await;
-        let started = peer
-            .launcher
-            .start(request(&package.id, Some(common::tls_material())))
-            .await
-            .expect("start with the least-privilege role");
-        let code = tokio::time::timeout(POD_LIMIT, peer.launcher.wait(&package.id))
-            .await
-            .expect("wait within the limit")
-            .expect("wait");
+        let (_, code) = peer
+            .run_to_exit(&package, Some(common::tls_material()), "up", &captured)
+            .await;
         assert_eq!(code, 5);
-        let target = format!("peer.chaincode.{}", started.container);
-        assert!(
-            eventually(Duration::from_secs(30), || captured
-                .for_target(&target)
-                .contains(&"up".to_string()))
-            .await
-        );
         let mut logs = peer
             .launcher
             .logs(&package.id, &cclaunch::runtime::LogQuery::all(false))
@@ -1568,26 +1585,11 @@ fn a_pod_is_placed_by_its_node_selector_and_one_no_node_matches_is_a_clear_error
         )
         .await;
         let package = peer.chaincode("placed", "echo placed\n").await;
-        let started = peer
-            .launcher
-            .start(request(&package.id, None))
-            .await
-            .expect("start");
-        let code = tokio::time::timeout(POD_LIMIT, peer.launcher.wait(&package.id))
-            .await
-            .expect("wait within the limit")
-            .expect("wait");
+        let (container, code) = peer.run_to_exit(&package, None, "placed", &captured).await;
         assert_eq!(code, 0);
-        let target = format!("peer.chaincode.{}", started.container);
-        assert!(
-            eventually(Duration::from_secs(30), || captured
-                .for_target(&target)
-                .contains(&"placed".to_string()))
-            .await
-        );
         let pods: Api<Pod> = Api::namespaced(lab2.client().await, &lab2.namespace);
         let pod = pods
-            .get(&names::pod_name(&started.container))
+            .get(&names::pod_name(&container))
             .await
             .expect("the Pod");
         let spec = pod.spec.expect("spec");

@@ -181,10 +181,8 @@ async fn run_ends_with_the_chaincodes_exit_code_and_leaves_no_pod_or_secret() {
         "k8sbldexit",
         "for i in 1 2 3; do echo \"line $i\"; done\nexit 7\n",
     );
-    let (code, lines) = run.exit(Duration::from_secs(120)).await;
-    assert_eq!(code, Some(7), "{lines:?}");
-    let mirrored: Vec<&String> = lines.iter().filter(|l| l.starts_with("line ")).collect();
-    assert_eq!(mirrored, ["line 1", "line 2", "line 3"], "{lines:?}");
+    run.exited_with(7, "line ", &["line 1", "line 2", "line 3"])
+        .await;
     assert_eq!(lab.peer_objects(&peer), Vec::<String>::new());
 }
 

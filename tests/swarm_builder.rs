@@ -127,15 +127,14 @@ async fn run_ends_with_the_chaincodes_exit_code_and_leaves_no_service() {
         "bldexit",
         "echo \"host $(hostname)\"\nfor i in 1 2 3; do echo \"line $i\"; done\nexit 7\n",
     );
-    let (code, lines) = run.exit(Duration::from_secs(120)).await;
-    assert_eq!(code, Some(7), "{lines:?}");
+    let lines = run
+        .exited_with(7, "line ", &["line 1", "line 2", "line 3"])
+        .await;
     let host = lines
         .iter()
         .find(|l| l.starts_with("host "))
         .unwrap_or_else(|| panic!("no host line in {lines:?}"));
     ran_on_a_worker(&lab, host);
-    let mirrored: Vec<&String> = lines.iter().filter(|l| l.starts_with("line ")).collect();
-    assert_eq!(mirrored, ["line 1", "line 2", "line 3"], "{lines:?}");
     assert_eq!(service_of(&lab, &peer, &package.id).1, "");
     assert!(
         lab.peer_leftovers(&peer).is_empty(),

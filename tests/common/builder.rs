@@ -319,6 +319,17 @@ pub fn run_shell(
 }
 
 impl Running {
+    /// Waits (120 s at most) for `run` to end with the chaincode's own exit
+    /// code `code`, then for the lines it passed on that start with
+    /// `prefix`: they must be `expected`, in order. Every stderr line.
+    pub async fn exited_with(self, code: i32, prefix: &str, expected: &[&str]) -> Vec<String> {
+        let (exited, lines) = self.exit(Duration::from_secs(120)).await;
+        assert_eq!(exited, Some(code), "{lines:?}");
+        let passed: Vec<&String> = lines.iter().filter(|l| l.starts_with(prefix)).collect();
+        assert_eq!(passed, expected, "{lines:?}");
+        lines
+    }
+
     /// SIGTERM, as the peer stops chaincode (it SIGKILLs 5 s later): `run`
     /// must exit 143 within those 5 s, having passed on every `tick N` line
     /// in order, none twice. Its stderr lines.
