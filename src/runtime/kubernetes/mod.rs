@@ -88,7 +88,7 @@ impl Retry {
 
     /// A call went through.
     fn reset(&mut self) {
-        if self.failures > 0 && self.since.is_some() {
+        if self.failures > 0 {
             tracing::debug!(
                 failures = self.failures,
                 "the Kubernetes API server answers again"
