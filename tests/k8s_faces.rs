@@ -151,8 +151,14 @@ async fn the_external_builder_runs_a_pod_pulled_by_digest_and_sigterm_on_run_rem
         .filter(|l| l.starts_with("cclaunch: "))
         .collect();
     eprintln!("run said: {said:?}");
-    // A Pod goes once its kubelet has ended it; the sidecar finishes the
-    // stop even when run's own 4 s are up.
+    // A Pod goes once its kubelet has ended it (3-5 s on the lab); the
+    // sidecar finishes the stop even when run's own 4 s are up, and run
+    // says so.
+    assert!(
+        said.iter().any(|l| l.contains("SIGTERM: stopped chaincode")
+            || l.ends_with("within 4 s; it goes on stopping it")),
+        "{said:?}"
+    );
     assert!(
         common::eventually(Duration::from_secs(30), || lab
             .peer_objects(&peer)

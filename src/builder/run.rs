@@ -164,7 +164,7 @@ async fn remove_exited(remote: &Remote, address: &Address, id: &str) {
             said(&e)
         ),
         Err(_) => eprintln!(
-            "cclaunch: the sidecar at {address} did not remove the container of chaincode {id} within {} s",
+            "cclaunch: the sidecar at {address} did not remove the container of chaincode {id} within {} s; it goes on removing it",
             STOP_TIMEOUT.as_secs()
         ),
     }
@@ -184,7 +184,7 @@ async fn stop(remote: &Remote, address: &Address, id: &str, signal: &'static str
             said(&e)
         ),
         Err(_) => eprintln!(
-            "cclaunch: {signal}: the sidecar at {address} did not stop chaincode {id} within {} s",
+            "cclaunch: {signal}: the sidecar at {address} did not stop chaincode {id} within {} s; it goes on stopping it",
             STOP_TIMEOUT.as_secs()
         ),
     }
