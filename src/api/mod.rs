@@ -41,6 +41,9 @@ pub struct Api {
     spool: Spool,
     /// Cancelled when the sidecar shuts down: following calls end at once.
     closing: tokio_util::sync::CancellationToken,
+    /// Starts and stops running on their own (see `detached`), waited for
+    /// at shutdown.
+    detached: tokio_util::task::TaskTracker,
 }
 
 impl Api {
@@ -54,7 +57,14 @@ impl Api {
             launcher,
             log_streams: Arc::new(Semaphore::new(max_log_streams.min(Semaphore::MAX_PERMITS))),
             closing: tokio_util::sync::CancellationToken::new(),
+            detached: tokio_util::task::TaskTracker::new(),
         }
+    }
+
+    /// The starts and stops whose callers went away: shutdown waits for
+    /// them (bounded), so a stop is not cut between its stop and its remove.
+    pub fn detached(&self) -> tokio_util::task::TaskTracker {
+        self.detached.clone()
     }
 
     /// Cancel it to end every following Logs and Wait with
@@ -187,11 +197,13 @@ fn until_shutdown<T: Send + 'static>(
 /// Runs a start or stop to its end even when its caller goes away: a caller
 /// that times out (the external builder's `run` has 4 s to stop chaincode
 /// before the peer kills it) must not leave a container half made or half
-/// removed. Its outcome goes to the caller if it is still there.
+/// removed. Its outcome goes to the caller if it is still there; shutdown
+/// waits for it (`Api::detached`).
 async fn detached<T: Send + 'static>(
+    tracker: &tokio_util::task::TaskTracker,
     work: impl std::future::Future<Output = Result<T, crate::launch::Error>> + Send + 'static,
 ) -> Result<T, Status> {
-    match tokio::spawn(work).await {
+    match tracker.spawn(work).await {
         Ok(outcome) => outcome.map_err(|e| wire::status(&e)),
         Err(e) => Err(Status::internal(format!("the call ended abnormally: {e}"))),
     }
@@ -292,7 +304,7 @@ impl LauncherApi for Api {
     ) -> Result<Response<pb::StartResponse>, Status> {
         let request = wire::from_start_request(request.into_inner())?;
         let launch = self.launch.clone();
-        let started = detached(async move { launch.start(request).await }).await?;
+        let started = detached(&self.detached, async move { launch.start(request).await }).await?;
         Ok(Response::new(wire::started(started)))
     }
 
@@ -302,7 +314,7 @@ impl LauncherApi for Api {
     ) -> Result<Response<pb::StopResponse>, Status> {
         let id = request.into_inner().package_id;
         let launch = self.launch.clone();
-        let container = detached(async move { launch.stop(&id).await }).await?;
+        let container = detached(&self.detached, async move { launch.stop(&id).await }).await?;
         Ok(Response::new(pb::StopResponse { container }))
     }
 

@@ -65,6 +65,8 @@ pub async fn serve(
 
 async fn healthz(State(operations): State<Arc<Operations>>) -> impl IntoResponse {
     let launcher = Arc::clone(&operations.launcher);
+    // Whatever else fails (a check that panicked) is about the runner.
+    let runner = launcher.runs_on();
     // None: healthy; else the engine that failed.
     let failed = operations
         .engine_up
@@ -75,13 +77,13 @@ async fn healthz(State(operations): State<Arc<Operations>>) -> impl IntoResponse
                     tracing::warn!(error = %crate::error_chain(&e), "/healthz: the engine does not answer");
                     Some(match e {
                         crate::launcher::Error::Ping { engine, .. } => engine,
-                        _ => Pinged::Docker,
+                        _ => runner,
                     })
                 }
             }
         })
         .await
-        .unwrap_or(Some(Pinged::Docker));
+        .unwrap_or(Some(runner));
     match failed {
         None => (StatusCode::OK, Json(json!({"status": "OK"}))),
         Some(engine) => {

@@ -347,6 +347,7 @@ pub async fn serve(
     }
     let api = Api::new(Arc::clone(&launcher));
     let closing = api.closing();
+    let detached = api.detached();
     let routes = Routes::new(health_service)
         .add_service(reflection)
         .add_service(api.into_server());
@@ -427,6 +428,15 @@ pub async fn serve(
             }
         }
     };
+    // Starts and stops whose callers went away finish (a Start's mirror is
+    // then stopped with the rest just below).
+    detached.close();
+    if tokio::time::timeout(DRAIN, detached.wait()).await.is_err() {
+        tracing::warn!(
+            "starts or stops still running {} s after shutdown began; left as they are",
+            DRAIN.as_secs()
+        );
+    }
     launcher.stop_mirrors().await;
     for path in &sockets {
         let _ = std::fs::remove_file(path);

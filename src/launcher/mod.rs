@@ -481,15 +481,19 @@ impl Launcher {
                 Error::Ping { engine, source }
             }
         };
-        let runner = match self.config.cclaunch.engine.kind {
-            crate::config::EngineKind::Kubernetes => Pinged::Kubernetes,
-            _ => Pinged::Docker,
-        };
-        let info = self.runner.ping().await.map_err(failed(runner))?;
+        let info = self.runner.ping().await.map_err(failed(self.runs_on()))?;
         if !self.one_engine() {
             self.engine.ping().await.map_err(failed(Pinged::Docker))?;
         }
         Ok(info)
+    }
+
+    /// What runs chaincode, as a failed health check names it.
+    pub fn runs_on(&self) -> Pinged {
+        match self.config.cclaunch.engine.kind {
+            crate::config::EngineKind::Kubernetes => Pinged::Kubernetes,
+            _ => Pinged::Docker,
+        }
     }
 
     /// Whether images are built where chaincode runs.

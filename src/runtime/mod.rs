@@ -388,10 +388,10 @@ pub trait Runner: Send + Sync {
     async fn create_container(&self, spec: &ContainerSpec) -> Result<String, Error>;
     /// The container's output from its start on (call it before start).
     async fn attach(&self, container: &str) -> Result<OutputStream, Error>;
-    /// [`Runner::logs`] of a container the caller has just listed: no
-    /// check that it exists first (one call less each, for a thousand
-    /// mirrors resumed at once); one gone meanwhile ends the stream with the
-    /// engine's error.
+    /// [`Runner::logs`] of a container the caller has just listed. A runner
+    /// may skip its check that the container exists (Docker does: one call
+    /// less each, for a thousand mirrors resumed at once); one gone
+    /// meanwhile then ends the stream with the engine's error.
     async fn logs_of_listed(
         &self,
         container: &str,

@@ -150,7 +150,10 @@ impl Kubernetes {
                 .call("get the pod of", &target, self.pods().get_opt(&found.name))
                 .await;
             let pod = match now {
-                Ok(Some(pod)) if pod.metadata.uid.as_deref() == Some(found.uid.as_str()) => pod,
+                Ok(Some(pod)) if pod.metadata.uid.as_deref() == Some(found.uid.as_str()) => {
+                    retry.answered();
+                    pod
+                }
                 // Deleted: its output is gone with it.
                 Ok(_) => return Ok(()),
                 Err(e) => {

@@ -58,6 +58,9 @@ const REFUSALS: u32 = 5;
 #[derive(Debug, Default)]
 struct Retry {
     failures: u32,
+    /// Of them, refusals (4xx) since the last answer or the last time the
+    /// API server was away.
+    refusals: u32,
     since: Option<tokio::time::Instant>,
 }
 
@@ -68,34 +71,58 @@ impl Retry {
     fn after(&mut self, e: Error, target: &str) -> Result<Duration, Error> {
         self.failures += 1;
         let since = *self.since.get_or_insert_with(tokio::time::Instant::now);
+        // Away, or shedding load (429): it answers again later.
         let away = matches!(
             e,
             Error::Unreachable { .. }
                 | Error::Timeout { .. }
                 | Error::Refused {
-                    status: None | Some(500..=599),
+                    status: None | Some(429 | 500..=599),
                     ..
                 }
         );
-        if (away && since.elapsed() >= OUTAGE) || (!away && self.failures >= REFUSALS) {
+        if away {
+            self.refusals = 0;
+        } else {
+            self.refusals += 1;
+        }
+        if (away && since.elapsed() >= OUTAGE) || self.refusals >= REFUSALS {
             return Err(e);
         }
         if self.failures == 1 && away {
             tracing::warn!(target, error = %e, "the Kubernetes API server is away; trying again for up to {} s", OUTAGE.as_secs());
         }
-        Ok((POLL * self.failures).min(RETRY_MAX))
+        // Readers that failed together do not all come back at once.
+        let spread = Duration::from_millis(u64::from(rand_ms()) % 250);
+        Ok((POLL * self.failures).min(RETRY_MAX) + spread)
+    }
+
+    /// The API server answered another call: its outage is over, but
+    /// refusals of the call that failed still count.
+    fn answered(&mut self) {
+        self.failures = 0;
+        self.since = None;
     }
 
     /// A call went through.
     fn reset(&mut self) {
-        if self.failures > 0 {
-            tracing::debug!(
-                failures = self.failures,
-                "the Kubernetes API server answers again"
-            );
+        if self.failures == 0 {
+            return;
         }
+        tracing::debug!(
+            failures = self.failures,
+            "the Kubernetes API server answers again"
+        );
         *self = Retry::default();
     }
+}
+
+/// A few varying milliseconds (the clock's own): enough to spread
+/// retries apart, no randomness needed beyond that.
+fn rand_ms() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_millis())
 }
 
 /// Where and how chaincode Pods run.
@@ -383,20 +410,38 @@ mod tests {
         };
         let mut retry = Retry::default();
         let mut waited = Duration::ZERO;
+        let spread = Duration::from_millis(250);
         while let Ok(pause) = retry.after(away(), "pod x") {
-            assert!(pause <= RETRY_MAX);
+            assert!(pause < RETRY_MAX + spread);
             tokio::time::sleep(pause).await;
             waited += pause;
         }
         assert!(
-            waited >= OUTAGE && waited < OUTAGE + RETRY_MAX,
+            waited >= OUTAGE && waited < OUTAGE + RETRY_MAX + spread,
             "{waited:?}"
         );
         retry.reset();
-        assert_eq!(retry.after(away(), "pod x").ok(), Some(POLL));
+        let first = retry.after(away(), "pod x").expect("tries again");
+        assert!(first >= POLL && first < POLL + spread, "{first:?}");
         let mut retry = Retry::default();
         let tries = std::iter::from_fn(|| retry.after(refused(), "pod x").ok()).count();
         assert_eq!(tries as u32, REFUSALS - 1);
+        // Refusals count in a row: the API server away in between clears them.
+        let mut retry = Retry::default();
+        for _ in 0..REFUSALS - 1 {
+            retry.after(refused(), "pod x").expect("not yet");
+        }
+        retry.after(away(), "pod x").expect("away");
+        retry
+            .after(refused(), "pod x")
+            .expect("a refusal after the outage starts afresh");
+        // Another call answering does not clear the refusals of this one.
+        let mut retry = Retry::default();
+        for _ in 0..REFUSALS - 1 {
+            retry.after(refused(), "pod x").expect("not yet");
+            retry.answered();
+        }
+        assert!(retry.after(refused(), "pod x").is_err());
     }
 
     async fn connect_error(path: &Path) -> String {

@@ -21,9 +21,17 @@ pub fn selector(entry: &str) -> Result<(String, String), String> {
     Ok((key.to_string(), value.to_string()))
 }
 
-/// The node selector of `entries` (each checked).
+/// The node selector of `entries` (each checked; a key given twice is
+/// refused rather than one value silently winning).
 pub fn node_selector(entries: &[String]) -> Result<BTreeMap<String, String>, String> {
-    entries.iter().map(|e| selector(e)).collect()
+    let mut chosen = BTreeMap::new();
+    for entry in entries {
+        let (key, value) = selector(entry)?;
+        if chosen.insert(key.clone(), value).is_some() {
+            return Err(format!("the key {key:?} is given twice"));
+        }
+    }
+    Ok(chosen)
 }
 
 /// `key[=value][:Effect]`, as `kubectl taint` writes a taint: tolerated
@@ -125,14 +133,9 @@ fn is_label_text(text: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
+/// A DNS subdomain: up to 253 characters, dot-separated DNS labels.
 fn is_subdomain(text: &str) -> bool {
-    let ends = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
-    text.len() <= 253
-        && ends(text.chars().next())
-        && ends(text.chars().last())
-        && text
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '.'))
+    text.len() <= 253 && text.split('.').all(super::pods::is_dns_label)
 }
 
 #[cfg(test)]
@@ -152,10 +155,14 @@ mod tests {
             "disk=-ssd",
             "Bad_Prefix/x=y",
             "a/=b",
+            "example..com/gpu=x",
+            "a.-b/k=v",
             &format!("k={}", "v".repeat(64)),
         ] {
             assert!(selector(bad).is_err(), "{bad}");
         }
+        let twice = node_selector(&["disk=ssd".into(), "disk=hdd".into()]).unwrap_err();
+        assert!(twice.contains("given twice"), "{twice}");
     }
 
     #[test]
@@ -194,5 +201,6 @@ mod tests {
     fn pull_secrets_are_secret_names() {
         assert_eq!(pull_secrets(&["regcred".into()]).unwrap().len(), 1);
         assert!(pull_secrets(&["RegCred".into()]).is_err());
+        assert!(pull_secrets(&["reg..cred".into()]).is_err());
     }
 }

@@ -48,7 +48,7 @@ fn is_uid(text: &str) -> bool {
 }
 
 /// Whether `text` is a DNS label (may be a Pod's name as it stands).
-fn is_dns_label(text: &str) -> bool {
+pub(super) fn is_dns_label(text: &str) -> bool {
     !text.is_empty()
         && text.len() <= 63
         && text

@@ -130,6 +130,7 @@ impl Kubernetes {
                 .await;
             match opened {
                 Ok(events) => {
+                    retry.reset();
                     let mut events = Box::pin(events);
                     while let Some(event) = events.next().await {
                         match event {
