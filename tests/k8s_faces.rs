@@ -18,11 +18,11 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use cclaunch::package::{self, Metadata};
-use common::builder::run_shell;
+use common::builder::{run_shell, serve_in};
 use common::k8s::Cluster;
 use common::SHENV;
 
@@ -62,25 +62,10 @@ impl Drop for Cleanup {
 /// `cclaunch serve` for `peer` in the lab's network namespace, on a unix
 /// socket in `dir` (unix sockets cross namespaces); killed when dropped.
 async fn sidecar(lab: &Cluster, peer: &str, dir: &Path) -> (tokio::process::Child, String) {
-    let socket = dir.join("cclaunch.sock");
     let mut command = lab.command(BIN);
-    command
-        .args(["serve", "--socket"])
-        .arg(&socket)
-        .env("CORE_CHAINCODE_NODE_RUNTIME", SHENV)
-        .env("CCLAUNCH_API_PACKAGEDIRS", dir)
-        .stdout(Stdio::null());
+    command.env("CORE_CHAINCODE_NODE_RUNTIME", SHENV);
     on_the_lab(&mut command, lab, peer);
-    let child = tokio::process::Command::from(command)
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn cclaunch serve in the lab");
-    let listening = common::eventually(Duration::from_secs(30), || {
-        std::os::unix::net::UnixStream::connect(&socket).is_ok()
-    })
-    .await;
-    assert!(listening, "sidecar never listened on {}", socket.display());
-    (child, format!("unix:{}", socket.display()))
+    serve_in(command, dir).await
 }
 
 /// The peer's Pods as `name image imagePullPolicy` lines.

@@ -12,12 +12,10 @@
 mod common;
 
 use std::path::Path;
-use std::process::Stdio;
-use std::time::Duration;
 
 use cclaunch::naming::Scope;
 use cclaunch::runtime::swarm::names;
-use common::builder::{run_shell, text};
+use common::builder::{run_shell, serve_in, text};
 use common::swarm::Lab;
 use common::SHENV;
 
@@ -26,30 +24,17 @@ const BIN: &str = env!("CARGO_BIN_EXE_cclaunch");
 /// `cclaunch serve` for `peer` on the lab's swarm, on a unix socket in
 /// `dir`; killed when dropped.
 async fn sidecar(lab: &Lab, peer: &str, dir: &Path) -> (tokio::process::Child, String) {
-    let socket = dir.join("cclaunch.sock");
-    let child = tokio::process::Command::new(BIN)
-        .args(["serve", "--socket"])
-        .arg(&socket)
+    let mut command = std::process::Command::new(BIN);
+    command
         .env("CORE_VM_ENDPOINT", lab.endpoint("mgr"))
         .env("CORE_PEER_ID", peer)
         .env("CORE_PEER_NETWORKID", "test")
         .env("CORE_CHAINCODE_NODE_RUNTIME", SHENV)
         .env("CCLAUNCH_STATEDIR", common::state_dir(peer))
-        .env("CCLAUNCH_API_PACKAGEDIRS", dir)
         .env("CCLAUNCH_ENGINE_KIND", "swarm")
         .env("CCLAUNCH_REGISTRY_ADDRESS", &lab.registry)
-        .env("CCLAUNCH_SWARM_CONSTRAINTS", "node.role==worker")
-        .env("RUST_LOG", "off")
-        .stdout(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn cclaunch serve");
-    let listening = common::eventually(Duration::from_secs(30), || {
-        std::os::unix::net::UnixStream::connect(&socket).is_ok()
-    })
-    .await;
-    assert!(listening, "sidecar never listened on {}", socket.display());
-    (child, format!("unix:{}", socket.display()))
+        .env("CCLAUNCH_SWARM_CONSTRAINTS", "node.role==worker");
+    serve_in(command, dir).await
 }
 
 /// The service that runs the peer's chaincode id, as the manager lists it

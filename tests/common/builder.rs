@@ -346,3 +346,27 @@ impl Running {
         lines
     }
 }
+
+/// `command` (the cclaunch binary, its engine set) run as `serve` on the
+/// unix socket `dir/cclaunch.sock`, `Build{path}` allowed from `dir`:
+/// spawned, killed when dropped, returned once it listens, with the
+/// address a peer's builder gives in CCLAUNCH_SERVER.
+pub async fn serve_in(mut command: Command, dir: &Path) -> (tokio::process::Child, String) {
+    let socket = dir.join("cclaunch.sock");
+    command
+        .args(["serve", "--socket"])
+        .arg(&socket)
+        .env("CCLAUNCH_API_PACKAGEDIRS", dir)
+        .env("RUST_LOG", "off")
+        .stdout(Stdio::null());
+    let child = tokio::process::Command::from(command)
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn cclaunch serve");
+    let listening = super::eventually(Duration::from_secs(30), || {
+        std::os::unix::net::UnixStream::connect(&socket).is_ok()
+    })
+    .await;
+    assert!(listening, "sidecar never listened on {}", socket.display());
+    (child, format!("unix:{}", socket.display()))
+}
