@@ -22,7 +22,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use cclaunch::package::{self, Metadata};
-use common::builder::{run_shell, serve_in};
+use common::builder::{run_shell, serve_in, TICKER};
 use common::k8s::Cluster;
 use common::SHENV;
 
@@ -104,21 +104,8 @@ async fn the_external_builder_runs_a_pod_pulled_by_digest_and_sigterm_on_run_rem
     };
     let root = tempfile::tempdir().unwrap();
     let (_sidecar, server) = sidecar(&lab, &peer, root.path()).await;
-    let (package, _layout, run) = run_shell(
-        root.path(),
-        &server,
-        "k8sbldterm",
-        "echo \"id=$CORE_CHAINCODE_ID_NAME\"\necho \"args=$*\"\n\
-         i=0\nwhile true; do i=$((i+1)); echo \"tick $i\"; sleep 0.2; done\n",
-    );
-    run.line_starting("tick 5").await;
-    let lines = run.lines();
-    for expected in [
-        format!("id={}", package.id),
-        "args=--peer.address 127.0.0.1:7052".to_string(),
-    ] {
-        assert!(lines.contains(&expected), "{expected:?} in {lines:?}");
-    }
+    let (package, _layout, run) = run_shell(root.path(), &server, "k8sbldterm", TICKER);
+    run.ticking_as(&package.id).await;
     // One Pod, its image the pushed one by digest, pulled when not present.
     let pods = pods_of(&lab, &peer);
     assert_eq!(pods.len(), 1, "{pods:?}");

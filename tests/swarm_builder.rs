@@ -15,7 +15,7 @@ use std::path::Path;
 
 use cclaunch::naming::Scope;
 use cclaunch::runtime::swarm::names;
-use common::builder::{run_shell, serve_in, text};
+use common::builder::{run_shell, serve_in, text, TICKER};
 use common::swarm::Lab;
 use common::SHENV;
 
@@ -71,22 +71,9 @@ async fn run_holds_a_service_on_a_worker_and_sigterm_removes_it() {
     let peer = common::unique_peer("swarmbldterm").to_lowercase();
     let root = tempfile::tempdir().unwrap();
     let (_sidecar, server) = sidecar(&lab, &peer, root.path()).await;
-    let (package, _layout, run) = run_shell(
-        root.path(),
-        &server,
-        "bldterm",
-        "echo \"host $(hostname)\"\necho \"id=$CORE_CHAINCODE_ID_NAME\"\necho \"args=$*\"\n\
-         i=0\nwhile true; do i=$((i+1)); echo \"tick $i\"; sleep 0.2; done\n",
-    );
+    let (package, _layout, run) = run_shell(root.path(), &server, "bldterm", TICKER);
     ran_on_a_worker(&lab, &run.line_starting("host ").await);
-    run.line_starting("tick 5").await;
-    let lines = run.lines();
-    for expected in [
-        format!("id={}", package.id),
-        "args=--peer.address 127.0.0.1:7052".to_string(),
-    ] {
-        assert!(lines.contains(&expected), "{expected:?} in {lines:?}");
-    }
+    run.ticking_as(&package.id).await;
     let (service, id) = service_of(&lab, &peer, &package.id);
     assert!(!id.is_empty(), "service {service} runs while run holds it");
 

@@ -370,3 +370,24 @@ pub async fn serve_in(mut command: Command, dir: &Path) -> (tokio::process::Chil
     assert!(listening, "sidecar never listened on {}", socket.display());
     (child, format!("unix:{}", socket.display()))
 }
+
+/// A chaincode that says where it runs (`host NAME`), its id and args, then
+/// `tick N` every 0.2 s until stopped.
+pub const TICKER: &str =
+    "echo \"host $(hostname)\"\necho \"id=$CORE_CHAINCODE_ID_NAME\"\necho \"args=$*\"\n\
+     i=0\nwhile true; do i=$((i+1)); echo \"tick $i\"; sleep 0.2; done\n";
+
+impl Running {
+    /// Waits until a [`TICKER`] run ticked 5 times, having said it runs as
+    /// chaincode `package_id` with the peer's args.
+    pub async fn ticking_as(&self, package_id: &str) {
+        self.line_starting("tick 5").await;
+        let lines = self.lines();
+        for expected in [
+            format!("id={package_id}"),
+            "args=--peer.address 127.0.0.1:7052".to_string(),
+        ] {
+            assert!(lines.contains(&expected), "{expected:?} in {lines:?}");
+        }
+    }
+}
