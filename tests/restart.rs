@@ -362,3 +362,77 @@ async fn resuming_after_log_rotation_carries_on_after_the_last_line() {
         &seen[stopped_after as usize..check as usize]
     );
 }
+
+/// After a restart the engine answers every chaincode's log request at once
+/// and may be late with some. A resumed log whose first answer times out is
+/// asked for again, and its mirror carries on right after the last line.
+/// Here the engine's first answer to the log request comes after 3 s, past a
+/// 1 s request timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resumed_log_answered_late_is_asked_for_again() {
+    use cclaunch::launcher::Launcher;
+    use cclaunch::runtime::docker::{Docker, Timeouts};
+    use common::engine_proxy::{EngineProxy, Verdict};
+    use std::sync::atomic::{AtomicU32, Ordering};
+    let captured = common::captured();
+    let env = Env::new("asklate", &[("CORE_CHAINCODE_NODE_RUNTIME", SHENV)]).await;
+    let config = env.launcher.config().clone();
+    let package = env.shell_package(
+        "asklate",
+        "i=0\nwhile true; do i=$((i+1)); echo \"q line $i\"; sleep 0.2; done\n",
+    );
+    let first = Launcher::new(env.engine.clone(), config.clone());
+    first.build(&package, &|_: &str| {}).await.unwrap();
+    let started = first.start(common::request(&package.id)).await.unwrap();
+    let target = format!("peer.chaincode.{}", started.container);
+    let numbers = || -> Vec<u32> {
+        captured
+            .for_target(&target)
+            .iter()
+            .filter_map(|l| l.split(' ').nth(2)?.parse().ok())
+            .collect()
+    };
+    assert!(common::eventually(Duration::from_secs(20), || numbers().len() >= 3).await);
+    first.stop_mirrors().await;
+    let stopped_after = numbers().len() as u32;
+
+    let asked = Arc::new(AtomicU32::new(0));
+    let proxy = EngineProxy::judging(&EngineProxy::upstream(), {
+        let asked = asked.clone();
+        move |method, path| {
+            let log = method == "GET" && path.contains("/logs");
+            if log && asked.fetch_add(1, Ordering::SeqCst) == 0 {
+                Verdict::Delay(Duration::from_secs(3))
+            } else {
+                Verdict::Forward
+            }
+        }
+    });
+    let late = Docker::connect(&proxy.endpoint())
+        .await
+        .unwrap()
+        .with_timeouts(Timeouts {
+            request: Duration::from_secs(1),
+            ..Timeouts::default()
+        });
+    let second = Launcher::new(Arc::new(late), config);
+    let resumed = second.resume().await.unwrap();
+    assert_eq!(resumed.len(), 1, "{resumed:?}");
+    let check = stopped_after + 15;
+    assert!(
+        common::eventually(Duration::from_secs(30), || numbers().len() as u32 >= check).await,
+        "the resumed mirror stopped at {:?} (log asked for {} times)",
+        numbers().last(),
+        asked.load(Ordering::SeqCst)
+    );
+    second.stop_mirrors().await;
+    assert!(asked.load(Ordering::SeqCst) >= 2, "the log was asked for once");
+    let seen = numbers();
+    let expected: Vec<u32> = (1..=check).collect();
+    assert_eq!(
+        seen[..check as usize],
+        expected[..],
+        "stopped after line {stopped_after}"
+    );
+    env.launcher.stop(&package.id).await.unwrap();
+}

@@ -22,6 +22,10 @@ const WRITER_GRACE: Duration = Duration::from_secs(10);
 const WRITER_GRACE_EACH: Duration = Duration::from_millis(20);
 /// Logs opened at once when resuming mirrors after a restart.
 const RESUME_AT_ONCE: usize = 32;
+/// A resumed log whose first answer timed out is asked for this many times
+/// more, waiting a little longer before each.
+const ASK_AGAIN: u32 = 3;
+const ASK_AGAIN_AFTER: Duration = Duration::from_secs(1);
 
 pub(super) struct Mirror {
     tail: Arc<Tail>,
@@ -163,17 +167,27 @@ impl Launcher {
                     ..LogQuery::all(info.running)
                 };
                 let output = self.runner.logs_of_listed(&info.name, &query).await;
+                let output = output.map(|first| {
+                    asked_again(Arc::clone(&self.runner), info.name.clone(), query, first)
+                });
                 (package_id, info, from, skip, output)
             },
         ))
         .buffer_unordered(RESUME_AT_ONCE);
         let mut resumed = Vec::new();
+        let mut failed = None;
         while let Some((package_id, info, from, skip, output)) = opened.next().await {
             let output = match output {
                 Ok(output) => output,
                 // Removed between the listing and now: nothing to resume.
                 Err(e) if e.is_not_found() => continue,
-                Err(e) => return Err(engine(&package_id)(e)),
+                // One log the engine would not give stops only its mirror.
+                Err(e) => {
+                    let e = engine(&package_id)(e);
+                    tracing::warn!(chaincode = %package_id, container = %info.name, error = %crate::error_chain(&e), "cannot resume mirroring this chaincode's output");
+                    failed.get_or_insert(e);
+                    continue;
+                }
             };
             tracing::info!(chaincode = %package_id, container = %info.name, running = info.running, from = ?from.map(|s| s.at), "resuming output mirror");
             self.spawn_mirror(&package_id, &info.name, &info.id, output, Some(skip));
@@ -184,7 +198,11 @@ impl Launcher {
                 from: from.map(|s| s.at),
             });
         }
-        Ok(resumed)
+        // Every one failed: the engine, not a container, is the trouble.
+        match failed {
+            Some(e) if resumed.is_empty() => Err(e),
+            _ => Ok(resumed),
+        }
     }
 
     /// Stops every mirror and writes its exact position, for a clean
@@ -254,4 +272,61 @@ impl Launcher {
         };
         handle.await.ok()
     }
+}
+
+/// A resumed log whose first answer timed out, or whose engine could not be
+/// reached, is asked for again: an engine answering a thousand of them after
+/// a restart may be late with some. Nothing of it was counted yet, so the
+/// new request skips exactly what the first would have.
+fn asked_again(
+    runner: Arc<dyn runtime::Runner>,
+    container: String,
+    query: LogQuery,
+    first: OutputStream,
+) -> OutputStream {
+    enum State {
+        Asking(OutputStream, u32),
+        Flowing(OutputStream),
+    }
+    let passing = |e: &runtime::Error| {
+        matches!(
+            e,
+            runtime::Error::Timeout { .. } | runtime::Error::Unreachable { .. }
+        )
+    };
+    Box::pin(futures_util::stream::unfold(
+        State::Asking(first, 0),
+        move |state| {
+            let (runner, container, query) =
+                (Arc::clone(&runner), container.clone(), query.clone());
+            async move {
+                match state {
+                    State::Flowing(mut output) => output
+                        .next()
+                        .await
+                        .map(|item| (item, State::Flowing(output))),
+                    State::Asking(mut output, mut asked) => loop {
+                        match output.next().await {
+                            Some(Err(e)) if asked < ASK_AGAIN && passing(&e) => {
+                                asked += 1;
+                                tracing::debug!(container, error = %e, asked, "asking again for a resumed log");
+                                tokio::time::sleep(ASK_AGAIN_AFTER * asked).await;
+                                output = match runner.logs_of_listed(&container, &query).await {
+                                    Ok(output) => output,
+                                    Err(e) => {
+                                        return Some((
+                                            Err(e),
+                                            State::Flowing(Box::pin(futures_util::stream::empty())),
+                                        ))
+                                    }
+                                };
+                            }
+                            Some(item) => return Some((item, State::Flowing(output))),
+                            None => return None,
+                        }
+                    },
+                }
+            }
+        },
+    ))
 }
