@@ -362,3 +362,73 @@ async fn a_stop_whose_caller_gives_up_midway_is_finished_all_the_same() {
         "container {container} left behind by a stop whose caller went away"
     );
 }
+
+/// A client that retries Start on its own deadline: each retry identical to
+/// the start still in flight gets that start's outcome; none queues behind it
+/// to replace its container. The engine here takes 2 s to answer the
+/// container's start; the client gives up after 0.5 s, twice, then waits.
+/// A Start with other settings is a new start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_retried_while_in_flight_is_one_start() {
+    use common::engine_proxy::{EngineProxy, Verdict};
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::Arc;
+    let env = Env::new("apiretry", &[("CORE_CHAINCODE_NODE_RUNTIME", SHENV)]).await;
+    let creates = Arc::new(AtomicU32::new(0));
+    let proxy = EngineProxy::judging(&EngineProxy::upstream(), {
+        let creates = creates.clone();
+        move |method, path| {
+            if method == "POST" && path.contains("/containers/create") {
+                creates.fetch_add(1, Ordering::SeqCst);
+            }
+            if method == "POST" && path.contains("/containers/") && path.ends_with("/start") {
+                Verdict::Delay(Duration::from_secs(2))
+            } else {
+                Verdict::Forward
+            }
+        }
+    });
+    let socket = env.dir.path().join("run/cclaunch.sock");
+    let _child = common::serve_command(&env, &["--socket", socket.to_str().unwrap()])
+        .env("CORE_VM_ENDPOINT", proxy.endpoint())
+        .spawn()
+        .expect("spawn cclaunch serve");
+    let mut client = LauncherClient::new(connect(&socket).await);
+    let package = env.shell_package("apiretry", "echo up\nsleep 60\n");
+    common::sidecar::build(&mut client, &package).await;
+    // Counted from here: the build ran in a container of its own.
+    creates.store(0, Ordering::SeqCst);
+    let request = pb::StartRequest {
+        package_id: package.id.clone(),
+        peer_address: "127.0.0.1:7052".into(),
+        ..Default::default()
+    };
+    for _ in 0..2 {
+        let gave_up =
+            tokio::time::timeout(Duration::from_millis(500), client.start(request.clone())).await;
+        assert!(gave_up.is_err(), "the start answered within 0.5 s");
+    }
+    let started = client.start(request.clone()).await.unwrap().into_inner();
+    assert_eq!(creates.load(Ordering::SeqCst), 1, "one start, one container");
+    let id = |name: &str| common::docker(&["inspect", "--format", "{{.Id}}", name]);
+    let first = id(&started.container);
+    // Nothing queued behind it replaces the container afterwards.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(creates.load(Ordering::SeqCst), 1);
+    assert_eq!(id(&started.container), first);
+
+    // Another peer address: a new start, which replaces the container.
+    let other = pb::StartRequest {
+        peer_address: "127.0.0.1:7053".into(),
+        ..request
+    };
+    client.start(other).await.unwrap();
+    assert_eq!(creates.load(Ordering::SeqCst), 2);
+    assert_ne!(id(&started.container), first);
+    client
+        .stop(pb::ChaincodeRef {
+            package_id: package.id.clone(),
+        })
+        .await
+        .unwrap();
+}

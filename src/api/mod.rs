@@ -9,6 +9,7 @@ pub mod operations;
 pub mod package_dirs;
 mod serve;
 mod spool;
+mod starts;
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -44,6 +45,7 @@ pub struct Api {
     /// Starts and stops running on their own (see `detached`), waited for
     /// at shutdown.
     detached: tokio_util::task::TaskTracker,
+    starts: starts::Starts,
 }
 
 impl Api {
@@ -58,6 +60,7 @@ impl Api {
             log_streams: Arc::new(Semaphore::new(max_log_streams.min(Semaphore::MAX_PERMITS))),
             closing: tokio_util::sync::CancellationToken::new(),
             detached: tokio_util::task::TaskTracker::new(),
+            starts: starts::Starts::default(),
         }
     }
 
@@ -302,10 +305,11 @@ impl LauncherApi for Api {
         &self,
         request: Request<pb::StartRequest>,
     ) -> Result<Response<pb::StartResponse>, Status> {
-        let request = wire::from_start_request(request.into_inner())?;
-        let launch = self.launch.clone();
-        let started = detached(&self.detached, async move { launch.start(request).await }).await?;
-        Ok(Response::new(wire::started(started)))
+        let started = self
+            .starts
+            .start(self.launch.clone(), &self.detached, request.into_inner())
+            .await?;
+        Ok(Response::new(started))
     }
 
     async fn stop(

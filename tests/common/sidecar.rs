@@ -119,15 +119,7 @@ pub async fn build_and_start(
     client: &mut LauncherClient<Channel>,
     package: &cclaunch::package::Package,
 ) -> String {
-    use futures_util::StreamExt;
-    let mut events = client
-        .build(futures_util::stream::iter(chunks(&package.file, 64 << 10)))
-        .await
-        .expect("build")
-        .into_inner();
-    while let Some(event) = events.next().await {
-        event.expect("build succeeds");
-    }
+    build(client, package).await;
     client
         .start(pb::StartRequest {
             package_id: package.id.clone(),
@@ -138,6 +130,19 @@ pub async fn build_and_start(
         .expect("start")
         .into_inner()
         .container
+}
+
+/// Builds `package` through the API, uploading it.
+pub async fn build(client: &mut LauncherClient<Channel>, package: &cclaunch::package::Package) {
+    use futures_util::StreamExt;
+    let mut events = client
+        .build(futures_util::stream::iter(chunks(&package.file, 64 << 10)))
+        .await
+        .expect("build")
+        .into_inner();
+    while let Some(event) = events.next().await {
+        event.expect("build succeeds");
+    }
 }
 
 /// This peer's build containers (running or not).
