@@ -280,12 +280,13 @@ pub struct Kubernetes {
     /// address as on Docker; `false`: the pod network.
     pub host_network: bool,
     pub image_source: ImageSource,
-    /// `key=value` node labels a chaincode Pod's node must have.
-    #[serde(deserialize_with = "names")]
+    /// `key=value` node labels a chaincode Pod's node must have (also read
+    /// from a map, as a Pod spec writes it).
+    #[serde(deserialize_with = "selector_entries")]
     pub node_selector: Vec<String>,
     /// Taints chaincode Pods tolerate, as `kubectl taint` writes them:
-    /// `key[=value][:Effect]`.
-    #[serde(deserialize_with = "names")]
+    /// `key[=value][:Effect]` (also read from a Pod spec's objects).
+    #[serde(deserialize_with = "toleration_entries")]
     pub tolerations: Vec<String>,
     /// Secrets (in the namespace) with the registry credentials the nodes
     /// pull chaincode images with.
@@ -464,6 +465,97 @@ fn names<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error
         .iter()
         .map(|n| n.trim().to_string())
         .filter(|n| !n.is_empty())
+        .collect())
+}
+
+/// A node selector as text entries, or as a Pod spec's map (`disk: ssd`).
+fn selector_entries<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Selector {
+        Map(std::collections::BTreeMap<String, String>),
+        Names(#[serde(deserialize_with = "names")] Vec<String>),
+    }
+    Ok(
+        match Selector::deserialize(d).map_err(|_| {
+            serde::de::Error::custom(
+            "expected key=value entries (a list or one comma-separated string) or a map of labels",
+        )
+        })? {
+            Selector::Map(map) => map.into_iter().map(|(k, v)| format!("{k}={v}")).collect(),
+            Selector::Names(names) => names,
+        },
+    )
+}
+
+/// Tolerations as `kubectl taint` text, or as a Pod spec's objects
+/// (`{key, operator, value, effect}`), turned into that text.
+fn toleration_entries<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Object {
+        key: String,
+        #[serde(default)]
+        operator: Option<String>,
+        #[serde(default)]
+        value: Option<String>,
+        #[serde(default)]
+        effect: Option<String>,
+    }
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Entry {
+        Text(String),
+        Object(Object),
+    }
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Tolerations {
+        List(Vec<Entry>),
+        Text(String),
+    }
+    let expected = "expected `key[=value][:Effect]` entries (a list or one comma-separated string) or objects with key, operator, value, effect";
+    let entries =
+        match Tolerations::deserialize(d).map_err(|_| serde::de::Error::custom(expected))? {
+            Tolerations::Text(text) => vec![Entry::Text(text)],
+            Tolerations::List(list) => list,
+        };
+    let mut texts = Vec::new();
+    for entry in entries {
+        match entry {
+            Entry::Text(text) => texts.extend(text.split(',').map(str::to_string)),
+            Entry::Object(o) => {
+                let value = match (o.operator.as_deref(), o.value) {
+                    (Some("Exists"), Some(v)) if !v.is_empty() => {
+                        return Err(serde::de::Error::custom(format!(
+                            "the toleration of {:?} has operator Exists and a value",
+                            o.key
+                        )))
+                    }
+                    (Some("Exists"), _) => None,
+                    (None | Some("Equal"), v) => Some(v.unwrap_or_default()),
+                    (Some(other), _) => {
+                        return Err(serde::de::Error::custom(format!(
+                            "the toleration of {:?} has operator {other:?}, not Equal or Exists",
+                            o.key
+                        )))
+                    }
+                };
+                let mut text = o.key;
+                if let Some(value) = value {
+                    text = format!("{text}={value}");
+                }
+                if let Some(effect) = o.effect.filter(|e| !e.is_empty()) {
+                    text = format!("{text}:{effect}");
+                }
+                texts.push(text);
+            }
+        }
+    }
+    Ok(texts
+        .iter()
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty())
         .collect())
 }
 
@@ -1208,6 +1300,71 @@ mod tests {
         }
         for bad in ["", ".", "Gi", "1.2.3", "5 Gi", "1GB", "-1", "1e"] {
             assert!(!is_quantity(bad), "{bad}");
+        }
+    }
+
+    /// A Pod spec's own forms in the file: a selector map, toleration objects.
+    #[test]
+    fn placement_reads_a_pod_specs_forms_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("core.yaml");
+        let load = |kubernetes: &str| {
+            std::fs::write(
+                &file,
+                format!("cclaunch:\n  engine:\n    kubernetes:\n{kubernetes}"),
+            )
+            .unwrap();
+            Config::load_with_env(Some(&file), |_| None)
+        };
+        let c = load(
+            "      nodeSelector:\n        disk: ssd\n        kubernetes.io/os: linux\n      tolerations:\n        - key: dedicated\n          operator: Equal\n          value: chaincode\n          effect: NoSchedule\n        - key: spot\n          operator: Exists\n        - example.com/gpu:NoExecute\n",
+        )
+        .unwrap();
+        let k = &c.cclaunch.engine.kubernetes;
+        assert_eq!(k.node_selector, ["disk=ssd", "kubernetes.io/os=linux"]);
+        assert_eq!(
+            k.tolerations,
+            [
+                "dedicated=chaincode:NoSchedule",
+                "spot",
+                "example.com/gpu:NoExecute"
+            ]
+        );
+        let options = runtime::kubernetes::KubernetesOptions::from(&c.cclaunch.engine);
+        let spot = &options.tolerations[1];
+        assert_eq!(
+            (
+                spot.operator.as_deref(),
+                spot.value.as_deref(),
+                spot.effect.as_deref()
+            ),
+            (Some("Exists"), None, None)
+        );
+        // No operator is Equal, as in Kubernetes.
+        let c =
+            load("      tolerations:\n        - key: dedicated\n          value: cc\n").unwrap();
+        assert_eq!(c.cclaunch.engine.kubernetes.tolerations, ["dedicated=cc"]);
+        for (bad, says) in [
+            (
+                "      tolerations:\n        - key: spot\n          operator: Exists\n          value: x\n",
+                "operator Exists and a value",
+            ),
+            (
+                "      tolerations:\n        - key: spot\n          operator: Lt\n",
+                "not Equal or Exists",
+            ),
+            (
+                "      tolerations:\n        - key: spot\n          tolerationSeconds: 5\n",
+                "objects with key, operator, value, effect",
+            ),
+            ("      nodeSelector:\n        disk: [a]\n", "a map of labels"),
+            (
+                "      nodeSelector:\n        Disk_: ssd\n",
+                "invalid cclaunch.engine.kubernetes.nodeSelector",
+            ),
+        ] {
+            let error = load(bad).unwrap_err().to_string();
+            assert!(error.contains(says), "{bad}: {error}");
         }
     }
 

@@ -409,7 +409,11 @@ async fn a_start_retried_while_in_flight_is_one_start() {
         assert!(gave_up.is_err(), "the start answered within 0.5 s");
     }
     let started = client.start(request.clone()).await.unwrap().into_inner();
-    assert_eq!(creates.load(Ordering::SeqCst), 1, "one start, one container");
+    assert_eq!(
+        creates.load(Ordering::SeqCst),
+        1,
+        "one start, one container"
+    );
     let id = |name: &str| common::docker(&["inspect", "--format", "{{.Id}}", name]);
     let first = id(&started.container);
     // Nothing queued behind it replaces the container afterwards.

@@ -426,7 +426,10 @@ async fn a_resumed_log_answered_late_is_asked_for_again() {
         asked.load(Ordering::SeqCst)
     );
     second.stop_mirrors().await;
-    assert!(asked.load(Ordering::SeqCst) >= 2, "the log was asked for once");
+    assert!(
+        asked.load(Ordering::SeqCst) >= 2,
+        "the log was asked for once"
+    );
     let seen = numbers();
     let expected: Vec<u32> = (1..=check).collect();
     assert_eq!(
