@@ -403,7 +403,8 @@ fn ccaas_build_and_release_write_the_connection_the_peer_dials() {
         .run(&builder, Some("unix:/nonexistent"))
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    // cclaunch's own failure, never a chaincode's exit code.
+    assert_eq!(out.status.code(), Some(125));
     assert!(
         text(&out.stderr).contains("there is nothing to run"),
         "{}",

@@ -9,8 +9,8 @@ use common::{repo, Env, SHENV};
 fn cclaunch(env: &[(&str, &str)], args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_cclaunch"))
         .args(args)
-        .envs(env.iter().copied())
         .env("CORE_VM_ENDPOINT", common::endpoint())
+        .envs(env.iter().copied())
         .output()
         .expect("run cclaunch")
 }
@@ -107,4 +107,36 @@ async fn start_follow_mirrors_the_output_and_exits_with_the_chaincodes_code() {
         "{stderr}"
     );
     assert!(stderr.contains("exited with code 5"), "{stderr}");
+}
+
+/// `start` passes a chaincode's exit code on (with -f), so its own failures
+/// exit 125, as `docker run`'s do: a chaincode exiting 1 is never mistaken
+/// for cclaunch failing. Other verbs exit 1.
+#[test]
+fn start_fails_with_125_and_says_why() {
+    let package = repo().join("testdata/good/golang.tar.gz");
+    let package = package.to_str().unwrap();
+    let engine_down = [("CORE_VM_ENDPOINT", "unix:///nonexistent/docker.sock")];
+    let out = cclaunch(
+        &engine_down,
+        &["start", package, "--peer-address", "127.0.0.1:7052", "-f"],
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(125), "{stderr}");
+    assert!(
+        stderr.contains("error: ") && stderr.contains("no socket at /nonexistent/docker.sock"),
+        "{stderr}"
+    );
+    let out = cclaunch(
+        &[("CCLAUNCH_ENGINE_REQUESTTIMEOUT", "soon")],
+        &["start", package, "--peer-address", "127.0.0.1:7052"],
+    );
+    assert_eq!(out.status.code(), Some(125), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("requestTimeout"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = cclaunch(&engine_down, &["stop", package]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
 }

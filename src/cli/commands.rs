@@ -21,8 +21,29 @@ use crate::package::{self, Limits, Metadata, Package};
 use crate::platform::Platform;
 use crate::printable::{self, Sgr};
 
-/// Runs one command; the process exit code on success.
+/// What `start` and `builder run` exit with when cclaunch itself fails, as
+/// `docker run` does: any other code they exit with is the chaincode's own.
+pub const OWN_FAILURE: i32 = 125;
+
+/// Runs one command; the process exit code on success. A verb that passes
+/// a chaincode's exit code on says its own failure on stderr, as main says
+/// any error, and exits [`OWN_FAILURE`].
 pub async fn run(cli: Cli) -> Result<i32> {
+    let passes_on = matches!(
+        cli.command,
+        Command::Start(_) | Command::Builder(BuilderCommand::Run { .. })
+    );
+    let outcome = run_command(cli).await;
+    match outcome {
+        Err(e) if passes_on => {
+            eprintln!("error: {}", crate::error_chain(e.as_ref()));
+            Ok(OWN_FAILURE)
+        }
+        outcome => outcome,
+    }
+}
+
+async fn run_command(cli: Cli) -> Result<i32> {
     let config_file = cli.config.as_deref();
     let config = Config::load(config_file)?;
     match cli.command {

@@ -77,6 +77,10 @@ pub enum Command {
         server: ServerArgs,
     },
     /// Start a chaincode container (building it first when given a package file).
+    ///
+    /// With -f, exits with the chaincode's exit code. A failure of cclaunch's
+    /// own exits 125, as `docker run` does, so it is never taken for the
+    /// chaincode's.
     Start(StartArgs),
     /// Stop and remove a chaincode container started by cclaunch (or one
     /// prepared ahead of its start).
@@ -410,7 +414,8 @@ pub enum BuilderCommand {
     /// Start the chaincode through the sidecar as RUNDIR/chaincode.json says; live as long as it does.
     ///
     /// Mirrors its output to stderr and exits with its exit code. On SIGTERM
-    /// or SIGINT, stops it through the sidecar and exits 143 or 130.
+    /// or SIGINT, stops it through the sidecar and exits 143 or 130. A failure
+    /// of cclaunch's own (no sidecar, a refused start) exits 125.
     Run {
         bld: PathBuf,
         /// Holds the peer's chaincode.json.
