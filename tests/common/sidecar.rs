@@ -93,6 +93,36 @@ pub fn sockets_of(pid: u32) -> usize {
         .count()
 }
 
+/// How many connections process `pid` holds that it accepted on the Unix
+/// socket at `path`: its socket descriptors whose inode the kernel lists
+/// under that path (an accepted socket carries its listener's address; the
+/// listener itself and connections still in the backlog are not counted).
+pub fn accepted_on(pid: u32, path: &Path) -> usize {
+    let held: std::collections::HashSet<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("procfs")
+        .filter_map(|entry| std::fs::read_link(entry.ok()?.path()).ok())
+        .filter_map(|target| {
+            let target = target.to_string_lossy();
+            Some(
+                target
+                    .strip_prefix("socket:[")?
+                    .strip_suffix(']')?
+                    .to_owned(),
+            )
+        })
+        .collect();
+    let path = path.to_string_lossy();
+    std::fs::read_to_string("/proc/net/unix")
+        .expect("procfs")
+        .lines()
+        .filter(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            // Num RefCount Protocol Flags Type St Inode Path; St 03 = connected.
+            fields.len() == 8 && fields[5] == "03" && fields[7] == path && held.contains(fields[6])
+        })
+        .count()
+}
+
 pub fn proc_status_kib(pid: u32, field: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("procfs");
     status
