@@ -27,18 +27,29 @@ impl Tail {
             return;
         }
         let mut lines = self.lines.lock().unwrap_or_else(|p| p.into_inner());
-        if lines.len() == self.keep {
-            lines.pop_front();
-        }
         let mut end = line.len().min(TAIL_LINE_MAX);
         while !line.is_char_boundary(end) {
             end -= 1;
         }
-        let kept = if end < line.len() {
-            format!("{}…", &line[..end])
-        } else {
-            line.to_string()
+        // Once full, the oldest line's buffer takes the new line: a steady
+        // chaincode's tail allocates nothing per line, and the sidecar's
+        // heap does not drift under hundreds of them. A buffer far larger
+        // than the line (a burst of long lines gone by) is let go.
+        let recycled = (lines.len() == self.keep)
+            .then(|| lines.pop_front())
+            .flatten()
+            .filter(|oldest| oldest.capacity() <= (4 * end).max(256));
+        let mut kept = match recycled {
+            Some(mut oldest) => {
+                oldest.clear();
+                oldest
+            }
+            None => String::with_capacity(end + '…'.len_utf8()),
         };
+        kept.push_str(&line[..end]);
+        if end < line.len() {
+            kept.push('…');
+        }
         lines.push_back(kept);
     }
 
@@ -67,5 +78,10 @@ mod tests {
         assert_eq!(tail.last(50), ["7", "8", "9"]);
         tail.record(&"x".repeat(100_000));
         assert_eq!(tail.last(1)[0].len(), TAIL_LINE_MAX + "…".len());
+        // A short line in a recycled long line's buffer is itself.
+        for i in 0..3 {
+            tail.record(&format!("é{i}"));
+        }
+        assert_eq!(tail.last(3), ["é0", "é1", "é2"]);
     }
 }
