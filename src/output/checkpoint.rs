@@ -218,7 +218,7 @@ impl Checkpoints {
             let save = |at: Position| {
                 let (checkpoints, container, id) =
                     (checkpoints.clone(), container.clone(), container_id.clone());
-                // Small synced file writes: off the async workers.
+                // Small file writes (write, rename): off the async workers.
                 tokio::task::spawn_blocking(move || checkpoints.save(&container, &id, at))
             };
             let mut written = *position.borrow_and_update();
