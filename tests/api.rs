@@ -426,9 +426,45 @@ async fn a_start_retried_while_in_flight_is_one_start() {
         peer_address: "127.0.0.1:7053".into(),
         ..request
     };
-    client.start(other).await.unwrap();
+    client.start(other.clone()).await.unwrap();
     assert_eq!(creates.load(Ordering::SeqCst), 2);
     assert_ne!(id(&started.container), first);
+
+    // A Stop queued behind a start in flight: the same Start after it is a
+    // start of its own, so the chaincode runs at the end.
+    creates.store(0, Ordering::SeqCst);
+    let third = pb::StartRequest {
+        peer_address: "127.0.0.1:7054".into(),
+        ..other
+    };
+    let gave_up =
+        tokio::time::timeout(Duration::from_millis(500), client.start(third.clone())).await;
+    assert!(gave_up.is_err(), "the start answered within 0.5 s");
+    let mut stopper = client.clone();
+    let chaincode = package.id.clone();
+    let stop = tokio::spawn(async move {
+        stopper
+            .stop(pb::ChaincodeRef {
+                package_id: chaincode,
+            })
+            .await
+    });
+    // The stop is queued behind the start before the start is asked again.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    client.start(third).await.unwrap();
+    stop.await.unwrap().expect("stopped");
+    assert_eq!(
+        creates.load(Ordering::SeqCst),
+        2,
+        "the start after the stop made a container of its own"
+    );
+    let running = common::docker(&[
+        "inspect",
+        "--format",
+        "{{.State.Running}}",
+        &started.container,
+    ]);
+    assert_eq!(running.trim(), "true");
     client
         .stop(pb::ChaincodeRef {
             package_id: package.id.clone(),

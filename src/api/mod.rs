@@ -204,12 +204,21 @@ fn until_shutdown<T: Send + 'static>(
 /// waits for it (`Api::detached`).
 async fn detached<T: Send + 'static>(
     tracker: &tokio_util::task::TaskTracker,
+    call: &str,
+    chaincode: &str,
     work: impl std::future::Future<Output = Result<T, crate::launch::Error>> + Send + 'static,
 ) -> Result<T, Status> {
     match tracker.spawn(work).await {
         Ok(outcome) => outcome.map_err(|e| wire::status(&e)),
-        Err(e) => Err(Status::internal(format!("the call ended abnormally: {e}"))),
+        Err(e) => Err(ended_abnormally(call, chaincode, e)),
     }
+}
+
+/// A detached start or stop that panicked (or was cancelled).
+fn ended_abnormally(call: &str, chaincode: &str, e: tokio::task::JoinError) -> Status {
+    Status::internal(format!(
+        "the {call} of chaincode {chaincode} ended abnormally: {e}"
+    ))
 }
 
 /// Build progress a Build caller has not read yet (bytes); lines beyond it
@@ -317,8 +326,13 @@ impl LauncherApi for Api {
         request: Request<pb::ChaincodeRef>,
     ) -> Result<Response<pb::StopResponse>, Status> {
         let id = request.into_inner().package_id;
+        self.starts.forget(&id);
         let launch = self.launch.clone();
-        let container = detached(&self.detached, async move { launch.stop(&id).await }).await?;
+        let chaincode = id.clone();
+        let container = detached(&self.detached, "stop", &chaincode, async move {
+            launch.stop(&id).await
+        })
+        .await?;
         Ok(Response::new(pb::StopResponse { container }))
     }
 

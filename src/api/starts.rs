@@ -4,7 +4,7 @@
 //! first, and each would replace the container the last one made. A Start
 //! identical to one still in flight waits for that one's outcome instead.
 //! A different request (new TLS material, another peer address) is a new
-//! start, queued as before.
+//! start, queued as before, and so is any Start after a Stop of it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -57,17 +57,23 @@ impl Starts {
                     // Spawned under the lock, so its entry is in before it
                     // can end and take the entry out.
                     let task = tracker.spawn(async move {
-                        let outcome = launch
+                        // Taken out however the start ends (a panic too),
+                        // so a later identical Start is a start again.
+                        let _entry = Entry {
+                            starts: this,
+                            package_id,
+                            generation,
+                        };
+                        launch
                             .start(parsed)
                             .await
                             .map(wire::started)
-                            .map_err(|e| wire::status(&e));
-                        this.finished(&package_id, generation);
-                        outcome
+                            .map_err(|e| wire::status(&e))
                     });
+                    let chaincode = request.package_id.clone();
                     let outcome = async move {
                         task.await.unwrap_or_else(|e| {
-                            Err(Status::internal(format!("the call ended abnormally: {e}")))
+                            Err(super::ended_abnormally("start", &chaincode, e))
                         })
                     }
                     .boxed()
@@ -87,13 +93,113 @@ impl Starts {
         outcome.await
     }
 
-    fn finished(&self, package_id: &str, generation: u64) {
+    /// A Stop of `package_id` is queued: a Start after it is a new start,
+    /// never one that joins a start from before the stop.
+    pub(super) fn forget(&self, package_id: &str) {
         let mut in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        in_flight.remove(package_id);
+    }
+}
+
+/// A start's entry in `Starts`, taken out when the start ends, unless a
+/// later start (or a Stop) has replaced it.
+struct Entry {
+    starts: Starts,
+    package_id: String,
+    generation: u64,
+}
+
+impl Drop for Entry {
+    fn drop(&mut self) {
+        let mut in_flight = self
+            .starts
+            .in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         if in_flight
-            .get(package_id)
-            .is_some_and(|f| f.generation == generation)
+            .get(&self.package_id)
+            .is_some_and(|f| f.generation == self.generation)
         {
-            in_flight.remove(package_id);
+            in_flight.remove(&self.package_id);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::launch::{
+        self, Built, Chaincode, Collected, Error, Health, LineStream, LogQuery, Started,
+    };
+    use crate::launcher::Selection;
+    use crate::package::Package;
+
+    /// Its first start panics, later ones start; nothing else is called.
+    struct PanicsOnce(AtomicU32);
+
+    #[async_trait]
+    impl Launch for PanicsOnce {
+        async fn start(&self, _: launch::StartRequest) -> Result<Started, Error> {
+            if self.0.fetch_add(1, Ordering::SeqCst) == 0 {
+                panic!("the first start panics");
+            }
+            Ok(Started {
+                container: "dev-peer0-cc".into(),
+                platform: crate::platform::Platform::Golang,
+            })
+        }
+        async fn build(&self, _: &Package, _: &dyn launch::Progress) -> Result<Built, Error> {
+            unreachable!()
+        }
+        async fn stop(&self, _: &str) -> Result<String, Error> {
+            unreachable!()
+        }
+        async fn wait(&self, _: &str) -> Result<i64, Error> {
+            unreachable!()
+        }
+        async fn logs(&self, _: &str, _: LogQuery) -> Result<LineStream, Error> {
+            unreachable!()
+        }
+        async fn list(&self) -> Result<Vec<Chaincode>, Error> {
+            unreachable!()
+        }
+        async fn gc(&self, _: &Selection) -> Result<Collected, Error> {
+            unreachable!()
+        }
+        async fn health(&self) -> Result<Health, Error> {
+            unreachable!()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_start_that_panicked_leaves_no_outcome_for_the_next_to_join() {
+        let starts = Starts::default();
+        let launch: Arc<dyn Launch> = Arc::new(PanicsOnce(AtomicU32::new(0)));
+        let tracker = tokio_util::task::TaskTracker::new();
+        let request = pb::StartRequest {
+            package_id: "cc:1".into(),
+            peer_address: "peer0:7052".into(),
+            ..Default::default()
+        };
+        let failed = starts
+            .start(launch.clone(), &tracker, request.clone())
+            .await
+            .expect_err("the first start panicked");
+        assert!(
+            failed
+                .message()
+                .contains("start of chaincode cc:1 ended abnormally"),
+            "{}",
+            failed.message()
+        );
+        let started = starts
+            .start(launch, &tracker, request)
+            .await
+            .expect("the same Start again is a start of its own");
+        assert_eq!(started.container, "dev-peer0-cc");
     }
 }
