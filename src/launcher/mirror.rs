@@ -166,7 +166,7 @@ impl Launcher {
                     timestamps: true,
                     ..LogQuery::all(info.running)
                 };
-                let output = self.runner.logs_of_listed(&info.name, &query).await;
+                let output = ask(self.runner.as_ref(), &info.name, &query).await;
                 let output = output.map(|first| {
                     asked_again(Arc::clone(&self.runner), info.name.clone(), query, first)
                 });
@@ -274,59 +274,79 @@ impl Launcher {
     }
 }
 
+/// A late or unreachable engine, not a missing container: worth asking
+/// again.
+fn passing(e: &runtime::Error) -> bool {
+    matches!(
+        e,
+        runtime::Error::Timeout { .. } | runtime::Error::Unreachable { .. }
+    )
+}
+
+/// The wait before asking for the `asked`th time: a little longer each
+/// time, and spread by container, so the logs that timed out together after
+/// a restart are not all asked for again in the same instant.
+fn pause(container: &str, asked: u32) -> Duration {
+    use std::hash::BuildHasher;
+    let spread = std::collections::hash_map::RandomState::new().hash_one(container) % 1000;
+    ASK_AGAIN_AFTER * asked + ASK_AGAIN_AFTER.mul_f64(spread as f64 / 2000.0)
+}
+
+/// A resumed log's request; a late or unreachable engine is asked again
+/// (where opening asks the engine: a Pod's lookup on Kubernetes).
+async fn ask(
+    runner: &dyn runtime::Runner,
+    container: &str,
+    query: &LogQuery,
+) -> Result<OutputStream, runtime::Error> {
+    let mut asked = 0;
+    loop {
+        match runner.logs_of_listed(container, query).await {
+            Err(e) if asked < ASK_AGAIN && passing(&e) => {
+                asked += 1;
+                tracing::debug!(container, error = %e, asked, "asking again for a resumed log");
+                tokio::time::sleep(pause(container, asked)).await;
+            }
+            answer => return answer,
+        }
+    }
+}
+
 /// A resumed log whose first answer timed out, or whose engine could not be
 /// reached, is asked for again: an engine answering a thousand of them after
 /// a restart may be late with some. Nothing of it was counted yet, so the
-/// new request skips exactly what the first would have.
+/// new request skips exactly what the first would have. After the first
+/// answer the log flows through untouched.
 fn asked_again(
     runner: Arc<dyn runtime::Runner>,
     container: String,
     query: LogQuery,
     first: OutputStream,
 ) -> OutputStream {
-    enum State {
-        Asking(OutputStream, u32),
-        Flowing(OutputStream),
-    }
-    let passing = |e: &runtime::Error| {
-        matches!(
-            e,
-            runtime::Error::Timeout { .. } | runtime::Error::Unreachable { .. }
-        )
-    };
-    Box::pin(futures_util::stream::unfold(
-        State::Asking(first, 0),
-        move |state| {
-            let (runner, container, query) =
-                (Arc::clone(&runner), container.clone(), query.clone());
-            async move {
-                match state {
-                    State::Flowing(mut output) => output
-                        .next()
-                        .await
-                        .map(|item| (item, State::Flowing(output))),
-                    State::Asking(mut output, mut asked) => loop {
-                        match output.next().await {
-                            Some(Err(e)) if asked < ASK_AGAIN && passing(&e) => {
-                                asked += 1;
-                                tracing::debug!(container, error = %e, asked, "asking again for a resumed log");
-                                tokio::time::sleep(ASK_AGAIN_AFTER * asked).await;
-                                output = match runner.logs_of_listed(&container, &query).await {
-                                    Ok(output) => output,
-                                    Err(e) => {
-                                        return Some((
-                                            Err(e),
-                                            State::Flowing(Box::pin(futures_util::stream::empty())),
-                                        ))
-                                    }
-                                };
-                            }
-                            Some(item) => return Some((item, State::Flowing(output))),
-                            None => return None,
-                        }
-                    },
+    let answered = async move {
+        let mut output = first;
+        let mut asked = 0;
+        loop {
+            match output.next().await {
+                Some(Err(e)) if asked < ASK_AGAIN && passing(&e) => {
+                    asked += 1;
+                    tracing::debug!(container, error = %e, asked, "asking again for a resumed log");
+                    tokio::time::sleep(pause(&container, asked)).await;
+                    output = match runner.logs_of_listed(&container, &query).await {
+                        Ok(output) => output,
+                        Err(e) => return (Some(Err(e)), empty()),
+                    };
                 }
+                first => return (first, output),
             }
-        },
-    ))
+        }
+    };
+    Box::pin(
+        futures_util::stream::once(answered)
+            .flat_map(|(first, rest)| futures_util::stream::iter(first).chain(rest)),
+    )
+}
+
+fn empty() -> OutputStream {
+    Box::pin(futures_util::stream::empty())
 }

@@ -338,6 +338,44 @@ async fn a_resumed_mirror_carries_on_by_time_once_the_log_rotated() {
     assert_eq!(resumed_after(2).await, ["line 4", "line 5"]);
 }
 
+/// Opening a resumed log asks the engine on Kubernetes (the Pod's lookup):
+/// a late answer there is asked again, not the end of that mirror.
+#[tokio::test(start_paused = true)]
+async fn a_resumed_log_whose_opening_timed_out_is_opened_again() {
+    let s = setup("reopen", "10m");
+    let id = &format!("cc:{}", "f".repeat(64));
+    built(&s, id);
+    s.fake.keep_running();
+    let first = restarted(&s);
+    first.claim().expect("claimed");
+    let started = first.start(request(id, false)).await.expect("started");
+    s.fake.print(&started.container, "line 1");
+    let tail = first.tail(id).expect("mirrored");
+    until(|| tail.last(10).len() == 1).await;
+    first.stop_mirrors().await;
+    drop(first);
+    s.fake.print(&started.container, "line 2");
+
+    let next = restarted(&s);
+    next.claim().expect("claimed by the new sidecar");
+    let opened_before = s.fake.calls("logs");
+    s.fake.fail_next("logs", 2, || runtime::Error::Timeout {
+        op: "find the Pod of",
+        target: "cc".into(),
+        seconds: 10,
+    });
+    let resumed = next.resume().await.expect("resumed");
+    assert_eq!(resumed.len(), 1, "{resumed:?}");
+    assert_eq!(
+        s.fake.calls("logs") - opened_before,
+        3,
+        "two late, one answered"
+    );
+    let tail = next.tail(id).expect("mirrored again");
+    until(|| tail.last(10).len() == 1).await;
+    assert_eq!(tail.last(10), ["line 2"]);
+}
+
 #[tokio::test(start_paused = true)]
 async fn with_a_registry_builds_are_pushed_and_starts_run_the_pushed_digest() {
     let s = setup("registry", "10m");

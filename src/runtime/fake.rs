@@ -57,7 +57,8 @@ struct State {
     next_id: u64,
     /// Engine calls made, by name.
     calls: HashMap<&'static str, u64>,
-    failures: HashMap<&'static str, fn() -> Error>,
+    /// Per call: its error, and how many more calls fail (`None`: all).
+    failures: HashMap<&'static str, (fn() -> Error, Option<usize>)>,
     gates: HashMap<&'static str, Arc<Gate>>,
     /// Started containers run until stopped; otherwise they exit at once
     /// (code 0, output closed), as a build container that did its work.
@@ -134,7 +135,12 @@ impl Fake {
 
     /// From now on, `call` fails with `error()`.
     pub fn fail(&self, call: &'static str, error: fn() -> Error) {
-        self.state().failures.insert(call, error);
+        self.state().failures.insert(call, (error, None));
+    }
+
+    /// The next `n` calls of `call` fail with `error()`, later ones do not.
+    pub fn fail_next(&self, call: &'static str, n: usize, error: fn() -> Error) {
+        self.state().failures.insert(call, (error, Some(n)));
     }
 
     /// How many times `call` was made.
@@ -229,9 +235,14 @@ impl Fake {
                 permit.forget();
             }
         }
-        match self.state().failures.get(call) {
-            Some(error) => Err(error()),
-            None => Ok(()),
+        match self.state().failures.get_mut(call) {
+            Some((_, Some(0))) | None => Ok(()),
+            Some((error, left)) => {
+                if let Some(left) = left {
+                    *left -= 1;
+                }
+                Err(error())
+            }
         }
     }
 
