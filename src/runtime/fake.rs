@@ -57,8 +57,7 @@ struct State {
     next_id: u64,
     /// Engine calls made, by name.
     calls: HashMap<&'static str, u64>,
-    /// Per call: its error, and how many more calls fail (`None`: all).
-    failures: HashMap<&'static str, (fn() -> Error, Option<usize>)>,
+    failures: HashMap<&'static str, Failure>,
     gates: HashMap<&'static str, Arc<Gate>>,
     /// Started containers run until stopped; otherwise they exit at once
     /// (code 0, output closed), as a build container that did its work.
@@ -95,6 +94,10 @@ fn image_id(_name: &str, labels: &Labels) -> String {
 pub struct Fake {
     state: Arc<Mutex<State>>,
 }
+
+/// An injected failure: its error, and how many more calls fail (`None`:
+/// every one).
+type Failure = (fn() -> Error, Option<usize>);
 
 impl Fake {
     pub fn new() -> Fake {
