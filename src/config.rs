@@ -525,6 +525,11 @@ fn toleration_entries<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Stri
         match entry {
             Entry::Text(text) => texts.extend(text.split(',').map(str::to_string)),
             Entry::Object(o) => {
+                if o.key.trim().is_empty() {
+                    return Err(serde::de::Error::custom(
+                        "a toleration object has no key (an empty key tolerating every taint is not taken here: name the taints)",
+                    ));
+                }
                 let value = match (o.operator.as_deref(), o.value) {
                     (Some("Exists"), Some(v)) if !v.is_empty() => {
                         return Err(serde::de::Error::custom(format!(
@@ -977,7 +982,16 @@ fn merge(base: &mut Value, overlay: Value) {
 }
 
 /// Every scalar leaf can be overridden from the environment, as viper does.
+/// So can a setting the file gave as a list or a map (tolerations, a
+/// nodeSelector): the variable's text replaces it whole, in the text form
+/// each such setting also reads.
 fn apply_env(node: &mut Value, path: &mut Vec<String>, env: &impl Fn(&str) -> Option<String>) {
+    if !path.is_empty() && matches!(node, Value::Mapping(_) | Value::Sequence(_)) {
+        if let Some(text) = env(&env_name(path)) {
+            *node = Value::String(text);
+            return;
+        }
+    }
     match node {
         Value::Mapping(map) => {
             let keys: Vec<Value> = map.keys().cloned().collect();
@@ -1344,6 +1358,26 @@ mod tests {
         let c =
             load("      tolerations:\n        - key: dedicated\n          value: cc\n").unwrap();
         assert_eq!(c.cclaunch.engine.kubernetes.tolerations, ["dedicated=cc"]);
+        // The variables replace a map or a list from the file whole.
+        std::fs::write(
+            &file,
+            "cclaunch:\n  engine:\n    kubernetes:\n      nodeSelector:\n        disk: ssd\n      tolerations:\n        - key: dedicated\n",
+        )
+        .unwrap();
+        let c = Config::load_with_env(Some(&file), |key| match key {
+            "CCLAUNCH_ENGINE_KUBERNETES_NODESELECTOR" => Some("zone=b".into()),
+            "CCLAUNCH_ENGINE_KUBERNETES_TOLERATIONS" => Some("spot:NoSchedule".into()),
+            _ => None,
+        })
+        .unwrap();
+        let k = &c.cclaunch.engine.kubernetes;
+        assert_eq!(
+            (k.node_selector.as_slice(), k.tolerations.as_slice()),
+            (
+                ["zone=b".to_string()].as_slice(),
+                ["spot:NoSchedule".to_string()].as_slice()
+            )
+        );
         for (bad, says) in [
             (
                 "      tolerations:\n        - key: spot\n          operator: Exists\n          value: x\n",
@@ -1356,6 +1390,10 @@ mod tests {
             (
                 "      tolerations:\n        - key: spot\n          tolerationSeconds: 5\n",
                 "objects with key, operator, value, effect",
+            ),
+            (
+                "      tolerations:\n        - key: \"\"\n          operator: Exists\n",
+                "toleration object has no key",
             ),
             ("      nodeSelector:\n        disk: [a]\n", "a map of labels"),
             (
