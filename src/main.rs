@@ -12,19 +12,12 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
+    let code = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime.block_on(cclaunch::cli::run(cli)),
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
+            cli.own_failure()
         }
     };
-    match runtime.block_on(cclaunch::cli::run(cli)) {
-        Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
-        Err(e) => {
-            // The whole cause chain on one line, each cause once.
-            eprintln!("error: {}", cclaunch::error_chain(e.as_ref()));
-            ExitCode::FAILURE
-        }
-    }
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
 }

@@ -25,21 +25,28 @@ use crate::printable::{self, Sgr};
 /// `docker run` does: any other code they exit with is the chaincode's own.
 pub const OWN_FAILURE: i32 = 125;
 
-/// Runs one command; the process exit code on success. A verb that passes
-/// a chaincode's exit code on says its own failure on stderr, as main says
-/// any error, and exits [`OWN_FAILURE`].
-pub async fn run(cli: Cli) -> Result<i32> {
-    let passes_on = matches!(
-        cli.command,
-        Command::Start(_) | Command::Builder(BuilderCommand::Run { .. })
-    );
-    let outcome = run_command(cli).await;
-    match outcome {
-        Err(e) if passes_on => {
+/// Runs one command; the process exit code. A failure is said on stderr,
+/// the whole cause chain on one line, each cause once.
+pub async fn run(cli: Cli) -> i32 {
+    let failed = cli.own_failure();
+    match run_command(cli).await {
+        Ok(code) => code,
+        Err(e) => {
             eprintln!("error: {}", crate::error_chain(e.as_ref()));
-            Ok(OWN_FAILURE)
+            failed
         }
-        outcome => outcome,
+    }
+}
+
+impl Cli {
+    /// The exit code of cclaunch's own failure: [`OWN_FAILURE`] for a verb
+    /// that passes a chaincode's exit code on, else 1. (Usage errors exit
+    /// 2, before any verb runs.)
+    pub fn own_failure(&self) -> i32 {
+        match self.command {
+            Command::Start(_) | Command::Builder(BuilderCommand::Run { .. }) => OWN_FAILURE,
+            _ => 1,
+        }
     }
 }
 

@@ -80,7 +80,7 @@ pub enum Command {
     ///
     /// With -f, exits with the chaincode's exit code. A failure of cclaunch's
     /// own exits 125, as `docker run` does, so it is never taken for the
-    /// chaincode's.
+    /// chaincode's; a usage error exits 2.
     Start(StartArgs),
     /// Stop and remove a chaincode container started by cclaunch (or one
     /// prepared ahead of its start).
