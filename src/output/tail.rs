@@ -78,10 +78,41 @@ mod tests {
         assert_eq!(tail.last(50), ["7", "8", "9"]);
         tail.record(&"x".repeat(100_000));
         assert_eq!(tail.last(1)[0].len(), TAIL_LINE_MAX + "…".len());
-        // A short line in a recycled long line's buffer is itself.
+    }
+
+    #[test]
+    fn a_full_tail_keeps_new_lines_in_the_oldest_lines_buffers() {
+        let tail = Tail::new(3);
+        let oldest = |tail: &Tail| {
+            let lines = tail.lines.lock().unwrap();
+            (
+                lines.front().unwrap().as_ptr(),
+                lines.front().unwrap().capacity(),
+            )
+        };
+        let newest = |tail: &Tail| {
+            let lines = tail.lines.lock().unwrap();
+            (
+                lines.back().unwrap().as_ptr(),
+                lines.back().unwrap().capacity(),
+            )
+        };
         for i in 0..3 {
-            tail.record(&format!("é{i}"));
+            tail.record(&format!("a line of some length, number {i}"));
         }
-        assert_eq!(tail.last(3), ["é0", "é1", "é2"]);
+        for i in 3..10 {
+            let reused = oldest(&tail).0;
+            tail.record(&format!("é{i}"));
+            assert_eq!(newest(&tail).0, reused, "line {i} allocated");
+        }
+        assert_eq!(tail.last(3), ["é7", "é8", "é9"]);
+        // A long line's buffer is not kept for the short lines after it.
+        tail.record(&"x".repeat(1000));
+        tail.record("y");
+        tail.record("z");
+        assert!(oldest(&tail).1 >= 1000);
+        tail.record("short");
+        assert!(newest(&tail).1 < 256, "{}", newest(&tail).1);
+        assert_eq!(tail.last(3), ["y", "z", "short"]);
     }
 }
