@@ -333,12 +333,7 @@ async fn a_stop_whose_caller_gives_up_midway_is_finished_all_the_same() {
             Verdict::Forward
         }
     });
-    let socket = env.dir.path().join("run/cclaunch.sock");
-    let _child = common::serve_command(&env, &["--socket", socket.to_str().unwrap()])
-        .env("CORE_VM_ENDPOINT", proxy.endpoint())
-        .spawn()
-        .expect("spawn cclaunch serve");
-    let mut client = LauncherClient::new(connect(&socket).await);
+    let (_child, mut client) = serve_through(&env, &proxy).await;
     let package = env.shell_package("apigone", "echo up\nsleep 60\n");
     let container = common::sidecar::build_and_start(&mut client, &package).await;
     let gave_up = tokio::time::timeout(
@@ -388,12 +383,7 @@ async fn a_start_retried_while_in_flight_is_one_start() {
             }
         }
     });
-    let socket = env.dir.path().join("run/cclaunch.sock");
-    let _child = common::serve_command(&env, &["--socket", socket.to_str().unwrap()])
-        .env("CORE_VM_ENDPOINT", proxy.endpoint())
-        .spawn()
-        .expect("spawn cclaunch serve");
-    let mut client = LauncherClient::new(connect(&socket).await);
+    let (_child, mut client) = serve_through(&env, &proxy).await;
     let package = env.shell_package("apiretry", "echo up\nsleep 60\n");
     common::sidecar::build(&mut client, &package).await;
     // Counted from here: the build ran in a container of its own.
@@ -471,4 +461,21 @@ async fn a_start_retried_while_in_flight_is_one_start() {
         })
         .await
         .unwrap();
+}
+
+/// `cclaunch serve` for `env` whose engine is reached through `proxy`; a
+/// client of it.
+async fn serve_through(
+    env: &Env,
+    proxy: &common::engine_proxy::EngineProxy,
+) -> (
+    tokio::process::Child,
+    LauncherClient<tonic::transport::Channel>,
+) {
+    let socket = env.dir.path().join("run/cclaunch.sock");
+    let child = common::serve_command(env, &["--socket", socket.to_str().unwrap()])
+        .env("CORE_VM_ENDPOINT", proxy.endpoint())
+        .spawn()
+        .expect("spawn cclaunch serve");
+    (child, LauncherClient::new(connect(&socket).await))
 }

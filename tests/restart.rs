@@ -324,13 +324,7 @@ async fn resuming_after_log_rotation_carries_on_after_the_last_line() {
     first.build(&package, &|_: &str| {}).await.unwrap();
     let started = first.start(common::request(&package.id)).await.unwrap();
     let target = format!("peer.chaincode.{}", started.container);
-    let numbers = || -> Vec<u32> {
-        captured
-            .for_target(&target)
-            .iter()
-            .filter_map(|l| l.split(' ').nth(2)?.parse().ok())
-            .collect()
-    };
+    let numbers = || numbered(&captured, &target);
     assert!(common::eventually(Duration::from_secs(30), || numbers().len() >= 310).await);
     first.stop_mirrors().await;
     let stopped_after = numbers().len() as u32;
@@ -385,13 +379,7 @@ async fn a_resumed_log_answered_late_is_asked_for_again() {
     first.build(&package, &|_: &str| {}).await.unwrap();
     let started = first.start(common::request(&package.id)).await.unwrap();
     let target = format!("peer.chaincode.{}", started.container);
-    let numbers = || -> Vec<u32> {
-        captured
-            .for_target(&target)
-            .iter()
-            .filter_map(|l| l.split(' ').nth(2)?.parse().ok())
-            .collect()
-    };
+    let numbers = || numbered(&captured, &target);
     assert!(common::eventually(Duration::from_secs(20), || numbers().len() >= 3).await);
     first.stop_mirrors().await;
     let stopped_after = numbers().len() as u32;
@@ -438,4 +426,13 @@ async fn a_resumed_log_answered_late_is_asked_for_again() {
         "stopped after line {stopped_after}"
     );
     env.launcher.stop(&package.id).await.unwrap();
+}
+
+/// The numbers of the `X line N` lines mirrored into `target`, in order.
+fn numbered(captured: &common::Captured, target: &str) -> Vec<u32> {
+    captured
+        .for_target(target)
+        .iter()
+        .filter_map(|l| l.split(' ').nth(2)?.parse().ok())
+        .collect()
 }
