@@ -337,6 +337,8 @@ fn asked_again(
                         Err(e) => return (Some(Err(e)), empty()),
                     };
                 }
+                // An ended stream is not polled again.
+                None => return (None, empty()),
                 first => return (first, output),
             }
         }
