@@ -62,7 +62,6 @@ cclaunch:
     cacheVolume: cclaunch-cache
   output:
     maxLineBytes: 65536
-    keepLines: 200
     maxLinesPerSecond: 10000
     maxBytesPerSecond: 1048576
     burst: 30s
@@ -416,8 +415,6 @@ pub struct Build {
 pub struct Output {
     /// A longer line is mirrored in pieces of this size (memory stays bounded).
     pub max_line_bytes: usize,
-    /// Lines kept per chaincode for error reports (`logs` reads the engine).
-    pub keep_lines: usize,
     /// Mirrored lines per second per chaincode (0 = no limit); more are
     /// dropped from the mirror, not from the engine's log.
     pub max_lines_per_second: u64,

@@ -410,8 +410,8 @@ async fn measure(run: &Run, n: usize, steady: Duration) -> Result<()> {
         "| RSS per running chaincode, fleet just started | {per:.0} KiB | under {RSS_TARGET_KB} KB: {} |",
         verdict(per < RSS_TARGET_KB)
     );
-    // After the steady period each mirror's tail of recent lines (kept for
-    // exit reports, cclaunch.output.keepLines) is as full as it gets.
+    // After the steady period: what a mirror holds once it has run a while
+    // (its read buffers at their size after the restart's catch-up).
     let rss_end = samples.last().map_or(0, |s| s.1);
     let per_end = (rss_end as f64 - rss_idle as f64) / n as f64;
     println!(

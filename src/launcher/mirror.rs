@@ -11,7 +11,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::{engine, Error, Launcher};
-use crate::output::{self, Position, Skip, Tail};
+use crate::output::{self, Position, Skip};
 use crate::runtime::{self, ContainerInfo, LogQuery, OutputStream};
 
 /// How long checkpoint writers may take at shutdown: a bound for a stuck
@@ -28,7 +28,6 @@ const ASK_AGAIN: u32 = 3;
 const ASK_AGAIN_AFTER: Duration = Duration::from_secs(1);
 
 pub(super) struct Mirror {
-    tail: Arc<Tail>,
     /// Resolves to the number of lines mirrored once the output closes.
     handle: Option<JoinHandle<u64>>,
     /// Taken when the container is removed (see `forget_checkpoint`).
@@ -58,7 +57,6 @@ impl Launcher {
         output: OutputStream,
         skip: Option<Skip>,
     ) {
-        let tail = Tail::new(self.config.cclaunch.output.keep_lines);
         let max_line = self.config.cclaunch.output.max_line_bytes;
         let rate = crate::rate::Rate::of(&self.config);
         let (progress, position) = watch::channel(Position::default());
@@ -69,11 +67,11 @@ impl Launcher {
             skip.is_none(),
         );
         let handle = tokio::spawn({
-            let (tail, engine) = (Arc::clone(&tail), Arc::clone(&self.runner));
+            let engine = Arc::clone(&self.runner);
             let (package_id, container) = (package_id.to_string(), container.to_string());
             async move {
                 let lines =
-                    output::mirror(&container, output, max_line, rate, tail, skip, progress).await;
+                    output::mirror(&container, output, max_line, rate, skip, progress).await;
                 // The output closes when the chaincode exits: say how it ended
                 // (a container removed meanwhile has nothing to report).
                 match engine.wait_container(&container).await {
@@ -86,7 +84,6 @@ impl Launcher {
             }
         });
         let mirror = Mirror {
-            tail,
             handle: Some(handle),
             writer: Some(writer),
         };
@@ -253,13 +250,6 @@ impl Launcher {
             let _ = tokio::time::timeout(WRITER_GRACE, writer).await;
         }
         self.checkpoints.remove(container);
-    }
-
-    /// The last lines a chaincode mirrored by this launcher wrote.
-    pub fn tail(&self, package_id: &str) -> Option<Arc<Tail>> {
-        let names = self.names(package_id).ok()?;
-        let mirrors = self.mirrors.lock().unwrap_or_else(|p| p.into_inner());
-        mirrors.get(&names.container).map(|m| Arc::clone(&m.tail))
     }
 
     /// Waits until the output of a chaincode mirrored by this launcher has

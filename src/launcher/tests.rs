@@ -9,6 +9,7 @@ use std::time::Duration;
 use super::{Error, Launcher, StartRequest, TlsMaterial};
 use crate::config::Config;
 use crate::launch::Kind;
+use crate::output::captured::Captured;
 use crate::package::{self, Limits, Metadata, Package};
 use crate::runtime::fake::Fake;
 use crate::runtime::{self, Labels};
@@ -297,6 +298,7 @@ pub(super) fn restarted(s: &Setup) -> Arc<Launcher> {
 /// written while none runs; the log rotated by `rotated` lines; a new
 /// sidecar resumes. What the new one mirrors.
 async fn resumed_after(rotated: usize) -> Vec<String> {
+    let (captured, _capturing) = Captured::start();
     let s = setup("resume", "10m");
     let id = &format!("cc:{}", "e".repeat(64));
     built(&s, id);
@@ -307,8 +309,8 @@ async fn resumed_after(rotated: usize) -> Vec<String> {
     for n in 1..=3 {
         s.fake.print(&started.container, &format!("line {n}"));
     }
-    let tail = first.tail(id).expect("mirrored");
-    until(|| tail.last(10).len() == 3).await;
+    let mirrored = || captured.of(&started.container);
+    until(|| mirrored().len() == 3).await;
     first.stop_mirrors().await;
     drop(first);
     for n in 4..=5 {
@@ -320,11 +322,10 @@ async fn resumed_after(rotated: usize) -> Vec<String> {
     next.claim().expect("claimed by the new sidecar");
     let resumed = next.resume().await.expect("resumed");
     assert_eq!(resumed.len(), 1, "{resumed:?}");
-    let tail = next.tail(id).expect("mirrored again");
-    until(|| tail.last(10).len() >= 2).await;
+    until(|| mirrored().len() >= 5).await;
     // Nothing more arrives: the log holds no other line.
     tokio::time::sleep(Duration::from_millis(100)).await;
-    tail.last(10)
+    mirrored().split_off(3)
 }
 
 #[tokio::test(start_paused = true)]
@@ -342,6 +343,7 @@ async fn a_resumed_mirror_carries_on_by_time_once_the_log_rotated() {
 /// a late answer there is asked again, not the end of that mirror.
 #[tokio::test(start_paused = true)]
 async fn a_resumed_log_whose_opening_timed_out_is_opened_again() {
+    let (captured, _capturing) = Captured::start();
     let s = setup("reopen", "10m");
     let id = &format!("cc:{}", "f".repeat(64));
     built(&s, id);
@@ -350,8 +352,8 @@ async fn a_resumed_log_whose_opening_timed_out_is_opened_again() {
     first.claim().expect("claimed");
     let started = first.start(request(id, false)).await.expect("started");
     s.fake.print(&started.container, "line 1");
-    let tail = first.tail(id).expect("mirrored");
-    until(|| tail.last(10).len() == 1).await;
+    let mirrored = || captured.of(&started.container);
+    until(|| mirrored().len() == 1).await;
     first.stop_mirrors().await;
     drop(first);
     s.fake.print(&started.container, "line 2");
@@ -371,9 +373,8 @@ async fn a_resumed_log_whose_opening_timed_out_is_opened_again() {
         3,
         "two late, one answered"
     );
-    let tail = next.tail(id).expect("mirrored again");
-    until(|| tail.last(10).len() == 1).await;
-    assert_eq!(tail.last(10), ["line 2"]);
+    until(|| mirrored().len() == 2).await;
+    assert_eq!(mirrored(), ["line 1", "line 2"]);
 }
 
 #[tokio::test(start_paused = true)]

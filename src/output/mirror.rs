@@ -1,12 +1,12 @@
 //! The mirror loop: a container's output, line by line, into its logger.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 
 use super::position::{unstamp, Stream};
-use super::{ChaincodeLogger, Line, Lines, Position, Skip, Tail};
+use super::{ChaincodeLogger, Line, Lines, Position, Skip};
 use crate::printable::{self, Sgr};
 use crate::rate::{Limiter, Rate};
 use crate::runtime::{Output, OutputStream};
@@ -22,7 +22,6 @@ pub async fn mirror(
     mut output: OutputStream,
     max_line: usize,
     rate: Rate,
-    tail: Arc<Tail>,
     skip: Option<Skip>,
     progress: tokio::sync::watch::Sender<Position>,
 ) -> u64 {
@@ -49,15 +48,12 @@ pub async fn mirror(
             }
         }
         fresh.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        // The tail (exit reasons) keeps even lines the rate limit drops.
-        let shown = printable::render(&line.text, Sgr::Strip);
-        tail.record(&shown);
         if !limiter().admit(line.text.len(), Instant::now()) {
             crate::metrics::lines_dropped(1);
             return;
         }
         crate::metrics::lines_mirrored(1);
-        logger.info(&shown);
+        logger.info(&printable::render(&line.text, Sgr::Strip));
         count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     };
     let past_skip = || skip.is_none() || fresh.load(std::sync::atomic::Ordering::Relaxed) > 0;
@@ -134,6 +130,7 @@ fn publish(progress: &tokio::sync::watch::Sender<Position>, at: Position, past_s
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::output::captured::Captured;
     use crate::runtime::Output;
 
     fn stamped(seconds: u64, text: &str) -> Result<Output, crate::runtime::Error> {
@@ -146,21 +143,12 @@ mod tests {
     #[tokio::test]
     async fn resuming_skips_only_what_was_logged_before_by_count_and_time() {
         let run = |frames: Vec<Result<Output, crate::runtime::Error>>, skip: Skip| async move {
-            let tail = Tail::new(100);
+            let (captured, _capturing) = Captured::start();
             let (tx, rx) = tokio::sync::watch::channel(Position::default());
             let output: OutputStream = Box::pin(futures_util::stream::iter(frames));
-            mirror(
-                "resume-test",
-                output,
-                64,
-                Rate::UNLIMITED,
-                tail.clone(),
-                Some(skip),
-                tx,
-            )
-            .await;
+            mirror("resume-test", output, 64, Rate::UNLIMITED, Some(skip), tx).await;
             let at = *rx.borrow();
-            (tail.last(100), at)
+            (captured.of("resume-test"), at)
         };
         // Lines 1-3 counted (from "l1"), the position saved at t=13.
         let skip = Skip {
