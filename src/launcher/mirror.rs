@@ -22,8 +22,8 @@ const WRITER_GRACE: Duration = Duration::from_secs(10);
 const WRITER_GRACE_EACH: Duration = Duration::from_millis(20);
 /// Logs opened at once when resuming mirrors after a restart.
 const RESUME_AT_ONCE: usize = 32;
-/// A resumed log whose first answer timed out is asked for this many times
-/// more, waiting a little longer before each.
+/// A resumed log whose opening or first answer was late is asked for this
+/// many times more in all, waiting a little longer before each.
 const ASK_AGAIN: u32 = 3;
 const ASK_AGAIN_AFTER: Duration = Duration::from_secs(1);
 
@@ -163,9 +163,11 @@ impl Launcher {
                     timestamps: true,
                     ..LogQuery::all(info.running)
                 };
-                let output = ask(self.runner.as_ref(), &info.name, &query).await;
+                let mut asked = 0;
+                let output = ask(self.runner.as_ref(), &info.name, &query, &mut asked).await;
                 let output = output.map(|first| {
-                    asked_again(Arc::clone(&self.runner), info.name.clone(), query, first)
+                    let runner = Arc::clone(&self.runner);
+                    asked_again(runner, info.name.clone(), query, first, asked)
                 });
                 (package_id, info, from, skip, output)
             },
@@ -282,20 +284,31 @@ fn pause(container: &str, asked: u32) -> Duration {
     ASK_AGAIN_AFTER * asked + ASK_AGAIN_AFTER.mul_f64(spread as f64 / 2000.0)
 }
 
+/// Whether to ask again after `e`, having asked `asked` times more.
+fn worth_asking_again(e: &runtime::Error, asked: u32) -> bool {
+    asked < ASK_AGAIN && passing(e)
+}
+
+/// Counts one more asking and waits before it.
+async fn before_asking_again(container: &str, e: &runtime::Error, asked: &mut u32) {
+    *asked += 1;
+    tracing::debug!(container, error = %e, asked = *asked, "asking again for a resumed log");
+    tokio::time::sleep(pause(container, *asked)).await;
+}
+
 /// A resumed log's request; a late or unreachable engine is asked again
-/// (where opening asks the engine: a Pod's lookup on Kubernetes).
+/// (where opening asks the engine: a Pod's lookup on Kubernetes), counted
+/// in `asked`.
 async fn ask(
     runner: &dyn runtime::Runner,
     container: &str,
     query: &LogQuery,
+    asked: &mut u32,
 ) -> Result<OutputStream, runtime::Error> {
-    let mut asked = 0;
     loop {
         match runner.logs_of_listed(container, query).await {
-            Err(e) if asked < ASK_AGAIN && passing(&e) => {
-                asked += 1;
-                tracing::debug!(container, error = %e, asked, "asking again for a resumed log");
-                tokio::time::sleep(pause(container, asked)).await;
+            Err(e) if worth_asking_again(&e, *asked) => {
+                before_asking_again(container, &e, asked).await;
             }
             answer => return answer,
         }
@@ -312,17 +325,15 @@ fn asked_again(
     container: String,
     query: LogQuery,
     first: OutputStream,
+    mut asked: u32,
 ) -> OutputStream {
     let answered = async move {
         let mut output = first;
-        let mut asked = 0;
         loop {
             match output.next().await {
-                Some(Err(e)) if asked < ASK_AGAIN && passing(&e) => {
-                    asked += 1;
-                    tracing::debug!(container, error = %e, asked, "asking again for a resumed log");
-                    tokio::time::sleep(pause(&container, asked)).await;
-                    output = match runner.logs_of_listed(&container, &query).await {
+                Some(Err(e)) if worth_asking_again(&e, asked) => {
+                    before_asking_again(&container, &e, &mut asked).await;
+                    output = match ask(runner.as_ref(), &container, &query, &mut asked).await {
                         Ok(output) => output,
                         Err(e) => return (Some(Err(e)), empty()),
                     };
