@@ -1,6 +1,6 @@
 //! The launcher: builds, starts, stops and watches chaincode on an [`Engine`].
 //!
-//! It owns naming, the env and TLS bundle, the per-chaincode output tails and
+//! It owns naming, the env and TLS bundle, the per-chaincode output mirrors and
 //! the rule that only containers carrying cclaunch's labels are touched. It is
 //! the local implementation of [`crate::launch::Launch`] (see `local`), which
 //! every face calls.
