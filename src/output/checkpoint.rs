@@ -12,35 +12,18 @@
 //! moves, at most every [`MIN_INTERVAL`]: a chaincode logging slowly is
 //! checkpointed after every line; under a flood, a SIGKILL re-mirrors at most
 //! the last interval's lines. A clean shutdown writes the exact position.
-//! One writer task writes them for all mirrors, the writes due at once in
-//! one blocking-pool task: a thousand mirrors write a thousand files a
-//! second, which as a blocking-pool task each kept a crowd of threads (and
-//! their allocator arenas) coming and going.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::watch;
 
 use super::{unix_now, Position, Skip};
 
 const MIN_INTERVAL: Duration = Duration::from_millis(50);
-
-/// Writes waiting for the writer, at most (and written in one go, at
-/// most). A mirror waits for a place; its position moves on meanwhile, so a
-/// slow disk means fewer writes, never more memory.
-const QUEUED_WRITES: usize = 256;
-
-/// One checkpoint to write, and who waits for it.
-struct Write {
-    container: String,
-    container_id: String,
-    at: Position,
-    written: oneshot::Sender<()>,
-}
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Record {
@@ -66,9 +49,6 @@ pub struct Checkpoints {
     /// each: one found there for a container of this peer is moved over.
     legacy: PathBuf,
     warned: Arc<AtomicBool>,
-    /// The writer task's queue, made with the first write that follows a
-    /// mirror. The task ends when the last clone is dropped.
-    writer: Arc<OnceLock<mpsc::Sender<Write>>>,
 }
 
 /// Another process holds a peer's lock.
@@ -93,7 +73,6 @@ impl Checkpoints {
             dir: legacy.join(component(network_id)).join(component(peer_id)),
             legacy,
             warned: Arc::default(),
-            writer: Arc::default(),
         }
     }
 
@@ -163,7 +142,8 @@ impl Checkpoints {
     }
 
     fn path(&self, container: &str) -> PathBuf {
-        file_of(&self.dir, container)
+        // Container names are [A-Za-z0-9_.-] (naming.rs), safe as file names.
+        self.dir.join(format!("{container}.json"))
     }
 
     /// What the last mirror of this container (by id) logged.
@@ -198,63 +178,24 @@ impl Checkpoints {
     }
 
     pub fn save(&self, container: &str, container_id: &str, position: Position) {
-        save(&self.dir, &self.warned, container, container_id, position);
-    }
-
-    /// Writes through the writer task (made on first use); done when
-    /// written.
-    async fn write(&self, container: &str, container_id: &str, at: Position) {
-        let writer = self.writer.get_or_init(|| self.spawn_writer());
-        let (written, done) = oneshot::channel();
-        let write = Write {
-            container: container.to_string(),
+        let record = Record {
             container_id: container_id.to_string(),
-            at,
-            written,
+            position,
+            saved_at_ns: u64::try_from(unix_now().as_nanos()).unwrap_or(u64::MAX),
         };
-        let write = match writer.send(write).await {
-            Ok(()) => {
-                let _ = done.await;
-                return;
+        let path = self.path(container);
+        let written = write_atomically(&path, &record).or_else(|e| {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                return Err(e);
             }
-            // The writer ended with the runtime it ran on: write from here.
-            Err(mpsc::error::SendError(write)) => write,
-        };
-        let checkpoints = self.clone();
-        let _ = tokio::task::spawn_blocking(move || {
-            checkpoints.save(&write.container, &write.container_id, write.at)
-        })
-        .await;
-    }
-
-    /// The writer: takes the writes queued, writes them in one blocking-pool
-    /// task (small file writes, off the async workers), tells each mirror.
-    fn spawn_writer(&self) -> mpsc::Sender<Write> {
-        let (tx, mut rx) = mpsc::channel::<Write>(QUEUED_WRITES);
-        let (dir, warned) = (self.dir.clone(), Arc::clone(&self.warned));
-        tokio::spawn(async move {
-            let mut batch = Vec::with_capacity(QUEUED_WRITES);
-            while rx.recv_many(&mut batch, QUEUED_WRITES).await > 0 {
-                let (dir, warned) = (dir.clone(), Arc::clone(&warned));
-                let written = tokio::task::spawn_blocking(move || {
-                    for w in &batch {
-                        save(&dir, &warned, &w.container, &w.container_id, w.at);
-                    }
-                    batch
-                })
-                .await;
-                batch = match written {
-                    Ok(mut written) => {
-                        for w in written.drain(..) {
-                            let _ = w.written.send(());
-                        }
-                        written
-                    }
-                    Err(_) => Vec::with_capacity(QUEUED_WRITES),
-                };
-            }
+            std::fs::create_dir_all(&self.dir)?;
+            write_atomically(&path, &record)
         });
-        tx
+        if let Err(e) = written {
+            if !self.warned.swap(true, Ordering::Relaxed) {
+                tracing::warn!(dir = %self.dir.display(), error = %e, "cannot write mirror checkpoints (cclaunch.stateDir); after a restart, chaincode output is mirrored from the restart on");
+            }
+        }
     }
 
     pub fn remove(&self, container: &str) {
@@ -274,20 +215,25 @@ impl Checkpoints {
     ) -> tokio::task::JoinHandle<()> {
         let checkpoints = self.clone();
         tokio::spawn(async move {
-            let save = |at: Position| checkpoints.write(&container, &container_id, at);
+            let save = |at: Position| {
+                let (checkpoints, container, id) =
+                    (checkpoints.clone(), container.clone(), container_id.clone());
+                // Small file writes (write, rename): off the async workers.
+                tokio::task::spawn_blocking(move || checkpoints.save(&container, &id, at))
+            };
             let mut written = *position.borrow_and_update();
             if fresh {
-                save(written).await;
+                let _ = save(written).await;
             }
             while position.changed().await.is_ok() {
                 written = *position.borrow_and_update();
-                save(written).await;
+                let _ = save(written).await;
                 tokio::time::sleep(MIN_INTERVAL).await;
             }
             // The mirror ended: its last position may have come in meanwhile.
             let last = *position.borrow();
             if last != written {
-                save(last).await;
+                let _ = save(last).await;
             }
         })
     }
@@ -305,34 +251,6 @@ impl Checkpoints {
             if !existing.contains(container) {
                 let _ = std::fs::remove_file(entry.path());
             }
-        }
-    }
-}
-
-/// A container's checkpoint file in `dir`.
-fn file_of(dir: &Path, container: &str) -> PathBuf {
-    // Container names are [A-Za-z0-9_.-] (naming.rs), safe as file names.
-    dir.join(format!("{container}.json"))
-}
-
-/// Writes one checkpoint into `dir`; a failure is said once (`warned`).
-fn save(dir: &Path, warned: &AtomicBool, container: &str, container_id: &str, position: Position) {
-    let record = Record {
-        container_id: container_id.to_string(),
-        position,
-        saved_at_ns: u64::try_from(unix_now().as_nanos()).unwrap_or(u64::MAX),
-    };
-    let path = file_of(dir, container);
-    let written = write_atomically(&path, &record).or_else(|e| {
-        if e.kind() != std::io::ErrorKind::NotFound {
-            return Err(e);
-        }
-        std::fs::create_dir_all(dir)?;
-        write_atomically(&path, &record)
-    });
-    if let Err(e) = written {
-        if !warned.swap(true, Ordering::Relaxed) {
-            tracing::warn!(dir = %dir.display(), error = %e, "cannot write mirror checkpoints (cclaunch.stateDir); after a restart, chaincode output is mirrored from the restart on");
         }
     }
 }
@@ -410,7 +328,6 @@ mod tests {
             dir: dir.path().join("mirror"),
             legacy: dir.path().join("mirror"),
             warned: Arc::default(),
-            writer: Arc::default(),
         };
         let at = Position {
             stdout: 3,
