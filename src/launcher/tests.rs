@@ -294,29 +294,40 @@ pub(super) fn restarted(s: &Setup) -> Arc<Launcher> {
     ))
 }
 
+/// A chaincode (package id `cc:` + `digit` x 64) started by a first sidecar
+/// that mirrors `lines` numbered lines and shuts down; its container.
+async fn mirrored_then_shut_down(
+    s: &Setup,
+    captured: &Captured,
+    digit: char,
+    lines: u32,
+) -> String {
+    let id = &format!("cc:{}", digit.to_string().repeat(64));
+    built(s, id);
+    s.fake.keep_running();
+    let first = restarted(s);
+    first.claim().expect("claimed");
+    let started = first.start(request(id, false)).await.expect("started");
+    for n in 1..=lines {
+        s.fake.print(&started.container, &format!("line {n}"));
+    }
+    until(|| captured.of(&started.container).len() == lines as usize).await;
+    first.stop_mirrors().await;
+    started.container
+}
+
 /// Lines 1..=3 mirrored by a sidecar that then shuts down; lines 4 and 5
 /// written while none runs; the log rotated by `rotated` lines; a new
 /// sidecar resumes. What the new one mirrors.
 async fn resumed_after(rotated: usize) -> Vec<String> {
     let (captured, _capturing) = Captured::start();
     let s = setup("resume", "10m");
-    let id = &format!("cc:{}", "e".repeat(64));
-    built(&s, id);
-    s.fake.keep_running();
-    let first = restarted(&s);
-    first.claim().expect("claimed");
-    let started = first.start(request(id, false)).await.expect("started");
-    for n in 1..=3 {
-        s.fake.print(&started.container, &format!("line {n}"));
-    }
-    let mirrored = || captured.of(&started.container);
-    until(|| mirrored().len() == 3).await;
-    first.stop_mirrors().await;
-    drop(first);
+    let container = mirrored_then_shut_down(&s, &captured, 'e', 3).await;
+    let mirrored = || captured.of(&container);
     for n in 4..=5 {
-        s.fake.print(&started.container, &format!("line {n}"));
+        s.fake.print(&container, &format!("line {n}"));
     }
-    s.fake.rotate(&started.container, rotated);
+    s.fake.rotate(&container, rotated);
 
     let next = restarted(&s);
     next.claim().expect("claimed by the new sidecar");
@@ -345,18 +356,9 @@ async fn a_resumed_mirror_carries_on_by_time_once_the_log_rotated() {
 async fn a_resumed_log_whose_opening_timed_out_is_opened_again() {
     let (captured, _capturing) = Captured::start();
     let s = setup("reopen", "10m");
-    let id = &format!("cc:{}", "f".repeat(64));
-    built(&s, id);
-    s.fake.keep_running();
-    let first = restarted(&s);
-    first.claim().expect("claimed");
-    let started = first.start(request(id, false)).await.expect("started");
-    s.fake.print(&started.container, "line 1");
-    let mirrored = || captured.of(&started.container);
-    until(|| mirrored().len() == 1).await;
-    first.stop_mirrors().await;
-    drop(first);
-    s.fake.print(&started.container, "line 2");
+    let container = mirrored_then_shut_down(&s, &captured, 'f', 1).await;
+    let mirrored = || captured.of(&container);
+    s.fake.print(&container, "line 2");
 
     let next = restarted(&s);
     next.claim().expect("claimed by the new sidecar");
