@@ -19,28 +19,6 @@ use tonic::Code;
 const HASH: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 const UNKNOWN: &str = "unknown_1:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
-async fn connect(socket: &Path) -> Channel {
-    let socket = socket.to_path_buf();
-    for _ in 0..100 {
-        let path = socket.clone();
-        let connected = tonic::transport::Endpoint::from_static("http://sidecar")
-            .connect_with_connector(tower::service_fn(move |_: tonic::transport::Uri| {
-                let path = path.clone();
-                async move {
-                    Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(
-                        tokio::net::UnixStream::connect(path).await?,
-                    ))
-                }
-            }))
-            .await;
-        if let Ok(channel) = connected {
-            return channel;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("sidecar never listened on {}", socket.display());
-}
-
 struct Sidecar {
     child: tokio::process::Child,
     socket: PathBuf,
@@ -100,7 +78,7 @@ fn chunks(file: &Path) -> Vec<pb::BuildRequest> {
 async fn a_grpc_client_drives_a_chaincode_through_its_whole_life() {
     let env = Env::new("api", &[("CORE_CHAINCODE_NODE_RUNTIME", SHENV)]).await;
     let mut sidecar = spawn_sidecar(&env);
-    let channel = connect(&sidecar.socket).await;
+    let channel = common::grpc::connect(&sidecar.socket).await;
     let mode = std::os::unix::fs::PermissionsExt::mode(
         &std::fs::metadata(&sidecar.socket).unwrap().permissions(),
     );
@@ -256,7 +234,7 @@ async fn a_grpc_client_drives_a_chaincode_through_its_whole_life() {
 async fn bad_calls_get_status_codes_that_say_what_is_wrong() {
     let env = Env::new("apibad", &[("CORE_CHAINCODE_NODE_RUNTIME", SHENV)]).await;
     let sidecar = spawn_sidecar(&env);
-    let mut client = LauncherClient::new(connect(&sidecar.socket).await);
+    let mut client = common::grpc::launcher(&sidecar.socket).await;
 
     let start = |package_id: &str| pb::StartRequest {
         package_id: package_id.into(),
@@ -477,5 +455,5 @@ async fn serve_through(
         .env("CORE_VM_ENDPOINT", proxy.endpoint())
         .spawn()
         .expect("spawn cclaunch serve");
-    (child, LauncherClient::new(connect(&socket).await))
+    (child, common::grpc::launcher(&socket).await)
 }

@@ -33,6 +33,29 @@ pub async fn connect(socket: &Path) -> Channel {
     }
 }
 
+/// A channel to the sidecar on `socket` once it serves. A sidecar binds its
+/// socket before its start-up engine calls (leftovers, resume) and answers
+/// nothing until they end, so a call made meanwhile times the start-up too.
+/// The standard health service answers from memory: its answer is the
+/// moment serving began. Fails if that is not within `limit` of now.
+pub async fn serving(socket: &Path, limit: Duration) -> Channel {
+    let began = tokio::time::Instant::now();
+    let channel = connect(socket).await;
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
+    let check = health.check(tonic_health::pb::HealthCheckRequest {
+        service: "cclaunch.v1.Launcher".into(),
+    });
+    let answer = tokio::time::timeout_at(began + limit, check)
+        .await
+        .unwrap_or_else(|_| panic!("the sidecar did not serve within {limit:?}"))
+        .expect("the standard health service answers");
+    assert_eq!(
+        answer.into_inner().status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
+    channel
+}
+
 /// A Launcher client of the sidecar listening (or about to) on `socket`.
 pub async fn launcher(socket: &Path) -> LauncherClient<Channel> {
     LauncherClient::new(connect(socket).await)
