@@ -193,12 +193,23 @@ impl Sidecar {
 
     /// Resident memory now, in KiB.
     fn rss_kib(&self) -> Result<u64> {
+        self.status("VmRSS")
+    }
+
+    /// Threads now: the runtime's workers and its blocking pool, which
+    /// grows with checkpoint writes queued at once.
+    fn threads(&self) -> Result<u64> {
+        self.status("Threads")
+    }
+
+    /// A number from /proc/PID/status (its unit, if any, dropped).
+    fn status(&self, field: &str) -> Result<u64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid))?;
         status
             .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .ok_or_else(|| "no VmRSS".into())
+            .ok_or_else(|| format!("no {field} in /proc/PID/status").into())
     }
 
     /// CPU time used so far (user + system), in seconds.
@@ -372,18 +383,32 @@ async fn measure(run: &Run, n: usize, steady: Duration) -> Result<()> {
     until(&seen, "every mirror resumed", |s| s.fresh.len() >= n).await?;
     let resumed_in = t.elapsed();
 
-    // Steady output: RSS sampled ten times over the period.
+    // Steady output: RSS sampled ten times over the period; threads every
+    // second, the most in each tenth kept (the blocking pool's threads come
+    // and go within seconds).
     let mut samples = vec![(
         0.0,
         sidecar.rss_kib()?,
+        sidecar.threads()?,
         seen.lock().map_err(|_| "poisoned")?.lines,
     )];
     let cpu_before = sidecar.cpu_secs()?;
     let t = Instant::now();
     for i in 1..=10u32 {
-        tokio::time::sleep_until((t + steady * i / 10).into()).await;
+        let end = t + steady * i / 10;
+        let mut threads = sidecar.threads()?;
+        while Instant::now() < end {
+            let next = (Instant::now() + Duration::from_secs(1)).min(end);
+            tokio::time::sleep_until(next.into()).await;
+            threads = threads.max(sidecar.threads()?);
+        }
         let lines = seen.lock().map_err(|_| "poisoned")?.lines;
-        samples.push((t.elapsed().as_secs_f64(), sidecar.rss_kib()?, lines));
+        samples.push((
+            t.elapsed().as_secs_f64(),
+            sidecar.rss_kib()?,
+            threads,
+            lines,
+        ));
     }
     let cpu = (sidecar.cpu_secs()? - cpu_before) / t.elapsed().as_secs_f64();
     let (after, _) = sidecar.scrape().await?;
@@ -453,9 +478,13 @@ async fn measure(run: &Run, n: usize, steady: Duration) -> Result<()> {
         "\nSidecar RSS over {} s of steady output ({n} lines/s):\n",
         steady.as_secs()
     );
-    println!("| s | RSS MB | lines mirrored since |\n|---|---|---|");
-    for (at, rss, lines) in &samples {
-        println!("| {at:.0} | {:.1} | {} |", mb(*rss), lines - samples[0].2);
+    println!("| s | RSS MB | threads (most in the tenth) | lines mirrored since |\n|---|---|---|---|");
+    for (at, rss, threads, lines) in &samples {
+        println!(
+            "| {at:.0} | {:.1} | {threads} | {} |",
+            mb(*rss),
+            lines - samples[0].3
+        );
     }
     println!(
         "\nThe sidecar used {:.1} % of one core over the period; a last scrape after it took {after:.1} ms.\n",
