@@ -11,7 +11,9 @@
 //! A writer task follows the mirror's position and writes it as soon as it
 //! moves, at most every [`MIN_INTERVAL`]: a chaincode logging slowly is
 //! checkpointed after every line; under a flood, a SIGKILL re-mirrors at most
-//! the last interval's lines. A clean shutdown writes the exact position.
+//! the last interval's lines (more when a thousand mirrors wait their turn
+//! for one of the few writes at once). A clean shutdown writes the exact
+//! position.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,6 +26,11 @@ use tokio::sync::watch;
 use super::{unix_now, Position, Skip};
 
 const MIN_INTERVAL: Duration = Duration::from_millis(50);
+/// Checkpoint writes on the blocking pool at once, for all mirrors. Each
+/// takes a thread while it runs; unbounded, a stall of the disk under a
+/// thousand mirrors would grow the pool by hundreds of threads (and their
+/// memory). A mirror waiting its turn writes its newest position then.
+const WRITES_AT_ONCE: usize = 4;
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Record {
@@ -49,6 +56,8 @@ pub struct Checkpoints {
     /// each: one found there for a container of this peer is moved over.
     legacy: PathBuf,
     warned: Arc<AtomicBool>,
+    /// Shared by every clone: see [`WRITES_AT_ONCE`].
+    writing: Arc<tokio::sync::Semaphore>,
 }
 
 /// Another process holds a peer's lock.
@@ -73,6 +82,7 @@ impl Checkpoints {
             dir: legacy.join(component(network_id)).join(component(peer_id)),
             legacy,
             warned: Arc::default(),
+            writing: Arc::new(tokio::sync::Semaphore::new(WRITES_AT_ONCE)),
         }
     }
 
@@ -215,27 +225,39 @@ impl Checkpoints {
     ) -> tokio::task::JoinHandle<()> {
         let checkpoints = self.clone();
         tokio::spawn(async move {
-            let save = |at: Position| {
-                let (checkpoints, container, id) =
-                    (checkpoints.clone(), container.clone(), container_id.clone());
-                // Small file writes (write, rename): off the async workers.
-                tokio::task::spawn_blocking(move || checkpoints.save(&container, &id, at))
-            };
+            let id = container_id.as_str();
             let mut written = *position.borrow_and_update();
             if fresh {
-                let _ = save(written).await;
+                written = checkpoints.write(&container, id, &mut position).await;
             }
             while position.changed().await.is_ok() {
-                written = *position.borrow_and_update();
-                let _ = save(written).await;
+                written = checkpoints.write(&container, id, &mut position).await;
                 tokio::time::sleep(MIN_INTERVAL).await;
             }
             // The mirror ended: its last position may have come in meanwhile.
-            let last = *position.borrow();
-            if last != written {
-                let _ = save(last).await;
+            if *position.borrow() != written {
+                checkpoints.write(&container, id, &mut position).await;
             }
         })
+    }
+
+    /// Writes the newest `position` once a write may begin (the small file
+    /// writes run on the blocking pool, [`WRITES_AT_ONCE`] at a time), so
+    /// waiting for the turn costs no line, only writes; returns what it
+    /// wrote.
+    async fn write(
+        &self,
+        container: &str,
+        container_id: &str,
+        position: &mut watch::Receiver<Position>,
+    ) -> Position {
+        // Never closed.
+        let _turn = self.writing.acquire().await;
+        let at = *position.borrow_and_update();
+        let (checkpoints, container, id) =
+            (self.clone(), container.to_string(), container_id.to_string());
+        let _ = tokio::task::spawn_blocking(move || checkpoints.save(&container, &id, at)).await;
+        at
     }
 
     /// Deletes this peer's checkpoints of containers that no longer exist.
@@ -328,6 +350,7 @@ mod tests {
             dir: dir.path().join("mirror"),
             legacy: dir.path().join("mirror"),
             warned: Arc::default(),
+            writing: Arc::new(tokio::sync::Semaphore::new(WRITES_AT_ONCE)),
         };
         let at = Position {
             stdout: 3,
