@@ -478,7 +478,9 @@ async fn measure(run: &Run, n: usize, steady: Duration) -> Result<()> {
         "\nSidecar RSS over {} s of steady output ({n} lines/s):\n",
         steady.as_secs()
     );
-    println!("| s | RSS MB | threads (most in the tenth) | lines mirrored since |\n|---|---|---|---|");
+    println!(
+        "| s | RSS MB | threads (most in the tenth) | lines mirrored since |\n|---|---|---|---|"
+    );
     for (at, rss, threads, lines) in &samples {
         println!(
             "| {at:.0} | {:.1} | {threads} | {} |",

@@ -254,8 +254,11 @@ impl Checkpoints {
         // Never closed.
         let _turn = self.writing.acquire().await;
         let at = *position.borrow_and_update();
-        let (checkpoints, container, id) =
-            (self.clone(), container.to_string(), container_id.to_string());
+        let (checkpoints, container, id) = (
+            self.clone(),
+            container.to_string(),
+            container_id.to_string(),
+        );
         let _ = tokio::task::spawn_blocking(move || checkpoints.save(&container, &id, at)).await;
         at
     }
