@@ -27,6 +27,15 @@ impl Signals {
     }
 }
 
+/// The exit code of a process ended by `signal` (a name [`Signals::recv`]
+/// gives), as a shell reports it: 128 + the signal's number.
+pub fn exit_code(signal: &str) -> i32 {
+    match signal {
+        "SIGINT" => 130,
+        _ => 143,
+    }
+}
+
 /// Resolves on SIGINT or SIGTERM (on SIGINT alone if SIGTERM cannot be
 /// handled).
 pub async fn shutdown() {

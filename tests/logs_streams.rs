@@ -154,11 +154,15 @@ async fn interrupted_logs_follow_clients_release_their_engine_connections() {
     let base = sidecar.sockets();
 
     // `cclaunch logs -f` through the sidecar, each showing the line so far
-    // and then waiting on a chaincode that prints nothing more.
+    // and then waiting on a chaincode that prints nothing more. Each starts
+    // with SIGINT ignored, as a script's background job has it: cclaunch
+    // handles the signal itself, so `kill -INT` still ends it.
     let server = format!("unix:{}", sidecar.socket.display());
     let mut followers = Vec::new();
     for _ in 0..CLIENTS {
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_cclaunch"))
+        let mut child = tokio::process::Command::new("sh")
+            .args(["-c", "trap '' INT; exec \"$0\" \"$@\""])
+            .arg(env!("CARGO_BIN_EXE_cclaunch"))
             .args(["logs", "-f", &package.id, "--server", &server])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -189,10 +193,11 @@ async fn interrupted_logs_follow_clients_release_their_engine_connections() {
             .expect("kill -INT");
     }
     for (child, _) in &mut followers {
-        tokio::time::timeout(Duration::from_secs(10), child.wait())
+        let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
             .await
             .expect("the follower ends on SIGINT")
             .expect("wait");
+        assert_eq!(status.code(), Some(130), "{status:?}");
     }
     assert!(
         eventually(Duration::from_secs(10), || sidecar.sockets() <= base + 1).await,

@@ -188,8 +188,5 @@ async fn stop(remote: &Remote, address: &Address, id: &str, signal: &'static str
             STOP_TIMEOUT.as_secs()
         ),
     }
-    match signal {
-        "SIGINT" => 130,
-        _ => 143,
-    }
+    crate::signals::exit_code(signal)
 }

@@ -20,6 +20,7 @@ use crate::naming::Scope;
 use crate::package::{self, Limits, Metadata, Package};
 use crate::platform::Platform;
 use crate::printable::{self, Sgr};
+use crate::signals::Signals;
 
 /// What `start` and `builder run` exit with when cclaunch itself fails, as
 /// `docker run` does: any other code they exit with is the chaincode's own.
@@ -83,7 +84,7 @@ async fn run_command(cli: Cli) -> Result<i32> {
             let id = package_id(&chaincode, &config)?;
             println!("{}", launch.wait(&id).await?);
         }
-        Command::Logs(args) => logs(args, config).await?,
+        Command::Logs(args) => return logs(args, config).await,
         Command::Ps { server } => ps(&server, config).await?,
         Command::Gc(args) => gc(args, config).await?,
         Command::Try(args) => return try_package(args, config).await,
@@ -260,9 +261,12 @@ async fn start(args: StartArgs, config: Config) -> Result<i32> {
     if !args.follow {
         return Ok(0);
     }
-    let code = launch::follow(&*launch, &package_id, &Printer).await?;
-    eprintln!("chaincode {package_id} exited with code {code}");
-    Ok(i32::try_from(code).unwrap_or(1))
+    until_signal(async {
+        let code = launch::follow(&*launch, &package_id, &Printer).await?;
+        eprintln!("chaincode {package_id} exited with code {code}");
+        Ok(i32::try_from(code).unwrap_or(1))
+    })
+    .await
 }
 
 /// `start -f`: the chaincode's output to stdout, line by line.
@@ -296,7 +300,7 @@ fn print_line(line: &str) {
     }
 }
 
-async fn logs(args: LogsArgs, config: Config) -> Result<()> {
+async fn logs(args: LogsArgs, config: Config) -> Result<i32> {
     use futures_util::StreamExt;
     let tail = match args.tail.as_str() {
         "all" => None,
@@ -312,11 +316,26 @@ async fn logs(args: LogsArgs, config: Config) -> Result<()> {
         tail,
         since: 0,
     };
-    let mut lines = launch.logs(&id, query).await?;
-    while let Some(line) = lines.next().await {
-        print_line(&line?.text);
+    let printed = async {
+        let mut lines = launch.logs(&id, query).await?;
+        while let Some(line) = lines.next().await {
+            print_line(&line?.text);
+        }
+        Ok(0)
+    };
+    until_signal(printed).await
+}
+
+/// `work`'s outcome, or the exit code of SIGINT or SIGTERM if one comes
+/// first (`work` is dropped, ending its streams). Handled rather than left to
+/// the default: a harness that starts a follower in the background of a
+/// script gives it SIGINT ignored, and Ctrl-C or `kill -INT` would not end it.
+async fn until_signal(work: impl std::future::Future<Output = Result<i32>>) -> Result<i32> {
+    let mut signals = Signals::new().context("cannot handle SIGTERM and SIGINT")?;
+    tokio::select! {
+        done = work => done,
+        signal = signals.recv() => Ok(crate::signals::exit_code(signal)),
     }
-    Ok(())
 }
 
 async fn ps(server: &ServerArgs, config: Config) -> Result<()> {

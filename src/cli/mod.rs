@@ -219,6 +219,8 @@ pub struct StartArgs {
     ///
     /// The output goes to stdout line by line, on either road (through --server it is
     /// streamed from the sidecar, and followed again if the sidecar restarts).
+    /// SIGINT or SIGTERM ends the following (exit 130 or 143); the chaincode
+    /// keeps running.
     #[arg(short, long)]
     pub follow: bool,
     #[command(flatten)]
@@ -373,7 +375,8 @@ pub struct DevpeerServeArgs {
 pub struct LogsArgs {
     /// Package id, or the package file.
     pub chaincode: String,
-    /// Keep following new output.
+    /// Keep following new output, until the container exits, or SIGINT or
+    /// SIGTERM (exit 130 or 143).
     #[arg(short, long)]
     pub follow: bool,
     /// Only the last N lines ("all" for every line).
