@@ -78,25 +78,12 @@ fn chunks(file: &Path) -> Vec<pb::BuildRequest> {
 async fn a_grpc_client_drives_a_chaincode_through_its_whole_life() {
     let env = Env::new("api", &[("CORE_CHAINCODE_NODE_RUNTIME", SHENV)]).await;
     let mut sidecar = spawn_sidecar(&env);
-    let channel = common::grpc::connect(&sidecar.socket).await;
+    // Standard health service: SERVING.
+    let channel = common::grpc::serving(&sidecar.socket, Duration::from_secs(60)).await;
     let mode = std::os::unix::fs::PermissionsExt::mode(
         &std::fs::metadata(&sidecar.socket).unwrap().permissions(),
     );
     assert_eq!(mode & 0o777, 0o660, "socket mode");
-
-    // Standard health service.
-    let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
-    let serving = health
-        .check(tonic_health::pb::HealthCheckRequest {
-            service: "cclaunch.v1.Launcher".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(
-        serving.status,
-        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
-    );
 
     let mut client = LauncherClient::new(channel);
     let engine = client
