@@ -251,15 +251,27 @@ impl Checkpoints {
         container_id: &str,
         position: &mut watch::Receiver<Position>,
     ) -> Position {
-        // Never closed.
-        let _turn = self.writing.acquire().await;
-        let at = *position.borrow_and_update();
         let (checkpoints, container, id) = (
             self.clone(),
             container.to_string(),
             container_id.to_string(),
         );
-        let _ = tokio::task::spawn_blocking(move || checkpoints.save(&container, &id, at)).await;
+        self.in_turn(position, move |at| checkpoints.save(&container, &id, at))
+            .await
+    }
+
+    /// Runs `save` with the newest position on the blocking pool once one
+    /// of the [`WRITES_AT_ONCE`] turns is free, and holds the turn until it
+    /// returns (a stalled disk keeps its thread: the turn bounds those).
+    async fn in_turn(
+        &self,
+        position: &mut watch::Receiver<Position>,
+        save: impl FnOnce(Position) + Send + 'static,
+    ) -> Position {
+        // Never closed.
+        let _turn = self.writing.acquire().await;
+        let at = *position.borrow_and_update();
+        let _ = tokio::task::spawn_blocking(move || save(at)).await;
         at
     }
 
@@ -314,6 +326,7 @@ fn write_atomically(path: &Path, record: &Record) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
 
     #[test]
     fn a_checkpoint_belongs_to_one_container_id() {
@@ -397,6 +410,71 @@ mod tests {
         drop(lock);
         assert!(checkpoints.probe().is_ok());
         assert!(checkpoints.lock().is_ok());
+    }
+
+    /// A stalled disk holds at most [`WRITES_AT_ONCE`] blocking threads,
+    /// however many mirrors want to write; the others write their newest
+    /// position once a turn frees.
+    #[tokio::test]
+    async fn stalled_writes_hold_at_most_a_few_threads() {
+        use std::sync::atomic::AtomicUsize;
+        let dir = tempfile::tempdir().unwrap();
+        let checkpoints = Checkpoints::new(dir.path(), "net", "peer0");
+        let (running, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let released = Arc::new(std::sync::Mutex::new(released));
+        let (saved, mut saves) = tokio::sync::mpsc::unbounded_channel();
+        let mut senders = Vec::new();
+        let mut writers = Vec::new();
+        for mirror in 0..20u64 {
+            let (tx, mut rx) = watch::channel(Position::default());
+            senders.push(tx);
+            let (checkpoints, running, most) = (checkpoints.clone(), running.clone(), most.clone());
+            let (released, saved) = (released.clone(), saved.clone());
+            writers.push(tokio::spawn(async move {
+                checkpoints
+                    .in_turn(&mut rx, move |at| {
+                        let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                        most.fetch_max(now, Ordering::SeqCst);
+                        // The stalled disk: this thread waits to be let go.
+                        let _ = released.lock().unwrap().recv();
+                        running.fetch_sub(1, Ordering::SeqCst);
+                        saved.send((mirror, at.stdout)).unwrap();
+                    })
+                    .await
+            }));
+        }
+        // Every mirror moves on while the first writes are stalled.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while running.load(Ordering::SeqCst) < WRITES_AT_ONCE {
+            assert!(tokio::time::Instant::now() < deadline, "no stalled writes");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(running.load(Ordering::SeqCst), WRITES_AT_ONCE);
+        for (n, tx) in senders.iter().enumerate() {
+            tx.send_replace(Position {
+                stdout: 1000 + n as u64,
+                ..Position::default()
+            });
+        }
+        let mut written = HashMap::new();
+        for _ in 0..20 {
+            release.send(()).unwrap();
+            let (mirror, stdout) = saves.recv().await.unwrap();
+            written.insert(mirror, stdout);
+        }
+        for writer in writers {
+            writer.await.unwrap();
+        }
+        assert_eq!(most.load(Ordering::SeqCst), WRITES_AT_ONCE);
+        // The four that began before the move wrote the old position; every
+        // mirror that waited its turn wrote the newest.
+        let old = written.values().filter(|&&s| s == 0).count();
+        assert_eq!(old, WRITES_AT_ONCE);
+        for (mirror, stdout) in written {
+            assert!(stdout == 0 || stdout == 1000 + mirror, "{mirror}: {stdout}");
+        }
     }
 
     #[tokio::test]
