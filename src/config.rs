@@ -158,6 +158,8 @@ pub enum Error {
         "invalid duration {value:?} for {key}: use a number with a unit (ms, s, m, h), as in 300s"
     )]
     Duration { key: &'static str, value: String },
+    #[error("invalid {key}: 0; use a number above zero")]
+    ZeroCount { key: &'static str },
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -716,6 +718,7 @@ impl Config {
             return Err(Error::NoRegistry);
         }
         config.check_kubernetes()?;
+        config.check_counts()?;
         config.startup_timeout()?;
         config.build_timeout()?;
         config.upload_idle_timeout()?;
@@ -837,11 +840,39 @@ impl Config {
         }
     }
 
+    /// `chaincode.startuptimeout`, more than zero.
     pub fn startup_timeout(&self) -> Result<Duration, Error> {
-        parse_duration(&self.chaincode.startup_timeout).ok_or_else(|| Error::Duration {
-            key: "chaincode.startuptimeout",
-            value: self.chaincode.startup_timeout.clone(),
-        })
+        positive("chaincode.startuptimeout", &self.chaincode.startup_timeout)
+    }
+
+    /// Bounds where zero would refuse everything (every package, upload or
+    /// `Logs` stream) rather than mean "no limit", as the rates' zero does.
+    fn check_counts(&self) -> Result<(), Error> {
+        let (package, output) = (&self.cclaunch.package, &self.cclaunch.output);
+        for (key, value) in [
+            (
+                "cclaunch.package.maxUnpackedBytes",
+                package.max_unpacked_bytes,
+            ),
+            (
+                "cclaunch.package.maxPackageBytes",
+                package.max_package_bytes,
+            ),
+            (
+                "cclaunch.package.maxConcurrentUploads",
+                package.max_concurrent_uploads as u64,
+            ),
+            ("cclaunch.output.maxLineBytes", output.max_line_bytes as u64),
+            (
+                "cclaunch.output.maxLogStreams",
+                output.max_log_streams as u64,
+            ),
+        ] {
+            if value == 0 {
+                return Err(Error::ZeroCount { key });
+            }
+        }
+        Ok(())
     }
 
     /// `cclaunch.build.timeout`, more than zero.
@@ -1528,10 +1559,45 @@ mod tests {
                 "CCLAUNCH_PACKAGE_UPLOADIDLETIMEOUT",
                 "cclaunch.package.uploadIdleTimeout",
             ),
+            ("CORE_CHAINCODE_STARTUPTIMEOUT", "chaincode.startuptimeout"),
         ] {
             let env = |k: &str| (k == key).then(|| "0s".to_string());
             let err = Config::load_with_env(None, env).unwrap_err().to_string();
             assert!(err.contains(name), "{err}");
+        }
+        // Zero would refuse everything; only the rates take 0 (no limit).
+        for (key, name) in [
+            (
+                "CCLAUNCH_PACKAGE_MAXUNPACKEDBYTES",
+                "cclaunch.package.maxUnpackedBytes",
+            ),
+            (
+                "CCLAUNCH_PACKAGE_MAXPACKAGEBYTES",
+                "cclaunch.package.maxPackageBytes",
+            ),
+            (
+                "CCLAUNCH_PACKAGE_MAXCONCURRENTUPLOADS",
+                "cclaunch.package.maxConcurrentUploads",
+            ),
+            (
+                "CCLAUNCH_OUTPUT_MAXLINEBYTES",
+                "cclaunch.output.maxLineBytes",
+            ),
+            (
+                "CCLAUNCH_OUTPUT_MAXLOGSTREAMS",
+                "cclaunch.output.maxLogStreams",
+            ),
+        ] {
+            let env = |k: &str| (k == key).then(|| "0".to_string());
+            let err = Config::load_with_env(None, env).unwrap_err().to_string();
+            assert!(err.contains(name), "{err}");
+        }
+        for key in [
+            "CCLAUNCH_OUTPUT_MAXLINESPERSECOND",
+            "CCLAUNCH_OUTPUT_MAXBYTESPERSECOND",
+        ] {
+            let env = |k: &str| (k == key).then(|| "0".to_string());
+            assert!(Config::load_with_env(None, env).is_ok(), "{key}=0");
         }
         let env = |k: &str| (k == "CCLAUNCH_OUTPUT_BURST").then(|| "lots".to_string());
         let err = Config::load_with_env(None, env).unwrap_err().to_string();
