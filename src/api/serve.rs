@@ -433,7 +433,7 @@ pub async fn serve(
     detached.close();
     if tokio::time::timeout(DRAIN, detached.wait()).await.is_err() {
         tracing::warn!(
-            "starts or stops still running {} s after shutdown began; left as they are",
+            "starts or stops still running {} s after the calls ended; left as they are",
             DRAIN.as_secs()
         );
     }
