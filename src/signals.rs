@@ -37,14 +37,18 @@ pub fn exit_code(signal: &str) -> i32 {
 }
 
 /// Resolves on SIGINT or SIGTERM (on SIGINT alone if SIGTERM cannot be
-/// handled).
-pub async fn shutdown() {
-    match Signals::new() {
-        Ok(mut signals) => {
-            signals.recv().await;
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
+/// handled). Both are handled from this call on, not from the first poll:
+/// a sidecar asked to end while it starts up ends cleanly once it serves.
+pub fn shutdown() -> impl std::future::Future<Output = ()> {
+    let signals = Signals::new();
+    async move {
+        match signals {
+            Ok(mut signals) => {
+                signals.recv().await;
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
         }
     }
 }

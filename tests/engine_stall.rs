@@ -173,4 +173,20 @@ async fn a_stalled_engine_fails_every_verb_in_time_and_health_says_so() {
         .expect("still there");
     assert!(info.running);
     common::terminate(&mut sidecar, Duration::from_secs(15)).await;
+
+    // SIGTERM while a sidecar is still starting up (its two calls to the
+    // stalled engine take 4 s): it ends cleanly once start-up is over, its
+    // mirrors checkpointed and its socket removed, rather than dying of
+    // the signal.
+    let mut serve = common::serve_command(&env, &["--socket", socket.to_str().unwrap()]);
+    stalled(&mut serve);
+    let mut sidecar = serve.stdout(Stdio::null()).spawn().expect("spawn serve");
+    let began = Instant::now();
+    while !socket.exists() {
+        assert!(began.elapsed() < Duration::from_secs(10), "never bound");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let status = common::terminate(&mut sidecar, Duration::from_secs(20)).await;
+    assert!(status.success(), "{status:?}");
+    assert!(!socket.exists(), "the socket outlived a clean shutdown");
 }

@@ -523,6 +523,10 @@ fn write_file(path: &Path, data: &[u8], mode: u32) -> Result<()> {
 }
 
 async fn serve(args: ServeArgs, config: Config) -> Result<()> {
+    // Handled from here: SIGTERM during start-up (the leftovers' clean-up
+    // and the resume, slow on a slow engine) ends the sidecar cleanly once
+    // it serves, not by the signal's default.
+    let shutdown = crate::signals::shutdown();
     use crate::api::{self, Listen, ServerTls};
     let mut listeners = Vec::new();
     if let Some(addr) = args.tcp {
@@ -569,7 +573,7 @@ async fn serve(args: ServeArgs, config: Config) -> Result<()> {
     };
     let names: Vec<String> = listeners.iter().map(|l| l.to_string()).collect();
     println!("cclaunch serving on {}", names.join(" and "));
-    api::serve(launcher, listeners, crate::signals::shutdown()).await?;
+    api::serve(launcher, listeners, shutdown).await?;
     if let Some(task) = operations {
         task.abort();
     }
