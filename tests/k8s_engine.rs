@@ -458,6 +458,49 @@ fn wait_gives_the_exit_code_and_a_memory_limit_an_oomkilled_error() {
     });
 }
 
+/// A line with no end for megabytes (the kubelet joins the runtime's 16 KiB
+/// pieces into one line) is read and mirrored in bounded pieces: every byte
+/// arrives, no piece over `cclaunch.output.maxLineBytes`, and the next line
+/// follows on its own.
+#[test]
+fn a_line_of_megabytes_is_mirrored_in_bounded_pieces() {
+    const LONG: usize = 3 << 20;
+    let Some(lab) = Cluster::from_env() else {
+        return;
+    };
+    let _shared = API_SERVER.read().unwrap_or_else(|p| p.into_inner());
+    let captured = captured();
+    let lab2 = lab.clone();
+    lab.block_on(async move {
+        let peer = Peer::new(&lab2, "longline", &[]).await;
+        let script = format!("head -c {LONG} /dev/zero | tr '\\0' x\necho\necho after\n");
+        let package = peer.chaincode("longline", &script).await;
+        let (container, code) = peer.run_to_exit(&package, None, "after", &captured).await;
+        assert_eq!(code, 0);
+        let lines = captured.for_target(&format!("peer.chaincode.{container}"));
+        let max = peer.launcher.config().cclaunch.output.max_line_bytes;
+        let pieces: Vec<&String> = lines.iter().filter(|l| l.starts_with('x')).collect();
+        for piece in &pieces {
+            let odd = piece.find(|c| c != 'x');
+            assert!(
+                piece.len() <= max && odd.is_none(),
+                "a piece of {} bytes, not x at {odd:?}: {:?}",
+                piece.len(),
+                odd.map(|i| &piece[i.saturating_sub(10)..(i + 60).min(piece.len())])
+            );
+        }
+        assert_eq!(pieces.iter().map(|p| p.len()).sum::<usize>(), LONG);
+        assert_eq!(pieces.len(), LONG.div_ceil(max));
+        let last_piece = lines.iter().rposition(|l| l.starts_with('x'));
+        let after = lines.iter().position(|l| l == "after");
+        assert!(
+            after > last_piece,
+            "{:?}",
+            &lines[lines.len().saturating_sub(3)..]
+        );
+    });
+}
+
 #[test]
 fn stop_leaves_no_pod_or_secret_and_list_and_gc_see_only_this_peer() {
     let Some(lab) = Cluster::from_env() else {

@@ -145,6 +145,8 @@ impl Kubernetes {
         // Polls of a container not started yet, backing off (many Pods
         // starting at once would otherwise flood the API server).
         let mut waits: u32 = 0;
+        // Streams in a row that ended with nothing new.
+        let mut empty: u32 = 0;
         loop {
             let now = self
                 .call("get the pod of", &target, self.pods().get_opt(&found.name))
@@ -206,68 +208,296 @@ impl Kubernetes {
                 }
             };
             retry.reset();
-            let mut skip = match mark.second {
+            let skip = match mark.second {
                 Some(_) => mark.count,
                 None => 0,
             };
             let mut stream = Box::pin(stream);
-            let mut line = Vec::new();
-            loop {
-                line.clear();
-                let read = stream.read_until(b'\n', &mut line).await;
-                let whole = line.ends_with(b"\n");
-                match read {
-                    Ok(0) => break,
-                    Ok(_) if !whole && !ended => {
-                        // A piece of a line, cut by a dropped connection:
-                        // it comes whole from the next read.
-                        break;
-                    }
-                    Ok(_) => {}
-                    Err(e) => {
-                        tracing::debug!(container = %found.container, error = %e, "the pod's log ended");
-                        break;
-                    }
-                }
-                let Some((utc, second, rest)) = stamp(&line) else {
-                    // No stamp (never from the kubelet): delivered as is.
-                    if tx
-                        .send(Ok(Output::Stdout(Bytes::copy_from_slice(&line))))
-                        .await
-                        .is_err()
-                    {
-                        return Ok(());
-                    }
-                    continue;
-                };
-                if skip > 0 {
-                    skip -= 1;
-                    continue;
-                }
-                mark.note(second);
-                let frame = if query.timestamps {
-                    let mut framed = Vec::with_capacity(utc.len() + 1 + rest.len());
-                    framed.extend_from_slice(utc.as_bytes());
-                    framed.push(b' ');
-                    framed.extend_from_slice(rest);
-                    Bytes::from(framed)
-                } else {
-                    Bytes::copy_from_slice(rest)
-                };
-                if tx.send(Ok(Output::Stdout(frame))).await.is_err() {
-                    return Ok(());
-                }
-            }
+            let read = forward(&mut stream, ended, query.timestamps, skip, &mut mark, tx);
+            let delivered = match read.await {
+                Ok(delivered) => delivered,
+                Err(Gone) => return Ok(()),
+            };
             if !query.follow || ended {
                 return Ok(());
+            }
+            // A stream that ends with nothing new while the Pod still runs
+            // (the kubelet has not seen the exit yet, a proxy cutting every
+            // stream) is asked again after a pause, growing.
+            if delivered == 0 {
+                tokio::time::sleep((POLL * 2u32.pow(empty.min(3))).min(WAIT_POLL)).await;
+                empty += 1;
+            } else {
+                empty = 0;
             }
         }
     }
 }
 
+/// The receiver of a log went away.
+struct Gone;
+
+/// How much text of a line one log record holds at most: containerd's
+/// default `max_container_log_line_size`. A longer line is kept as several
+/// records, and a kubelet before 1.27 stamps each of them in the log it
+/// serves (kubernetes#77603), so a stamp may follow every `PIECE` bytes of
+/// a line. A line is also read this much at a time, so a line with no end
+/// holds no more than that here.
+const PIECE: usize = 16 << 10;
+/// Room for a stamp and its space (RFC 3339 with nanoseconds and an offset
+/// is 35 characters).
+const HEAD: usize = 40;
+
+/// Sends one opened log's lines to `tx` (stamps as `timestamps` asks),
+/// dropping its first `skip` stamped lines and noting the rest in `mark`;
+/// returns how many frames it sent. A long line goes in pieces of
+/// [`PIECE`] bytes, each with the line's stamp (as the Docker engine sends
+/// a long line), and the mirror splits them at
+/// `cclaunch.output.maxLineBytes`. The stamp an older kubelet puts before
+/// each later piece is taken off.
+async fn forward<R: futures_util::AsyncBufRead + Unpin>(
+    reader: &mut R,
+    ended: bool,
+    timestamps: bool,
+    mut skip: u64,
+    mark: &mut Mark,
+    tx: &mpsc::Sender<Result<Output, Error>>,
+) -> Result<u64, Gone> {
+    let send =
+        |frame: Bytes| async move { tx.send(Ok(Output::Stdout(frame))).await.map_err(|_| Gone) };
+    let mut delivered = 0;
+    let mut record = Vec::new();
+    // Within a line longer than a piece: its stamp (`None`: unstamped) and
+    // whether it is skipped.
+    let mut within: Option<(Option<(String, i64)>, bool)> = None;
+    loop {
+        record.clear();
+        let head = match read_record(reader, &mut record).await {
+            Ok(head) => head,
+            Err(e) => {
+                tracing::debug!(error = %e, "a pod's log ended");
+                record.clear();
+                None
+            }
+        };
+        let text = &record[head.unwrap_or(0)..];
+        let whole = text.ends_with(b"\n");
+        let full = text.len() == PIECE;
+        if record.is_empty() || (!whole && !full && !ended) {
+            // The end of the stream, or a line cut by a dropped connection:
+            // it comes whole from the next read. One whose pieces went out
+            // is ended here, so they never run into it.
+            if !ended && matches!(within, Some((_, false))) {
+                send(Bytes::from_static(b"\n")).await?;
+            }
+            break;
+        }
+        let (stamped, skipped) = match within.take() {
+            Some(line) => line,
+            None => match head.and_then(|h| stamp(&record[..h])) {
+                Some((utc, second, _)) => (Some((utc, second)), skip > 0),
+                // No stamp (never from the kubelet): delivered as is.
+                None => (None, false),
+            },
+        };
+        let frame = match &stamped {
+            Some((utc, _)) if timestamps => {
+                let mut framed = Vec::with_capacity(utc.len() + 1 + text.len());
+                framed.extend_from_slice(utc.as_bytes());
+                framed.push(b' ');
+                framed.extend_from_slice(text);
+                Bytes::from(framed)
+            }
+            _ => Bytes::copy_from_slice(text),
+        };
+        if !whole {
+            within = Some((stamped, skipped));
+        } else if let Some((_, second)) = stamped {
+            // A line counts once it is whole: one cut short comes again.
+            if skipped {
+                skip -= 1;
+            } else {
+                mark.note(second);
+            }
+        }
+        if !skipped && !text.is_empty() {
+            send(frame).await?;
+            delivered += 1;
+        }
+    }
+    Ok(delivered)
+}
+
+/// Reads one record of the log into `out`: a stamp and its space if it
+/// starts with one, then text up to and including a newline, at most
+/// [`PIECE`] bytes of it. Returns where the text begins (`None`: no stamp,
+/// it all is text); an empty `out` at the end of the stream.
+async fn read_record<R: futures_util::AsyncBufRead + Unpin>(
+    reader: &mut R,
+    out: &mut Vec<u8>,
+) -> std::io::Result<Option<usize>> {
+    read_until(reader, out, HEAD, b" \n").await?;
+    let head = (out.ends_with(b" ") && stamp(out).is_some()).then_some(out.len());
+    if !out.ends_with(b"\n") {
+        let text = out.len() - head.unwrap_or(0);
+        read_until(reader, out, PIECE - text, b"\n").await?;
+    }
+    Ok(head)
+}
+
+/// Appends to `out` up to and including the first of `ends`, at most `max`
+/// bytes; stops early at the end of the stream.
+async fn read_until<R: futures_util::AsyncBufRead + Unpin>(
+    reader: &mut R,
+    out: &mut Vec<u8>,
+    max: usize,
+    ends: &[u8],
+) -> std::io::Result<()> {
+    let mut left = max;
+    while left > 0 {
+        let available = reader.fill_buf().await?;
+        if available.is_empty() {
+            break;
+        }
+        let window = &available[..available.len().min(left)];
+        let (used, found) = match window.iter().position(|b| ends.contains(b)) {
+            Some(i) => (i + 1, true),
+            None => (window.len(), false),
+        };
+        out.extend_from_slice(&window[..used]);
+        reader.consume_unpin(used);
+        left -= used;
+        if found {
+            break;
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const T1: &str = "2026-12-02T14:04:05.1Z";
+    const T2: &str = "2026-12-02T14:04:06.1Z";
+
+    /// What `forward` sends of `log`: the frames, and the pieces it counts.
+    async fn forwarded(log: &[u8], ended: bool, skip: u64, mark: &mut Mark) -> (Vec<Bytes>, u64) {
+        stamped_as(log, ended, false, skip, mark).await
+    }
+
+    async fn stamped_as(
+        log: &[u8],
+        ended: bool,
+        timestamps: bool,
+        skip: u64,
+        mark: &mut Mark,
+    ) -> (Vec<Bytes>, u64) {
+        let (tx, mut rx) = mpsc::channel(100_000);
+        let mut reader = futures_util::io::Cursor::new(log.to_vec());
+        let delivered = forward(&mut reader, ended, timestamps, skip, mark, &tx)
+            .await
+            .unwrap_or_else(|Gone| panic!("the receiver is here"));
+        drop(tx);
+        let mut frames = Vec::new();
+        while let Some(Ok(Output::Stdout(frame))) = rx.recv().await {
+            frames.push(frame);
+        }
+        (frames, delivered)
+    }
+
+    #[tokio::test]
+    async fn a_line_with_no_end_is_read_in_bounded_pieces_and_counted_once_whole() {
+        let long = "x".repeat(10 * PIECE + 7);
+        let log = format!("{T1} {long}\n{T2} after\n");
+        let mut mark = Mark::default();
+        let (frames, delivered) = forwarded(log.as_bytes(), false, 0, &mut mark).await;
+        assert!(
+            frames.iter().all(|f| f.len() <= PIECE),
+            "a piece over {PIECE} bytes"
+        );
+        assert_eq!(delivered, frames.len() as u64);
+        let joined: Vec<u8> = frames.concat();
+        assert_eq!(joined, format!("{long}\nafter\n").as_bytes());
+        assert_eq!(
+            mark,
+            Mark {
+                second: Some(1796220246),
+                count: 1
+            }
+        );
+
+        // Timestamped, every piece carries its line's stamp, as the Docker
+        // engine's pieces do.
+        let (frames, _) = stamped_as(log.as_bytes(), false, true, 0, &mut Mark::default()).await;
+        assert_eq!(frames.len(), 12);
+        let stamp = format!("{T1} ");
+        assert!(frames[..11].iter().all(|f| f.starts_with(stamp.as_bytes())));
+        assert_eq!(frames[11], format!("{T2} after\n").as_bytes());
+
+        // Resumed after both: the long line is skipped whole, pieces and all.
+        let mut mark = Mark::default();
+        let (frames, _) = forwarded(log.as_bytes(), false, 1, &mut mark).await;
+        assert_eq!(frames, [Bytes::from_static(b"after\n")]);
+    }
+
+    /// A kubelet before 1.27 stamps every record of a long line; a later one
+    /// only its first. Both come out as the line that was logged.
+    #[tokio::test]
+    async fn the_stamps_an_older_kubelet_puts_inside_a_long_line_are_taken_off() {
+        let x = "x".repeat(PIECE);
+        // A piece of text after the runtime's cut that has a space early on
+        // but no stamp is text.
+        let mut y = "hello world ".to_string();
+        y.push_str(&"y".repeat(PIECE - y.len()));
+        let older = format!("{T1} {x}{T1} {x}{T1} xyz\n{T1} {y}{T1} end\n{T2} after\n");
+        let later = format!("{T1} {x}{x}xyz\n{T1} {y}end\n{T2} after\n");
+        for log in [older, later] {
+            let mut mark = Mark::default();
+            let (frames, _) = forwarded(log.as_bytes(), false, 0, &mut mark).await;
+            assert_eq!(
+                frames.concat(),
+                format!("{x}{x}xyz\n{y}end\nafter\n").as_bytes()
+            );
+            assert_eq!(
+                mark,
+                Mark {
+                    second: Some(1796220246),
+                    count: 1
+                }
+            );
+            let (frames, _) =
+                stamped_as(log.as_bytes(), false, true, 0, &mut Mark::default()).await;
+            let stamp = format!("{T1} ");
+            assert!(frames[..5].iter().all(|f| f.starts_with(stamp.as_bytes())));
+            assert_eq!(frames.len(), 6);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_long_line_cut_by_a_dropped_stream_is_ended_and_not_counted() {
+        let long = "y".repeat(3 * PIECE + 100);
+        let log = format!("{T1} one\n{T2} {long}");
+        let mut mark = Mark::default();
+        let (frames, _) = forwarded(log.as_bytes(), false, 0, &mut mark).await;
+        let joined = frames.concat();
+        // Its first whole pieces, then an end of line; the short last piece
+        // waits for the next read, which brings the line again from its stamp.
+        assert!(joined.starts_with(b"one\nyyy"));
+        assert!(joined.ends_with(b"y\n"));
+        assert!(joined.len() < 4 + long.len());
+        assert_eq!(
+            mark,
+            Mark {
+                second: Some(1796220245),
+                count: 1
+            }
+        );
+        // Of a container that ended, the last line is all there is.
+        let mut mark = Mark::default();
+        let (frames, _) = forwarded(log.as_bytes(), true, 0, &mut mark).await;
+        assert_eq!(frames.concat(), format!("one\n{long}").as_bytes());
+    }
 
     #[test]
     fn the_checkpoint_counts_the_lines_of_the_latest_second() {
