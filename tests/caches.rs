@@ -75,25 +75,51 @@ fn cached_files(volume: &str) -> usize {
         .unwrap_or(0)
 }
 
-/// An env whose cache volumes are this test's own.
-async fn env(test: &str) -> (Env, String) {
+/// An env whose cache volumes are this test's own (their names start with
+/// the prefix returned), removed when the guard goes.
+async fn env(test: &str) -> (Env, Volumes) {
     let prefix = format!("cclaunch-test-cache-{}", common::unique_peer(test));
-    let env = Env::new(test, &[("CCLAUNCH_BUILD_CACHEVOLUME", &prefix)]).await;
-    (env, format!("{prefix}-golang"))
+    (env_with(test, &prefix).await, Volumes(prefix))
 }
 
-struct Volume(String);
+async fn env_with(test: &str, prefix: &str) -> Env {
+    Env::new(test, &[("CCLAUNCH_BUILD_CACHEVOLUME", prefix)]).await
+}
 
-impl Drop for Volume {
+struct Volumes(String);
+
+impl Volumes {
+    /// The Go cache volumes made so far, by name.
+    fn golang(&self) -> Vec<String> {
+        let filter = format!("name={}-golang-", self.0);
+        let mut names: Vec<String> = docker(&["volume", "ls", "-q", "--filter", &filter])
+            .lines()
+            .map(str::to_string)
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// The one Go cache volume made so far.
+    fn one(&self) -> String {
+        match &self.golang()[..] {
+            [one] => one.clone(),
+            other => panic!("not one Go cache volume: {other:?}"),
+        }
+    }
+}
+
+impl Drop for Volumes {
     fn drop(&mut self) {
-        docker(&["volume", "rm", "-f", &self.0]);
+        for volume in self.golang() {
+            docker(&["volume", "rm", "-f", &volume]);
+        }
     }
 }
 
 #[tokio::test]
 async fn a_second_version_builds_with_the_first_ones_cache_and_gc_removes_it() {
-    let (env, volume) = env("cachev2").await;
-    let _volume = Volume(volume.clone());
+    let (env, volumes) = env("cachev2").await;
     let v1 = go_package(&env, "cache-v1");
     let started = std::time::Instant::now();
     let built = env
@@ -103,7 +129,12 @@ async fn a_second_version_builds_with_the_first_ones_cache_and_gc_removes_it() {
         .expect("v1 built");
     let cold = started.elapsed();
     assert!(first_line(&built.image).starts_with("cache-v1 starting"));
+    let volume = volumes.one();
     let labels = docker(&["volume", "inspect", "--format", "{{json .Labels}}", &volume]);
+    assert!(
+        labels.contains(&format!("\"org.cclaunch.peer-id\":\"{}\"", env.peer)),
+        "{labels}"
+    );
     assert!(
         labels.contains("\"org.cclaunch.cache\":\"golang\""),
         "{labels}"
@@ -127,6 +158,22 @@ async fn a_second_version_builds_with_the_first_ones_cache_and_gc_removes_it() {
         "v2 runs its own code"
     );
     println!("Go sample build: cold cache {cold:?}, warm cache {warm:?}");
+    assert_eq!(volumes.one(), volume, "v2 used v1's cache");
+
+    // Another peer's build (of another package: the same one would be a
+    // tag) never mounts this peer's cache, and its gc leaves it alone.
+    let other = env_with("cacheother", &volumes.0).await;
+    let built = other
+        .launcher
+        .build(&go_package(&other, "cache-other"), &|_: &str| {})
+        .await
+        .expect("the other peer's build");
+    assert!(first_line(&built.image).starts_with("cache-other starting"));
+    let both = volumes.golang();
+    assert_eq!(both.len(), 2, "a cache of its own: {both:?}");
+    let theirs: Vec<String> = both.into_iter().filter(|v| *v != volume).collect();
+    let collected = other.launcher.gc(&Selection::Caches).await.expect("gc");
+    assert_eq!(collected.volumes, theirs);
 
     let collected = env.launcher.gc(&Selection::Caches).await.expect("gc");
     assert_eq!(collected.volumes, std::slice::from_ref(&volume));
@@ -140,13 +187,13 @@ async fn a_second_version_builds_with_the_first_ones_cache_and_gc_removes_it() {
 
 #[tokio::test]
 async fn a_corrupt_cache_still_gives_a_right_build() {
-    let (env, volume) = env("cachebad").await;
-    let _volume = Volume(volume.clone());
+    let (env, volumes) = env("cachebad").await;
     let v1 = go_package(&env, "corrupt-v1");
     env.launcher
         .build(&v1, &|_: &str| {})
         .await
         .expect("v1 built");
+    let volume = volumes.one();
     // Every cached file cut short or overwritten with other bytes, as a
     // crash or a full disk leaves a cache.
     in_volume(
@@ -164,8 +211,7 @@ async fn a_corrupt_cache_still_gives_a_right_build() {
 
 #[tokio::test]
 async fn two_builds_sharing_a_cold_cache_both_come_out_right() {
-    let (env, volume) = env("cacheboth").await;
-    let _volume = Volume(volume);
+    let (env, volumes) = env("cacheboth").await;
     let (a, b) = (go_package(&env, "shared-a"), go_package(&env, "shared-b"));
     let (built_a, built_b) = tokio::join!(
         env.launcher.build(&a, &|_: &str| {}),
@@ -174,4 +220,5 @@ async fn two_builds_sharing_a_cold_cache_both_come_out_right() {
     let (built_a, built_b) = (built_a.expect("a built"), built_b.expect("b built"));
     assert!(first_line(&built_a.image).starts_with("shared-a starting"));
     assert!(first_line(&built_b.image).starts_with("shared-b starting"));
+    volumes.one();
 }

@@ -21,7 +21,25 @@ const CCENV: &str = "cclaunch-test/ccenv:latest";
 const BUSYBOX: &str = "cclaunch-test/busybox:latest";
 const NODEENV: &str = "cclaunch-test/nodeenv:latest";
 
-/// A launcher for `peer` whose caches are the volumes `<prefix>-<platform>`.
+/// Removes the cache volumes whose names start with `prefix` (each peer's
+/// chaincode has its own).
+fn remove_volumes(prefix: &str) {
+    let filter = format!("name={prefix}");
+    let Ok(out) = std::process::Command::new("docker")
+        .args(["volume", "ls", "-q", "--filter", &filter])
+        .output()
+    else {
+        return;
+    };
+    for name in String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|n| n.starts_with(prefix))
+    {
+        let _ = docker_cli(&["volume", "rm", "-f", name]);
+    }
+}
+
+/// A launcher for `peer` whose caches are the volumes `<prefix>-<platform>-<scope>`.
 async fn launcher(dir: &Path, peer: &str, prefix: &str) -> Result<Launcher> {
     let file = dir.join(format!("{peer}.yaml"));
     // npm in the build container trusts the host's CA bundle (as the tests).
@@ -214,12 +232,12 @@ pub async fn builds(dir: &Path) -> Result<()> {
     let b = launcher(dir, "benchpeerb", &prefix).await?;
     let mut breakdown = Vec::new();
     for (n, language) in languages.iter().enumerate() {
-        let volume = format!("{prefix}-{}", language.kind);
+        let volumes = format!("{prefix}-{}-", language.kind);
         let (mut first, mut second, mut warm, mut cold) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let mut phases = Vec::new();
         for round in 0..ROUNDS {
-            let _ = docker_cli(&["volume", "rm", "-f", &volume]);
+            remove_volumes(&volumes);
             let tag = format!("{}{n}r{round}p{}", language.kind, std::process::id());
             let v1 = version(
                 dir,
@@ -248,7 +266,7 @@ pub async fn builds(dir: &Path) -> Result<()> {
             warm.push(t);
             phases.push(phased);
             let _ = docker_cli(&["rmi", &a.names(&p2.id)?.image]);
-            let _ = docker_cli(&["volume", "rm", "-f", &volume]);
+            remove_volumes(&volumes);
             let (t, reused) = timed_build(&a, &p2).await?;
             assert!(!reused, "version 2 is built again");
             cold.push(t);
@@ -257,7 +275,7 @@ pub async fn builds(dir: &Path) -> Result<()> {
                 let _ = docker_cli(&["rmi", &image]);
             }
         }
-        let _ = docker_cli(&["volume", "rm", "-f", &volume]);
+        remove_volumes(&volumes);
         let (first, second, warm, cold) = (
             median(&mut first),
             median(&mut second),

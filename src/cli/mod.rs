@@ -238,8 +238,8 @@ pub struct GcArgs {
     /// Remove everything of this peer's that cclaunch made.
     #[arg(long, conflicts_with_all = ["chaincode", "keep"])]
     pub all: bool,
-    /// Remove the build caches instead (Go's and npm's, in volumes shared by
-    /// every peer on the engine; the next build fills them again).
+    /// Remove this peer's build caches instead (Go's and npm's, a volume per
+    /// chaincode package path; the next build fills them again).
     #[arg(long, conflicts_with_all = ["chaincode", "keep", "all"])]
     pub caches: bool,
     #[command(flatten)]

@@ -395,7 +395,7 @@ impl Task {
         let build = &self.config.cclaunch.build;
         let mut labels = self.labels.clone();
         labels.insert(LABEL_BUILD.to_string(), "true".to_string());
-        let cache = caches::of(platform, &self.config);
+        let cache = caches::of(platform, &package.metadata.path, &self.config);
         let job = Job {
             image: plan.builder_image.clone(),
             script: plan.script,
@@ -410,7 +410,7 @@ impl Task {
             mounts: build.mounts.clone(),
             volume: cache
                 .as_ref()
-                .map(|c| (c.volume.clone(), caches::labels(platform))),
+                .map(|c| (c.volume.clone(), caches::labels(platform, &self.config))),
             labels,
             deadline,
             cancel: cancel.clone(),

@@ -1,13 +1,23 @@
 //! Build caches kept between builds: Go's build and module caches and npm's
-//! cache, each platform's in one volume of cclaunch's, mounted read-write
-//! into every build container of that platform on the engine. Version 2 of
-//! a chaincode whose dependencies did not change then compiles only what
-//! changed.
+//! cache, in volumes of cclaunch's mounted read-write into build containers.
+//! Version 2 of a chaincode whose dependencies did not change then compiles
+//! only what changed.
+//!
+//! A build runs the chaincode author's code (npm's install scripts), which
+//! can write anything into the cache it is given, and Go's and npm's caches
+//! trust what they find (an entry is checked against its own hash, not
+//! against where it came from). So a cache is never shared between what
+//! does not trust each other: each chaincode has its own, per peer and
+//! network and per package path (`metadata.json`'s `path`, the same for the
+//! versions of one chaincode), and one chaincode can only affect the later
+//! builds of packages with its own path on its own peer.
 //!
 //! The tools own their caches' consistency: Go's cache and npm's cacache
 //! are content-addressed, written atomically, checked on read and safe for
 //! concurrent builds, so a cold, corrupt or shared cache costs time, never a
 //! wrong build. The caches grow until `gc --caches` removes them.
+
+use sha2::{Digest, Sha256};
 
 use crate::config::Config;
 use crate::platform::Platform;
@@ -23,9 +33,10 @@ pub(super) struct Cache {
     pub env: Vec<String>,
 }
 
-/// The cache of `platform`'s builds, when caches are on. Java builds
-/// (Maven or Gradle in javaenv) get none yet.
-pub(super) fn of(platform: Platform, config: &Config) -> Option<Cache> {
+/// The cache of the builds of `platform` packages with `path` on this
+/// peer, when caches are on. Java builds (Maven or Gradle in javaenv) get
+/// none yet.
+pub(super) fn of(platform: Platform, path: &str, config: &Config) -> Option<Cache> {
     if !config.cclaunch.build.caches {
         return None;
     }
@@ -38,12 +49,31 @@ pub(super) fn of(platform: Platform, config: &Config) -> Option<Cache> {
         Platform::Java => return None,
     };
     Some(Cache {
-        volume: volume_name(config, platform),
+        volume: volume_name(config, platform, path),
         env,
     })
 }
 
-pub(super) fn volume_name(config: &Config, platform: Platform) -> String {
+/// `<cacheVolume>-<platform>-<scope>`: the scope is 16 hex digits of
+/// SHA-256 of network id, peer id and package path, NUL between them (so
+/// `a`+`bc` and `ab`+`c` differ).
+pub(super) fn volume_name(config: &Config, platform: Platform, path: &str) -> String {
+    let peer = &config.peer;
+    let mut hash = Sha256::new();
+    for part in [peer.network_id.as_str(), peer.id.as_str(), path] {
+        hash.update(part.as_bytes());
+        hash.update([0]);
+    }
+    format!(
+        "{}-{}",
+        shared_name(config, platform),
+        &hex::encode(hash.finalize())[..16]
+    )
+}
+
+/// The name every cache volume of `platform` starts with; the whole name of
+/// the one volume older cclaunch releases shared among every peer.
+pub(super) fn shared_name(config: &Config, platform: Platform) -> String {
     format!(
         "{}-{}",
         config.cclaunch.build.cache_volume,
@@ -51,13 +81,57 @@ pub(super) fn volume_name(config: &Config, platform: Platform) -> String {
     )
 }
 
-/// The labels a cache volume is made with.
-pub(super) fn labels(platform: Platform) -> runtime::Labels {
+/// The labels a cache volume is made with: cclaunch's, its platform, and
+/// the peer whose `gc --caches` removes it.
+pub(super) fn labels(platform: Platform, config: &Config) -> runtime::Labels {
     runtime::Labels::from([
         (runtime::LABEL_MANAGED.to_string(), "true".to_string()),
         (
             runtime::LABEL_CACHE.to_string(),
             platform.fabric_type().to_ascii_lowercase(),
         ),
+        (runtime::LABEL_PEER_ID.to_string(), config.peer.id.clone()),
+        (
+            runtime::LABEL_NETWORK_ID.to_string(),
+            config.peer.network_id.clone(),
+        ),
     ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(network: &str, peer: &str) -> Config {
+        let mut config = Config::load_with_env(None, |_| None).expect("defaults");
+        config.peer.network_id = network.to_string();
+        config.peer.id = peer.to_string();
+        config
+    }
+
+    #[test]
+    fn each_chaincode_of_each_peer_has_a_cache_of_its_own() {
+        let (go, node) = (Platform::Golang, Platform::Node);
+        let a = config("net", "peer0");
+        let name = volume_name(&a, go, "example.com/cc");
+        assert!(name.starts_with("cclaunch-cache-golang-"), "{name}");
+        assert_eq!(name.len(), "cclaunch-cache-golang-".len() + 16);
+        // The versions of one chaincode share it.
+        assert_eq!(name, volume_name(&a, go, "example.com/cc"));
+        let others = [
+            volume_name(&a, go, "example.com/other"),
+            volume_name(&a, node, "example.com/cc"),
+            volume_name(&config("net", "peer1"), go, "example.com/cc"),
+            volume_name(&config("net2", "peer0"), go, "example.com/cc"),
+            // The separator keeps the parts apart.
+            volume_name(&config("ne", "tpeer0"), go, "example.com/cc"),
+        ];
+        for other in &others {
+            assert_ne!(&name, other);
+        }
+        let labels = labels(go, &a);
+        assert_eq!(labels[runtime::LABEL_PEER_ID], "peer0");
+        assert_eq!(labels[runtime::LABEL_NETWORK_ID], "net");
+        assert!(of(Platform::Java, "x", &a).is_none());
+    }
 }

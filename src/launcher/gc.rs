@@ -6,6 +6,7 @@
 use std::collections::BTreeSet;
 
 use super::{Collected, Error, Launcher, Selection};
+use crate::platform::Platform;
 use crate::runtime;
 
 impl Launcher {
@@ -65,9 +66,10 @@ impl Launcher {
         Ok(collected)
     }
 
-    /// Removes the build cache volumes named by this configuration (see
-    /// `caches`); one a build uses at the time is refused by the engine, and
-    /// named in the error.
+    /// Removes this peer's build cache volumes (see `caches`), and the one
+    /// volume per platform that older releases shared among every peer; one
+    /// a build uses at the time is refused by the engine, and named in the
+    /// error.
     async fn gc_caches(&self) -> Result<Collected, Error> {
         let volumes = self
             .engine
@@ -76,12 +78,16 @@ impl Launcher {
             .map_err(super::engine_only)?;
         let mut collected = Collected::default();
         for volume in volumes {
-            let ours = volume
-                .labels
-                .get(runtime::LABEL_CACHE)
-                .is_some_and(|platform| {
-                    volume.name == format!("{}-{platform}", self.config.cclaunch.build.cache_volume)
-                });
+            let label = |key| volume.labels.get(key).map(String::as_str);
+            let Some(Ok(platform)) = label(runtime::LABEL_CACHE).map(Platform::from_type) else {
+                continue;
+            };
+            let shared = super::caches::shared_name(&self.config, platform);
+            let peer = &self.config.peer;
+            let ours = volume.name == shared
+                || (volume.name.starts_with(&format!("{shared}-"))
+                    && label(runtime::LABEL_PEER_ID) == Some(peer.id.as_str())
+                    && label(runtime::LABEL_NETWORK_ID) == Some(peer.network_id.as_str()));
             if !ours {
                 continue;
             }

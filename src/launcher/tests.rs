@@ -547,11 +547,44 @@ async fn builds_mount_their_platforms_cache_and_gc_caches_removes_it() {
             .unwrap()
     };
     assert_eq!(volumes.len(), 1, "{volumes:?}");
-    assert_eq!(volumes[0].name, "cclaunch-cache-node");
+    let path = &s.package.metadata.path;
+    let name = super::caches::volume_name(launcher.config(), crate::platform::Platform::Node, path);
+    assert_eq!(volumes[0].name, name);
+    assert!(name.starts_with("cclaunch-cache-node-"), "{name}");
     assert_eq!(volumes[0].labels[runtime::LABEL_MANAGED], "true");
+    assert_eq!(
+        volumes[0].labels[runtime::LABEL_PEER_ID],
+        launcher.config().peer.id
+    );
+    // The volume older releases shared among peers goes too; another
+    // peer's cache, and a volume not of cclaunch's naming, stay.
+    let cache = [
+        (runtime::LABEL_MANAGED, "true"),
+        (runtime::LABEL_CACHE, "node"),
+    ];
+    s.fake.add_volume("cclaunch-cache-node", &cache);
+    let others = [
+        "cclaunch-cache-node-0123456789abcdef",
+        "cclaunch-cache-nodes",
+    ];
+    for other in others {
+        let mut labels = cache.to_vec();
+        labels.push((runtime::LABEL_PEER_ID, "another-peer"));
+        labels.push((runtime::LABEL_NETWORK_ID, "test"));
+        s.fake.add_volume(other, &labels);
+    }
     let collected = launcher
         .gc(&crate::launch::Selection::Caches)
         .await
         .expect("gc");
-    assert_eq!(collected.volumes, ["cclaunch-cache-node"]);
+    let mut removed = collected.volumes.clone();
+    removed.sort();
+    assert_eq!(removed, ["cclaunch-cache-node".to_string(), name]);
+    let left = {
+        use crate::runtime::Engine as _;
+        s.fake.list_volumes(&[]).await.unwrap()
+    };
+    let mut left: Vec<String> = left.into_iter().map(|v| v.name).collect();
+    left.sort();
+    assert_eq!(left, others);
 }

@@ -108,6 +108,15 @@ impl Fake {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// A volume as another peer, or an older release, left it.
+    pub fn add_volume(&self, name: &str, labels: &[(&str, &str)]) {
+        let labels = labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        self.state().volumes.insert(name.to_string(), labels);
+    }
+
     /// From now on, `call` waits at its gate until [`Fake::open`] lets it on.
     pub fn hold(&self, call: &'static str) {
         self.state().gates.insert(
