@@ -34,6 +34,19 @@ pub(super) struct Mirror {
     writer: Option<JoinHandle<()>>,
 }
 
+impl Mirror {
+    /// Ends the mirror and its checkpoint writer, whose last write (of the
+    /// old container's id) must not land over a newer mirror's.
+    fn abort(self) {
+        if let Some(handle) = self.handle {
+            handle.abort();
+        }
+        if let Some(writer) = self.writer {
+            writer.abort();
+        }
+    }
+}
+
 /// A chaincode container whose mirror `resume` picked up again.
 #[derive(Debug, Clone)]
 pub struct Resumed {
@@ -92,7 +105,7 @@ impl Launcher {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(container.to_string(), mirror);
-        if let Some(old) = replaced.and_then(|m| m.handle) {
+        if let Some(old) = replaced {
             old.abort();
         }
     }
@@ -248,8 +261,15 @@ impl Launcher {
             .unwrap_or_else(|p| p.into_inner())
             .get_mut(container)
             .and_then(|m| m.writer.take());
-        if let Some(writer) = writer {
-            let _ = tokio::time::timeout(WRITER_GRACE, writer).await;
+        if let Some(mut writer) = writer {
+            if tokio::time::timeout(WRITER_GRACE, &mut writer)
+                .await
+                .is_err()
+            {
+                // A stuck disk: no later write of this writer's may follow
+                // the removal (one already on the blocking pool may).
+                writer.abort();
+            }
         }
         self.checkpoints.remove(container);
     }
