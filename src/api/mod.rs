@@ -202,16 +202,40 @@ fn until_shutdown<T: Send + 'static>(
 /// before the peer kills it) must not leave a container half made or half
 /// removed. Its outcome goes to the caller if it is still there; shutdown
 /// waits for it (`Api::detached`).
+///
+/// At most [`DETACHED_AT_MOST`] run at once: a client that calls and gives
+/// up in a loop would otherwise queue work without end (the starts and
+/// stops of one chaincode take turns).
 async fn detached<T: Send + 'static>(
     tracker: &tokio_util::task::TaskTracker,
     call: &str,
     chaincode: &str,
     work: impl std::future::Future<Output = Result<T, crate::launch::Error>> + Send + 'static,
 ) -> Result<T, Status> {
+    room_to_detach(tracker, call, chaincode)?;
     match tracker.spawn(work).await {
         Ok(outcome) => outcome.map_err(|e| wire::status(&e)),
         Err(e) => Err(ended_abnormally(call, chaincode, e)),
     }
+}
+
+/// Starts and stops in flight at once, their callers gone or not: far more
+/// than a peer or a harness makes (each is one engine call sequence), and a
+/// bound for one that retries without end.
+const DETACHED_AT_MOST: usize = 4096;
+
+/// `RESOURCE_EXHAUSTED` when [`DETACHED_AT_MOST`] starts and stops run.
+fn room_to_detach(
+    tracker: &tokio_util::task::TaskTracker,
+    call: &str,
+    chaincode: &str,
+) -> Result<(), Status> {
+    if tracker.len() < DETACHED_AT_MOST {
+        return Ok(());
+    }
+    Err(Status::resource_exhausted(format!(
+        "cannot {call} chaincode {chaincode}: {DETACHED_AT_MOST} starts and stops are already in flight; try again once they end"
+    )))
 }
 
 /// A detached start or stop that panicked (or was cancelled).

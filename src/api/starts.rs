@@ -49,6 +49,7 @@ impl Starts {
                 }
                 _ => {
                     let parsed = wire::from_start_request(request.clone())?;
+                    super::room_to_detach(tracker, "start", &request.package_id)?;
                     let generation = self
                         .generations
                         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -201,5 +202,38 @@ mod tests {
             .await
             .expect("the same Start again is a start of its own");
         assert_eq!(started.container, "dev-peer0-cc");
+    }
+
+    /// A client that calls and gives up in a loop fills the tracker up to
+    /// the bound, then is told so; nothing more is queued.
+    #[tokio::test]
+    async fn starts_and_stops_in_flight_are_bounded() {
+        let tracker = tokio_util::task::TaskTracker::new();
+        for _ in 0..super::super::DETACHED_AT_MOST {
+            tracker.spawn(std::future::pending::<()>());
+        }
+        let launch: Arc<dyn Launch> = Arc::new(PanicsOnce(AtomicU32::new(1)));
+        let request = pb::StartRequest {
+            package_id: "cc:1".into(),
+            peer_address: "peer0:7052".into(),
+            ..Default::default()
+        };
+        let refused = Starts::default()
+            .start(launch, &tracker, request)
+            .await
+            .expect_err("no room");
+        assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
+        assert!(
+            refused
+                .message()
+                .contains("cannot start chaincode cc:1: 4096 starts and stops"),
+            "{}",
+            refused.message()
+        );
+        let refused = super::super::detached(&tracker, "stop", "cc:1", async { Ok(()) })
+            .await
+            .expect_err("no room");
+        assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
+        assert_eq!(tracker.len(), super::super::DETACHED_AT_MOST);
     }
 }
