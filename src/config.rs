@@ -60,6 +60,7 @@ cclaunch:
     timeout: 10m
     caches: true
     cacheVolume: cclaunch-cache
+    cacheMaxBytes: 10737418240
   output:
     maxLineBytes: 65536
     maxLinesPerSecond: 10000
@@ -408,8 +409,11 @@ pub struct Build {
     /// Go's build and module caches and npm's cache kept between builds in
     /// volumes of cclaunch's (`cclaunch-cache-<platform>`).
     pub caches: bool,
-    /// Cache volumes are named `<cacheVolume>-<platform>`.
+    /// Cache volumes are named `<cacheVolume>-<platform>-<scope>`.
     pub cache_volume: String,
+    /// A cache volume found holding more than this after a build is
+    /// removed (the next build starts it afresh); 0 = no cap.
+    pub cache_max_bytes: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -222,3 +222,40 @@ async fn two_builds_sharing_a_cold_cache_both_come_out_right() {
     assert!(first_line(&built_b.image).starts_with("shared-b starting"));
     volumes.one();
 }
+
+/// A cache found over `cclaunch.build.cacheMaxBytes` after a build is
+/// removed (measured in the background, the build done meanwhile), and the
+/// next build fills a new one and comes out right.
+#[tokio::test]
+async fn a_cache_over_its_cap_is_removed_after_the_build() {
+    let prefix = format!("cclaunch-test-cache-{}", common::unique_peer("cachecap"));
+    let volumes = Volumes(prefix.clone());
+    let env = Env::new(
+        "cachecap",
+        &[
+            ("CCLAUNCH_BUILD_CACHEVOLUME", &prefix),
+            ("CCLAUNCH_BUILD_CACHEMAXBYTES", "1048576"),
+        ],
+    )
+    .await;
+    let built = env
+        .launcher
+        .build(&go_package(&env, "capped-v1"), &|_: &str| {})
+        .await
+        .expect("v1 built");
+    assert!(first_line(&built.image).starts_with("capped-v1 starting"));
+    assert!(
+        common::eventually(std::time::Duration::from_secs(60), || volumes
+            .golang()
+            .is_empty())
+        .await,
+        "a cache over 1 MiB is still there: {:?}",
+        volumes.golang()
+    );
+    let built = env
+        .launcher
+        .build(&go_package(&env, "capped-v2"), &|_: &str| {})
+        .await
+        .expect("v2 built after the cache went");
+    assert!(first_line(&built.image).starts_with("capped-v2 starting"));
+}

@@ -235,6 +235,7 @@ impl Launcher {
             registry: self.registry.clone(),
             flights: Arc::clone(&self.flights),
             image: image.to_string(),
+            trimming: Arc::clone(&self.trimming),
         };
         let package = package.clone();
         tokio::spawn(async move {
@@ -302,6 +303,8 @@ struct Task {
     registry: Option<runtime::Registry>,
     flights: Flights,
     image: String,
+    /// See `caches::trim`.
+    trimming: Arc<tokio::sync::Semaphore>,
 }
 
 impl Drop for Task {
@@ -460,6 +463,13 @@ impl Task {
                 })
             }
         };
+        caches::trim(
+            Arc::clone(&self.engine),
+            &job,
+            &self.config,
+            &self.trimming,
+            package_id,
+        );
 
         let dockerfile = plan.dockerfile;
         let context = tokio::task::spawn_blocking(move || build_context(&dockerfile, &binpackage))

@@ -1,8 +1,9 @@
 //! What a killed process left half-done on the engine: build containers
-//! whose build will never be collected, and chaincode containers created but
-//! never started. A sidecar that claimed its peer removes them before it
-//! serves, but only those of a creator known to be gone, so a CLI build of
-//! the same peer running at that moment is left alone:
+//! whose build will never be collected (and containers measuring a build
+//! cache), and chaincode containers created but never started. A sidecar
+//! that claimed its peer removes them before it serves, but only those of a
+//! creator known to be gone, so a CLI build of the same peer running at that
+//! moment is left alone:
 //!
 //! - made by the CLI: removed when its process is dead (same kernel and pid
 //!   namespace, the pid gone or started at another time); of unknown fate
@@ -37,6 +38,12 @@ impl Leftovers {
     }
 }
 
+/// A build container, or one measuring a build cache (see `caches::trim`).
+fn is_build(container: &ContainerInfo) -> bool {
+    container.labels.contains_key(LABEL_BUILD)
+        || container.labels.contains_key(runtime::LABEL_CACHE)
+}
+
 impl Launcher {
     /// Removes this peer's build containers and never-started chaincode
     /// containers that a dead process left (see the module's rules). Only
@@ -55,16 +62,12 @@ impl Launcher {
         } else {
             self.peer_containers(self.runner.as_ref()).await?
         };
-        let builds = builds
-            .into_iter()
-            .filter(|c| c.labels.contains_key(LABEL_BUILD));
-        let chaincode: Vec<ContainerInfo> = chaincode
-            .into_iter()
-            .filter(|c| !c.labels.contains_key(LABEL_BUILD))
-            .collect();
+        let builds = builds.into_iter().filter(is_build);
+        let chaincode: Vec<ContainerInfo> =
+            chaincode.into_iter().filter(|c| !is_build(c)).collect();
         removed.listed = Some(chaincode.clone());
         for container in builds.chain(chaincode) {
-            let build = container.labels.contains_key(LABEL_BUILD);
+            let build = is_build(&container);
             let unstarted = !build
                 && container.status == "created"
                 && container.labels.contains_key(runtime::LABEL_PACKAGE_ID);

@@ -280,6 +280,8 @@ pub struct Launcher {
     roster: Arc<roster::Roster>,
     /// The task that follows them, ended with the launcher.
     roster_task: Mutex<Option<tokio::task::AbortHandle>>,
+    /// One cache measurement at a time (see `caches::trim`).
+    trimming: Arc<tokio::sync::Semaphore>,
 }
 
 impl Drop for Launcher {
@@ -328,6 +330,7 @@ impl Launcher {
             preparing: Mutex::default(),
             roster: Arc::default(),
             roster_task: Mutex::default(),
+            trimming: Arc::new(tokio::sync::Semaphore::new(1)),
         }
     }
 
