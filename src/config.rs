@@ -60,7 +60,7 @@ cclaunch:
     timeout: 10m
     caches: true
     cacheVolume: cclaunch-cache
-    cacheMaxBytes: 10737418240
+    cacheMaxBytes: 0
   output:
     maxLineBytes: 65536
     maxLinesPerSecond: 10000
