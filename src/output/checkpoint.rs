@@ -12,8 +12,8 @@
 //! moves, at most every [`MIN_INTERVAL`]: a chaincode logging slowly is
 //! checkpointed after every line; under a flood, a SIGKILL re-mirrors at most
 //! the last interval's lines (more when a thousand mirrors wait their turn
-//! for one of the few writes at once). A clean shutdown writes the exact
-//! position.
+//! for one of the few writes at once, or while the disk is slow to take a
+//! write). A clean shutdown writes the exact position.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
