@@ -77,13 +77,33 @@ fn cached_files(volume: &str) -> usize {
 
 /// An env whose cache volumes are this test's own (their names start with
 /// the prefix returned), removed when the guard goes.
-async fn env(test: &str) -> (Env, Volumes) {
+/// `extra` environment variables on top.
+async fn env(test: &str, extra: &[(&str, &str)]) -> (Env, Volumes) {
     let prefix = format!("cclaunch-test-cache-{}", common::unique_peer(test));
-    (env_with(test, &prefix).await, Volumes(prefix))
+    (env_with(test, &prefix, extra).await, Volumes(prefix))
 }
 
-async fn env_with(test: &str, prefix: &str) -> Env {
-    Env::new(test, &[("CCLAUNCH_BUILD_CACHEVOLUME", prefix)]).await
+async fn env_with(test: &str, prefix: &str, extra: &[(&str, &str)]) -> Env {
+    let mut vars = vec![("CCLAUNCH_BUILD_CACHEVOLUME", prefix)];
+    vars.extend_from_slice(extra);
+    Env::new(test, &vars).await
+}
+
+/// Builds the Go sample named `name` for `env`'s peer and checks that the
+/// image runs its own code; how long the build took.
+async fn builds_right(env: &Env, name: &str) -> std::time::Duration {
+    let started = std::time::Instant::now();
+    let built = env
+        .launcher
+        .build(&go_package(env, name), &|_: &str| {})
+        .await
+        .unwrap_or_else(|e| panic!("{name} built: {e}"));
+    let took = started.elapsed();
+    assert!(
+        first_line(&built.image).starts_with(&format!("{name} starting")),
+        "{name} runs its own code"
+    );
+    took
 }
 
 struct Volumes(String);
@@ -119,16 +139,8 @@ impl Drop for Volumes {
 
 #[tokio::test]
 async fn a_second_version_builds_with_the_first_ones_cache_and_gc_removes_it() {
-    let (env, volumes) = env("cachev2").await;
-    let v1 = go_package(&env, "cache-v1");
-    let started = std::time::Instant::now();
-    let built = env
-        .launcher
-        .build(&v1, &|_: &str| {})
-        .await
-        .expect("v1 built");
-    let cold = started.elapsed();
-    assert!(first_line(&built.image).starts_with("cache-v1 starting"));
+    let (env, volumes) = env("cachev2", &[]).await;
+    let cold = builds_right(&env, "cache-v1").await;
     let volume = volumes.one();
     let labels = docker(&["volume", "inspect", "--format", "{{json .Labels}}", &volume]);
     assert!(
@@ -145,30 +157,14 @@ async fn a_second_version_builds_with_the_first_ones_cache_and_gc_removes_it() {
     );
     assert!(cached_files(&volume) > 100, "Go's cache was filled");
 
-    let v2 = go_package(&env, "cache-v2");
-    let started = std::time::Instant::now();
-    let built = env
-        .launcher
-        .build(&v2, &|_: &str| {})
-        .await
-        .expect("v2 built");
-    let warm = started.elapsed();
-    assert!(
-        first_line(&built.image).starts_with("cache-v2 starting"),
-        "v2 runs its own code"
-    );
+    let warm = builds_right(&env, "cache-v2").await;
     println!("Go sample build: cold cache {cold:?}, warm cache {warm:?}");
     assert_eq!(volumes.one(), volume, "v2 used v1's cache");
 
     // Another peer's build (of another package: the same one would be a
     // tag) never mounts this peer's cache, and its gc leaves it alone.
-    let other = env_with("cacheother", &volumes.0).await;
-    let built = other
-        .launcher
-        .build(&go_package(&other, "cache-other"), &|_: &str| {})
-        .await
-        .expect("the other peer's build");
-    assert!(first_line(&built.image).starts_with("cache-other starting"));
+    let other = env_with("cacheother", &volumes.0, &[]).await;
+    builds_right(&other, "cache-other").await;
     let both = volumes.golang();
     assert_eq!(both.len(), 2, "a cache of its own: {both:?}");
     let theirs: Vec<String> = both.into_iter().filter(|v| *v != volume).collect();
@@ -187,7 +183,7 @@ async fn a_second_version_builds_with_the_first_ones_cache_and_gc_removes_it() {
 
 #[tokio::test]
 async fn a_corrupt_cache_still_gives_a_right_build() {
-    let (env, volumes) = env("cachebad").await;
+    let (env, volumes) = env("cachebad", &[]).await;
     let v1 = go_package(&env, "corrupt-v1");
     env.launcher
         .build(&v1, &|_: &str| {})
@@ -200,18 +196,12 @@ async fn a_corrupt_cache_still_gives_a_right_build() {
         &volume,
         "n=0; for f in $(find /c -type f); do n=$((n+1)); if [ $((n%2)) = 0 ]; then : > $f; else echo garbage > $f; fi; done",
     );
-    let v2 = go_package(&env, "corrupt-v2");
-    let built = env
-        .launcher
-        .build(&v2, &|_: &str| {})
-        .await
-        .expect("built on a corrupt cache");
-    assert!(first_line(&built.image).starts_with("corrupt-v2 starting"));
+    builds_right(&env, "corrupt-v2").await;
 }
 
 #[tokio::test]
 async fn two_builds_sharing_a_cold_cache_both_come_out_right() {
-    let (env, volumes) = env("cacheboth").await;
+    let (env, volumes) = env("cacheboth", &[]).await;
     let (a, b) = (go_package(&env, "shared-a"), go_package(&env, "shared-b"));
     let (built_a, built_b) = tokio::join!(
         env.launcher.build(&a, &|_: &str| {}),
@@ -228,22 +218,8 @@ async fn two_builds_sharing_a_cold_cache_both_come_out_right() {
 /// next build fills a new one and comes out right.
 #[tokio::test]
 async fn a_cache_over_its_cap_is_removed_after_the_build() {
-    let prefix = format!("cclaunch-test-cache-{}", common::unique_peer("cachecap"));
-    let volumes = Volumes(prefix.clone());
-    let env = Env::new(
-        "cachecap",
-        &[
-            ("CCLAUNCH_BUILD_CACHEVOLUME", &prefix),
-            ("CCLAUNCH_BUILD_CACHEMAXBYTES", "1048576"),
-        ],
-    )
-    .await;
-    let built = env
-        .launcher
-        .build(&go_package(&env, "capped-v1"), &|_: &str| {})
-        .await
-        .expect("v1 built");
-    assert!(first_line(&built.image).starts_with("capped-v1 starting"));
+    let (env, volumes) = env("cachecap", &[("CCLAUNCH_BUILD_CACHEMAXBYTES", "1048576")]).await;
+    builds_right(&env, "capped-v1").await;
     assert!(
         common::eventually(std::time::Duration::from_secs(60), || volumes
             .golang()
@@ -252,10 +228,5 @@ async fn a_cache_over_its_cap_is_removed_after_the_build() {
         "a cache over 1 MiB is still there: {:?}",
         volumes.golang()
     );
-    let built = env
-        .launcher
-        .build(&go_package(&env, "capped-v2"), &|_: &str| {})
-        .await
-        .expect("v2 built after the cache went");
-    assert!(first_line(&built.image).starts_with("capped-v2 starting"));
+    builds_right(&env, "capped-v2").await;
 }

@@ -23,11 +23,9 @@ use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
 use super::job::{self, Job};
-use crate::runtime::{ByteStream, Engine};
-
 use crate::config::Config;
 use crate::platform::Platform;
-use crate::runtime;
+use crate::runtime::{self, ByteStream, Engine};
 
 /// Where a cache volume is mounted in a build container.
 pub(super) const MOUNT: &str = "/cclaunch-cache";
