@@ -60,7 +60,7 @@ cclaunch:
     timeout: 10m
     caches: true
     cacheVolume: cclaunch-cache
-    cacheMaxBytes: 0
+    cacheMaxBytes: 10737418240
   output:
     maxLineBytes: 65536
     maxLinesPerSecond: 10000
@@ -411,8 +411,9 @@ pub struct Build {
     pub caches: bool,
     /// Cache volumes are named `<cacheVolume>-<platform>-<scope>`.
     pub cache_volume: String,
-    /// A cache volume found holding more than this after a build is
-    /// removed (the next build starts it afresh); 0 = no cap.
+    /// A cache volume found holding more than this when a build begins is
+    /// removed after that build (the next build starts it afresh); 0 = no
+    /// cap.
     pub cache_max_bytes: u64,
 }
 

@@ -235,7 +235,6 @@ impl Launcher {
             registry: self.registry.clone(),
             flights: Arc::clone(&self.flights),
             image: image.to_string(),
-            trimming: Arc::clone(&self.trimming),
         };
         let package = package.clone();
         tokio::spawn(async move {
@@ -303,8 +302,6 @@ struct Task {
     registry: Option<runtime::Registry>,
     flights: Flights,
     image: String,
-    /// See `caches::trim`.
-    trimming: Arc<tokio::sync::Semaphore>,
 }
 
 impl Drop for Task {
@@ -414,6 +411,7 @@ impl Task {
             volume: cache
                 .as_ref()
                 .map(|c| (c.volume.clone(), caches::labels(platform, &self.config))),
+            measure_cache: build.cache_max_bytes > 0,
             labels,
             deadline,
             cancel: cancel.clone(),
@@ -428,8 +426,8 @@ impl Task {
             inner: progress,
             lines: Mutex::default(),
         };
-        let binpackage = match job::run(&self.engine, &job, code_stream(package), &recorder).await {
-            Ok(path) => path,
+        let done = match job::run(&self.engine, &job, code_stream(package), &recorder).await {
+            Ok(done) => done,
             Err(Ended::Failed { code }) => {
                 let output = recorder
                     .lines
@@ -463,13 +461,16 @@ impl Task {
                 })
             }
         };
-        caches::trim(
-            Arc::clone(&self.engine),
-            &job,
-            &self.config,
-            &self.trimming,
-            package_id,
-        );
+        if let Some((volume, _)) = &job.volume {
+            caches::trim(
+                &self.engine,
+                volume,
+                done.cache_kib,
+                &self.config,
+                package_id,
+            );
+        }
+        let binpackage = done.output;
 
         let dockerfile = plan.dockerfile;
         let context = tokio::task::spawn_blocking(move || build_context(&dockerfile, &binpackage))

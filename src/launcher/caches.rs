@@ -15,17 +15,18 @@
 //! The tools own their caches' consistency: Go's cache and npm's cacache
 //! are content-addressed, written atomically, checked on read and safe for
 //! concurrent builds, so a cold, corrupt or shared cache costs time, never a
-//! wrong build. The caches grow until `gc --caches` removes them.
+//! wrong build. A cache over `cclaunch.build.cacheMaxBytes` is removed after
+//! a build ([`trim`]); `gc --caches` removes them all.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
-use super::job::{self, Job};
+#[cfg(doc)]
+use super::job;
 use crate::config::Config;
 use crate::platform::Platform;
-use crate::runtime::{self, ByteStream, Engine};
+use crate::runtime::{self, Engine};
 
 /// Where a cache volume is mounted in a build container.
 pub(super) const MOUNT: &str = "/cclaunch-cache";
@@ -102,91 +103,41 @@ pub(super) fn labels(platform: Platform, config: &Config) -> runtime::Labels {
     ])
 }
 
-/// How long measuring a cache may take.
-const MEASURE_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
-/// The cache's size in KiB, as busybox's and coreutils' `du` both say it.
-const MEASURE: &str = "du -sk /cclaunch-cache";
-
-/// After a build that filled `build`'s cache volume, off the build's road
-/// (its image is made already): measures the volume in a short container of
-/// the same builder image, with no network, and removes it when it holds
-/// more than `cclaunch.build.cacheMaxBytes`; the next build starts it
-/// afresh. One measurement at a time (`turn`); a build meanwhile is measured
-/// after the next. A volume in use by a build is not removed (the engine
-/// refuses), so no build loses its cache midway.
+/// After a build whose cache volume held more than
+/// `cclaunch.build.cacheMaxBytes` when it began (`kib`, measured in its
+/// container before the build's code ran: see [`job::Done::cache_kib`]),
+/// off the build's road: removes the volume, and the next build fills it
+/// afresh. The engine refuses to remove a volume another build is using, so
+/// no build loses its cache midway; a later build's measurement tries again.
+/// A cap is checked one build late, which bounds a cache to the cap plus
+/// what one build adds.
 pub(super) fn trim(
-    engine: Arc<dyn Engine>,
-    build: &Job,
+    engine: &Arc<dyn Engine>,
+    volume: &str,
+    kib: Option<u64>,
     config: &Config,
-    turn: &Arc<tokio::sync::Semaphore>,
     chaincode: &str,
 ) {
     let max = config.cclaunch.build.cache_max_bytes;
-    let Some((volume, _)) = build.volume.clone() else {
-        return;
-    };
-    if max == 0 {
-        return;
-    }
-    let Ok(permit) = Arc::clone(turn).try_acquire_owned() else {
-        return;
-    };
-    // Not a build container (builds of one image are counted by those) nor
-    // a chaincode one: a container of the cache, which the leftovers'
-    // clean-up removes as it removes a build container.
-    let mut labels = build.labels.clone();
-    labels.remove(runtime::LABEL_PACKAGE_ID);
-    labels.remove(super::LABEL_BUILD);
-    if let Some((_, volume_labels)) = &build.volume {
-        if let Some(platform) = volume_labels.get(runtime::LABEL_CACHE) {
-            labels.insert(runtime::LABEL_CACHE.to_string(), platform.clone());
-        }
-    }
-    let job = Job {
-        script: MEASURE.to_string(),
-        labels,
-        env: Vec::new(),
-        network_mode: "none".to_string(),
-        mounts: Vec::new(),
-        deadline: tokio::time::Instant::now() + MEASURE_LIMIT,
-        cancel: tokio_util::sync::CancellationToken::new(),
-        ..build.clone()
-    };
-    let chaincode = chaincode.to_string();
-    tokio::spawn(async move {
-        let _permit = permit;
-        let said = Mutex::new(String::new());
-        let progress = |line: &str| {
-            said.lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push_str(line)
-        };
-        // An empty tar as the code: the measurement needs none.
-        let input: ByteStream = Box::pin(futures_util::stream::once(async {
-            Ok(Bytes::from_static(&[0; 1024]))
-        }));
-        if let Err(e) = job::run(&engine, &job, input, &progress).await {
-            tracing::debug!(chaincode, volume, error = ?e, "could not measure the build cache");
-            return;
-        }
-        let said = said.into_inner().unwrap_or_else(|p| p.into_inner());
-        let Some(kib) = said
-            .split_whitespace()
-            .next()
-            .and_then(|n| n.parse::<u64>().ok())
-        else {
+    let Some(bytes) = kib.map(|kib| kib.saturating_mul(1024)) else {
+        if max > 0 {
             tracing::debug!(
                 chaincode,
                 volume,
-                said,
-                "could not read the build cache's size"
+                "the build cache was not measured (no du in the builder image?)"
             );
-            return;
-        };
-        let bytes = kib.saturating_mul(1024);
-        if bytes <= max {
-            return;
         }
+        return;
+    };
+    if max == 0 || bytes <= max {
+        return;
+    }
+    let (engine, volume, chaincode) = (
+        Arc::clone(engine),
+        volume.to_string(),
+        chaincode.to_string(),
+    );
+    tokio::spawn(async move {
         match engine.remove_volume(&volume).await {
             Ok(()) => tracing::info!(
                 chaincode,

@@ -32,6 +32,9 @@ pub(super) struct Job {
     /// A build cache volume (name, labels it is made with), read-write at
     /// [`caches::MOUNT`](super::caches::MOUNT).
     pub volume: Option<(String, runtime::Labels)>,
+    /// Measure the cache volume before the script runs (see
+    /// [`Done::cache_kib`]).
+    pub measure_cache: bool,
     pub labels: runtime::Labels,
     pub deadline: tokio::time::Instant,
     pub cancel: CancellationToken,
@@ -59,14 +62,78 @@ impl From<runtime::Error> for Ended {
     }
 }
 
-/// Runs `job` with `input` (a tar, possibly gzip'd) as its code; a file
-/// holding /chaincode/output as a tar.
+/// What a job that succeeded leaves.
+#[derive(Debug)]
+pub(super) struct Done {
+    /// /chaincode/output as a tar.
+    pub output: tempfile::TempPath,
+    /// The cache volume's size in KiB as the job found it, before its script
+    /// ran: measured by the builder image's own `du`, in a container no
+    /// chaincode code had run in yet, and read from the first output line
+    /// only, so what the build's code prints or changes cannot alter it.
+    pub cache_kib: Option<u64>,
+}
+
+/// The first line a measuring job prints, before the size.
+const CACHE_LINE: &str = "cclaunch build cache KiB: ";
+
+/// `job.script`, after the measurement when one is asked for. The size goes
+/// to stdout as the container's first line; the script runs next in the
+/// same shell, its text unchanged.
+fn script(job: &Job) -> String {
+    if job.measure_cache && job.volume.is_some() {
+        format!(
+            "echo \"{CACHE_LINE}$(du -sk {} 2>/dev/null)\"\n{}",
+            super::caches::MOUNT,
+            job.script
+        )
+    } else {
+        job.script.clone()
+    }
+}
+
+/// The size in a measuring job's first line (`du -sk` says `<KiB>\t<dir>`).
+fn cache_kib(first_line: &str) -> Option<u64> {
+    first_line
+        .strip_prefix(CACHE_LINE)?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// The measurement among a job's output lines: only the first line can be
+/// it, and it is not the build's output, so it is not passed on.
+struct Measurement {
+    pending: bool,
+    kib: Option<u64>,
+}
+
+impl Measurement {
+    fn expected(measured: bool) -> Measurement {
+        Measurement {
+            pending: measured,
+            kib: None,
+        }
+    }
+
+    /// Whether `line` was the measurement (and so is not output).
+    fn takes(&mut self, line: &str) -> bool {
+        if !std::mem::take(&mut self.pending) {
+            return false;
+        }
+        self.kib = cache_kib(line);
+        line.starts_with(CACHE_LINE)
+    }
+}
+
+/// Runs `job` with `input` (a tar, possibly gzip'd) as its code.
 pub(super) async fn run(
     engine: &Arc<dyn Engine>,
     job: &Job,
     input: ByteStream,
     progress: &dyn Progress,
-) -> Result<tempfile::TempPath, Ended> {
+) -> Result<Done, Ended> {
     let binds: Vec<String> = job
         .mounts
         .iter()
@@ -81,7 +148,7 @@ pub(super) async fn run(
     let spec = ContainerSpec {
         name: String::new(),
         image: job.image.clone(),
-        args: vec!["/bin/sh".into(), "-c".into(), job.script.clone()],
+        args: vec!["/bin/sh".into(), "-c".into(), script(job)],
         env: job.env.clone(),
         labels: job.labels.clone(),
         host_config: build_host(&job.network_mode, &binds, job.volume.as_ref()),
@@ -100,7 +167,7 @@ pub(super) async fn run(
     // Ended from here, not by dropping this future, so the container is
     // gone before the caller hears of the timeout or cancellation.
     let result = tokio::select! {
-        result = steps(engine.as_ref(), &id, input, progress) => result,
+        result = steps(engine.as_ref(), &id, input, progress, job.measure_cache) => result,
         () = tokio::time::sleep_until(job.deadline) => Err(Ended::TimedOut),
         () = job.cancel.cancelled() => Err(Ended::Cancelled),
     };
@@ -109,9 +176,9 @@ pub(super) async fn run(
         Err(runtime::Error::NotFound { .. }) => Ok(()),
         removed => removed,
     };
-    let path = result?;
+    let done = result?;
     removed?;
-    Ok(path)
+    Ok(done)
 }
 
 /// A build container's host: the configured network (empty: the engine's
@@ -140,7 +207,8 @@ async fn steps(
     id: &str,
     input: ByteStream,
     progress: &dyn Progress,
-) -> Result<tempfile::TempPath, Ended> {
+    measured: bool,
+) -> Result<Done, Ended> {
     // Builder images are expected to have /chaincode/{input,output}; make
     // sure, so an image without them fails on the build, not the upload.
     engine.upload(id, "/", dirs_tar()?).await?;
@@ -148,14 +216,20 @@ async fn steps(
     let mut output = engine.attach(id).await?;
     engine.start_container(id).await?;
     let mut lines = Lines::new(MAX_LINE);
+    let mut cache = Measurement::expected(measured);
+    let mut pass = |text: &str| {
+        if !cache.takes(text) {
+            progress.line(text);
+        }
+    };
     while let Some(frame) = output.next().await {
         match frame? {
             Output::Stdout(bytes) | Output::Stderr(bytes) => {
-                lines.push(&bytes, |line| progress.line(&line.text));
+                lines.push(&bytes, |line| pass(&line.text));
             }
         }
     }
-    lines.finish(|line| progress.line(&line.text));
+    lines.finish(|line| pass(&line.text));
     let code = engine.wait_container(id).await?;
     if code != 0 {
         return Err(Ended::Failed { code });
@@ -172,7 +246,10 @@ async fn steps(
             .map_err(io("writing build output"))?;
     }
     out.flush().await.map_err(io("writing build output"))?;
-    Ok(path)
+    Ok(Done {
+        output: path,
+        cache_kib: cache.kib,
+    })
 }
 
 /// A tar creating /chaincode/input and /chaincode/output.
@@ -191,4 +268,73 @@ fn dirs_tar() -> Result<Bytes, Ended> {
             .map_err(io)?;
     }
     tar.into_inner().map(Bytes::from).map_err(io)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(measure_cache: bool, volume: bool) -> Job {
+        Job {
+            image: "ccenv".into(),
+            script: "set -e\ngo build ./...".into(),
+            env: Vec::new(),
+            network_mode: String::new(),
+            mounts: Vec::new(),
+            volume: volume.then(|| ("v".to_string(), runtime::Labels::new())),
+            measure_cache,
+            labels: runtime::Labels::new(),
+            deadline: tokio::time::Instant::now(),
+            cancel: CancellationToken::new(),
+        }
+    }
+
+    #[test]
+    fn the_measurement_comes_first_and_the_script_unchanged_after_it() {
+        let measured = script(&job(true, true));
+        let (first, rest) = measured.split_once('\n').expect("two parts");
+        assert_eq!(
+            first,
+            "echo \"cclaunch build cache KiB: $(du -sk /cclaunch-cache 2>/dev/null)\""
+        );
+        assert_eq!(rest, "set -e\ngo build ./...");
+        // Nothing to measure, or not asked: Fabric's script alone.
+        assert_eq!(script(&job(true, false)), "set -e\ngo build ./...");
+        assert_eq!(script(&job(false, true)), "set -e\ngo build ./...");
+    }
+
+    #[test]
+    fn the_size_is_read_from_du_s_line_only() {
+        assert_eq!(
+            cache_kib("cclaunch build cache KiB: 1234\t/cclaunch-cache"),
+            Some(1234)
+        );
+        // du failed (no du in the image): no size, no guess.
+        assert_eq!(cache_kib("cclaunch build cache KiB: "), None);
+        assert_eq!(cache_kib("cclaunch build cache KiB: lots"), None);
+        assert_eq!(cache_kib("go: downloading example.com/x"), None);
+    }
+
+    #[test]
+    fn only_the_first_line_is_the_measurement() {
+        let mut m = Measurement::expected(true);
+        assert!(m.takes("cclaunch build cache KiB: 10\t/cclaunch-cache"));
+        // The build's code printing the same later is output, and changes
+        // nothing.
+        assert!(!m.takes("cclaunch build cache KiB: 0\t/cclaunch-cache"));
+        assert_eq!(m.kib, Some(10));
+        // du missing: ours, but no size.
+        let mut m = Measurement::expected(true);
+        assert!(m.takes("cclaunch build cache KiB: "));
+        assert_eq!(m.kib, None);
+        // A first line that is not one stays output.
+        let mut m = Measurement::expected(true);
+        assert!(!m.takes("sh: echo: not found"));
+        assert!(!m.takes("cclaunch build cache KiB: 0\t/cclaunch-cache"));
+        assert_eq!(m.kib, None);
+        // Not measured: every line is output.
+        let mut m = Measurement::expected(false);
+        assert!(!m.takes("cclaunch build cache KiB: 0\t/cclaunch-cache"));
+        assert_eq!(m.kib, None);
+    }
 }

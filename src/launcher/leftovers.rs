@@ -1,9 +1,8 @@
 //! What a killed process left half-done on the engine: build containers
-//! whose build will never be collected (and containers measuring a build
-//! cache), and chaincode containers created but never started. A sidecar
-//! that claimed its peer removes them before it serves, but only those of a
-//! creator known to be gone, so a CLI build of the same peer running at that
-//! moment is left alone:
+//! whose build will never be collected, and chaincode containers created but
+//! never started. A sidecar that claimed its peer removes them before it
+//! serves, but only those of a creator known to be gone, so a CLI build of
+//! the same peer running at that moment is left alone:
 //!
 //! - made by the CLI: removed when its process is dead (same kernel and pid
 //!   namespace, the pid gone or started at another time); of unknown fate
@@ -38,10 +37,8 @@ impl Leftovers {
     }
 }
 
-/// A build container, or one measuring a build cache (see `caches::trim`).
 fn is_build(container: &ContainerInfo) -> bool {
     container.labels.contains_key(LABEL_BUILD)
-        || container.labels.contains_key(runtime::LABEL_CACHE)
 }
 
 impl Launcher {

@@ -280,8 +280,6 @@ pub struct Launcher {
     roster: Arc<roster::Roster>,
     /// The task that follows them, ended with the launcher.
     roster_task: Mutex<Option<tokio::task::AbortHandle>>,
-    /// One cache measurement at a time (see `caches::trim`).
-    trimming: Arc<tokio::sync::Semaphore>,
 }
 
 impl Drop for Launcher {
@@ -330,7 +328,6 @@ impl Launcher {
             preparing: Mutex::default(),
             roster: Arc::default(),
             roster_task: Mutex::default(),
-            trimming: Arc::new(tokio::sync::Semaphore::new(1)),
         }
     }
 
