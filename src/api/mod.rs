@@ -5,6 +5,7 @@
 mod authority;
 mod cached;
 mod connections;
+mod detached;
 pub mod operations;
 pub mod package_dirs;
 mod serve;
@@ -42,9 +43,8 @@ pub struct Api {
     spool: Spool,
     /// Cancelled when the sidecar shuts down: following calls end at once.
     closing: tokio_util::sync::CancellationToken,
-    /// Starts and stops running on their own (see `detached`), waited for
-    /// at shutdown.
-    detached: tokio_util::task::TaskTracker,
+    /// Starts and stops running on their own, waited for at shutdown.
+    detached: detached::Detached,
     starts: starts::Starts,
 }
 
@@ -59,7 +59,7 @@ impl Api {
             launcher,
             log_streams: Arc::new(Semaphore::new(max_log_streams.min(Semaphore::MAX_PERMITS))),
             closing: tokio_util::sync::CancellationToken::new(),
-            detached: tokio_util::task::TaskTracker::new(),
+            detached: detached::Detached::new(detached::AT_MOST),
             starts: starts::Starts::default(),
         }
     }
@@ -67,7 +67,7 @@ impl Api {
     /// The starts and stops whose callers went away: shutdown waits for
     /// them (bounded), so a stop is not cut between its stop and its remove.
     pub fn detached(&self) -> tokio_util::task::TaskTracker {
-        self.detached.clone()
+        self.detached.tracker()
     }
 
     /// Cancel it to end every following Logs and Wait with
@@ -197,45 +197,18 @@ fn until_shutdown<T: Send + 'static>(
     ))
 }
 
-/// Runs a start or stop to its end even when its caller goes away: a caller
-/// that times out (the external builder's `run` has 4 s to stop chaincode
-/// before the peer kills it) must not leave a container half made or half
-/// removed. Its outcome goes to the caller if it is still there; shutdown
-/// waits for it (`Api::detached`).
-///
-/// At most [`DETACHED_AT_MOST`] run at once: a client that calls and gives
-/// up in a loop would otherwise queue work without end (the starts and
-/// stops of one chaincode take turns).
+/// Runs a start or stop to its end even when its caller goes away (see
+/// [`detached`]); its outcome goes to the caller if it is still there.
 async fn detached<T: Send + 'static>(
-    tracker: &tokio_util::task::TaskTracker,
+    detached: &detached::Detached,
     call: &str,
     chaincode: &str,
     work: impl std::future::Future<Output = Result<T, crate::launch::Error>> + Send + 'static,
 ) -> Result<T, Status> {
-    room_to_detach(tracker, call, chaincode)?;
-    match tracker.spawn(work).await {
+    match detached.spawn(call, chaincode, work)?.await {
         Ok(outcome) => outcome.map_err(|e| wire::status(&e)),
         Err(e) => Err(ended_abnormally(call, chaincode, e)),
     }
-}
-
-/// Starts and stops in flight at once, their callers gone or not: far more
-/// than a peer or a harness makes (each is one engine call sequence), and a
-/// bound for one that retries without end.
-const DETACHED_AT_MOST: usize = 4096;
-
-/// `RESOURCE_EXHAUSTED` when [`DETACHED_AT_MOST`] starts and stops run.
-fn room_to_detach(
-    tracker: &tokio_util::task::TaskTracker,
-    call: &str,
-    chaincode: &str,
-) -> Result<(), Status> {
-    if tracker.len() < DETACHED_AT_MOST {
-        return Ok(());
-    }
-    Err(Status::resource_exhausted(format!(
-        "cannot {call} chaincode {chaincode}: {DETACHED_AT_MOST} starts and stops are already in flight; try again once they end"
-    )))
 }
 
 /// A detached start or stop that panicked (or was cancelled).

@@ -32,12 +32,12 @@ pub(super) struct Starts {
 }
 
 impl Starts {
-    /// Starts `request` (on `tracker`, so shutdown waits for it), or joins
-    /// the identical start already in flight.
+    /// Starts `request` (detached, so shutdown waits for it), or joins the
+    /// identical start already in flight.
     pub(super) async fn start(
         &self,
         launch: Arc<dyn Launch>,
-        tracker: &tokio_util::task::TaskTracker,
+        detached: &super::detached::Detached,
         request: pb::StartRequest,
     ) -> Outcome {
         let outcome = {
@@ -49,7 +49,6 @@ impl Starts {
                 }
                 _ => {
                     let parsed = wire::from_start_request(request.clone())?;
-                    super::room_to_detach(tracker, "start", &request.package_id)?;
                     let generation = self
                         .generations
                         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -57,7 +56,7 @@ impl Starts {
                     let this = self.clone();
                     // Spawned under the lock, so its entry is in before it
                     // can end and take the entry out.
-                    let task = tracker.spawn(async move {
+                    let task = detached.spawn("start", &request.package_id, async move {
                         // Taken out however the start ends (a panic too),
                         // so a later identical Start is a start again.
                         let _entry = Entry {
@@ -70,7 +69,7 @@ impl Starts {
                             .await
                             .map(wire::started)
                             .map_err(|e| wire::status(&e))
-                    });
+                    })?;
                     let chaincode = request.package_id.clone();
                     let outcome = async move {
                         task.await.unwrap_or_else(|e| {
@@ -133,6 +132,7 @@ mod tests {
     use async_trait::async_trait;
 
     use super::*;
+    use crate::api::detached::{Detached, AT_MOST};
     use crate::launch::{
         self, Built, Chaincode, Collected, Error, Health, LineStream, LogQuery, Started,
     };
@@ -180,14 +180,14 @@ mod tests {
     async fn a_start_that_panicked_leaves_no_outcome_for_the_next_to_join() {
         let starts = Starts::default();
         let launch: Arc<dyn Launch> = Arc::new(PanicsOnce(AtomicU32::new(0)));
-        let tracker = tokio_util::task::TaskTracker::new();
+        let detached = Detached::new(AT_MOST);
         let request = pb::StartRequest {
             package_id: "cc:1".into(),
             peer_address: "peer0:7052".into(),
             ..Default::default()
         };
         let failed = starts
-            .start(launch.clone(), &tracker, request.clone())
+            .start(launch.clone(), &detached, request.clone())
             .await
             .expect_err("the first start panicked");
         assert!(
@@ -198,19 +198,21 @@ mod tests {
             failed.message()
         );
         let started = starts
-            .start(launch, &tracker, request)
+            .start(launch, &detached, request)
             .await
             .expect("the same Start again is a start of its own");
         assert_eq!(started.container, "dev-peer0-cc");
     }
 
-    /// A client that calls and gives up in a loop fills the tracker up to
-    /// the bound, then is told so; nothing more is queued.
+    /// A client that calls and gives up in a loop fills the room up to the
+    /// bound, then is told so; nothing more is queued.
     #[tokio::test]
     async fn starts_and_stops_in_flight_are_bounded() {
-        let tracker = tokio_util::task::TaskTracker::new();
-        for _ in 0..super::super::DETACHED_AT_MOST {
-            tracker.spawn(std::future::pending::<()>());
+        let detached = Detached::new(AT_MOST);
+        for _ in 0..AT_MOST {
+            detached
+                .spawn("start", "cc:0", std::future::pending::<()>())
+                .expect("room");
         }
         let launch: Arc<dyn Launch> = Arc::new(PanicsOnce(AtomicU32::new(1)));
         let request = pb::StartRequest {
@@ -219,7 +221,7 @@ mod tests {
             ..Default::default()
         };
         let refused = Starts::default()
-            .start(launch, &tracker, request)
+            .start(launch, &detached, request)
             .await
             .expect_err("no room");
         assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
@@ -230,10 +232,10 @@ mod tests {
             "{}",
             refused.message()
         );
-        let refused = super::super::detached(&tracker, "stop", "cc:1", async { Ok(()) })
+        let refused = super::super::detached(&detached, "stop", "cc:1", async { Ok(()) })
             .await
             .expect_err("no room");
         assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
-        assert_eq!(tracker.len(), super::super::DETACHED_AT_MOST);
+        assert_eq!(detached.tracker().len(), AT_MOST);
     }
 }
