@@ -76,6 +76,39 @@ async fn a_failed_build_reports_its_output_and_leaves_no_build_container() {
     );
 }
 
+/// The build container's removal runs beside the image build; a build that
+/// returns has seen it through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_build_that_succeeded_has_removed_its_build_container() {
+    let env = Env::new("buildok", &[]).await;
+    let code = go_source(
+        &env,
+        "fine",
+        "module example.com/fine\n\ngo 1.19\n",
+        "package main\n\nfunc main() {}\n",
+    );
+    let package = env.package("golang", "fine_1", "example.com/fine", &code);
+    let built = env
+        .launcher
+        .build(&package, &|_: &str| {})
+        .await
+        .expect("build");
+    assert!(!built.reused);
+    assert!(
+        build_containers_of(&env.peer).trim().is_empty(),
+        "build container removed"
+    );
+    let names = env.launcher.names(&package.id).unwrap();
+    assert!(
+        env.engine
+            .image_labels(&names.image)
+            .await
+            .unwrap()
+            .is_some(),
+        "the image is built"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn toolchain_drift_is_named_in_the_error() {
     let env = Env::new("drift", &[]).await;

@@ -18,7 +18,6 @@
 //! wrong build. A cache over `cclaunch.build.cacheMaxBytes` is removed after
 //! a build ([`trim`]); `gc --caches` removes them all.
 
-use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
@@ -103,22 +102,21 @@ pub(super) fn labels(platform: Platform, config: &Config) -> runtime::Labels {
     ])
 }
 
-/// After a build whose cache volume held more than
-/// `cclaunch.build.cacheMaxBytes` when it began (`kib`, measured in its
-/// container before the build's code ran: see [`job::Done::cache_kib`]),
-/// off the build's road: removes the volume, and the next build fills it
-/// afresh. The engine refuses to remove a volume another build is using, so
-/// no build loses its cache midway; a later build's measurement tries again.
-/// A cap is checked one build late, which bounds a cache to the cap plus
-/// what one build adds.
-pub(super) fn trim(
-    engine: &Arc<dyn Engine>,
+/// After a build whose cache volume held more than `max` bytes when it
+/// began (`kib`, measured in its container before the build's code ran: see
+/// [`job::Job::cache_cap`](super::job::Job::cache_cap)), once that container
+/// is gone: removes the volume, and the next build fills it afresh. The
+/// engine refuses to remove a volume another build is using, so no build
+/// loses its cache midway; a later build's measurement tries again. A cap is
+/// checked one build late, which bounds a cache to the cap plus what one
+/// build adds.
+pub(super) async fn trim(
+    engine: &dyn Engine,
     volume: &str,
     kib: Option<u64>,
-    config: &Config,
+    max: u64,
     chaincode: &str,
 ) {
-    let max = config.cclaunch.build.cache_max_bytes;
     let Some(bytes) = kib.map(|kib| kib.saturating_mul(1024)) else {
         if max > 0 {
             tracing::debug!(
@@ -132,23 +130,18 @@ pub(super) fn trim(
     if max == 0 || bytes <= max {
         return;
     }
-    let (engine, volume, chaincode) = (
-        Arc::clone(engine),
-        volume.to_string(),
-        chaincode.to_string(),
-    );
-    tokio::spawn(async move {
-        match engine.remove_volume(&volume).await {
-            Ok(()) => tracing::info!(
-                chaincode,
-                volume,
-                bytes,
-                max,
-                "build cache over cclaunch.build.cacheMaxBytes: removed; the next build fills it afresh"
-            ),
-            Err(e) => tracing::debug!(chaincode, volume, error = %e, "build cache over its cap, not removed (in use?)"),
+    match engine.remove_volume(volume).await {
+        Ok(()) => tracing::info!(
+            chaincode,
+            volume,
+            bytes,
+            max,
+            "build cache over cclaunch.build.cacheMaxBytes: removed; the next build fills it afresh"
+        ),
+        Err(e) => {
+            tracing::debug!(chaincode, volume, error = %e, "build cache over its cap, not removed (in use?)")
         }
-    });
+    }
 }
 
 #[cfg(test)]

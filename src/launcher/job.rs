@@ -1,8 +1,9 @@
 //! One run of a build container, as Fabric's build runs one: the package's
 //! code unpacked at /chaincode/input, the platform's script run with
 //! `/bin/sh -c`, its output lines passed on, /chaincode/output downloaded as
-//! a tar. The container is removed whatever happens, before this returns:
-//! also when the job's deadline passes or its callers all went away.
+//! a tar. The container is removed whatever happens: before this returns
+//! when the job failed, timed out or its callers all went away; beside what
+//! the caller does next when it succeeded (see [`Done::removed`]).
 
 use std::sync::Arc;
 
@@ -11,6 +12,7 @@ use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
 
+use super::caches;
 use crate::output::Lines;
 use crate::runtime::{
     self, ByteStream, ContainerSpec, Engine, HostConfig, Output, Progress, RemoveOnDrop, Runner,
@@ -30,11 +32,17 @@ pub(super) struct Job {
     /// Read-only `host:container` bind mounts.
     pub mounts: Vec<String>,
     /// A build cache volume (name, labels it is made with), read-write at
-    /// [`caches::MOUNT`](super::caches::MOUNT).
+    /// [`caches::MOUNT`].
     pub volume: Option<(String, runtime::Labels)>,
-    /// Measure the cache volume before the script runs (see
-    /// [`Done::cache_kib`]).
-    pub measure_cache: bool,
+    /// The cache volume's size cap in bytes (0: none). With one, the volume
+    /// is measured before the script runs, by the builder image's own `du`
+    /// in a container no chaincode code had run in yet, and read from the
+    /// first output line only, so what the build's code prints or changes
+    /// cannot alter it; a volume found over the cap is removed after the
+    /// job (see [`caches::trim`]).
+    pub cache_cap: u64,
+    /// The package id, for what the job logs.
+    pub chaincode: String,
     pub labels: runtime::Labels,
     pub deadline: tokio::time::Instant,
     pub cancel: CancellationToken,
@@ -67,11 +75,12 @@ impl From<runtime::Error> for Ended {
 pub(super) struct Done {
     /// /chaincode/output as a tar.
     pub output: tempfile::TempPath,
-    /// The cache volume's size in KiB as the job found it, before its script
-    /// ran: measured by the builder image's own `du`, in a container no
-    /// chaincode code had run in yet, and read from the first output line
-    /// only, so what the build's code prints or changes cannot alter it.
-    pub cache_kib: Option<u64>,
+    /// The container's removal (and then the cache's trim), under way.
+    /// Removing a Go build's layer takes about 0.3 s, so the image build
+    /// goes on beside it; the caller awaits it before calling the build
+    /// done. A process killed before it ends leaves the container to
+    /// [`leftovers`](super::leftovers).
+    pub removed: tokio::task::JoinHandle<Result<(), runtime::Error>>,
 }
 
 /// The first line a measuring job prints, before the size.
@@ -81,10 +90,10 @@ const CACHE_LINE: &str = "cclaunch build cache KiB: ";
 /// to stdout as the container's first line; the script runs next in the
 /// same shell, its text unchanged.
 fn script(job: &Job) -> String {
-    if job.measure_cache && job.volume.is_some() {
+    if job.cache_cap > 0 && job.volume.is_some() {
         format!(
             "echo \"{CACHE_LINE}$(du -sk {} 2>/dev/null)\"\n{}",
-            super::caches::MOUNT,
+            caches::MOUNT,
             job.script
         )
     } else {
@@ -167,18 +176,43 @@ pub(super) async fn run(
     // Ended from here, not by dropping this future, so the container is
     // gone before the caller hears of the timeout or cancellation.
     let result = tokio::select! {
-        result = steps(engine.as_ref(), &id, input, progress, job.measure_cache) => result,
+        result = steps(engine.as_ref(), &id, input, progress, job.cache_cap > 0) => result,
         () = tokio::time::sleep_until(job.deadline) => Err(Ended::TimedOut),
         () = job.cancel.cancelled() => Err(Ended::Cancelled),
     };
     guard.disarm();
-    let removed = match engine.remove_container(&id).await {
-        Err(runtime::Error::NotFound { .. }) => Ok(()),
-        removed => removed,
+    let remove = {
+        let engine = Arc::clone(engine);
+        async move {
+            match engine.remove_container(&id).await {
+                Err(runtime::Error::NotFound { .. }) => Ok(()),
+                removed => removed,
+            }
+        }
     };
-    let done = result?;
-    removed?;
-    Ok(done)
+    match result {
+        Ok((output, cache_kib)) => {
+            let (engine, volume) = (Arc::clone(engine), job.volume.clone());
+            let (cap, chaincode) = (job.cache_cap, job.chaincode.clone());
+            let removed = tokio::spawn(async move {
+                remove.await?;
+                // The engine refuses a volume a container holds.
+                if let Some((volume, _)) = volume {
+                    caches::trim(engine.as_ref(), &volume, cache_kib, cap, &chaincode).await;
+                }
+                Ok(())
+            });
+            Ok(Done { output, removed })
+        }
+        Err(ended) => {
+            // What ended the job is the error; a removal that failed too
+            // leaves the container to `leftovers`.
+            if let Err(error) = remove.await {
+                tracing::warn!(chaincode = job.chaincode, %error, "build container not removed");
+            }
+            Err(ended)
+        }
+    }
 }
 
 /// A build container's host: the configured network (empty: the engine's
@@ -191,7 +225,7 @@ fn build_host(
 ) -> HostConfig {
     let mut host = HostConfig::default();
     if let Some((name, labels)) = volume {
-        host = host.with_volume(name, super::caches::MOUNT, labels);
+        host = host.with_volume(name, caches::MOUNT, labels);
     }
     if !network_mode.is_empty() {
         host = host.with_network_mode(network_mode);
@@ -208,7 +242,7 @@ async fn steps(
     input: ByteStream,
     progress: &dyn Progress,
     measured: bool,
-) -> Result<Done, Ended> {
+) -> Result<(tempfile::TempPath, Option<u64>), Ended> {
     // Fabric's builder images have /chaincode/{input,output}; an image
     // without them gets them, so it fails on the build, not the upload.
     // Looked at first (two stats, about 10 ms) rather than always put in
@@ -254,10 +288,7 @@ async fn steps(
             .map_err(io("writing build output"))?;
     }
     out.flush().await.map_err(io("writing build output"))?;
-    Ok(Done {
-        output: path,
-        cache_kib: cache.kib,
-    })
+    Ok((path, cache.kib))
 }
 
 /// A tar creating /chaincode/input and /chaincode/output.
@@ -290,7 +321,8 @@ mod tests {
             network_mode: String::new(),
             mounts: Vec::new(),
             volume: volume.then(|| ("v".to_string(), runtime::Labels::new())),
-            measure_cache,
+            cache_cap: u64::from(measure_cache),
+            chaincode: "cc:1".into(),
             labels: runtime::Labels::new(),
             deadline: tokio::time::Instant::now(),
             cancel: CancellationToken::new(),
