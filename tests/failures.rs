@@ -30,21 +30,42 @@ fn build_containers_of(peer: &str) -> String {
     ])
 }
 
+/// Builds `main` as Go module example.com/`name` (go 1.19), version 1.
+async fn build_go(
+    env: &Env,
+    name: &str,
+    main: &str,
+) -> (
+    cclaunch::package::Package,
+    Result<cclaunch::launcher::Built, Error>,
+) {
+    let module = format!("example.com/{name}");
+    let code = go_source(env, name, &format!("module {module}\n\ngo 1.19\n"), main);
+    let package = env.package("golang", &format!("{name}_1"), &module, &code);
+    let built = env.launcher.build(&package, &|_: &str| {}).await;
+    (package, built)
+}
+
+/// What a build left: whether a build container of the peer is still there,
+/// and whether the chaincode's image is.
+async fn left_behind(env: &Env, package_id: &str) -> (bool, bool) {
+    let image = env.launcher.names(package_id).unwrap().image;
+    (
+        !build_containers_of(&env.peer).trim().is_empty(),
+        env.engine.image_labels(&image).await.unwrap().is_some(),
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_build_reports_its_output_and_leaves_no_build_container() {
     let env = Env::new("buildfail", &[]).await;
-    let code = go_source(
+    let (package, built) = build_go(
         &env,
         "broken",
-        "module example.com/broken\n\ngo 1.19\n",
         "package main\n\nfunc main() { this is not go }\n",
-    );
-    let package = env.package("golang", "broken_1", "example.com/broken", &code);
-    let err = env
-        .launcher
-        .build(&package, &|_: &str| {})
-        .await
-        .unwrap_err();
+    )
+    .await;
+    let err = built.unwrap_err();
     let text = err.to_string();
     assert!(
         matches!(err, Error::BuildFailed { code: 1.., .. }),
@@ -61,18 +82,10 @@ async fn a_failed_build_reports_its_output_and_leaves_no_build_container() {
         text.contains("main.go:3"),
         "the compiler's own message is in the error: {text}"
     );
-    assert!(
-        build_containers_of(&env.peer).trim().is_empty(),
-        "build container removed"
-    );
-    let names = env.launcher.names(&package.id).unwrap();
-    assert!(
-        env.engine
-            .image_labels(&names.image)
-            .await
-            .unwrap()
-            .is_none(),
-        "no image"
+    assert_eq!(
+        left_behind(&env, &package.id).await,
+        (false, false),
+        "(build container, image)"
     );
 }
 
@@ -81,31 +94,12 @@ async fn a_failed_build_reports_its_output_and_leaves_no_build_container() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_build_that_succeeded_has_removed_its_build_container() {
     let env = Env::new("buildok", &[]).await;
-    let code = go_source(
-        &env,
-        "fine",
-        "module example.com/fine\n\ngo 1.19\n",
-        "package main\n\nfunc main() {}\n",
-    );
-    let package = env.package("golang", "fine_1", "example.com/fine", &code);
-    let built = env
-        .launcher
-        .build(&package, &|_: &str| {})
-        .await
-        .expect("build");
-    assert!(!built.reused);
-    assert!(
-        build_containers_of(&env.peer).trim().is_empty(),
-        "build container removed"
-    );
-    let names = env.launcher.names(&package.id).unwrap();
-    assert!(
-        env.engine
-            .image_labels(&names.image)
-            .await
-            .unwrap()
-            .is_some(),
-        "the image is built"
+    let (package, built) = build_go(&env, "fine", "package main\n\nfunc main() {}\n").await;
+    assert!(!built.expect("build").reused);
+    assert_eq!(
+        left_behind(&env, &package.id).await,
+        (false, true),
+        "(build container, image)"
     );
 }
 

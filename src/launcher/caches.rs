@@ -18,7 +18,6 @@
 //! wrong build. A cache over `cclaunch.build.cacheMaxBytes` is removed after
 //! a build ([`trim`]); `gc --caches` removes them all.
 
-
 use sha2::{Digest, Sha256};
 
 #[cfg(doc)]
