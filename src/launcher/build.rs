@@ -463,47 +463,57 @@ impl Task {
             }
         };
         let binpackage = done.output;
-        let dockerfile = plan.dockerfile;
-        let context = tokio::task::spawn_blocking(move || build_context(&dockerfile, &binpackage))
-            .await
-            .map_err(|e| io::Error::other(e.to_string()))
-            .and_then(|r| r)
-            .map_err(|source| Error::Io {
-                package_id: package_id.to_string(),
-                context: "writing the image build context".into(),
-                source,
-            })?;
-        let network_mode = self
-            .config
-            .vm
-            .docker
-            .host_config
-            .network_mode()
-            .unwrap_or_default()
-            .to_string();
-        progress.stage(&format!("building image {image}"));
-        // The runtime image's Dockerfile runs nothing of the chaincode's;
-        // dropping the request ends the engine's build of it.
-        let request = runtime::ImageBuild {
-            tag: image.to_string(),
-            labels: image_labels(package_id, key.as_deref()),
-            context: context.to_path_buf(),
-            pull: self.config.chaincode.pull,
-            network_mode,
-        };
-        let built = self.engine.build_image(&request, progress);
-        tokio::select! {
-            built = tokio::time::timeout_at(deadline, built) => {
-                built.map_err(|_| timed_out())?.map_err(engine(package_id))?
+        // Whatever the image build's outcome, the build container is gone
+        // before the build returns (a CLI that exits leaves nothing).
+        let imaged = async {
+            let dockerfile = plan.dockerfile;
+            let context =
+                tokio::task::spawn_blocking(move || build_context(&dockerfile, &binpackage))
+                    .await
+                    .map_err(|e| io::Error::other(e.to_string()))
+                    .and_then(|r| r)
+                    .map_err(|source| Error::Io {
+                        package_id: package_id.to_string(),
+                        context: "writing the image build context".into(),
+                        source,
+                    })?;
+            let network_mode = self
+                .config
+                .vm
+                .docker
+                .host_config
+                .network_mode()
+                .unwrap_or_default()
+                .to_string();
+            progress.stage(&format!("building image {image}"));
+            // The runtime image's Dockerfile runs nothing of the chaincode's;
+            // dropping the request ends the engine's build of it.
+            let request = runtime::ImageBuild {
+                tag: image.to_string(),
+                labels: image_labels(package_id, key.as_deref()),
+                context: context.to_path_buf(),
+                pull: self.config.chaincode.pull,
+                network_mode,
+            };
+            let built = self.engine.build_image(&request, progress);
+            tokio::select! {
+                built = tokio::time::timeout_at(deadline, built) => {
+                    built.map_err(|_| timed_out())?.map_err(engine(package_id))?
+                }
+                () = cancel.cancelled() => return Err(cancelled()),
             }
-            () = cancel.cancelled() => return Err(cancelled()),
+            Ok(())
         }
-        match done.removed.await {
-            Ok(removed) => removed.map_err(engine(package_id))?,
+        .await;
+        let removed = match done.removed.await {
+            Ok(removed) => removed.map_err(engine(package_id)),
             Err(e) => {
-                tracing::warn!(chaincode = package_id, error = %e, "build container removal did not finish")
+                tracing::warn!(chaincode = package_id, error = %e, "build container removal did not finish");
+                Ok(())
             }
-        }
+        };
+        imaged?;
+        removed?;
         tracing::info!(chaincode = package_id, image, "built image");
         Ok(Made::Built)
     }
