@@ -505,15 +505,18 @@ impl Task {
             Ok(())
         }
         .await;
-        let removed = match done.removed.await {
-            Ok(removed) => removed.map_err(engine(package_id)),
-            Err(e) => {
-                tracing::warn!(chaincode = package_id, error = %e, "build container removal did not finish");
-                Ok(())
+        // The build's own outcome is what the caller hears: an image made is
+        // not failed for its build container, which is left to `leftovers`.
+        match done.removed.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(chaincode = package_id, error = %e, "build container not removed")
             }
-        };
+            Err(e) => {
+                tracing::warn!(chaincode = package_id, error = %e, "build container removal did not finish")
+            }
+        }
         imaged?;
-        removed?;
         tracing::info!(chaincode = package_id, image, "built image");
         Ok(Made::Built)
     }

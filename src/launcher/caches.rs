@@ -20,8 +20,6 @@
 
 use sha2::{Digest, Sha256};
 
-#[cfg(doc)]
-use super::job;
 use crate::config::Config;
 use crate::platform::Platform;
 use crate::runtime::{self, Engine};

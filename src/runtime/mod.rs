@@ -252,7 +252,7 @@ pub struct EngineInfo {
 pub struct ImageBuild {
     pub tag: String,
     pub labels: Labels,
-    /// A tar.gz holding the Dockerfile and what it adds.
+    /// A tar (plain or gzip'd) holding the Dockerfile and what it adds.
     pub context: PathBuf,
     /// Pull newer base images first (`chaincode.pull`).
     pub pull: bool,
@@ -456,7 +456,8 @@ pub trait Engine: Runner {
     /// The image's id and labels, or `None` when there is no such image.
     async fn inspect_image(&self, image: &str) -> Result<Option<Image>, Error>;
 
-    /// Builds an image from a build context (a tar.gz holding a Dockerfile).
+    /// Builds an image from a build context (a tar, plain or gzip'd,
+    /// holding a Dockerfile).
     async fn build_image(&self, build: &ImageBuild, progress: &dyn Progress) -> Result<(), Error>;
 
     /// The image's id (`sha256:...`), or `None` when there is no such image.
