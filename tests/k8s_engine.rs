@@ -409,13 +409,14 @@ fn wait_gives_the_exit_code_and_a_memory_limit_an_oomkilled_error() {
             .expect("wait");
         assert_eq!(code, 3);
 
-        // dd fills a 64 MiB buffer; the limit is 16 MiB. The shell outlives
-        // it by a second, so the lab's containerd sees the OOM event before
-        // the shim exits (k8s_lab.rs: it can miss it otherwise).
+        // dd fills a 64 MiB buffer; the limit is 16 MiB. It starts 2 s in
+        // and the shell outlives it by a second, so the lab's containerd
+        // watches the cgroup before the OOM and sees it before the shim
+        // exits (k8s_lab.rs: it can miss it otherwise).
         let hog = peer
             .chaincode(
                 "hog",
-                "dd if=/dev/zero of=/dev/null bs=64M count=1\ncode=$?\nsleep 1\nexit $code\n",
+                "sleep 2\ndd if=/dev/zero of=/dev/null bs=64M count=1\ncode=$?\nsleep 1\nexit $code\n",
             )
             .await;
         let started = peer

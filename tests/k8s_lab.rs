@@ -504,14 +504,16 @@ fn a_container_over_its_memory_limit_is_reported_oomkilled() {
     lab.block_on(async move {
         let client = lab2.client().await;
         let pods: Api<Pod> = Api::namespaced(client.clone(), &lab2.namespace);
-        // dd fills a 64 MiB buffer; the limit is 16 MiB. The shell outlives
-        // it by a second: when the container's first process itself is
-        // killed, the lab's containerd can miss the OOM event as its shim
-        // exits (seen once: exit 137, reason "Error", no TaskOOM logged).
+        // dd fills a 64 MiB buffer; the limit is 16 MiB. The lab's containerd
+        // misses the OOM (exit 137, reason "Error", no TaskOOM logged) when
+        // it comes before the shim watches the container's cgroup, which a
+        // loaded machine delays past the start (seen on a CI run), or as the
+        // shim exits when the first process itself is killed. So dd starts
+        // 2 s after the shell, and the shell outlives it by a second.
         let mut pod = busybox_pod(
             &scope,
             "hog",
-            "busybox dd if=/dev/zero of=/dev/null bs=64M count=1; code=$?; sleep 1; exit $code",
+            "sleep 2; busybox dd if=/dev/zero of=/dev/null bs=64M count=1; code=$?; sleep 1; exit $code",
         );
         let limit = BTreeMap::from([("memory".to_string(), Quantity("16Mi".into()))]);
         pod.spec.as_mut().unwrap().containers[0].resources = Some(ResourceRequirements {
