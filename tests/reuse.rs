@@ -56,11 +56,18 @@ async fn another_peer_gets_the_first_peers_build_under_its_own_name() {
     };
     let fresh = labels(&first, &built.image).await;
     assert_eq!(labels(&second, &named.image).await, fresh);
-    assert_eq!(
-        fresh.get(runtime::LABEL_PACKAGE_ID).map(String::as_str),
-        Some(package.id.as_str())
-    );
-    assert!(fresh.contains_key(runtime::LABEL_BUILD_KEY), "{fresh:?}");
+    // One label of cclaunch's: the classic builder makes a step of each.
+    let base = labels(&first, SHENV).await;
+    let ours: Vec<_> = fresh
+        .keys()
+        .filter(|k| k.starts_with("org.cclaunch.") && !base.contains_key(*k))
+        .collect();
+    assert_eq!(ours, [runtime::LABEL_IMAGE], "{fresh:?}");
+    let (id, key) = fresh[runtime::LABEL_IMAGE]
+        .split_once(' ')
+        .expect("package id and build key");
+    assert_eq!(id, package.id);
+    assert_eq!(key.len(), 64, "{fresh:?}");
     println!("second peer's build: {took:?}");
 
     // gc for the second peer takes its name only; the first peer's stays.
@@ -109,4 +116,48 @@ async fn a_changed_recipe_is_built_not_named() {
         .expect("built");
     assert!(!other.reused, "{other:?}");
     assert_ne!(image_id(&other.image), image_id(&built.image));
+}
+
+/// Images an earlier release built carry three labels of cclaunch's where
+/// this one writes one: still cclaunch's, so gc removes them. An image under
+/// the same name without them is not cclaunch's, and stays.
+#[tokio::test]
+async fn an_image_an_earlier_release_built_is_still_cclaunchs() {
+    let env = Env::new("legacy", SHELL_RUNTIME).await;
+    let package = env.shell_package("legacy", &format!("echo {}\n", env.peer));
+    let image = env.launcher.names(&package.id).expect("names").image;
+    std::fs::write(
+        env.dir.path().join("Dockerfile"),
+        format!("FROM {}\n", common::BUSYBOX),
+    )
+    .expect("Dockerfile");
+    let context = env.dir.path().to_str().expect("utf-8 path");
+    let make = |labels: &[String]| {
+        let mut args = vec!["build", "-q", "-t", &image];
+        for label in labels {
+            args.extend(["--label", label]);
+        }
+        args.push(context);
+        docker(&args);
+        assert!(!image_id(&image).is_empty(), "made {image}");
+    };
+    let gc = || async {
+        env.launcher
+            .gc(&Selection::Only(vec![package.id.clone()]))
+            .await
+            .expect("gc")
+            .images
+    };
+
+    make(&[format!("{}={}", runtime::LABEL_PACKAGE_ID, package.id)]);
+    assert_eq!(gc().await, Vec::<String>::new(), "not labelled managed");
+    assert!(!image_id(&image).is_empty(), "a look-alike stays");
+
+    make(&[
+        format!("{}=true", runtime::LABEL_MANAGED),
+        format!("{}={}", runtime::LABEL_PACKAGE_ID, package.id),
+        "org.cclaunch.build-key=0f0f".to_string(),
+    ]);
+    assert_eq!(gc().await, [format!("{image}:latest")]);
+    assert!(image_id(&image).is_empty(), "removed");
 }

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::job::{self, Ended, Job};
 use super::{caches, reuse};
-use super::{engine, Built, Error, Launcher, LABEL_BUILD};
+use super::{engine, image_label, Built, Error, Launcher, LABEL_BUILD};
 use crate::config::Config;
 use crate::package::{self, Package};
 use crate::platform::{golang, Platform};
@@ -357,6 +357,7 @@ impl Task {
                 self.engine.as_ref(),
                 self.registry.as_ref(),
                 image,
+                package_id,
                 key.as_deref(),
                 progress,
             )
@@ -490,7 +491,7 @@ impl Task {
             // dropping the request ends the engine's build of it.
             let request = runtime::ImageBuild {
                 tag: image.to_string(),
-                labels: image_labels(package_id, key.as_deref()),
+                labels: image_label::labels(package_id, key.as_deref()),
                 context: context.to_path_buf(),
                 pull: self.config.chaincode.pull,
                 network_mode,
@@ -529,26 +530,8 @@ impl Task {
             .await
             .map_err(engine(package_id))?
             .unwrap_or_default();
-        let label = |key: &str| labels.get(key).map(String::as_str);
-        Ok(label(runtime::LABEL_MANAGED) == Some("true")
-            && label(runtime::LABEL_PACKAGE_ID) == Some(package_id))
+        Ok(image_label::package_id(&labels) == Some(package_id))
     }
-}
-
-/// The classic builder turns every label into a build step of its own, so
-/// images carry only what garbage collection and reuse need.
-fn image_labels(package_id: &str, key: Option<&str>) -> runtime::Labels {
-    let mut labels = runtime::Labels::from([
-        (runtime::LABEL_MANAGED.to_string(), "true".to_string()),
-        (
-            runtime::LABEL_PACKAGE_ID.to_string(),
-            package_id.to_string(),
-        ),
-    ]);
-    if let Some(key) = key {
-        labels.insert(runtime::LABEL_BUILD_KEY.to_string(), key.to_string());
-    }
-    labels
 }
 
 /// Keeps the last build lines while passing them on.

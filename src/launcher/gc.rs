@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 
-use super::{Collected, Error, Launcher, Selection};
+use super::{image_label, Collected, Error, Launcher, Selection};
 use crate::platform::Platform;
 use crate::runtime;
 
@@ -38,24 +38,23 @@ impl Launcher {
         }
         // One row per name: an image built once for several peers (see
         // `reuse`) loses only this peer's names, its registry tag included.
-        let images = self
-            .engine
-            .list_images(&[(runtime::LABEL_MANAGED, "true")])
-            .await
-            .map_err(super::engine_only)?;
-        let mut removed = BTreeSet::new();
+        let mut images = std::collections::BTreeMap::new();
+        for filter in image_label::LISTINGS {
+            let listed = self
+                .engine
+                .list_images(filter)
+                .await
+                .map_err(super::engine_only)?;
+            images.extend(listed);
+        }
         for (name, labels) in images {
-            let Some(id) = labels.get(runtime::LABEL_PACKAGE_ID) else {
+            let Some(id) = image_label::package_id(&labels) else {
                 continue;
             };
             let local = self.local_image(&name);
             // Images carry no peer label: this peer's are those named for it.
             let ours = self.names(id).is_ok_and(|n| local == n.image);
-            if ours
-                && !in_use.contains(local)
-                && selection.wants(id)
-                && removed.insert(name.clone())
-            {
+            if ours && !in_use.contains(local) && selection.wants(id) {
                 self.engine
                     .remove_image(&name)
                     .await

@@ -11,6 +11,7 @@ mod caches;
 mod creator;
 pub mod env;
 mod gc;
+mod image_label;
 mod job;
 mod leftovers;
 mod local;

@@ -11,6 +11,7 @@
 
 use sha2::{Digest, Sha256};
 
+use super::image_label;
 use crate::config::Config;
 use crate::platform::BuildPlan;
 use crate::runtime::{self, Engine, Progress, Registry};
@@ -64,15 +65,14 @@ pub(super) async fn existing(
     engine: &dyn Engine,
     registry: Option<&Registry>,
     image: &str,
+    package_id: &str,
     key: Option<&str>,
     progress: &dyn Progress,
 ) -> Result<Option<Found>, runtime::Error> {
     if let Some(key) = key {
+        let value = image_label::value(package_id, Some(key));
         let same = engine
-            .list_images(&[
-                (runtime::LABEL_MANAGED, "true"),
-                (runtime::LABEL_BUILD_KEY, key),
-            ])
+            .list_images(&[(runtime::LABEL_IMAGE, &value)])
             .await?;
         if let Some((from, _)) = same.into_iter().next() {
             progress.stage(&format!(

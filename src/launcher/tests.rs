@@ -479,7 +479,13 @@ async fn another_peer_names_the_same_build_instead_of_building_it_again() {
     };
     let first_labels = labels(&first.image).await;
     assert_eq!(labels(&second.image).await, first_labels);
-    assert!(first_labels.contains_key(runtime::LABEL_BUILD_KEY));
+    let value = &first_labels[runtime::LABEL_IMAGE];
+    let (id, key) = value.split_once(' ').expect("package id and build key");
+    assert_eq!(id, s.package.id);
+    assert!(
+        key.len() == 64 && key.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{value}"
+    );
 
     // The builder image made again: another build, however alike the rest.
     make_builder(&s, Labels::from([("remade".to_string(), "1".to_string())]));

@@ -71,9 +71,10 @@ struct State {
 
 /// Whether `have` holds every one of `labels` (the engine's label filter).
 fn carries(have: &Labels, labels: &[(&str, &str)]) -> bool {
-    labels
-        .iter()
-        .all(|(k, v)| have.get(*k).map(String::as_str) == Some(*v))
+    labels.iter().all(|(k, v)| match have.get(*k) {
+        Some(have) => v.is_empty() || have == v,
+        None => false,
+    })
 }
 
 /// A fake image's id: its labels' digest, so two names of one image (a tag)

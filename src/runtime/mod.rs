@@ -35,9 +35,10 @@ pub const LABEL_PACKAGE_ID: &str = "org.cclaunch.package-id";
 pub const LABEL_PEER_ID: &str = "org.cclaunch.peer-id";
 pub const LABEL_NETWORK_ID: &str = "org.cclaunch.network-id";
 pub const LABEL_VERSION: &str = "org.cclaunch.version";
-/// On images: what they were built from ([`crate::launcher`]'s build key), so
-/// one build serves every peer and network on the engine.
-pub const LABEL_BUILD_KEY: &str = "org.cclaunch.build-key";
+/// The one label on images cclaunch built: the package id and the build key
+/// they were built from, so one build serves every peer and network on the
+/// engine (see `launcher::image_label`).
+pub const LABEL_IMAGE: &str = "org.cclaunch.image";
 /// On build cache volumes: the platform whose caches they hold.
 pub const LABEL_CACHE: &str = "org.cclaunch.cache";
 /// On a chaincode container created ahead of its start (a prepared one):
@@ -466,8 +467,9 @@ pub trait Engine: Runner {
     async fn tag_image(&self, source: &str, target: &str) -> Result<(), Error>;
     /// Removes the name `image`; the image goes with its last name.
     async fn remove_image(&self, image: &str) -> Result<(), Error>;
-    /// Images carrying all of `labels`: one row per name (the id when it has
-    /// none) with the image's labels.
+    /// Images carrying all of `labels` (an empty value asks only that the
+    /// label be there): one row per name (the id when it has none) with the
+    /// image's labels.
     async fn list_images(&self, labels: &[(&str, &str)]) -> Result<Vec<(String, Labels)>, Error>;
 
     /// Puts `image` in `registry` as `registry/image`, reporting the push's

@@ -204,7 +204,17 @@ pub(in crate::runtime) fn whole_seconds(limit: Duration) -> u64 {
 pub(in crate::runtime) fn label_filter(labels: &[(&str, &str)]) -> HashMap<String, Vec<String>> {
     HashMap::from([(
         "label".to_string(),
-        labels.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+        // The engine's `label=key` asks only that the label be there.
+        labels
+            .iter()
+            .map(|(k, v)| {
+                if v.is_empty() {
+                    k.to_string()
+                } else {
+                    format!("{k}={v}")
+                }
+            })
+            .collect(),
     )])
 }
 
