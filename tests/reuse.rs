@@ -151,7 +151,8 @@ async fn an_image_an_earlier_release_built_is_still_cclaunchs() {
 
     make(&[format!("{}={}", runtime::LABEL_PACKAGE_ID, package.id)]);
     assert_eq!(gc().await, Vec::<String>::new(), "not labelled managed");
-    assert!(!image_id(&image).is_empty(), "a look-alike stays");
+    let look_alike = image_id(&image);
+    assert!(!look_alike.is_empty(), "a look-alike stays");
 
     make(&[
         format!("{}=true", runtime::LABEL_MANAGED),
@@ -160,4 +161,5 @@ async fn an_image_an_earlier_release_built_is_still_cclaunchs() {
     ]);
     assert_eq!(gc().await, [format!("{image}:latest")]);
     assert!(image_id(&image).is_empty(), "removed");
+    docker(&["rmi", &look_alike]);
 }

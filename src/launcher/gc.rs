@@ -3,7 +3,7 @@
 //! cclaunch's labels is looked at, so a peer's own `dev-*` containers and
 //! other peers' chaincode on the same engine are safe.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::{image_label, Collected, Error, Launcher, Selection};
 use crate::platform::Platform;
@@ -38,11 +38,11 @@ impl Launcher {
         }
         // One row per name: an image built once for several peers (see
         // `reuse`) loses only this peer's names, its registry tag included.
-        let mut images = std::collections::BTreeMap::new();
-        for filter in image_label::LISTINGS {
+        let mut images = BTreeMap::new();
+        for (key, value) in image_label::LISTINGS {
             let listed = self
                 .engine
-                .list_images(filter)
+                .list_images(key, value)
                 .await
                 .map_err(super::engine_only)?;
             images.extend(listed);

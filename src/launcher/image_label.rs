@@ -8,8 +8,8 @@
 //!
 //! Images built by earlier releases carry three labels instead
 //! (`org.cclaunch.managed=true`, `.package-id`, `.build-key`). They are still
-//! read as cclaunch's, so gc removes them and a peer reuses one under its own
-//! name; only another peer's reuse by build key looks for the one label.
+//! read as cclaunch's: gc removes them, and another peer's build of the same
+//! package is still a tag of one.
 
 use crate::runtime::{self, Labels};
 
@@ -19,11 +19,21 @@ pub(super) fn labels(package_id: &str, key: Option<&str>) -> Labels {
 }
 
 /// The label's value: what a listing filters on to find the same build.
-pub(super) fn value(package_id: &str, key: Option<&str>) -> String {
+fn value(package_id: &str, key: Option<&str>) -> String {
     match key {
         Some(key) => format!("{package_id} {key}"),
         None => package_id.to_string(),
     }
+}
+
+/// The listings that find a build of `package_id` with `key`: by this
+/// release's label, then by earlier releases' build key label (the key is
+/// made as it was then).
+pub(super) fn same_build(package_id: &str, key: &str) -> [(&'static str, String); 2] {
+    [
+        (runtime::LABEL_IMAGE, value(package_id, Some(key))),
+        (LEGACY_BUILD_KEY, key.to_string()),
+    ]
 }
 
 /// The package id an image of cclaunch's was built from; `None` for an image
@@ -39,15 +49,17 @@ pub(super) fn package_id(labels: &Labels) -> Option<&str> {
     }
 }
 
-/// The filters that together list every image of cclaunch's (an empty value
-/// asks only that the label be there), this release's and earlier ones'.
-pub(super) const LISTINGS: [&[(&str, &str)]; 2] = [
-    &[(runtime::LABEL_IMAGE, "")],
-    &[(runtime::LABEL_MANAGED, "true"), (LEGACY_PACKAGE_ID, "")],
+/// The listings (a label, with a value or with any) that together hold every
+/// image of cclaunch's, this release's and earlier ones'; [`package_id`]
+/// tells which rows are.
+pub(super) const LISTINGS: [(&str, Option<&str>); 2] = [
+    (runtime::LABEL_IMAGE, None),
+    (runtime::LABEL_MANAGED, Some("true")),
 ];
 
-/// Where releases before the one label kept an image's package id.
+/// Where releases before the one label kept an image's package id and key.
 const LEGACY_PACKAGE_ID: &str = runtime::LABEL_PACKAGE_ID;
+const LEGACY_BUILD_KEY: &str = "org.cclaunch.build-key";
 
 #[cfg(test)]
 mod tests {

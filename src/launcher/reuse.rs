@@ -69,12 +69,17 @@ pub(super) async fn existing(
     key: Option<&str>,
     progress: &dyn Progress,
 ) -> Result<Option<Found>, runtime::Error> {
-    if let Some(key) = key {
-        let value = image_label::value(package_id, Some(key));
-        let same = engine
-            .list_images(&[(runtime::LABEL_IMAGE, &value)])
-            .await?;
-        if let Some((from, _)) = same.into_iter().next() {
+    for (label, value) in key
+        .map(|k| image_label::same_build(package_id, k))
+        .into_iter()
+        .flatten()
+    {
+        let same = engine.list_images(label, Some(&value)).await?;
+        // Its labels say it is cclaunch's build of this very package.
+        let same = same
+            .into_iter()
+            .find(|(_, labels)| image_label::package_id(labels) == Some(package_id));
+        if let Some((from, _)) = same {
             progress.stage(&format!(
                 "the same build exists as {from}: naming it {image}"
             ));

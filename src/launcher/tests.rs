@@ -435,6 +435,55 @@ async fn with_a_registry_builds_are_pushed_and_starts_run_the_pushed_digest() {
     assert!(collected.images.is_empty(), "{collected:?}");
 }
 
+/// gc takes this peer's images of either label scheme (this release's one
+/// label, earlier releases' three) and nothing that only looks like them.
+#[tokio::test(start_paused = true)]
+async fn gc_takes_this_peers_images_of_either_label_scheme_and_no_look_alike() {
+    let s = setup("mix", "10m");
+    let id = |c: char| format!("cc{c}:{}", c.to_string().repeat(64));
+    let (new, old, empty, unmanaged) = (id('a'), id('b'), id('c'), id('d'));
+    let name = |id: &str| s.launcher.names(id).unwrap().image;
+    let labels = |pairs: &[(&str, &str)]| -> Labels {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    let legacy = |id: &str| {
+        labels(&[
+            (runtime::LABEL_MANAGED, "true"),
+            (runtime::LABEL_PACKAGE_ID, id),
+        ])
+    };
+    let value = format!("{new} {}", "0".repeat(64));
+    s.fake
+        .add_image(&name(&new), labels(&[(runtime::LABEL_IMAGE, &value)]));
+    s.fake.add_image(&name(&old), legacy(&old));
+    // Another peer's name for the same package: not this peer's to take.
+    let elsewhere = other_peer(&s, "elsewhere").names(&old).unwrap().image;
+    s.fake.add_image(&elsewhere, legacy(&old));
+    s.fake
+        .add_image(&name(&empty), labels(&[(runtime::LABEL_IMAGE, "")]));
+    s.fake.add_image(
+        &name(&unmanaged),
+        labels(&[(runtime::LABEL_PACKAGE_ID, &unmanaged)]),
+    );
+
+    let all = crate::launch::Selection::AllBut(Vec::new());
+    let mut collected = s.launcher.gc(&all).await.expect("gc").images;
+    collected.sort();
+    let mut want = vec![name(&new), name(&old)];
+    want.sort();
+    assert_eq!(collected, want);
+    use crate::runtime::Engine as _;
+    for kept in [elsewhere, name(&empty), name(&unmanaged)] {
+        assert!(
+            s.fake.image_labels(&kept).await.unwrap().is_some(),
+            "{kept}"
+        );
+    }
+}
+
 /// A launcher for another peer on the same fake engine.
 fn other_peer(s: &Setup, peer: &str) -> Launcher {
     let mut config = s.launcher.config().clone();
@@ -486,6 +535,30 @@ async fn another_peer_names_the_same_build_instead_of_building_it_again() {
         key.len() == 64 && key.bytes().all(|b| b.is_ascii_hexdigit()),
         "{value}"
     );
+
+    // An earlier release's build of it (three labels, the same key) is the
+    // only one left: still named, not built.
+    let legacy = Labels::from([
+        (runtime::LABEL_MANAGED.to_string(), "true".to_string()),
+        (runtime::LABEL_PACKAGE_ID.to_string(), s.package.id.clone()),
+        ("org.cclaunch.build-key".to_string(), key.to_string()),
+    ]);
+    s.fake.add_image(&first.image, legacy.clone());
+    {
+        use crate::runtime::Engine as _;
+        s.fake.remove_image(&second.image).await.unwrap();
+    }
+    let fourth = other_peer(&s, "fourth")
+        .build(&s.package, &|_: &str| {})
+        .await
+        .expect("named");
+    assert!(fourth.reused, "{fourth:?}");
+    assert_eq!(
+        s.fake.calls("build_image"),
+        1,
+        "no build for a legacy image"
+    );
+    assert_eq!(labels(&fourth.image).await, legacy);
 
     // The builder image made again: another build, however alike the rest.
     make_builder(&s, Labels::from([("remade".to_string(), "1".to_string())]));

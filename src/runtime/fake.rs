@@ -71,10 +71,9 @@ struct State {
 
 /// Whether `have` holds every one of `labels` (the engine's label filter).
 fn carries(have: &Labels, labels: &[(&str, &str)]) -> bool {
-    labels.iter().all(|(k, v)| match have.get(*k) {
-        Some(have) => v.is_empty() || have == v,
-        None => false,
-    })
+    labels
+        .iter()
+        .all(|(k, v)| have.get(*k).map(String::as_str) == Some(*v))
 }
 
 /// A fake image's id: its labels' digest, so two names of one image (a tag)
@@ -553,13 +552,20 @@ impl Engine for Fake {
         }
     }
 
-    async fn list_images(&self, labels: &[(&str, &str)]) -> Result<Vec<(String, Labels)>, Error> {
+    async fn list_images(
+        &self,
+        key: &str,
+        value: Option<&str>,
+    ) -> Result<Vec<(String, Labels)>, Error> {
         self.enter("list_images").await?;
         Ok(self
             .state()
             .images
             .iter()
-            .filter(|(_, l)| carries(l, labels))
+            .filter(|(_, l)| {
+                l.get(key)
+                    .is_some_and(|v| value.is_none_or(|want| v == want))
+            })
             .map(|(i, l)| (i.clone(), l.clone()))
             .collect())
     }

@@ -467,10 +467,13 @@ pub trait Engine: Runner {
     async fn tag_image(&self, source: &str, target: &str) -> Result<(), Error>;
     /// Removes the name `image`; the image goes with its last name.
     async fn remove_image(&self, image: &str) -> Result<(), Error>;
-    /// Images carrying all of `labels` (an empty value asks only that the
-    /// label be there): one row per name (the id when it has none) with the
-    /// image's labels.
-    async fn list_images(&self, labels: &[(&str, &str)]) -> Result<Vec<(String, Labels)>, Error>;
+    /// Images carrying the label `key` (with `value`, when given): one row
+    /// per name (the id when it has none) with the image's labels.
+    async fn list_images(
+        &self,
+        key: &str,
+        value: Option<&str>,
+    ) -> Result<Vec<(String, Labels)>, Error>;
 
     /// Puts `image` in `registry` as `registry/image`, reporting the push's
     /// progress; its reference by digest (`registry/image@sha256:...`).

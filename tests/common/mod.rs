@@ -221,19 +221,17 @@ pub fn cleanup(peer: &str) {
     for id in ids.split_whitespace() {
         docker(&["rm", "-f", id]);
     }
-    // Images carry the package id, whose name embeds the peer id.
-    let images = docker(&[
-        "images",
-        "--format",
-        "{{.Repository}}",
-        "--filter",
-        "label=org.cclaunch.managed=true",
-    ]);
-    for image in images
-        .split_whitespace()
-        .filter(|i| i.contains(&peer.to_lowercase()))
-    {
-        docker(&["rmi", "-f", image]);
+    // Images are named for the peer id; labelled as this release labels
+    // them, or as earlier ones did (tests/reuse.rs makes one).
+    for label in [runtime::LABEL_IMAGE, "org.cclaunch.managed=true"] {
+        let filter = format!("label={label}");
+        let images = docker(&["images", "--format", "{{.Repository}}", "--filter", &filter]);
+        for image in images
+            .split_whitespace()
+            .filter(|i| i.contains(&peer.to_lowercase()))
+        {
+            docker(&["rmi", "-f", image]);
+        }
     }
 }
 

@@ -1,6 +1,8 @@
 //! Images: inspect, build from a context, tag, remove, list by labels, push
 //! to a registry and pull back from it.
 
+use std::collections::HashMap;
+
 use bollard::auth::DockerCredentials;
 use bollard::query_parameters::{
     BuildImageOptions, CreateImageOptions, ListImagesOptions, PushImageOptions, RemoveImageOptions,
@@ -125,10 +127,16 @@ impl Docker {
 
     pub(super) async fn list_images(
         &self,
-        labels: &[(&str, &str)],
+        key: &str,
+        value: Option<&str>,
     ) -> Result<Vec<(String, Labels)>, Error> {
+        let filters = match value {
+            Some(value) => label_filter(&[(key, value)]),
+            // The engine's `label=key`: the label is there, whatever its value.
+            None => HashMap::from([("label".to_string(), vec![key.to_string()])]),
+        };
         let options = ListImagesOptions {
-            filters: Some(label_filter(labels)),
+            filters: Some(filters),
             ..Default::default()
         };
         let images = within("list images of", "engine", self.timeouts.request, async {

@@ -204,17 +204,7 @@ pub(in crate::runtime) fn whole_seconds(limit: Duration) -> u64 {
 pub(in crate::runtime) fn label_filter(labels: &[(&str, &str)]) -> HashMap<String, Vec<String>> {
     HashMap::from([(
         "label".to_string(),
-        // The engine's `label=key` asks only that the label be there.
-        labels
-            .iter()
-            .map(|(k, v)| {
-                if v.is_empty() {
-                    k.to_string()
-                } else {
-                    format!("{k}={v}")
-                }
-            })
-            .collect(),
+        labels.iter().map(|(k, v)| format!("{k}={v}")).collect(),
     )])
 }
 
@@ -357,8 +347,12 @@ impl Engine for Docker {
         Docker::remove_image(self, image).await
     }
 
-    async fn list_images(&self, labels: &[(&str, &str)]) -> Result<Vec<(String, Labels)>, Error> {
-        Docker::list_images(self, labels).await
+    async fn list_images(
+        &self,
+        key: &str,
+        value: Option<&str>,
+    ) -> Result<Vec<(String, Labels)>, Error> {
+        Docker::list_images(self, key, value).await
     }
 
     async fn publish(

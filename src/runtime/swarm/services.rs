@@ -299,11 +299,16 @@ impl Swarm {
         let services: Vec<Service> = services
             .into_iter()
             .filter(|s| {
-                let labels = s.spec.as_ref().and_then(|s| s.labels.as_ref());
+                let have = s.spec.as_ref().and_then(|s| s.labels.as_ref());
                 s.id.is_some()
-                    && labels.is_some_and(|l| {
+                    && have.is_some_and(|l| {
                         l.get(LABEL_MANAGED).map(String::as_str) == Some("true")
                             && l.contains_key(LABEL_CONTAINER_NAME)
+                            // Swarm reads `key=` as "any value": an empty
+                            // peer or network id must still match exactly.
+                            && labels
+                                .iter()
+                                .all(|(k, v)| l.get(*k).map(String::as_str) == Some(*v))
                     })
             })
             .collect();
