@@ -163,3 +163,54 @@ async fn an_image_an_earlier_release_built_is_still_cclaunchs() {
     assert!(image_id(&image).is_empty(), "removed");
     docker(&["rmi", &look_alike]);
 }
+
+/// An earlier release's build (three labels, among them the build key, which
+/// is made as it was then) is still named for another peer, not built again.
+#[tokio::test]
+async fn another_peer_names_an_earlier_releases_build() {
+    let first = Env::new("oldkey1", SHELL_RUNTIME).await;
+    let second = Env::new("oldkey2", SHELL_RUNTIME).await;
+    let package = first.shell_package("oldkey", &format!("echo {}\n", first.peer));
+    let built = first
+        .launcher
+        .build(&package, &|_: &str| {})
+        .await
+        .expect("built");
+    let labels = first
+        .engine
+        .image_labels(&built.image)
+        .await
+        .expect("inspect")
+        .expect("image");
+    let (_, key) = labels[runtime::LABEL_IMAGE]
+        .split_once(' ')
+        .expect("package id and build key");
+    // The first peer's image as an earlier release labelled it, in its place.
+    docker(&["rmi", &built.image]);
+    std::fs::write(
+        first.dir.path().join("Dockerfile"),
+        format!("FROM {SHENV}\n"),
+    )
+    .expect("Dockerfile");
+    let labels = [
+        format!("{}=true", runtime::LABEL_MANAGED),
+        format!("{}={}", runtime::LABEL_PACKAGE_ID, package.id),
+        format!("org.cclaunch.build-key={key}"),
+    ];
+    let mut args = vec!["build", "-q", "-t", &built.image];
+    for label in &labels {
+        args.extend(["--label", label]);
+    }
+    args.push(first.dir.path().to_str().expect("utf-8 path"));
+    docker(&args);
+    let legacy = image_id(&built.image);
+    assert!(!legacy.is_empty(), "made the earlier release's image");
+
+    let named = second
+        .launcher
+        .build(&package, &|_: &str| {})
+        .await
+        .expect("named");
+    assert!(named.reused, "{named:?}");
+    assert_eq!(image_id(&named.image), legacy, "a tag of it, not a build");
+}
